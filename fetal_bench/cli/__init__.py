@@ -1,0 +1,51 @@
+"""The `fetal-bench` command line: a thin layer over the library.
+
+Each sub-command parses options, calls one library function and prints the outcome. A
+:class:`~fetal_bench.errors.FetalBenchError` becomes a red message with its fix and exit code 2;
+nothing else is caught, so bugs keep their tracebacks.
+"""
+
+from __future__ import annotations
+
+import sys
+
+import click
+
+from fetal_bench import __version__
+from fetal_bench.errors import FetalBenchError
+
+
+class _Group(click.Group):
+    """A click group that turns user-fixable errors into a clear message and a non-zero exit."""
+
+    def invoke(self, ctx: click.Context):
+        try:
+            return super().invoke(ctx)
+        except FetalBenchError as error:
+            from fetal_bench.cli._console import err_console
+
+            err_console.print(f"[bold red]Error:[/] {error.problem}", highlight=False, soft_wrap=True)
+            if error.fix:
+                err_console.print(f"[bold]Fix:[/] {error.fix}", highlight=False, soft_wrap=True)
+            sys.exit(error.exit_code)
+
+
+@click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, "--version", prog_name="fetal-bench")
+def cli() -> None:
+    """fetal-bench: fetal ultrasound datasets, synthetic data and benchmarks."""
+
+
+def _register() -> None:
+    from fetal_bench.cli.datasets import datasets
+    from fetal_bench.cli.demo import demo
+
+    cli.add_command(datasets)
+    cli.add_command(demo)
+
+
+_register()
+
+
+def main() -> None:
+    cli(prog_name="fetal-bench")

@@ -1,0 +1,167 @@
+"""`fetal-bench datasets ...`: list, info, download, build, push."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import click
+from rich.table import Table
+
+from fetal_bench.cli._console import console
+
+
+@click.group()
+def datasets() -> None:
+    """Real and simulated fetal ultrasound datasets: catalog, download, build, inspect, publish."""
+
+
+def _human_size(n: int | None) -> str:
+    if n is None:
+        return "?"
+    for unit in ("B", "KB", "MB", "GB"):
+        if n < 1000:
+            return f"{n:.0f} {unit}"
+        n /= 1000
+    return f"{n:.1f} TB"
+
+
+@datasets.command("list")
+@click.option("--json", "as_json", is_flag=True, help="Print the catalog as JSON.")
+def list_command(as_json: bool) -> None:
+    """The dataset catalog: Hub ids, pinned revisions, licences, official sources."""
+    from dataclasses import asdict
+
+    from fetal_bench.data.catalog import list_datasets
+
+    infos = list_datasets()
+    if as_json:
+        click.echo(json.dumps([asdict(info) for info in infos], indent=2))
+        return
+    table = Table(title="fetal-bench datasets", show_lines=True)
+    table.add_column("name", no_wrap=True)
+    for column in ("Hub id @ revision", "licence", "official sources", "splits"):
+        table.add_column(column, overflow="fold")
+    for info in infos:
+        hub = f"{info.hub_id} @ {info.revision}" if info.hub_id else "(built locally: not published)"
+        if info.simulated:
+            sources = "generated in-process (simulated)"
+        else:
+            sources = "\n".join(
+                f"{s.filename} ({_human_size(s.size)}{'' if s.required else ', optional'})" for s in info.sources
+            )
+            if info.zenodo_record:
+                sources += f"\nZenodo {info.zenodo_record}"
+        licence = info.license + (" (non-commercial)" if info.non_commercial else "")
+        table.add_row(info.name, hub, licence, sources, ", ".join(info.splits))
+    console.print(table)
+
+
+@datasets.command("info")
+@click.argument("directory", type=click.Path(path_type=Path))
+@click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
+def info_command(directory: Path, as_json: bool) -> None:
+    """Report on a built dataset: counts per split/label/group, image sizes, duplicates, leaks."""
+    from fetal_bench.data.report import dataset_report
+
+    reports = dataset_report(directory)
+    if as_json:
+        click.echo(json.dumps({name: report.to_dict() for name, report in reports.items()}, indent=2))
+    else:
+        for report in reports.values():
+            _print_report(directory, report)
+    if not all(report.ok for report in reports.values()):
+        raise SystemExit(1)
+
+
+def _print_report(directory: Path, report) -> None:
+    splits = list(report.rows)
+    table = Table(title=f"{directory} [{report.name}]")
+    table.add_column("")
+    for split in splits:
+        table.add_column(split, justify="right")
+    table.add_row("rows", *[str(report.rows[s]) for s in splits])
+    if report.subject_column:
+        table.add_row(f"{report.subject_column}s", *[str(report.subjects.get(s, "")) for s in splits])
+    labels = sorted({label for counts in report.labels.values() for label in counts})
+    for label in labels:
+        table.add_row(f"label: {label}", *[str(report.labels[s].get(label, 0)) for s in splits])
+    for column, by_split in report.groups.items():
+        values = sorted({value for counts in by_split.values() for value in counts})
+        for value in values:
+            table.add_row(f"{column}: {value}", *[str(by_split.get(s, {}).get(value, 0)) for s in splits])
+    for split in splits:
+        sizes = report.image_sizes.get(split, {})
+        if sizes:
+            top = ", ".join(f"{size} ×{n}" for size, n in list(sizes.items())[:3])
+            more = f" (+{len(sizes) - 3} other sizes)" if len(sizes) > 3 else ""
+            table.caption = (table.caption or "") + f"{split} image sizes: {top}{more}\n"
+    console.print(table)
+    if report.duplicate_images:
+        shown = "; ".join(" = ".join(ids) for ids in report.duplicate_images[:5])
+        console.print(f"[yellow]{len(report.duplicate_images)} group(s) of identical images:[/] {shown}")
+    else:
+        console.print("No duplicate images.")
+    if report.subject_overlap:
+        for pair, shared in report.subject_overlap.items():
+            console.print(f"[bold red]Subjects shared by {pair}:[/] {len(shared)} (e.g. {', '.join(shared[:5])})")
+    elif report.subject_column:
+        console.print(f"No {report.subject_column} is shared between splits.")
+
+
+@datasets.command("download")
+@click.argument("name")
+@click.option("--to", "to_dir", required=True, type=click.Path(path_type=Path), help="Directory for the raw files.")
+@click.option("--mirror", default=None, help="Base URL replacing https://zenodo.org (a mirror).")
+@click.option("--no-optional", is_flag=True, help="Skip optional files (e.g. HC18's unlabelled test set).")
+def download_command(name: str, to_dir: Path, mirror: str | None, no_optional: bool) -> None:
+    """Download the official raw files of dataset NAME, verify checksums, extract archives."""
+    from fetal_bench.data.download import download_dataset
+
+    paths = download_dataset(name, to_dir, include_optional=not no_optional, mirror=mirror)
+    console.print(f"Downloaded and verified {len(paths)} file(s) into {to_dir}.")
+    if name != "phantom":
+        console.print(f"Next: fetal-bench datasets build {name} --raw {to_dir} --out OUT_DIR")
+
+
+@datasets.command("build")
+@click.argument("name")
+@click.option("--raw", "raw_dir", type=click.Path(path_type=Path), default=None,
+              help="The extracted official download (not needed for phantom).")
+@click.option("--out", "out_dir", required=True, type=click.Path(path_type=Path), help="Output dataset directory.")
+@click.option("--overwrite", is_flag=True, help="Replace an existing output directory.")
+def build_command(name: str, raw_dir: Path | None, out_dir: Path, overwrite: bool) -> None:
+    """Build dataset NAME from its official raw layout into a Parquet + card directory."""
+    import time
+
+    from fetal_bench.cli._console import err_console
+    from fetal_bench.data.builders import build_dataset
+
+    start = time.perf_counter()
+    result = build_dataset(name, out_dir, raw_dir=raw_dir, overwrite=overwrite, progress=True)
+    for warning in result.warnings:
+        err_console.print(f"[yellow]Warning:[/] {warning}", highlight=False)
+    table = Table(title=f"{name} -> {out_dir}")
+    for column in ("config", "split", "rows"):
+        table.add_column(column)
+    for config, splits in result.configs.items():
+        for split, summary in splits.items():
+            table.add_row(config, split, str(summary.num_examples))
+    console.print(table)
+    console.print(f"Built in {time.perf_counter() - start:.1f} s; fingerprint {result.fingerprint[:16]}.")
+    console.print(f'Load it with: datasets.load_dataset("{out_dir}")')
+
+
+@datasets.command("push")
+@click.argument("directory", type=click.Path(path_type=Path, exists=True, file_okay=False))
+@click.option("--repo-id", required=True, help="Hub dataset repo, e.g. fetal-bench/hc18.")
+@click.option("--tag", required=True, help="Version tag for this revision, e.g. v1.0.")
+@click.option("--private", is_flag=True, help="Create the repo as private.")
+@click.option("--token", default=None, envvar="HF_TOKEN", help="Hub token (default: HF_TOKEN or the saved login).")
+def push_command(directory: Path, repo_id: str, tag: str, private: bool, token: str | None) -> None:
+    """Publish a built dataset DIRECTORY to the Hub and tag the commit."""
+    from fetal_bench.data.publish import push_dataset
+
+    record = push_dataset(directory, repo_id, tag, private=private, token=token)
+    console.print(f"Pushed {directory} to {record.repo_id}; tag {record.tag} -> commit {record.commit}.")
+    console.print(f'Load it with: datasets.load_dataset("{record.repo_id}", revision="{record.tag}")')

@@ -1,0 +1,264 @@
+"""HC18 (Zenodo 1327317) -> fetal-bench `hc18` dataset.
+
+Official raw layout (what the Zenodo archives extract to)::
+
+    RAW/training_set/NNN_[k]HC.png              image, 8-bit grayscale (800x540, a few 786x542)
+    RAW/training_set/NNN_[k]HC_Annotation.png   ellipse OUTLINE of the skull, values {0, 255}
+    RAW/training_set_pixel_size_and_HC.csv      filename,pixel size(mm),head circumference (mm)
+    RAW/test_set/NNN_HC.png                     optional: 335 challenge images, labels hidden
+    RAW/test_set_pixel_size.csv                 optional: filename,pixel size(mm)
+
+The mask is the filled outline. `NNN_2HC.png` etc. are further images of subject NNN, so
+splits are by subject, never by image.
+"""
+
+from __future__ import annotations
+
+import io
+import re
+from pathlib import Path
+
+import numpy as np
+from datasets import Features, Image, Value
+from tqdm.auto import tqdm
+
+from fetal_bench._io import sha256_file
+from fetal_bench.data.builders._common import SourceDigest, find_file, hash_fraction, read_csv, read_image_bytes
+from fetal_bench.data.catalog import HC18
+from fetal_bench.data.writer import BuildResult, ConfigSpec, encode_png, write_dataset
+from fetal_bench.errors import DataError
+from fetal_bench.geometry import ellipse_mask, fit_ellipse
+
+N_LABELLED = 999  # images in the official training set
+N_CHALLENGE = 335  # images in the official test set
+TRAIN_CSV = "training_set_pixel_size_and_HC.csv"
+TEST_CSV = "test_set_pixel_size.csv"
+TRAIN_HEADER = ("filename", "pixel size(mm)", "head circumference (mm)")
+TEST_HEADER = ("filename", "pixel size(mm)")
+SPLIT_FRACTIONS = (("train", 0.7), ("validation", 0.1), ("test", 0.2))
+_FILENAME = re.compile(r"^(?P<subject>\d{3})_(?P<k>\d?)HC\.png$")
+
+FEATURES = Features(
+    {
+        "id": Value("string"),
+        "image": Image(),
+        "mask": Image(),
+        "subject_id": Value("string"),
+        "pixel_size_mm": Value("float32"),
+        "head_circumference_mm": Value("float32"),
+    }
+)
+
+
+def subject_split(subject_id: str, seed: int = HC18.split_seed) -> str:
+    """The split a subject belongs to (see the catalog's split rule)."""
+    u = hash_fraction(seed, subject_id)
+    cumulative = 0.0
+    for split, fraction in SPLIT_FRACTIONS:
+        cumulative += fraction
+        if u < cumulative:
+            return split
+    return SPLIT_FRACTIONS[-1][0]
+
+
+def outline_to_mask(outline: np.ndarray, *, source: Path | str = "annotation") -> tuple[np.ndarray, str]:
+    """Filled head mask (uint8 0/1) from an HC18 ellipse-outline annotation, and how it was made.
+
+    A closed outline is filled as drawn ("filled"). Where the head runs off the frame the drawn
+    outline is cut by the image border and encloses nothing; there the mask is the ellipse
+    fitted to the outline pixels, clipped to the frame ("ellipse-fit").
+    """
+    from scipy.ndimage import binary_fill_holes
+
+    rim = outline > 127
+    if rim.sum() < 6:
+        raise DataError(f"{source}: the annotation holds no outline.", "Re-extract the official archive.")
+    filled = binary_fill_holes(rim)
+    # A closed outline encloses far more pixels than it has; an open one fills nothing extra.
+    if filled.sum() >= 2 * rim.sum():
+        return filled.astype(np.uint8), "filled"
+    rows, cols = np.nonzero(rim)
+    try:
+        ellipse = fit_ellipse(cols, rows)
+    except ValueError as error:
+        raise DataError(
+            f"{source}: the annotation outline is not closed and no ellipse fits it ({error}).",
+            "Re-extract the official archive; annotations are ellipses.",
+        ) from None
+    mask = ellipse_mask(rim.shape, ellipse) | rim
+    return mask.astype(np.uint8), "ellipse-fit"
+
+
+def _parse_float(value: str, *, path: Path, row: int, column: str) -> float:
+    try:
+        number = float(value)
+    except ValueError:
+        number = float("nan")
+    if not np.isfinite(number) or number <= 0:
+        raise DataError(f"{path}, line {row}: {column} = {value!r} is not a positive number.",
+                        "Use the unmodified CSV from the official download.")
+    return number
+
+
+def _check_filename(name: str, *, path: Path, row: int) -> str:
+    match = _FILENAME.match(name)
+    if not match:
+        raise DataError(f"{path}, line {row}: file name {name!r} is not of the form NNN_HC.png / NNN_2HC.png.",
+                        "Use the unmodified CSV from the official download.")
+    return match["subject"]
+
+
+def _missing_error(kind: str, missing: list[Path]) -> DataError:
+    shown = ", ".join(str(p) for p in missing[:5])
+    more = f" and {len(missing) - 5} more" if len(missing) > 5 else ""
+    return DataError(
+        f"{len(missing)} {kind} listed in the CSV are missing: {shown}{more}.",
+        "Re-extract the official archive into --raw, or remove those rows from a deliberately partial copy's CSV.",
+    )
+
+
+def build_hc18(raw_dir: Path, out_dir: Path, *, overwrite: bool = False, progress: bool = False) -> BuildResult:
+    train_csv = find_file(raw_dir, TRAIN_CSV, dataset="hc18")
+    rows = read_csv(train_csv, expected_header=TRAIN_HEADER)
+    image_dir = train_csv.parent / "training_set"
+    if not image_dir.is_dir():
+        image_dir = find_file(raw_dir, "training_set", dataset="hc18")
+    warnings: list[str] = []
+
+    labelled = []
+    missing: list[Path] = []
+    for line, row in enumerate(rows, start=2):
+        name = row["filename"]
+        subject = _check_filename(name, path=train_csv, row=line)
+        image_path = image_dir / name
+        annotation_path = image_dir / name.replace(".png", "_Annotation.png")
+        missing += [p for p in (image_path, annotation_path) if not p.exists()]
+        labelled.append(
+            {
+                "name": name,
+                "subject": subject,
+                "image_path": image_path,
+                "annotation_path": annotation_path,
+                "pixel_size_mm": _parse_float(row["pixel size(mm)"], path=train_csv, row=line, column="pixel size(mm)"),
+                "hc_mm": _parse_float(row["head circumference (mm)"], path=train_csv, row=line, column="head circumference (mm)"),
+            }
+        )
+    if missing:
+        raise _missing_error("files", missing)
+    if len({item["name"] for item in labelled}) != len(labelled):
+        raise DataError(f"{train_csv} lists a file name twice.", "Use the unmodified CSV from the official download.")
+    if len(labelled) < N_LABELLED:
+        warnings.append(
+            f"Partial raw directory: {len(labelled)} of the {N_LABELLED} labelled HC18 images are listed in "
+            f"{TRAIN_CSV} ({N_LABELLED - len(labelled)} missing); the splits hold only the subjects present."
+        )
+    listed = {item["name"] for item in labelled}
+    unlisted = sorted(p.name for p in image_dir.glob("*HC.png") if p.name not in listed)
+    if unlisted:
+        warnings.append(f"{len(unlisted)} image(s) in {image_dir} are not in {TRAIN_CSV} and were skipped (e.g. {unlisted[0]}).")
+
+    challenge = _challenge_items(raw_dir, warnings)
+
+    by_split: dict[str, list[dict]] = {split: [] for split, _ in SPLIT_FRACTIONS}
+    for item in sorted(labelled, key=lambda item: item["name"]):
+        by_split[subject_split(item["subject"])].append(item)
+
+    fitted: list[str] = []  # annotations cut by the frame border, filled from a fitted ellipse
+    notes: list[str] = []
+    images_digest = SourceDigest("training_set/")
+    challenge_digest = SourceDigest("test_set/")
+    bar = tqdm(total=len(labelled) + len(challenge), desc="hc18", unit="img", disable=not progress)
+
+    def labelled_rows(items):
+        from PIL import Image as PILImage
+
+        for item in items:
+            image_bytes, size = read_image_bytes(item["image_path"])
+            annotation_bytes, annotation_size = read_image_bytes(item["annotation_path"])
+            images_digest.add(item["name"], image_bytes)
+            images_digest.add(item["annotation_path"].name, annotation_bytes)
+            if annotation_size != size:
+                raise DataError(
+                    f"{item['annotation_path']} is {annotation_size[0]}x{annotation_size[1]} but its image is "
+                    f"{size[0]}x{size[1]}.", "Re-extract the official archive.")
+            with PILImage.open(io.BytesIO(annotation_bytes)) as annotation:
+                outline = np.asarray(annotation.convert("L"))
+            mask, method = outline_to_mask(outline, source=item["annotation_path"])
+            if method != "filled":
+                fitted.append(item["name"])
+                notes[:] = [
+                    f"{len(fitted)} annotation outline(s) run off the image border, so their masks are the "
+                    f"ellipse fitted to the outline, clipped to the frame: {', '.join(fitted)}."
+                ]
+            bar.update()
+            yield {
+                "id": item["name"][: -len(".png")],
+                "image": {"bytes": image_bytes, "path": item["name"]},
+                "mask": {"bytes": encode_png(mask), "path": item["name"].replace(".png", "_mask.png")},
+                "subject_id": item["subject"],
+                "pixel_size_mm": item["pixel_size_mm"],
+                "head_circumference_mm": item["hc_mm"],
+            }
+
+    def challenge_rows():
+        for item in challenge:
+            image_bytes, _ = read_image_bytes(item["image_path"])
+            challenge_digest.add(item["name"], image_bytes)
+            bar.update()
+            yield {
+                # The official test images reuse training names (000_HC.png ...): prefix keeps ids unique.
+                "id": "test_" + item["name"][: -len(".png")],
+                "image": {"bytes": image_bytes, "path": item["name"]},
+                "mask": None,
+                "subject_id": "test_" + item["subject"],
+                "pixel_size_mm": item["pixel_size_mm"],
+                "head_circumference_mm": None,
+            }
+
+    splits = {split: (lambda items=items: labelled_rows(items)) for split, items in by_split.items()}
+    if challenge:
+        splits["challenge_test"] = challenge_rows
+    # The digests fill in while rows stream; the writer reads them once every row is written.
+    sources = [{"name": TRAIN_CSV, "files": 1, "sha256": sha256_file(train_csv)}, images_digest]
+    if challenge:
+        sources.append(challenge_digest)
+    try:
+        result = write_dataset(
+            out_dir,
+            HC18,
+            [ConfigSpec("default", FEATURES, splits, subject_column="subject_id")],
+            sources=sources,
+            warnings=warnings,
+            notes=notes,
+            overwrite=overwrite,
+        )
+    finally:
+        bar.close()
+    return result
+
+
+def _challenge_items(raw_dir: Path, warnings: list[str]) -> list[dict]:
+    """The official test images, if their directory and CSV are present (they are optional)."""
+    candidates = [raw_dir / "test_set", *sorted(raw_dir.glob("*/test_set"))]
+    test_dir = next((c for c in candidates if c.is_dir()), None)
+    csv_candidates = [raw_dir / TEST_CSV, *sorted(raw_dir.glob(f"*/{TEST_CSV}"))]
+    test_csv = next((c for c in csv_candidates if c.is_file()), None)
+    if test_dir is None or test_csv is None:
+        absent = " and ".join(n for n, p in (("test_set/", test_dir), (TEST_CSV, test_csv)) if p is None)
+        warnings.append(f"{absent} not found: no `challenge_test` split (the {N_CHALLENGE} unlabelled official test images).")
+        return []
+    rows = read_csv(test_csv, expected_header=TEST_HEADER)
+    items, missing = [], []
+    for line, row in enumerate(rows, start=2):
+        name = row["filename"]
+        subject = _check_filename(name, path=test_csv, row=line)
+        path = test_dir / name
+        if not path.exists():
+            missing.append(path)
+        items.append({"name": name, "subject": subject, "image_path": path,
+                      "pixel_size_mm": _parse_float(row["pixel size(mm)"], path=test_csv, row=line, column="pixel size(mm)")})
+    if missing:
+        raise _missing_error("challenge test images", missing)
+    if len(items) < N_CHALLENGE:
+        warnings.append(f"Partial test set: {len(items)} of the {N_CHALLENGE} challenge test images.")
+    return sorted(items, key=lambda item: item["name"])

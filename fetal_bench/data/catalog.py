@@ -1,0 +1,283 @@
+"""The dataset catalog: plain declarative records, one per dataset fetal-bench publishes.
+
+A record says where a dataset lives on the Hub (repo id + pinned revision), where its raw
+files come from (official URL, size, checksum), what licence and citation apply, what its
+features mean and how it is split. Code that downloads, builds, documents or loads a dataset
+reads it from here; nothing about a dataset is hard-coded elsewhere.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from fetal_bench.errors import FetalBenchError
+
+
+@dataclass(frozen=True)
+class SourceFile:
+    """One official raw file, as published by its owners."""
+
+    filename: str
+    url: str
+    size: int | None = None  # bytes, as published
+    md5: str | None = None  # the checksum the publisher lists (Zenodo lists md5)
+    sha256: str | None = None  # our own pin, where known
+    extract: bool = False  # an archive to unpack after verification
+    required: bool = True  # False: a build works without it (e.g. unlabelled test images)
+    unwrap: str | None = None  # a top folder the archive may wrap its content in; removed on extraction
+    description: str = ""
+
+
+@dataclass(frozen=True)
+class DatasetInfo:
+    name: str
+    title: str
+    description: str
+    hub_id: str | None  # None: not published (built locally only)
+    revision: str | None  # pinned Hub revision (tag) that tasks and docs use
+    license: str  # SPDX id
+    citation: str
+    homepage: str
+    sources: tuple[SourceFile, ...] = ()
+    zenodo_record: int | None = None
+    configs: tuple[str, ...] = ("default",)
+    features: dict[str, str] = field(default_factory=dict)  # column -> meaning
+    splits: dict[str, str] = field(default_factory=dict)  # split -> what it holds
+    split_rule: str = ""
+    split_seed: int | None = None
+    task_categories: tuple[str, ...] = ()
+    tags: tuple[str, ...] = ()
+    non_commercial: bool = False
+    simulated: bool = False
+    manual_download: str = ""  # what to do when the automatic download fails
+
+    @property
+    def is_published(self) -> bool:
+        return self.hub_id is not None
+
+
+_FEATURES_PLANES_COMMON = {
+    "id": "unique row id, the source image file name without extension (stable across versions)",
+    "image": "the B-mode ultrasound image (PNG bytes, grayscale as published)",
+    "label": "the standard plane (ClassLabel)",
+    "patient_id": "pseudonymous patient identifier; splits never share a patient",
+}
+
+HC18 = DatasetInfo(
+    name="hc18",
+    title="HC18: automated measurement of fetal head circumference",
+    description=(
+        "2D ultrasound images of the standard plane used to measure fetal head circumference, "
+        "with a filled head mask derived from the sonographer's ellipse annotation, the pixel "
+        "size and the reference head circumference. Radboud University Medical Center, Nijmegen."
+    ),
+    hub_id="fetal-bench/hc18",
+    revision="v1.0",
+    license="cc-by-4.0",
+    citation=(
+        "@article{vandenheuvel2018hc18,\n"
+        "  title={Automated measurement of fetal head circumference using 2D ultrasound images},\n"
+        "  author={van den Heuvel, Thomas L. A. and de Bruijn, Dagmar and de Korte, Chris L. and "
+        "van Ginneken, Bram},\n"
+        "  journal={PLoS ONE}, volume={13}, number={8}, pages={e0200412}, year={2018},\n"
+        "  doi={10.1371/journal.pone.0200412}\n}"
+    ),
+    homepage="https://hc18.grand-challenge.org/",
+    zenodo_record=1327317,
+    sources=(
+        # Sizes and md5s as the Zenodo record lists them; files without a pin are verified
+        # against the record's API at download time.
+        SourceFile("training_set.zip", "https://zenodo.org/records/1327317/files/training_set.zip",
+                   size=132_926_838, md5="00eb8198b9a505b2b3a6dfc740382497",
+                   extract=True, description="999 training images and their ellipse annotations"),
+        SourceFile("training_set_pixel_size_and_HC.csv",
+                   "https://zenodo.org/records/1327317/files/training_set_pixel_size_and_HC.csv",
+                   size=33_688, md5="c0761518fece2bd2d2ad4218f2cd9777",
+                   description="pixel size (mm) and reference head circumference (mm) per image"),
+        SourceFile("test_set.zip", "https://zenodo.org/records/1327317/files/test_set.zip",
+                   size=43_518_463, md5="8402af5d137ef40a2888c1011ef3fe7e",
+                   extract=True, required=False, description="335 challenge test images (labels hidden)"),
+        SourceFile("test_set_pixel_size.csv",
+                   "https://zenodo.org/records/1327317/files/test_set_pixel_size.csv",
+                   size=9_096, md5="8476dc198cc6542f26c57e87faeee033",
+                   required=False, description="pixel size (mm) of the challenge test images"),
+    ),
+    features={
+        "id": "unique row id, the source file name without extension (e.g. 012_2HC)",
+        "image": "8-bit grayscale ultrasound image of the head standard plane",
+        "mask": "filled head mask (0 background, 1 head), from the ellipse outline annotation; null in challenge_test",
+        "subject_id": "the NNN prefix of the file name; all images of a subject are in one split",
+        "pixel_size_mm": "physical size of one pixel in millimetres",
+        "head_circumference_mm": "reference head circumference in millimetres; null in challenge_test",
+    },
+    splits={
+        "train": "about 70% of the labelled subjects",
+        "validation": "about 10% of the labelled subjects",
+        "test": "about 20% of the labelled subjects",
+        "challenge_test": "the 335 official test images, no labels (only when test_set.zip is present)",
+    },
+    split_rule=(
+        "Subject-disjoint: each subject (file-name prefix NNN) goes to train/validation/test with "
+        "probability 0.7/0.1/0.2 from sha256('<seed>:<subject>'), so a subject's split never "
+        "depends on which other files are present."
+    ),
+    split_seed=2018,
+    task_categories=("image-segmentation",),
+    tags=("medical", "ultrasound", "fetal", "obstetrics", "biometry"),
+    manual_download=(
+        "Open https://zenodo.org/records/1327317 in a browser, download training_set.zip, "
+        "training_set_pixel_size_and_HC.csv (and optionally test_set.zip, test_set_pixel_size.csv) "
+        "into DIR, unzip the archives there, then run `fetal-bench datasets build hc18 --raw DIR --out OUT`."
+    ),
+)
+
+FETAL_PLANES_ES = DatasetInfo(
+    name="fetal-planes-es",
+    title="FETAL_PLANES_DB: common maternal-fetal ultrasound planes (Spain)",
+    description=(
+        "12,400 routinely acquired maternal-fetal screening images from two hospitals in Barcelona "
+        "(several operators and machines), labelled by an expert clinician into six classes: "
+        "fetal abdomen, brain, femur, thorax, maternal cervix and other; brain images further "
+        "labelled by brain plane."
+    ),
+    hub_id="fetal-bench/fetal-planes-es",
+    revision="v1.0",
+    license="cc-by-4.0",
+    citation=(
+        "@article{burgosartizzu2020fetalplanes,\n"
+        "  title={Evaluation of deep convolutional neural networks for automatic classification of "
+        "common maternal fetal ultrasound planes},\n"
+        "  author={Burgos-Artizzu, Xavier P. and Coronado-Guti{\\'e}rrez, David and "
+        "Valenzuela-Alcaraz, Brenda and others},\n"
+        "  journal={Scientific Reports}, volume={10}, pages={10200}, year={2020},\n"
+        "  doi={10.1038/s41598-020-67076-5}\n}"
+    ),
+    homepage="https://zenodo.org/records/3904280",
+    zenodo_record=3904280,
+    sources=(
+        SourceFile("FETAL_PLANES_ZENODO.zip",
+                   "https://zenodo.org/records/3904280/files/FETAL_PLANES_ZENODO.zip",
+                   size=2_088_522_169, md5="2a5fcc2cefb789bcc0f6c1f73e0ea43f",
+                   extract=True,
+                   description="Images/<Image_name>.png and FETAL_PLANES_DB_data.csv (+ .xlsx)"),
+    ),
+    features={
+        **_FEATURES_PLANES_COMMON,
+        "brain_plane": "brain sub-plane (Trans-thalamic, Trans-cerebellum, Trans-ventricular, Other, Not A Brain)",
+        "operator": "sonographer (Op. 1-3, Other)",
+        "us_machine": "ultrasound machine (Voluson E6, Voluson S10, Aloka, Other)",
+    },
+    splits={
+        "train": "official Train=1 rows, less the validation patients",
+        "validation": "about 10% of the official Train=1 patients",
+        "test": "official Train=0 rows (5,271 images)",
+    },
+    split_rule=(
+        "test = the official Train=0 rows; the official Train=1 patients are divided into train "
+        "(about 90%) and validation (about 10%) by sha256('<seed>:<patient_id>'). Patient-disjoint."
+    ),
+    split_seed=2020,
+    task_categories=("image-classification",),
+    tags=("medical", "ultrasound", "fetal", "obstetrics", "standard-planes"),
+    manual_download=(
+        "Open https://zenodo.org/records/3904280 in a browser, download FETAL_PLANES_ZENODO.zip into "
+        "DIR and unzip it there (it holds Images/ and FETAL_PLANES_DB_data.csv), then run "
+        "`fetal-bench datasets build fetal-planes-es --raw DIR --out OUT`."
+    ),
+)
+
+FETAL_PLANES_AFRICA = DatasetInfo(
+    name="fetal-planes-africa",
+    title="African fetal standard planes (Algeria, Egypt, Ghana, Malawi, Uganda)",
+    description=(
+        "450 fetal ultrasound images of four standard planes (abdomen, brain, femur, thorax) "
+        "acquired in five African countries, published to study how plane classifiers trained in "
+        "high-income countries transfer to low-resource settings."
+    ),
+    hub_id="fetal-bench/fetal-planes-africa",
+    revision="v1.0",
+    license="cc-by-4.0",
+    citation=(
+        "@article{sendrabalcells2023africa,\n"
+        "  title={Generalisability of fetal ultrasound deep learning models to low-resource imaging "
+        "settings in five African countries},\n"
+        "  author={Sendra-Balcells, Carla and Campello, V{\\'i}ctor M. and Torrents-Barrena, Jordina "
+        "and others},\n"
+        "  journal={Scientific Reports}, volume={13}, pages={2728}, year={2023},\n"
+        "  doi={10.1038/s41598-023-29490-3}\n}"
+    ),
+    homepage="https://zenodo.org/records/7540448",
+    zenodo_record=7540448,
+    sources=(
+        SourceFile("Zenodo_dataset.tar.xz",
+                   "https://zenodo.org/records/7540448/files/Zenodo_dataset.tar.xz",
+                   # No published size/md5 found to pin: verified against the Zenodo record API.
+                   extract=True, unwrap="Zenodo_dataset",
+                   description="<Center>/<Filename>.png images and African_planes_database.csv"),
+    ),
+    features={
+        **_FEATURES_PLANES_COMMON,
+        "patient_id": "country + patient number (patient numbers restart in each country)",
+        "country": "acquisition country (Algeria, Egypt, Ghana, Malawi, Uganda)",
+    },
+    splits={"train": "official Train=1 rows (217)", "test": "official Train=0 rows (233)"},
+    split_rule="The official split: train = Train=1, test = Train=0.",
+    task_categories=("image-classification",),
+    tags=("medical", "ultrasound", "fetal", "obstetrics", "standard-planes", "africa", "domain-shift"),
+    manual_download=(
+        "Open https://zenodo.org/records/7540448 in a browser, download Zenodo_dataset.tar.xz into DIR "
+        "and extract it there, then run `fetal-bench datasets build fetal-planes-africa --raw DIR --out OUT`."
+    ),
+)
+
+PHANTOM = DatasetInfo(
+    name="phantom",
+    title="fetal-bench phantom: simulated ultrasound-like images (NOT clinical data)",
+    description=(
+        "Small, deterministic, simulated ultrasound-like images generated in-process by fetal-bench: "
+        "speckle, a fan-shaped field of view, acoustic shadowing and bright skull-like ellipses. "
+        "It exists so that every command runs anywhere without a download. It is not clinical data "
+        "and no clinical conclusion may be drawn from it."
+    ),
+    hub_id=None,
+    revision=None,
+    license="apache-2.0",
+    citation="",
+    homepage="https://github.com/fetal-bench/fetal-bench",
+    configs=("planes", "head"),
+    features={
+        "id": "unique row id",
+        "image": "simulated grayscale ultrasound-like image",
+        "label": "(planes) simulated plane class",
+        "patient_id": "(planes) simulated patient; splits never share one",
+        "site": "(planes) simulated acquisition site, a grouping variable",
+        "mask": "(head) filled head mask, 0/1",
+        "subject_id": "(head) simulated subject",
+        "pixel_size_mm": "(head) simulated pixel size in millimetres",
+        "head_circumference_mm": "(head) exact circumference of the simulated head ellipse",
+    },
+    splits={"train": "simulated", "validation": "simulated", "test": "simulated"},
+    split_rule="Generated per split from a fixed seed; patients/subjects are unique to a split.",
+    split_seed=0,
+    task_categories=("image-classification", "image-segmentation"),
+    tags=("synthetic", "simulated", "ultrasound", "testing"),
+    simulated=True,
+)
+
+CATALOG: dict[str, DatasetInfo] = {
+    info.name: info for info in (HC18, FETAL_PLANES_ES, FETAL_PLANES_AFRICA, PHANTOM)
+}
+
+
+def list_datasets() -> list[DatasetInfo]:
+    return list(CATALOG.values())
+
+
+def get_dataset_info(name: str) -> DatasetInfo:
+    try:
+        return CATALOG[name]
+    except KeyError:
+        known = ", ".join(sorted(CATALOG))
+        raise FetalBenchError(
+            f"Unknown dataset {name!r}.", f"Use one of: {known} (see `fetal-bench datasets list`)."
+        ) from None

@@ -1,0 +1,644 @@
+"""Open built fetal-bench datasets and feed them to PyTorch training and evaluation loops.
+
+Two entry points:
+
+* :func:`open_dataset` resolves a *source* (a local directory made by
+  ``fetal-bench datasets build``, a catalog name such as ``"hc18"``, or any Hub id) and
+  returns what :func:`datasets.load_dataset` returns, turning the library's terse failures
+  into :class:`~fetal_bench.errors.FetalBenchError` messages that say what to do.
+* :func:`make_dataloader` wraps a split in a :class:`torch.utils.data.DataLoader` that decodes
+  the embedded PNG bytes lazily (inside the workers), resizes, optionally augments,
+  normalises and collates into dict batches::
+
+      ds = open_dataset("out/hc18", split="train")
+      loader = make_dataloader(ds, task="segmentation", image_size=(224, 224),
+                               batch_size=16, shuffle=True, num_workers=2, seed=0)
+      for batch in loader:
+          batch["pixel_values"]   # float32 (B, C, H, W), normalised
+          batch["masks"]          # int64 (B, H, W), nearest-neighbour resized
+          batch["original_size"]  # int64 (B, 2): (height, width) before resizing
+          batch["pixel_size_mm"]  # float64 (B,), when the dataset has that column
+          batch["id"]             # list[str], the row ids submissions are keyed by
+
+Determinism: the order and every augmentation draw depend only on ``seed``, the epoch and the
+row, never on ``num_workers``. A seeded :class:`torch.Generator` draws, each epoch, the
+permutation *and* one 63-bit seed per row; the transform receives a
+:class:`numpy.random.Generator` built from that row seed. Workers additionally seed
+``random``/``numpy`` globally for third-party code that ignores the ``rng`` argument, but
+only the ``rng`` argument is reproducible across worker counts.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import random
+import re
+from pathlib import Path
+from typing import Any, Callable, Iterator, Literal, Optional, Sequence, Tuple, Union
+
+import numpy as np
+import torch
+from torch.utils.data import DataLoader, Dataset as TorchDataset, Sampler
+
+from fetal_bench.errors import DataError, FetalBenchError
+
+__all__ = ["Normalize", "Transform", "make_dataloader", "open_dataset"]
+
+#: Augmentation hook: ``transform(image, mask, rng) -> (image, mask)``. ``image`` is a float32
+#: tensor (1, H, W) in [0, 1] at the target size, before normalisation; ``mask`` an int64
+#: tensor (H, W) or None (classification); ``rng`` is seeded per (seed, epoch, row). It must
+#: keep the shapes and return the mask's values unchanged in kind (labels, not intensities).
+#: With num_workers > 0 on a platform that spawns workers (macOS, Windows) it must be
+#: picklable (a module-level function or class instance, not a lambda).
+Transform = Callable[
+    [torch.Tensor, Optional[torch.Tensor], np.random.Generator],
+    Tuple[torch.Tensor, Optional[torch.Tensor]],
+]
+
+#: ``"per_image"`` (default): each image minus its own mean, divided by its own std. It removes
+#: the gain/brightness differences between machines and operators, which is what dominates
+#: ultrasound domain shift, and it is what SonoNet was trained with. ``(mean, std)``: fixed
+#: statistics in [0, 1] units, one float or one per output channel (e.g. ImageNet's with
+#: ``channels=3``). ``None``: intensities scaled to [0, 1] only.
+Normalize = Union[
+    Literal["per_image"], Tuple[Union[float, Sequence[float]], Union[float, Sequence[float]]], None
+]
+
+_HUB_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*/[A-Za-z0-9_.-]+$")
+_EPS = 1e-6  # floor for a per-image std, so a blank (constant) image does not divide by zero
+
+
+# --------------------------------------------------------------------------------------------
+# open_dataset
+# --------------------------------------------------------------------------------------------
+
+
+def open_dataset(
+    source: str | os.PathLike,
+    *,
+    config: str | None = None,
+    split: str | None = None,
+    revision: str | None = None,
+):
+    """Load a built dataset from a local directory, the catalog or the Hub.
+
+    Args:
+        source: a local directory made by ``fetal-bench datasets build`` (a :class:`~pathlib.Path`
+            is always taken as one; an existing directory wins over a catalog name of the same
+            spelling, as in :func:`datasets.load_dataset`), a catalog name (``"hc18"``: its Hub
+            id at its pinned revision), or any Hub dataset id (``"owner/name"``).
+        config: the dataset config (e.g. ``"head"`` for the phantom set); required when a
+            dataset has several and none is the default.
+        split: a split name (``"train"``), or any split expression that
+            :func:`datasets.load_dataset` accepts (``"train[:10%]"``). ``None`` returns every
+            split as a :class:`datasets.DatasetDict`.
+        revision: a Hub tag/branch/commit; overrides a catalog dataset's pinned revision.
+            Meaningless for a local directory (an error there).
+
+    Returns:
+        A :class:`datasets.Dataset` when ``split`` is given, else a :class:`datasets.DatasetDict`.
+
+    Raises:
+        DataError: the directory is missing or is not a built dataset.
+        FetalBenchError: unknown name, config or split; unpublished catalog dataset; the Hub is
+            unreachable or offline mode is on and the dataset is not in the local cache.
+    """
+    import datasets  # deferred: importing datasets costs ~1 s, and the CLI's --help must be fast
+
+    path, resolved_revision, label = _resolve_source(source, config=config, revision=revision)
+    try:
+        return datasets.load_dataset(path, config, split=split, revision=resolved_revision)
+    except ValueError as err:
+        # Only in the error path: ask datasets which configs/splits exist, so the message can
+        # list them. Anything we cannot explain is re-raised untouched.
+        _explain_bad_config_or_split(path, label, config, split, resolved_revision, err)
+        raise
+    except FileNotFoundError as err:
+        # A Hub id that looked valid but does not exist (or a gated/private repo) lands here.
+        raise FetalBenchError(
+            f"Dataset {label} was not found: {err}",
+            "Check the spelling (and the revision); for a private or gated repo run "
+            "`huggingface-cli login`; for a local directory pass its path.",
+        ) from err
+    except ConnectionError as err:
+        from fetal_bench.data.catalog import CATALOG
+
+        name = os.fspath(source) if os.fspath(source) in CATALOG else "NAME"
+        raise _connection_error(label, name) from err
+
+
+def _resolve_source(
+    source: str | os.PathLike, *, config: str | None, revision: str | None
+) -> tuple[str, str | None, str]:
+    """Return (what to pass to load_dataset, revision, how to name it in messages)."""
+    from fetal_bench.data.catalog import CATALOG
+
+    text = os.fspath(source)
+    path = Path(text).expanduser()
+    if path.is_dir():
+        _check_local_directory(path)
+        if revision is not None:
+            raise FetalBenchError(
+                f"revision={revision!r} was given for the local directory {path}.",
+                "A local directory is one fixed build: drop `revision`, or pass the Hub id to "
+                "load that revision from the Hub.",
+            )
+        return str(path), None, f"directory {str(path)!r}"
+
+    looks_like_path = (
+        isinstance(source, os.PathLike)
+        or path.is_absolute()
+        or text.startswith((".", "~"))
+        or text.endswith(("/", os.sep))
+        or text.count("/") > 1  # a Hub id has exactly one slash
+        or path.exists()  # a file where a directory was expected
+    )
+    if looks_like_path:
+        if path.exists():
+            raise DataError(
+                f"{path} is a file, not a dataset directory.",
+                "Pass the directory that holds README.md and the Parquet shards.",
+            )
+        raise DataError(
+            f"Dataset directory {path} does not exist.",
+            "Check the path, or build it with `fetal-bench datasets build NAME --out DIR`.",
+        )
+
+    if text in CATALOG:
+        info = CATALOG[text]
+        if not info.is_published:
+            raise FetalBenchError(
+                f"Catalog dataset {text!r} is not published on the Hub; it is built locally.",
+                f"Run `fetal-bench datasets build {text} --out DIR`, then open DIR.",
+            )
+        if config is not None and config not in info.configs:
+            raise FetalBenchError(
+                f"Dataset {text!r} has no config {config!r}.",
+                f"Use one of: {', '.join(info.configs)}.",
+            )
+        pinned = revision if revision is not None else info.revision
+        return info.hub_id, pinned, f"{info.hub_id!r} (catalog {text!r}) at revision {pinned!r}"
+
+    if _HUB_ID.match(text):
+        return text, revision, f"{text!r}" + (f" at revision {revision!r}" if revision else "")
+
+    known = ", ".join(sorted(CATALOG))
+    raise FetalBenchError(
+        f"{text!r} is neither an existing directory, a catalog dataset nor a Hub id.",
+        f"Pass a built dataset directory, a catalog name ({known}) or a Hub id 'owner/name'.",
+    )
+
+
+def _check_local_directory(path: Path) -> None:
+    """A built dataset has a card (README.md with `configs:`) and Parquet shards."""
+    has_card = (path / "README.md").is_file()
+    has_parquet = next(path.rglob("*.parquet"), None) is not None
+    if has_card and has_parquet:
+        return
+    missing = " and ".join(
+        what for what, ok in (("README.md", has_card), ("Parquet shards", has_parquet)) if not ok
+    )
+    raise DataError(
+        f"{path} is not a built fetal-bench dataset: it has no {missing}.",
+        "Pass the directory `fetal-bench datasets build NAME --out DIR` wrote (it holds "
+        "README.md with `configs:` and data/*.parquet), or rebuild it.",
+    )
+
+
+def _explain_bad_config_or_split(
+    path: str, label: str, config: str | None, split: str | None, revision: str | None, err: Exception
+) -> None:
+    import datasets
+
+    try:
+        configs = datasets.get_dataset_config_names(path, revision=revision)
+    except Exception:  # noqa: BLE001 - we are already in an error path; keep the original
+        return
+    if config is not None and config not in configs:
+        raise FetalBenchError(
+            f"Dataset {label} has no config {config!r}.", f"Use one of: {', '.join(configs)}."
+        ) from err
+    if config is None and len(configs) > 1 and "default" not in configs:
+        raise FetalBenchError(
+            f"Dataset {label} has several configs and none was chosen.",
+            f"Pass config= one of: {', '.join(configs)}.",
+        ) from err
+    if split is None:
+        return
+    try:
+        splits = datasets.get_dataset_split_names(path, config, revision=revision)
+    except Exception:  # noqa: BLE001
+        return
+    # A split expression may combine and slice splits ("train[:10%]+validation").
+    asked = [re.split(r"[\[(]", part, maxsplit=1)[0].strip() for part in split.split("+")]
+    unknown = [name for name in asked if name not in splits]
+    if unknown:
+        where = f" (config {config!r})" if config else ""
+        raise FetalBenchError(
+            f"Dataset {label}{where} has no split {unknown[0]!r}.",
+            f"Use one of: {', '.join(splits)}.",
+        ) from err
+
+
+def _connection_error(label: str, catalog_name: str) -> FetalBenchError:
+    from huggingface_hub import constants
+
+    offline = bool(getattr(constants, "HF_HUB_OFFLINE", False)) or os.environ.get(
+        "HF_DATASETS_OFFLINE", ""
+    ).upper() in {"1", "ON", "YES", "TRUE"}
+    if offline:
+        return FetalBenchError(
+            f"Dataset {label} is not in the local Hugging Face cache, and offline mode is on "
+            "(HF_HUB_OFFLINE / HF_DATASETS_OFFLINE).",
+            "Load it once with network access (unset HF_HUB_OFFLINE and HF_DATASETS_OFFLINE), "
+            f"or build it locally with `fetal-bench datasets build {catalog_name} --out DIR` and pass DIR.",
+        )
+    return FetalBenchError(
+        f"Could not reach the Hugging Face Hub to load dataset {label}.",
+        "Check the network/proxy (HF_ENDPOINT), or build the dataset locally with "
+        f"`fetal-bench datasets build {catalog_name} --out DIR` and pass DIR.",
+    )
+
+
+# --------------------------------------------------------------------------------------------
+# make_dataloader
+# --------------------------------------------------------------------------------------------
+
+
+def make_dataloader(
+    dataset,
+    *,
+    task: Literal["classification", "segmentation"],
+    image_size: tuple[int, int] | int,
+    batch_size: int,
+    shuffle: bool = False,
+    num_workers: int = 0,
+    seed: int = 0,
+    channels: int = 1,
+    transform: Transform | None = None,
+    label_column: str | None = "label",
+    mask_column: str | None = "mask",
+    drop_last: bool = False,
+    pin_memory: bool | None = None,
+    normalize: Normalize = "per_image",
+) -> DataLoader:
+    """Batches of decoded, resized, normalised images from one split of a built dataset.
+
+    Args:
+        dataset: one split, a :class:`datasets.Dataset` (e.g. ``open_dataset(..., split=...)``).
+        task: ``"classification"`` (batches carry ``labels``) or ``"segmentation"``
+            (``masks``, ``original_size`` and, when the dataset has the column,
+            ``pixel_size_mm``).
+        image_size: (height, width) every image is resized to, aspect ratio not kept (an
+            int means square). Images use PIL's antialiased bilinear filter, masks nearest
+            neighbour so they keep their label values; ``original_size`` lets metrics resize a
+            prediction back to the ground truth's native resolution.
+        batch_size, drop_last: as in :class:`torch.utils.data.DataLoader`.
+        shuffle: a fresh permutation each epoch, drawn from a generator seeded with ``seed``.
+        num_workers: decoding processes; 0 decodes in the calling process. Workers persist
+            across epochs (starting them costs more than an epoch of a small split).
+        seed: fixes the order and the augmentation draws; the same seed gives the same
+            batches whatever ``num_workers``.
+        channels: 1, or 3 to repeat the gray channel for ImageNet-pretrained backbones.
+        transform: optional augmentation, see :data:`Transform`; applied after resizing and
+            before normalisation. None (default) means no augmentation.
+        label_column: the ClassLabel/integer column (classification); None for unlabelled
+            data (no ``labels`` in the batch).
+        mask_column: the mask Image column (segmentation); None for unlabelled data (no
+            ``masks``), e.g. HC18's ``challenge_test``.
+        pin_memory: default: True when CUDA is available.
+        normalize: see :data:`Normalize`; default per-image standardisation.
+
+    Every batch also has ``id`` (list[str]); source images in RGB/RGBA/palette modes are
+    converted to 8-bit gray ("L").
+    """
+    import datasets
+
+    if isinstance(dataset, datasets.DatasetDict):
+        raise FetalBenchError(
+            f"make_dataloader needs one split, got a DatasetDict with splits {list(dataset)}.",
+            "Pass dataset[SPLIT], or open_dataset(..., split=SPLIT).",
+        )
+    if not isinstance(dataset, datasets.Dataset):
+        raise FetalBenchError(
+            f"make_dataloader needs a datasets.Dataset, got {type(dataset).__name__}.",
+            "Load the split without streaming, e.g. open_dataset(DIR, split='train').",
+        )
+    if task not in ("classification", "segmentation"):
+        raise FetalBenchError(
+            f"Unknown task type {task!r}.", "Use task='classification' or task='segmentation'."
+        )
+    size = _check_size(image_size)
+    if channels not in (1, 3):
+        raise FetalBenchError(f"channels={channels} is not supported.", "Use channels=1 or 3.")
+    if batch_size < 1 or num_workers < 0:
+        raise FetalBenchError(
+            f"batch_size={batch_size}, num_workers={num_workers}.",
+            "Use batch_size >= 1 and num_workers >= 0.",
+        )
+    mean, std = _check_normalize(normalize, channels)
+
+    label_col = label_column if task == "classification" else None
+    mask_col = mask_column if task == "segmentation" else None
+    _check_columns(dataset, label_col, mask_col)
+    has_pixel_size = task == "segmentation" and "pixel_size_mm" in dataset.column_names
+
+    columns = ["id", "image"] + [c for c in (label_col, mask_col) if c is not None]
+    if has_pixel_size:
+        columns.append("pixel_size_mm")
+    # Only the columns we use are read, as plain Python objects, with images left as their
+    # encoded bytes: decoding happens per batch inside the workers, never eagerly.
+    raw = dataset.with_format(None).select_columns(columns)
+    for column in ("image", mask_col):
+        if column is not None:
+            raw = raw.cast_column(column, datasets.Image(decode=False))
+
+    rows = _Rows(
+        raw,
+        task=task,
+        size=size,
+        channels=channels,
+        transform=transform,
+        label_column=label_col,
+        mask_column=mask_col,
+        has_pixel_size=has_pixel_size,
+        normalize=normalize if normalize == "per_image" else None,
+        mean=mean,
+        std=std,
+    )
+    if pin_memory is None:
+        pin_memory = torch.cuda.is_available()
+    return DataLoader(
+        rows,
+        batch_size=batch_size,
+        sampler=_SeededSampler(len(rows), shuffle=shuffle, seed=seed),
+        num_workers=num_workers,
+        collate_fn=_collate,
+        pin_memory=pin_memory,
+        drop_last=drop_last,
+        worker_init_fn=_seed_worker if num_workers > 0 else None,
+        # Seeds the workers' base seed (torch.initial_seed() inside a worker), which
+        # _seed_worker spreads to random/numpy: reproducible run to run.
+        generator=torch.Generator().manual_seed(seed),
+        persistent_workers=num_workers > 0,
+    )
+
+
+def _check_size(image_size: tuple[int, int] | int) -> tuple[int, int]:
+    if isinstance(image_size, int):
+        image_size = (image_size, image_size)
+    if (
+        not isinstance(image_size, (tuple, list))
+        or len(image_size) != 2
+        or not all(isinstance(v, int) and v > 0 for v in image_size)
+    ):
+        raise FetalBenchError(
+            f"image_size={image_size!r} is not a (height, width) pair of positive ints.",
+            "Pass e.g. image_size=(224, 224).",
+        )
+    return int(image_size[0]), int(image_size[1])
+
+
+def _check_normalize(normalize: Normalize, channels: int) -> tuple[np.ndarray | None, np.ndarray | None]:
+    """Fixed statistics as float32 arrays shaped (C or 1, 1, 1); (None, None) otherwise."""
+    if normalize is None or normalize == "per_image":
+        return None, None
+    try:
+        mean, std = normalize  # type: ignore[misc]
+        mean_a = np.asarray(mean, dtype=np.float32).reshape(-1, 1, 1)
+        std_a = np.asarray(std, dtype=np.float32).reshape(-1, 1, 1)
+    except (TypeError, ValueError):
+        mean_a = std_a = None
+    if (
+        mean_a is None
+        or std_a is None
+        or mean_a.shape[0] not in (1, channels)
+        or std_a.shape[0] not in (1, channels)
+        or bool((std_a <= 0).any())
+    ):
+        raise FetalBenchError(
+            f"normalize={normalize!r} is not understood.",
+            "Use 'per_image', None, or (mean, std) in [0, 1] units: floats, or one per channel "
+            f"({channels} here), with std > 0.",
+        )
+    return mean_a, std_a
+
+
+def _check_columns(dataset, label_col: str | None, mask_col: str | None) -> None:
+    import datasets
+
+    features = dataset.features
+    for column, kind in (("id", "string row id"), ("image", "Image")):
+        if column not in features:
+            raise DataError(
+                f"The dataset has no {column!r} column ({kind}); it has {dataset.column_names}.",
+                "Pass a split of a dataset built by `fetal-bench datasets build`.",
+            )
+    if not isinstance(features["image"], datasets.Image):
+        raise DataError(
+            f"Column 'image' is {features['image']!r}, not an Image feature.",
+            "Rebuild the dataset with `fetal-bench datasets build`.",
+        )
+    table = dataset.data  # pyarrow-backed: null counts are cheap and read no image bytes
+    if label_col is not None:
+        feature = features.get(label_col)
+        if feature is None:
+            raise DataError(
+                f"The dataset has no label column {label_col!r}; it has {dataset.column_names}.",
+                "Pass label_column=NAME, or label_column=None for unlabelled data.",
+            )
+        is_int = isinstance(feature, datasets.ClassLabel) or (
+            isinstance(feature, datasets.Value) and feature.dtype.startswith(("int", "uint"))
+        )
+        if not is_int:
+            raise DataError(
+                f"Label column {label_col!r} is {feature!r}, not a ClassLabel/integer column.",
+                f"Encode it first: dataset = dataset.class_encode_column({label_col!r}).",
+            )
+        if table.column(label_col).null_count:
+            raise DataError(
+                f"Label column {label_col!r} has {table.column(label_col).null_count} missing values.",
+                "Filter those rows out, or pass label_column=None to iterate without labels.",
+            )
+    if mask_col is not None:
+        feature = features.get(mask_col)
+        if not isinstance(feature, datasets.Image):
+            found = "no such column" if feature is None else repr(feature)
+            raise DataError(
+                f"Mask column {mask_col!r} is not an Image column ({found}).",
+                "Pass mask_column=NAME, or mask_column=None to iterate without masks.",
+            )
+        if table.column(mask_col).null_count:
+            raise DataError(
+                f"Mask column {mask_col!r} has {table.column(mask_col).null_count} missing masks "
+                "(an unlabelled split such as HC18's challenge_test?).",
+                "Pass mask_column=None to iterate over its images without masks.",
+            )
+
+
+class _SeededSampler(Sampler):
+    """Yields (row index, row seed) pairs; each epoch draws a permutation and the row seeds.
+
+    Drawing the row seeds here, in the main process, is what makes augmentation independent of
+    which worker decodes which row. The seeds are drawn even when unshuffled or unaugmented, so
+    adding a transform never changes the order.
+    """
+
+    def __init__(self, n: int, *, shuffle: bool, seed: int):
+        self._n = n
+        self._shuffle = shuffle
+        self._generator = torch.Generator().manual_seed(seed)
+
+    def __len__(self) -> int:
+        return self._n
+
+    def __iter__(self) -> Iterator[tuple[int, int]]:
+        if self._shuffle:
+            order = torch.randperm(self._n, generator=self._generator)
+        else:
+            order = torch.arange(self._n)
+        seeds = torch.randint(0, 2**63 - 1, (self._n,), generator=self._generator, dtype=torch.int64)
+        return iter(zip(order.tolist(), seeds.tolist()))
+
+
+def _seed_worker(worker_id: int) -> None:
+    # torch seeds itself per worker (base seed from the DataLoader's generator + worker id);
+    # extend that to the other global generators third-party augmentations tend to use.
+    worker_seed = torch.initial_seed() % 2**32
+    np.random.seed(worker_seed)
+    random.seed(worker_seed)
+
+
+class _Rows(TorchDataset):
+    """A torch view of one HF split whose image columns hold undecoded PNG bytes."""
+
+    def __init__(
+        self,
+        raw,
+        *,
+        task: str,
+        size: tuple[int, int],
+        channels: int,
+        transform: Transform | None,
+        label_column: str | None,
+        mask_column: str | None,
+        has_pixel_size: bool,
+        normalize: str | None,
+        mean: np.ndarray | None,
+        std: np.ndarray | None,
+    ):
+        self.raw = raw
+        self.task = task
+        self.size = size
+        self.channels = channels
+        self.transform = transform
+        self.label_column = label_column
+        self.mask_column = mask_column
+        self.has_pixel_size = has_pixel_size
+        self.per_image = normalize == "per_image"
+        self.mean = mean
+        self.std = std
+
+    def __len__(self) -> int:
+        return len(self.raw)
+
+    def __getitem__(self, key: tuple[int, int]) -> dict[str, Any]:
+        return self.__getitems__([key])[0]
+
+    def __getitems__(self, keys: list[tuple[int, int]]) -> list[dict[str, Any]]:
+        # DataLoader hands a whole batch of keys here: one Arrow read per batch instead of one
+        # per row.
+        columns = self.raw[[index for index, _ in keys]]
+        return [self._sample(columns, j, row_seed) for j, (_, row_seed) in enumerate(keys)]
+
+    def _sample(self, columns: dict[str, list], j: int, row_seed: int) -> dict[str, Any]:
+        from PIL import Image
+
+        row_id = columns["id"][j]
+        image = _open_png(columns["image"][j], row_id, "image")
+        if image.mode != "L":
+            # Published images are gray; RGB/RGBA/palette files are gray data in a colour
+            # container, and a 16-bit one would be silently clipped by convert("L").
+            if image.mode.startswith("I") or image.mode == "F":
+                raise DataError(
+                    f"Row {row_id!r}: image mode {image.mode!r} (high bit depth) is not supported.",
+                    "Store 8-bit images (mode L) in the dataset.",
+                )
+            image = image.convert("L")
+        height, width = self.size
+        original_size = (image.height, image.width)
+        image = image.resize((width, height), Image.BILINEAR)
+        # Per-image arithmetic is done in numpy: torch would split these ~50k-element ops over
+        # its OpenMP threads, which costs more than it saves when num_workers=0 and fights the
+        # training step for the same cores.
+        pixels = np.asarray(image, dtype=np.float32)[None] * np.float32(1 / 255)
+
+        sample: dict[str, Any] = {"id": row_id}
+        mask = None
+        if self.mask_column is not None:
+            mask_image = _open_png(columns[self.mask_column][j], row_id, "mask")
+            if (mask_image.height, mask_image.width) != original_size:
+                raise DataError(
+                    f"Row {row_id!r}: mask is {mask_image.width}x{mask_image.height}, image is "
+                    f"{original_size[1]}x{original_size[0]}.",
+                    "Rebuild the dataset; a mask must have its image's size.",
+                )
+            if mask_image.mode not in ("L", "P", "1"):
+                mask_image = mask_image.convert("L")
+            # NEAREST: a resized mask must only hold values the original had.
+            mask_image = mask_image.resize((width, height), Image.NEAREST)
+            mask = torch.from_numpy(np.asarray(mask_image).astype(np.int64))
+
+        if self.transform is not None:
+            tensor, mask = self.transform(torch.from_numpy(pixels), mask, np.random.default_rng(row_seed))
+            pixels = tensor.detach().cpu().numpy()
+
+        if self.per_image:
+            pixels = (pixels - pixels.mean()) / max(float(pixels.std()), _EPS)
+        if self.channels == 3:
+            pixels = np.broadcast_to(pixels, (3, *pixels.shape[1:]))
+        if self.mean is not None and self.std is not None:
+            pixels = (pixels - self.mean) / self.std
+
+        # ascontiguousarray: a broadcast view must not reach torch.stack as a strided tensor.
+        sample["pixel_values"] = torch.from_numpy(np.ascontiguousarray(pixels, dtype=np.float32))
+        if self.label_column is not None:
+            sample["labels"] = int(columns[self.label_column][j])
+        if self.task == "segmentation":
+            sample["original_size"] = original_size
+            if mask is not None:
+                sample["masks"] = mask
+            if self.has_pixel_size:
+                value = columns["pixel_size_mm"][j]
+                sample["pixel_size_mm"] = float("nan") if value is None else float(value)
+        return sample
+
+
+def _open_png(cell: dict | None, row_id: str, what: str):
+    from PIL import Image
+
+    if cell is None:
+        raise DataError(f"Row {row_id!r} has no {what}.", "Rebuild the dataset.")
+    if cell.get("bytes") is not None:
+        return Image.open(io.BytesIO(cell["bytes"]))
+    if cell.get("path"):
+        # Datasets that reference files instead of embedding them (not ours, but legal HF).
+        return Image.open(cell["path"])
+    raise DataError(f"Row {row_id!r}: the {what} has neither bytes nor a path.", "Rebuild the dataset.")
+
+
+def _collate(samples: list[dict[str, Any]]) -> dict[str, Any]:
+    batch: dict[str, Any] = {
+        "pixel_values": torch.stack([s["pixel_values"] for s in samples]),
+        "id": [s["id"] for s in samples],
+    }
+    if "labels" in samples[0]:
+        batch["labels"] = torch.tensor([s["labels"] for s in samples], dtype=torch.int64)
+    if "masks" in samples[0]:
+        batch["masks"] = torch.stack([s["masks"] for s in samples])
+    if "original_size" in samples[0]:
+        batch["original_size"] = torch.tensor([s["original_size"] for s in samples], dtype=torch.int64)
+    if "pixel_size_mm" in samples[0]:
+        batch["pixel_size_mm"] = torch.tensor([s["pixel_size_mm"] for s in samples], dtype=torch.float64)
+    return batch

@@ -1,0 +1,281 @@
+"""Write a dataset directory in the Hugging Face Hub layout: Parquet shards + dataset card.
+
+Rows stream in from a builder's generators and are written shard by shard, so memory stays
+bounded by one shard however large the dataset. The directory appears only once everything
+(shards, card, build record) is written; a failure leaves no partial output.
+
+Layout (``datasets.load_dataset(DIR[, CONFIG])`` reads it offline; the Hub reads it as is)::
+
+    DIR/README.md                         dataset card; YAML `configs:` maps splits to shards
+    DIR/build_info.json                   provenance: sources + checksums, counts, warnings
+    DIR/data/train-00000-of-00002.parquet  single-config datasets
+    DIR/<config>/train-00000-of-00001.parquet  multi-config datasets
+"""
+
+from __future__ import annotations
+
+import collections
+import datetime as _dt
+import hashlib
+import io
+import os
+import platform
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Iterable, Mapping, Sequence
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+from datasets import ClassLabel, Features
+
+from fetal_bench import __version__
+from fetal_bench._io import atomic_directory, sha256_file, write_json_atomic
+from fetal_bench.data.catalog import DatasetInfo
+from fetal_bench.errors import DataError
+
+BUILD_INFO_FILE = "build_info.json"
+DEFAULT_MAX_SHARD_BYTES = 256 * 1024 * 1024  # below the Hub's recommended 500 MB per file
+_ROWS_PER_BATCH = 64  # rows encoded per Arrow record batch; bounds memory between flushes
+
+
+@dataclass
+class ConfigSpec:
+    """One config of a dataset: its features and, per split, a factory of example rows.
+
+    ``splits`` maps a split name to a zero-argument callable returning an iterable of rows
+    (plain dicts that ``features.encode_example`` accepts; images as ``{"bytes", "path"}``).
+    A callable, not an iterator, so that nothing is read before the writer starts.
+    """
+
+    name: str
+    features: Features
+    splits: Mapping[str, Callable[[], Iterable[dict]]]
+    label_column: str | None = None
+    group_columns: tuple[str, ...] = ()
+    subject_column: str | None = None
+
+
+@dataclass
+class SplitSummary:
+    num_examples: int = 0
+    num_bytes: int = 0
+    files: list[str] = field(default_factory=list)
+    label_counts: dict[str, int] = field(default_factory=dict)
+    group_counts: dict[str, dict[str, int]] = field(default_factory=dict)
+    num_subjects: int | None = None
+
+
+@dataclass
+class BuildResult:
+    path: Path
+    name: str
+    configs: dict[str, dict[str, SplitSummary]]
+    warnings: list[str]
+    fingerprint: str
+
+
+class _ShardWriter:
+    """Writes one split's rows into numbered Parquet shards of bounded size."""
+
+    def __init__(self, directory: Path, split: str, features: Features, max_shard_bytes: int):
+        self.directory = directory
+        self.split = split
+        self.features = features
+        self.schema = features.arrow_schema  # carries the `huggingface` features metadata
+        self.max_shard_bytes = max_shard_bytes
+        self.paths: list[Path] = []
+        self._writer: pq.ParquetWriter | None = None
+        self._shard_bytes = 0
+        self._pending: list[dict] = []
+        self.total_bytes = 0
+
+    def add(self, encoded_row: dict) -> None:
+        self._pending.append(encoded_row)
+        if len(self._pending) >= _ROWS_PER_BATCH:
+            self._flush()
+
+    def _flush(self) -> None:
+        if not self._pending:
+            return
+        table = pa.Table.from_pylist(self._pending, schema=self.schema)
+        self._pending = []
+        if self._writer is None:
+            path = self.directory / f"{self.split}-{len(self.paths):05d}.parquet.partial"
+            self.paths.append(path)
+            self._writer = pq.ParquetWriter(path, self.schema, compression="zstd")
+            self._shard_bytes = 0
+        self._writer.write_table(table)
+        self._shard_bytes += table.nbytes
+        self.total_bytes += table.nbytes
+        if self._shard_bytes >= self.max_shard_bytes:
+            self._writer.close()
+            self._writer = None
+
+    def close(self) -> list[Path]:
+        self._flush()
+        if self._writer is not None:
+            self._writer.close()
+            self._writer = None
+        final = []
+        n = len(self.paths)
+        for index, path in enumerate(self.paths):
+            target = self.directory / f"{self.split}-{index:05d}-of-{n:05d}.parquet"
+            os.replace(path, target)
+            final.append(target)
+        return final
+
+
+def _label_name(features: Features, column: str, value) -> str:
+    feature = features[column]
+    if isinstance(feature, ClassLabel) and isinstance(value, int):
+        return feature.int2str(value)
+    return str(value)
+
+
+def _config_dir(configs: Sequence[ConfigSpec], spec: ConfigSpec) -> str:
+    return "data" if len(configs) == 1 else spec.name
+
+
+def write_dataset(
+    out_dir: str | os.PathLike,
+    info: DatasetInfo,
+    configs: Sequence[ConfigSpec],
+    *,
+    sources: Sequence = (),
+    warnings: Sequence[str] = (),
+    notes: Sequence[str] = (),
+    extra_build_info: Mapping | None = None,
+    overwrite: bool = False,
+    max_shard_bytes: int = DEFAULT_MAX_SHARD_BYTES,
+    progress: Callable[[str, int], None] | None = None,
+) -> BuildResult:
+    """Stream every config/split into Parquet shards under ``out_dir`` and write the card.
+
+    ``sources`` lists the raw files the build read for the build record: dicts (name, files,
+    sha256) or objects with ``as_dict()`` that are filled in while the rows stream.
+    ``warnings`` (what is missing or odd) and ``notes`` (how rows were made) are read after all
+    rows are written, so a builder may append to them while its rows stream.
+    ``progress(split, n_done)`` is called as rows are written. Row ids must be unique within
+    a config; a duplicate is a :class:`DataError`.
+    """
+    from fetal_bench.data.card import render_card  # card rendering needs the summaries
+
+    # Keep the caller's list (not a copy): builders may append to it while rows stream.
+    warnings = warnings if isinstance(warnings, list) else list(warnings)
+    summaries: dict[str, dict[str, SplitSummary]] = {}
+    with atomic_directory(out_dir, overwrite=overwrite) as tmp:
+        for spec in configs:
+            config_path = tmp / _config_dir(configs, spec)
+            config_path.mkdir(parents=True, exist_ok=True)
+            seen_ids: dict[str, str] = {}
+            subjects_by_split: dict[str, set] = {}
+            summaries[spec.name] = {}
+            for split, make_rows in spec.splits.items():
+                summary = SplitSummary()
+                writer = _ShardWriter(config_path, split, spec.features, max_shard_bytes)
+                labels: collections.Counter = collections.Counter()
+                groups = {column: collections.Counter() for column in spec.group_columns}
+                subjects: set = set()
+                for row in make_rows():
+                    row_id = row.get("id")
+                    if not isinstance(row_id, str) or not row_id:
+                        raise DataError(f"A row of split {split!r} has no string id: {row!r:.200}.")
+                    if row_id in seen_ids:
+                        raise DataError(
+                            f"Duplicate row id {row_id!r} in splits {seen_ids[row_id]!r} and {split!r}.",
+                            "Row ids come from source file names; remove the duplicate source file.",
+                        )
+                    seen_ids[row_id] = split
+                    writer.add(spec.features.encode_example(row))
+                    summary.num_examples += 1
+                    if spec.label_column and row.get(spec.label_column) is not None:
+                        labels[_label_name(spec.features, spec.label_column, row[spec.label_column])] += 1
+                    for column in spec.group_columns:
+                        groups[column][str(row.get(column))] += 1
+                    if spec.subject_column:
+                        subjects.add(row.get(spec.subject_column))
+                    if progress is not None:
+                        progress(split, summary.num_examples)
+                paths = writer.close()
+                if summary.num_examples == 0:
+                    # `datasets` cannot load a split with no rows; leave it out and say so.
+                    warnings.append(f"Config {spec.name!r}: split {split!r} has no rows and was left out.")
+                    continue
+                summary.files = [p.relative_to(tmp).as_posix() for p in paths]
+                summary.num_bytes = writer.total_bytes
+                summary.label_counts = dict(sorted(labels.items()))
+                summary.group_counts = {c: dict(sorted(v.items())) for c, v in groups.items()}
+                if spec.subject_column:
+                    summary.num_subjects = len(subjects)
+                    subjects_by_split[split] = subjects
+                summaries[spec.name][split] = summary
+            _check_subject_disjoint(spec, subjects_by_split)
+
+        files = sorted(p for p in tmp.rglob("*.parquet"))
+        file_hashes = {p.relative_to(tmp).as_posix(): sha256_file(p) for p in files}
+        fingerprint = hashlib.sha256(
+            "".join(f"{name}:{digest}\n" for name, digest in sorted(file_hashes.items())).encode()
+        ).hexdigest()
+        build_info = {
+            "dataset": info.name,
+            "fetal_bench_version": __version__,
+            "created_at": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+            "python": platform.python_version(),
+            "split_rule": info.split_rule,
+            "split_seed": info.split_seed,
+            "sources": [s.as_dict() if hasattr(s, "as_dict") else dict(s) for s in sources],
+            "warnings": list(warnings),
+            "notes": list(notes),
+            "fingerprint": fingerprint,
+            "files": file_hashes,
+            "configs": {
+                config: {split: _summary_dict(s) for split, s in splits.items()}
+                for config, splits in summaries.items()
+            },
+            **(dict(extra_build_info) if extra_build_info else {}),
+        }
+        write_json_atomic(tmp / BUILD_INFO_FILE, build_info)
+        card_text = render_card(info, configs, summaries, build_info)
+        (tmp / "README.md").write_text(card_text, encoding="utf-8")
+    return BuildResult(Path(out_dir), info.name, summaries, list(warnings), fingerprint)
+
+
+def _summary_dict(summary: SplitSummary) -> dict:
+    out = {
+        "num_examples": summary.num_examples,
+        "num_bytes": summary.num_bytes,
+        "files": summary.files,
+        "label_counts": summary.label_counts,
+        "group_counts": summary.group_counts,
+    }
+    if summary.num_subjects is not None:
+        out["num_subjects"] = summary.num_subjects
+    return out
+
+
+def _check_subject_disjoint(spec: ConfigSpec, subjects_by_split: Mapping[str, set]) -> None:
+    """A subject in two splits would leak; builders guarantee it, this re-checks the output."""
+    names = list(subjects_by_split)
+    for i, first in enumerate(names):
+        for second in names[i + 1 :]:
+            shared = subjects_by_split[first] & subjects_by_split[second]
+            if shared:
+                example = ", ".join(sorted(map(str, shared))[:5])
+                raise DataError(
+                    f"Config {spec.name!r}: {len(shared)} {spec.subject_column} value(s) appear in "
+                    f"both {first!r} and {second!r} (e.g. {example}).",
+                    "This is a bug in the split rule; please report it.",
+                )
+
+
+def encode_png(array) -> bytes:
+    """PNG bytes of a 2-D uint8 array (fixed settings, so the same array gives the same bytes)."""
+    import numpy as np
+    from PIL import Image
+
+    array = np.ascontiguousarray(array, dtype=np.uint8)
+    if array.ndim != 2:
+        raise ValueError(f"encode_png takes a 2-D array, got shape {array.shape}")
+    buffer = io.BytesIO()
+    Image.fromarray(array).save(buffer, format="PNG", compress_level=6)
+    return buffer.getvalue()

@@ -1,0 +1,35 @@
+"""Test-wide settings: offline Hugging Face, a private HF cache, and the real reference data.
+
+The real files (``../shared/data`` in the development layout) are found through the
+``FETAL_BENCH_SHARED_DATA`` environment variable, which ``.ci/run`` sets; tests that need them
+skip cleanly where it is unset.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+# Before anything imports huggingface_hub/datasets: never touch the network or the shared cache.
+os.environ["HF_HUB_OFFLINE"] = "1"
+os.environ["HF_DATASETS_OFFLINE"] = "1"
+os.environ["HF_HUB_DISABLE_TELEMETRY"] = "1"
+os.environ.setdefault("HF_HOME", tempfile.mkdtemp(prefix="fetal-bench-hf-home-"))
+
+import pytest  # noqa: E402
+
+SHARED_DATA_ENV = "FETAL_BENCH_SHARED_DATA"
+
+
+@pytest.fixture(scope="session")
+def shared_data() -> Path:
+    """Root of the real reference data; skips the test where it is not available."""
+    root = os.environ.get(SHARED_DATA_ENV)
+    if not root or not Path(root).is_dir():
+        pytest.skip(f"real reference data not available (set {SHARED_DATA_ENV})")
+    return Path(root)
+
+
+# The local stand-in for Zenodo, as a fixture for every test module.
+from fake_zenodo import zenodo  # noqa: E402,F401
