@@ -89,7 +89,7 @@ def test_same_seed_same_bytes_other_seed_different():
         assert once == again
         other = first_rows(config, "validation", 3, seed=1)
         assert [row["id"] for row in other] == [row["id"] for row in once]
-        assert all(a["image"]["bytes"] != b["image"]["bytes"] for a, b in zip(once, other))
+        assert all(a["image"]["bytes"] != b["image"]["bytes"] for a, b in zip(once, other, strict=True))
 
 
 def test_rows_are_pinned_bytes():
@@ -150,8 +150,9 @@ def test_head_mask_is_the_analytic_ellipse():
         assert abs(mask.sum() - area) / area < 0.02
         ellipse = Ellipse(p["cx"], p["cy"], p["a"], p["b"], p["angle"])
         assert (ellipse_mask(mask.shape, ellipse) != mask.astype(bool)).sum() <= 2
-        assert p["head_circumference_mm"] == pytest.approx(ellipse_perimeter(p["a"], p["b"]) * p["pixel_size_mm"],
-                                                           rel=1e-12)
+        assert p["head_circumference_mm"] == pytest.approx(
+            ellipse_perimeter(p["a"], p["b"]) * p["pixel_size_mm"], rel=1e-12
+        )
         assert 100.0 <= p["head_circumference_mm"] <= 350.0
         assert 0.3 <= p["pixel_size_mm"] <= 1.3
         # Wholly inside the image, with a margin.
@@ -173,7 +174,9 @@ def test_head_rows_match_their_masks(rows):
             assert 100.0 <= row["head_circumference_mm"] <= 350.0
             # HC as the HC18 metric measures it: an ellipse fitted to the mask outline.
             fitted = fit_ellipse(*np.nonzero(mask_boundary(mask))[::-1])
-            assert fitted.perimeter * row["pixel_size_mm"] == pytest.approx(row["head_circumference_mm"], rel=0.03)
+            assert fitted.perimeter * row["pixel_size_mm"] == pytest.approx(
+                row["head_circumference_mm"], rel=0.03
+            )
 
 
 # --- Hugging Face round trip and learnability -----------------------------------------------------
@@ -188,7 +191,7 @@ def test_rows_round_trip_through_datasets():
             features.encode_example(row)
         dataset = datasets.Dataset.from_list(split_rows, features=features)
         assert dataset.features == features and len(dataset) == 5
-        for row, loaded in zip(split_rows, dataset):
+        for row, loaded in zip(split_rows, dataset, strict=True):
             assert loaded["id"] == row["id"]
             assert loaded["image"].mode == "L" and loaded["image"].size == (160, 128)
             assert np.array_equal(np.array(loaded["image"]), decode(row["image"]))
@@ -196,7 +199,9 @@ def test_rows_round_trip_through_datasets():
                 assert loaded["label"] == row["label"] and loaded["site"] == row["site"]
             else:
                 assert np.array_equal(np.array(loaded["mask"]), decode(row["mask"]))
-                assert loaded["head_circumference_mm"] == pytest.approx(row["head_circumference_mm"], rel=1e-6)
+                assert loaded["head_circumference_mm"] == pytest.approx(
+                    row["head_circumference_mm"], rel=1e-6
+                )
 
 
 def test_png_encoder_multi_block():

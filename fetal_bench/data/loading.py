@@ -39,7 +39,7 @@ from typing import Any, Callable, Iterator, Literal, Optional, Sequence, Tuple, 
 
 import numpy as np
 import torch
-from torch.utils.data import DataLoader, Dataset as TorchDataset, Sampler
+from torch.utils.data import DataLoader, Dataset as TorchDataset, Sampler, default_collate
 
 from fetal_bench.errors import DataError, FetalBenchError
 
@@ -374,7 +374,9 @@ def make_dataloader(
         batch_size=batch_size,
         sampler=_SeededSampler(len(rows), shuffle=shuffle, seed=seed),
         num_workers=num_workers,
-        collate_fn=_collate,
+        # default_collate turns the samples' tensors/ints/floats/strs into exactly the batch we
+        # document, and in a worker it builds the batch in shared memory (no copy on transfer).
+        collate_fn=default_collate,
         pin_memory=pin_memory,
         drop_last=drop_last,
         worker_init_fn=_seed_worker if num_workers > 0 else None,
@@ -606,7 +608,7 @@ class _Rows(TorchDataset):
         if self.label_column is not None:
             sample["labels"] = int(columns[self.label_column][j])
         if self.task == "segmentation":
-            sample["original_size"] = original_size
+            sample["original_size"] = torch.tensor(original_size, dtype=torch.int64)
             if mask is not None:
                 sample["masks"] = mask
             if self.has_pixel_size:
@@ -626,19 +628,3 @@ def _open_png(cell: dict | None, row_id: str, what: str):
         # Datasets that reference files instead of embedding them (not ours, but legal HF).
         return Image.open(cell["path"])
     raise DataError(f"Row {row_id!r}: the {what} has neither bytes nor a path.", "Rebuild the dataset.")
-
-
-def _collate(samples: list[dict[str, Any]]) -> dict[str, Any]:
-    batch: dict[str, Any] = {
-        "pixel_values": torch.stack([s["pixel_values"] for s in samples]),
-        "id": [s["id"] for s in samples],
-    }
-    if "labels" in samples[0]:
-        batch["labels"] = torch.tensor([s["labels"] for s in samples], dtype=torch.int64)
-    if "masks" in samples[0]:
-        batch["masks"] = torch.stack([s["masks"] for s in samples])
-    if "original_size" in samples[0]:
-        batch["original_size"] = torch.tensor([s["original_size"] for s in samples], dtype=torch.int64)
-    if "pixel_size_mm" in samples[0]:
-        batch["pixel_size_mm"] = torch.tensor([s["pixel_size_mm"] for s in samples], dtype=torch.float64)
-    return batch

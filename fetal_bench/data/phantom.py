@@ -40,8 +40,9 @@ import functools
 import math
 import struct
 import zlib
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Callable, Iterator
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -90,7 +91,7 @@ _HEAD_ASPECT_RANGE = (0.74, 0.88)  # b / a of fetal heads (cephalic index ~ 0.75
 # --------------------------------------------------------------------------------------------
 
 
-def planes_features() -> "datasets.Features":
+def planes_features() -> datasets.Features:
     """Features of the ``planes`` config."""
     from datasets import ClassLabel, Features, Image, Value
 
@@ -105,7 +106,7 @@ def planes_features() -> "datasets.Features":
     )
 
 
-def head_features() -> "datasets.Features":
+def head_features() -> datasets.Features:
     """Features of the ``head`` config (the same columns as ``hc18``)."""
     from datasets import Features, Image, Value
 
@@ -138,8 +139,9 @@ def iter_planes_examples(split: str, *, seed: int = 0) -> Iterator[dict]:
         patient_number = first_patient + local_patient
         # Sites cycle over patients so every split holds all three in near-equal numbers.
         site = patient_number % len(SITES)
-        image = _render_planes(label, _rng(seed, "planes", split, index), site=site, size=_DEFAULT_SIZE,
-                               patient=patient)
+        image = _render_planes(
+            label, _rng(seed, "planes", split, index), site=site, size=_DEFAULT_SIZE, patient=patient
+        )
         yield {
             "id": f"phantom-planes-{split}-{index:04d}",
             "image": {"bytes": _png_bytes(image), "path": None},
@@ -254,7 +256,9 @@ def _check_size(size: tuple[int, int]) -> tuple[int, int]:
     try:
         height, width = (int(v) for v in size)
     except (TypeError, ValueError):
-        raise FetalBenchError(f"Phantom image size {size!r} is not (H, W).", "Pass e.g. size=(128, 160).") from None
+        raise FetalBenchError(
+            f"Phantom image size {size!r} is not (H, W).", "Pass e.g. size=(128, 160)."
+        ) from None
     if height < 32 or width < 32 or height > 2048 or width > 2048:
         raise FetalBenchError(
             f"Phantom image size {size!r} is outside 32..2048 pixels.", "Pass e.g. size=(128, 160)."
@@ -356,12 +360,42 @@ class _Site:
 
 
 _SITE_PROFILES: tuple[_Site, ...] = (
-    _Site(apex_y=-36.0, r_near=40.0, r_far=158.0, half_tan=0.58, zoom=1.00, gain=1.00,
-          axial_passes=1, lateral_passes=2, attenuation=0.0060, noise_floor=0.004),
-    _Site(apex_y=-30.0, r_near=36.0, r_far=146.0, half_tan=0.52, zoom=1.12, gain=0.86,
-          axial_passes=2, lateral_passes=3, attenuation=0.0050, noise_floor=0.006),
-    _Site(apex_y=-40.0, r_near=44.0, r_far=167.0, half_tan=0.64, zoom=0.90, gain=1.12,
-          axial_passes=2, lateral_passes=5, attenuation=0.0080, noise_floor=0.014),
+    _Site(
+        apex_y=-36.0,
+        r_near=40.0,
+        r_far=158.0,
+        half_tan=0.58,
+        zoom=1.00,
+        gain=1.00,
+        axial_passes=1,
+        lateral_passes=2,
+        attenuation=0.0060,
+        noise_floor=0.004,
+    ),
+    _Site(
+        apex_y=-30.0,
+        r_near=36.0,
+        r_far=146.0,
+        half_tan=0.52,
+        zoom=1.12,
+        gain=0.86,
+        axial_passes=2,
+        lateral_passes=3,
+        attenuation=0.0050,
+        noise_floor=0.006,
+    ),
+    _Site(
+        apex_y=-40.0,
+        r_near=44.0,
+        r_far=167.0,
+        half_tan=0.64,
+        zoom=0.90,
+        gain=1.12,
+        axial_passes=2,
+        lateral_passes=5,
+        attenuation=0.0080,
+        noise_floor=0.014,
+    ),
 )
 
 
@@ -405,7 +439,8 @@ def _polar_grid(site_index: int, height: int, width: int) -> _PolarGrid:
     """The polar sample grid of a site's fan and the bilinear scan-conversion map (cached)."""
     if not isinstance(site_index, (int, np.integer)) or not 0 <= site_index < len(SITES):
         raise FetalBenchError(
-            f"Phantom site {site_index!r} is out of range.", f"Use an int in 0..{len(SITES) - 1} ({', '.join(SITES)})."
+            f"Phantom site {site_index!r} is out of range.",
+            f"Use an int in 0..{len(SITES) - 1} ({', '.join(SITES)}).",
         )
     site = _SITE_PROFILES[site_index]
     unit = height / _DESIGN_HEIGHT
@@ -430,15 +465,42 @@ def _polar_grid(site_index: int, height: int, width: int) -> _PolarGrid:
     flat = np.flatnonzero(fan.ravel())
     fi = (r.ravel()[flat] - r_near) / dr
     fj = (dx.ravel()[flat] / dy.ravel()[flat] + half_tan) / dt
-    i0 = np.minimum(np.floor(fi).astype(np.int64), n_r - 2)
-    j0 = np.minimum(np.floor(fj).astype(np.int64), n_t - 2)
-    wi, wj = fi - i0, fj - j0
+    # Clipped: a pixel on the fan's edge may land a rounding error outside the sample grid.
+    i0 = np.clip(np.floor(fi).astype(np.int64), 0, n_r - 2)
+    j0 = np.clip(np.floor(fj).astype(np.int64), 0, n_t - 2)
+    wi, wj = np.clip(fi - i0, 0.0, 1.0), np.clip(fj - j0, 0.0, 1.0)
     depth = radius - r_near
     # The per-image work runs in float32 (half the memory traffic; still exact IEEE arithmetic).
-    x, y, beam_x, beam_y, depth, wi, wj = (v.astype(np.float32) for v in (x, y, beam_x, beam_y, depth, wi, wj))
+    x, y, beam_x, beam_y, depth, wi, wj = (
+        v.astype(np.float32) for v in (x, y, beam_x, beam_y, depth, wi, wj)
+    )
     _frozen(x, y, beam_x, beam_y, depth, fan, px_x, px_y, flat, i0, j0, wi, wj)
-    return _PolarGrid(height, width, unit, site, apex_x, apex_y, r_near, r_far, half_tan, dr, dt, x, y,
-                      beam_x, beam_y, depth, fan, px_x, px_y, flat, i0, j0, wi, wj)
+    return _PolarGrid(
+        height,
+        width,
+        unit,
+        site,
+        apex_x,
+        apex_y,
+        r_near,
+        r_far,
+        half_tan,
+        dr,
+        dt,
+        x,
+        y,
+        beam_x,
+        beam_y,
+        depth,
+        fan,
+        px_x,
+        px_y,
+        flat,
+        i0,
+        j0,
+        wi,
+        wj,
+    )
 
 
 def _fan_mask(site: int, size: tuple[int, int] = _DEFAULT_SIZE) -> np.ndarray:
@@ -638,7 +700,9 @@ class _Scene:
     def capsule(self, x0: float, y0: float, x1: float, y1: float, radius: float, edge: float = 1.0) -> _Patch:
         """Coverage of a thick segment with round ends (bones, ribs, the falx, vessels)."""
         reach = radius + edge + 1.0
-        region = self.window(min(x0, x1) - reach, max(x0, x1) + reach, min(y0, y1) - reach, max(y0, y1) + reach)
+        region = self.window(
+            min(x0, x1) - reach, max(x0, x1) + reach, min(y0, y1) - reach, max(y0, y1) + reach
+        )
         px, py = self.grid.x[region] - x0, self.grid.y[region] - y0
         sx, sy = x1 - x0, y1 - y0
         length2 = sx * sx + sy * sy
@@ -707,7 +771,9 @@ def _structure_centre(rng: np.random.Generator, grid: _PolarGrid) -> tuple[float
     return grid.apex_x + _uniform(rng, -14.0, 14.0) * unit, mid + _uniform(rng, -8.0, 10.0) * unit
 
 
-def _paint_surroundings(scene: _Scene, rng: np.random.Generator, around: _EllipseShape, patient: _Patient) -> None:
+def _paint_surroundings(
+    scene: _Scene, rng: np.random.Generator, around: _EllipseShape, patient: _Patient
+) -> None:
     """Amniotic fluid around the fetal part, other tissue, a placenta, the maternal wall."""
     grid, unit = scene.grid, scene.grid.unit
     # Amniotic fluid: an irregular pocket of overlapping ellipses around the fetal part.
@@ -729,8 +795,14 @@ def _paint_surroundings(scene: _Scene, rng: np.random.Generator, around: _Ellips
         reach = _uniform(rng, 1.5, 2.1)
         radius = _uniform(rng, 0.5, 1.0) * around.a
         c, s, _ = _rotation(rng, 1.0)
-        blob = _EllipseShape(around.cx + ux * around.a * reach, around.cy + uy * around.b * reach,
-                             radius, radius * _uniform(rng, 0.5, 1.0), c, s)
+        blob = _EllipseShape(
+            around.cx + ux * around.a * reach,
+            around.cy + uy * around.b * reach,
+            radius,
+            radius * _uniform(rng, 0.5, 1.0),
+            c,
+            s,
+        )
         scene.paint(scene.ellipse(blob, edge=4.0 * unit), _uniform(rng, 0.35, 0.8))
     # Placenta: a thick, homogeneous, fairly bright layer on the near or the far uterine wall.
     if _chance(rng, 0.4):
@@ -749,7 +821,9 @@ def _paint_surroundings(scene: _Scene, rng: np.random.Generator, around: _Ellips
     scene.paint(scene.layer(-10.0 * unit, wall, 2.0 * unit), wall_texture)
     for _ in range(2 + _pick(rng, 2)):
         at = _uniform(rng, 0.2, 1.0) * wall
-        scene.paint(scene.layer(at - 0.7 * unit, at + 0.7 * unit, unit), _uniform(rng, 1.2, 1.9), reflect=0.015)
+        scene.paint(
+            scene.layer(at - 0.7 * unit, at + 0.7 * unit, unit), _uniform(rng, 1.2, 1.9), reflect=0.015
+        )
 
 
 def _paint_limb_fragment(scene: _Scene, rng: np.random.Generator, near: _EllipseShape, scale: float) -> None:
@@ -760,8 +834,11 @@ def _paint_limb_fragment(scene: _Scene, rng: np.random.Generator, near: _Ellipse
     y = near.cy + uy * near.b * distance
     dx, dy = _direction(rng)
     half = _uniform(rng, 4.0, 8.0) * scale
-    scene.paint(scene.capsule(x - dx * half, y - dy * half, x + dx * half, y + dy * half, 1.3 * scale),
-                _uniform(rng, 1.6, 2.6), reflect=0.12)
+    scene.paint(
+        scene.capsule(x - dx * half, y - dy * half, x + dx * half, y + dy * half, 1.3 * scale),
+        _uniform(rng, 1.6, 2.6),
+        reflect=0.12,
+    )
 
 
 def _paint_head(scene: _Scene, rng: np.random.Generator, head: _EllipseShape, patient: _Patient) -> None:
@@ -780,13 +857,17 @@ def _paint_head(scene: _Scene, rng: np.random.Generator, head: _EllipseShape, pa
     scene.paint(scene.capsule(x0, y0, x1, y1, 0.55 * scene.grid.unit), _uniform(rng, 0.8, 1.3))
     front = 1.0 if _chance(rng, 0.5) else -1.0
     x, y = head.to_image(front * 0.36 * head.a, 0.0)
-    scene.paint(scene.ellipse(_EllipseShape(x, y, 0.13 * head.a, 0.06 * head.b, head.c, head.s), edge=1.5), 0.02)
+    scene.paint(
+        scene.ellipse(_EllipseShape(x, y, 0.13 * head.a, 0.06 * head.b, head.c, head.s), edge=1.5), 0.02
+    )
     # Skull: a bright, shadow-casting rim whose outer edge is the head outline (as HC18 draws it).
     thickness = _uniform(rng, 0.075, 0.1) * mean_axis
     scene.paint(scene.rim(head, thickness), 3.2 * patient.contrast, reflect=0.05)
 
 
-def _paint_spine(scene: _Scene, rng: np.random.Generator, body: _EllipseShape, scale: float, patient: _Patient) -> None:
+def _paint_spine(
+    scene: _Scene, rng: np.random.Generator, body: _EllipseShape, scale: float, patient: _Patient
+) -> None:
     """A vertebra at the back of the trunk: three bright ossification centres casting shadows."""
     cu, cv = _direction(rng)
     bx, by = body.to_image(0.74 * body.a * cu, 0.74 * body.b * cv)
@@ -805,8 +886,13 @@ def _paint_spine(scene: _Scene, rng: np.random.Generator, body: _EllipseShape, s
         scene.paint(scene.disc(x, y, radius), 3.0 * patient.contrast, reflect=0.3)
 
 
-def _trunk(rng: np.random.Generator, grid: _PolarGrid, scale: float, size: tuple[float, float],
-           aspect: tuple[float, float]) -> _EllipseShape:
+def _trunk(
+    rng: np.random.Generator,
+    grid: _PolarGrid,
+    scale: float,
+    size: tuple[float, float],
+    aspect: tuple[float, float],
+) -> _EllipseShape:
     cx, cy = _structure_centre(rng, grid)
     a = _uniform(rng, *size) * scale
     c, s, _ = _rotation(rng, 1.0)
@@ -862,7 +948,9 @@ def _paint_thorax(scene: _Scene, rng: np.random.Generator, scale: float, patient
         norm = math.sqrt(tx * tx + ty * ty) or 1.0
         half = _uniform(rng, 3.0, 5.0) * scale
         tx, ty = tx / norm * half, ty / norm * half
-        scene.paint(scene.capsule(x - tx, y - ty, x + tx, y + ty, 1.2 * scale), 2.4 * patient.contrast, reflect=0.3)
+        scene.paint(
+            scene.capsule(x - tx, y - ty, x + tx, y + ty, 1.2 * scale), 2.4 * patient.contrast, reflect=0.3
+        )
     _paint_spine(scene, rng, body, scale, patient)
     return body
 
@@ -872,7 +960,9 @@ def _paint_femur(scene: _Scene, rng: np.random.Generator, scale: float, patient:
     cx, cy = _structure_centre(rng, scene.grid)
     half = _uniform(rng, 17.0, 29.0) * scale
     c, s, _ = _rotation(rng, 0.35)  # femurs are measured close to horizontal
-    thigh = _EllipseShape(cx, cy, half + _uniform(rng, 5.0, 9.0) * scale, _uniform(rng, 9.0, 14.0) * scale, c, s)
+    thigh = _EllipseShape(
+        cx, cy, half + _uniform(rng, 5.0, 9.0) * scale, _uniform(rng, 9.0, 14.0) * scale, c, s
+    )
     _paint_surroundings(scene, rng, thigh, patient)
     scene.paint(scene.ellipse(thigh, edge=3.0), _uniform(rng, 0.4, 0.6))
     # A slightly bowed shaft: two segments meeting a little off the straight line.
@@ -904,8 +994,9 @@ _PAINTERS: dict[int, Callable[[_Scene, np.random.Generator, float, _Patient], _E
 }
 
 
-def _render_planes(label: int, rng: np.random.Generator, *, site: int, size: tuple[int, int],
-                   patient: _Patient) -> np.ndarray:
+def _render_planes(
+    label: int, rng: np.random.Generator, *, site: int, size: tuple[int, int], patient: _Patient
+) -> np.ndarray:
     height, width = _check_size(size)
     grid = _polar_grid(site, height, width)
     scene = _Scene(grid, rng)
@@ -943,12 +1034,17 @@ def _draw_head_ellipse(rng: np.random.Generator, grid: _PolarGrid) -> _Head:
         dx, dy = x - grid.apex_x, y - grid.apex_y
         r = np.sqrt(dx * dx + dy * dy)
         inside = (
-            (x >= margin) & (x <= grid.width - 1 - margin) & (y >= margin) & (y <= grid.height - 1 - margin)
-            & (r >= grid.r_near + 10.0 * unit) & (r <= grid.r_far - margin)  # below the maternal wall
+            (x >= margin)
+            & (x <= grid.width - 1 - margin)
+            & (y >= margin)
+            & (y <= grid.height - 1 - margin)
+            & (r >= grid.r_near + 10.0 * unit)
+            & (r <= grid.r_far - margin)  # below the maternal wall
             & (np.abs(dx) <= grid.half_tan * dy - margin * side)
         )
         if inside.all():
             return _Head(cx, cy, a, b, c, s, tau=tau, pixel_size_mm=pixel_size)
     raise FetalBenchError(  # pragma: no cover - the size check keeps fits plentiful
-        f"No head ellipse fits a {grid.height}x{grid.width} phantom image.", "Use a larger size, e.g. (128, 160)."
+        f"No head ellipse fits a {grid.height}x{grid.width} phantom image.",
+        "Use a larger size, e.g. (128, 160).",
     )
