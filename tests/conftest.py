@@ -33,3 +33,13 @@ def shared_data() -> Path:
 
 # The local stand-in for Zenodo, as a fixture for every test module.
 from fake_zenodo import zenodo  # noqa: E402,F401
+
+
+@pytest.fixture(scope="session")
+def hc18_real_build(shared_data, tmp_path_factory):
+    """The shared HC18 copy built once per session (about 30 s): (build dir, BuildResult)."""
+    from fetal_bench.data.builders import build_dataset
+
+    out = tmp_path_factory.mktemp("hc18-real") / "hc18"
+    result = build_dataset("hc18", out, raw_dir=shared_data / "hc18")
+    return out, result

@@ -155,10 +155,9 @@ def test_build_is_deterministic(raw, tmp_path):
 
 
 @pytest.mark.real_data
-def test_real_hc18_shared_copy(shared_data, tmp_path):
+def test_real_hc18_shared_copy(hc18_real_build):
     """The shared copy: 741 of 999 labelled images, no test set."""
-    out = tmp_path / "hc18"
-    result = build_dataset("hc18", out, raw_dir=shared_data / "hc18")
+    out, result = hc18_real_build
     ds = load_dataset(str(out))
     assert set(ds) == {"train", "validation", "test"}
     assert sum(len(ds[s]) for s in ds) == 741

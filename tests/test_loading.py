@@ -350,3 +350,11 @@ def test_transform_receives_documented_inputs(planes):
     shape, dtype, low, high, mask, rng_type = seen[0]
     assert shape == (1, 10, 12) and dtype == torch.float32 and 0.0 <= low <= high <= 1.0
     assert mask is None and rng_type is np.random.Generator
+
+
+def test_missing_mask_in_a_subset_is_reported_by_its_row(head):
+    unlabelled = head.map(lambda row, i: {"mask": None if i == 2 else row["mask"]}, with_indices=True)
+    subset = unlabelled.select([0, 2])  # a subset: the eager whole-table check does not apply
+    loader = make_dataloader(subset, task="segmentation", image_size=8, batch_size=2)
+    with pytest.raises(DataError, match="'head-002' has no mask"):
+        next(iter(loader))

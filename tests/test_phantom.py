@@ -18,6 +18,8 @@ from fetal_bench.geometry import Ellipse, ellipse_mask, ellipse_perimeter, fit_e
 
 SPLITS = ("train", "validation", "test")
 ITERATORS = {"planes": phantom.iter_planes_examples, "head": phantom.iter_head_examples}
+# sha256 over the first two rows of each config's test split (see test_rows_are_pinned_bytes).
+PINNED_DIGEST = "2df8a8eabe6ebf26a6db5751ccb518c787fcb8bf4fcea73765f977a4a7a72b3f"
 
 
 def decode(image: dict) -> np.ndarray:
@@ -67,6 +69,9 @@ def test_patients_and_subjects_never_cross_splits(rows):
         groups = {split: {row[column] for row in rows[config, split]} for split in SPLITS}
         for first, second in itertools.combinations(SPLITS, 2):
             assert not groups[first] & groups[second], (config, first, second)
+    for split in SPLITS:  # head: HC18-like pairs of images per subject
+        subjects = [row["subject_id"] for row in rows["head", split]]
+        assert all(subjects.count(subject) == 2 for subject in set(subjects))
     for split in SPLITS:
         split_rows = rows["planes", split]
         per_patient: dict[str, list[dict]] = {}
@@ -106,9 +111,6 @@ def test_rows_are_pinned_bytes():
                 digest.update(key.encode())
                 digest.update(value["bytes"] if isinstance(value, dict) else repr(value).encode())
     assert digest.hexdigest() == PINNED_DIGEST
-
-
-PINNED_DIGEST = "2df8a8eabe6ebf26a6db5751ccb518c787fcb8bf4fcea73765f977a4a7a72b3f"
 
 
 def test_render_functions_are_deterministic_and_sized():

@@ -39,9 +39,22 @@ def cli() -> None:
 def _register() -> None:
     from fetal_bench.cli.datasets import datasets
     from fetal_bench.cli.demo import demo
+    from fetal_bench.cli.evaluate import evaluate, tasks
 
     cli.add_command(datasets)
     cli.add_command(demo)
+    from fetal_bench.cli.generate import generate; cli.add_command(generate)  # noqa: E702
+    from fetal_bench.cli.leaderboard import leaderboard; cli.add_command(leaderboard)  # noqa: E702
+    cli.add_command(tasks)
+    cli.add_command(evaluate)
+    from fetal_bench.cli.models import models
+    from fetal_bench.cli.predict import predict
+    from fetal_bench.cli.train import protocols, train
+
+    cli.add_command(models)
+    cli.add_command(train)
+    cli.add_command(predict)
+    cli.add_command(protocols)
 
 
 _register()

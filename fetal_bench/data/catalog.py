@@ -240,7 +240,9 @@ PHANTOM = DatasetInfo(
         "and no clinical conclusion may be drawn from it."
     ),
     hub_id=None,
-    revision=None,
+    # Not published: the "revision" is the generator's version. Changing what
+    # fetal_bench.data.phantom generates means bumping it (and the tasks that pin it).
+    revision="generator-v1",
     license="apache-2.0",
     citation="",
     homepage="https://github.com/fetal-bench/fetal-bench",

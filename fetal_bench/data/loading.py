@@ -34,14 +34,19 @@ import io
 import os
 import random
 import re
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
-from typing import Any, Callable, Iterator, Literal, Optional, Sequence, Tuple, Union
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 import torch
-from torch.utils.data import DataLoader, Dataset as TorchDataset, Sampler, default_collate
+from torch.utils.data import DataLoader, Sampler, default_collate
+from torch.utils.data import Dataset as TorchDataset
 
 from fetal_bench.errors import DataError, FetalBenchError
+
+if TYPE_CHECKING:  # datasets is imported where used: it is slow to import
+    import datasets
 
 __all__ = ["Normalize", "Transform", "make_dataloader", "open_dataset"]
 
@@ -52,8 +57,8 @@ __all__ = ["Normalize", "Transform", "make_dataloader", "open_dataset"]
 #: With num_workers > 0 on a platform that spawns workers (macOS, Windows) it must be
 #: picklable (a module-level function or class instance, not a lambda).
 Transform = Callable[
-    [torch.Tensor, Optional[torch.Tensor], np.random.Generator],
-    Tuple[torch.Tensor, Optional[torch.Tensor]],
+    [torch.Tensor, torch.Tensor | None, np.random.Generator],
+    tuple[torch.Tensor, torch.Tensor | None],
 ]
 
 #: ``"per_image"`` (default): each image minus its own mean, divided by its own std. It removes
@@ -61,9 +66,7 @@ Transform = Callable[
 #: ultrasound domain shift, and it is what SonoNet was trained with. ``(mean, std)``: fixed
 #: statistics in [0, 1] units, one float or one per output channel (e.g. ImageNet's with
 #: ``channels=3``). ``None``: intensities scaled to [0, 1] only.
-Normalize = Union[
-    Literal["per_image"], Tuple[Union[float, Sequence[float]], Union[float, Sequence[float]]], None
-]
+Normalize = Literal["per_image"] | tuple[float | Sequence[float], float | Sequence[float]] | None
 
 _HUB_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*/[A-Za-z0-9_.-]+$")
 _EPS = 1e-6  # floor for a per-image std, so a blank (constant) image does not divide by zero
@@ -80,7 +83,7 @@ def open_dataset(
     config: str | None = None,
     split: str | None = None,
     revision: str | None = None,
-):
+) -> datasets.Dataset | datasets.DatasetDict:
     """Load a built dataset from a local directory, the catalog or the Hub.
 
     Args:
@@ -267,7 +270,7 @@ def _connection_error(label: str, catalog_name: str) -> FetalBenchError:
 
 
 def make_dataloader(
-    dataset,
+    dataset: datasets.Dataset,
     *,
     task: Literal["classification", "segmentation"],
     image_size: tuple[int, int] | int,
@@ -427,7 +430,7 @@ def _check_normalize(normalize: Normalize, channels: int) -> tuple[np.ndarray | 
     return mean_a, std_a
 
 
-def _check_columns(dataset, label_col: str | None, mask_col: str | None) -> None:
+def _check_columns(dataset: datasets.Dataset, label_col: str | None, mask_col: str | None) -> None:
     import datasets
 
     features = dataset.features
@@ -442,7 +445,10 @@ def _check_columns(dataset, label_col: str | None, mask_col: str | None) -> None
             f"Column 'image' is {features['image']!r}, not an Image feature.",
             "Rebuild the dataset with `fetal-bench datasets build`.",
         )
-    table = dataset.data  # pyarrow-backed: null counts are cheap and read no image bytes
+    # Arrow null counts are free and read no image bytes. They describe the whole backing
+    # table, which is this split unless it is a subset (select/filter): then missing values
+    # are reported lazily, by the row that has one.
+    table = dataset.data if len(dataset.data) == dataset.num_rows else None
     if label_col is not None:
         feature = features.get(label_col)
         if feature is None:
@@ -458,7 +464,7 @@ def _check_columns(dataset, label_col: str | None, mask_col: str | None) -> None
                 f"Label column {label_col!r} is {feature!r}, not a ClassLabel/integer column.",
                 f"Encode it first: dataset = dataset.class_encode_column({label_col!r}).",
             )
-        if table.column(label_col).null_count:
+        if table is not None and table.column(label_col).null_count:
             raise DataError(
                 f"Label column {label_col!r} has {table.column(label_col).null_count} missing values.",
                 "Filter those rows out, or pass label_column=None to iterate without labels.",
@@ -471,7 +477,7 @@ def _check_columns(dataset, label_col: str | None, mask_col: str | None) -> None
                 f"Mask column {mask_col!r} is not an Image column ({found}).",
                 "Pass mask_column=NAME, or mask_column=None to iterate without masks.",
             )
-        if table.column(mask_col).null_count:
+        if table is not None and table.column(mask_col).null_count:
             raise DataError(
                 f"Mask column {mask_col!r} has {table.column(mask_col).null_count} missing masks "
                 "(an unlabelled split such as HC18's challenge_test?).",
@@ -517,7 +523,7 @@ class _Rows(TorchDataset):
 
     def __init__(
         self,
-        raw,
+        raw: datasets.Dataset,
         *,
         task: str,
         size: tuple[int, int],
@@ -558,39 +564,21 @@ class _Rows(TorchDataset):
         from PIL import Image
 
         row_id = columns["id"][j]
-        image = _open_png(columns["image"][j], row_id, "image")
-        if image.mode != "L":
-            # Published images are gray; RGB/RGBA/palette files are gray data in a colour
-            # container, and a 16-bit one would be silently clipped by convert("L").
-            if image.mode.startswith("I") or image.mode == "F":
-                raise DataError(
-                    f"Row {row_id!r}: image mode {image.mode!r} (high bit depth) is not supported.",
-                    "Store 8-bit images (mode L) in the dataset.",
-                )
-            image = image.convert("L")
         height, width = self.size
+        image = _open_gray(columns["image"][j], row_id)
         original_size = (image.height, image.width)
-        image = image.resize((width, height), Image.BILINEAR)
         # Per-image arithmetic is done in numpy: torch would split these ~50k-element ops over
         # its OpenMP threads, which costs more than it saves when num_workers=0 and fights the
         # training step for the same cores.
-        pixels = np.asarray(image, dtype=np.float32)[None] * np.float32(1 / 255)
+        pixels = np.asarray(image.resize((width, height), Image.BILINEAR), dtype=np.float32)
+        pixels = pixels[None] * np.float32(1 / 255)
 
-        sample: dict[str, Any] = {"id": row_id}
         mask = None
         if self.mask_column is not None:
-            mask_image = _open_png(columns[self.mask_column][j], row_id, "mask")
-            if (mask_image.height, mask_image.width) != original_size:
-                raise DataError(
-                    f"Row {row_id!r}: mask is {mask_image.width}x{mask_image.height}, image is "
-                    f"{original_size[1]}x{original_size[0]}.",
-                    "Rebuild the dataset; a mask must have its image's size.",
-                )
-            if mask_image.mode not in ("L", "P", "1"):
-                mask_image = mask_image.convert("L")
-            # NEAREST: a resized mask must only hold values the original had.
-            mask_image = mask_image.resize((width, height), Image.NEAREST)
-            mask = torch.from_numpy(np.asarray(mask_image).astype(np.int64))
+            mask_image = _open_mask(columns[self.mask_column][j], row_id, original_size)
+            # NEAREST: a resized mask may only hold values the original had.
+            mask = mask_image.resize((width, height), Image.NEAREST)
+            mask = torch.from_numpy(np.asarray(mask).astype(np.int64))
 
         if self.transform is not None:
             tensor, mask = self.transform(torch.from_numpy(pixels), mask, np.random.default_rng(row_seed))
@@ -603,10 +591,19 @@ class _Rows(TorchDataset):
         if self.mean is not None and self.std is not None:
             pixels = (pixels - self.mean) / self.std
 
-        # ascontiguousarray: a broadcast view must not reach torch.stack as a strided tensor.
-        sample["pixel_values"] = torch.from_numpy(np.ascontiguousarray(pixels, dtype=np.float32))
+        # ascontiguousarray: a broadcast view must not reach the collation as a strided tensor.
+        sample: dict[str, Any] = {
+            "id": row_id,
+            "pixel_values": torch.from_numpy(np.ascontiguousarray(pixels, dtype=np.float32)),
+        }
         if self.label_column is not None:
-            sample["labels"] = int(columns[self.label_column][j])
+            label = columns[self.label_column][j]
+            if label is None:  # only reachable on a subset; see _check_columns
+                raise DataError(
+                    f"Row {row_id!r} has no {self.label_column!r}.",
+                    "Filter out unlabelled rows, or pass label_column=None.",
+                )
+            sample["labels"] = int(label)
         if self.task == "segmentation":
             sample["original_size"] = torch.tensor(original_size, dtype=torch.int64)
             if mask is not None:
@@ -618,13 +615,43 @@ class _Rows(TorchDataset):
 
 
 def _open_png(cell: dict | None, row_id: str, what: str):
+    """An Image cell left undecoded ({"bytes", "path"}) -> a lazily decoded PIL image."""
     from PIL import Image
 
     if cell is None:
-        raise DataError(f"Row {row_id!r} has no {what}.", "Rebuild the dataset.")
+        raise DataError(
+            f"Row {row_id!r} has no {what}.",
+            f"Filter out rows without one, or pass {what}_column=None." if what == "mask" else "Rebuild the dataset.",
+        )
     if cell.get("bytes") is not None:
         return Image.open(io.BytesIO(cell["bytes"]))
     if cell.get("path"):
-        # Datasets that reference files instead of embedding them (not ours, but legal HF).
+        # HF datasets may reference files instead of embedding them (ours embed).
         return Image.open(cell["path"])
     raise DataError(f"Row {row_id!r}: the {what} has neither bytes nor a path.", "Rebuild the dataset.")
+
+
+def _open_gray(cell: dict | None, row_id: str):
+    image = _open_png(cell, row_id, "image")
+    if image.mode == "L":
+        return image
+    # Published images are gray; an RGB/RGBA/palette file is gray data in a colour container.
+    # A 16-bit one would be clipped, not scaled, by convert("L"): refuse it instead.
+    if image.mode.startswith("I") or image.mode == "F":
+        raise DataError(
+            f"Row {row_id!r}: image mode {image.mode!r} (high bit depth) is not supported.",
+            "Store 8-bit images (mode L) in the dataset.",
+        )
+    return image.convert("L")
+
+
+def _open_mask(cell: dict | None, row_id: str, image_size: tuple[int, int]):
+    mask = _open_png(cell, row_id, "mask")
+    if (mask.height, mask.width) != image_size:
+        raise DataError(
+            f"Row {row_id!r}: the mask is {mask.width}x{mask.height}, the image "
+            f"{image_size[1]}x{image_size[0]}.",
+            "Rebuild the dataset; a mask must have its image's size.",
+        )
+    # L/P hold label values as they are; "1" reads as bool (0/1) through numpy.
+    return mask if mask.mode in ("L", "P", "1") else mask.convert("L")

@@ -926,8 +926,8 @@ def _paint_thorax(scene: _Scene, rng: np.random.Generator, scale: float, patient
     _paint_surroundings(scene, rng, body, patient)
     scene.paint(scene.ellipse(body, edge=2.0), _uniform(rng, 0.7, 0.95))  # lungs
     scene.paint(scene.rim(body, 2.0 * scale), _uniform(rng, 1.0, 1.5), reflect=0.01)
-    # Heart: off-centre myocardium with four chambers; the bright cross between them is the
-    # septa and valves.
+    # Heart: off-centre, darker than the lungs, with four anechoic chambers; the myocardium
+    # left between them reads as the cross of the septa.
     hu, hv = _direction(rng)
     x, y = body.to_image(0.28 * body.a * hu, 0.28 * body.b * hv)
     h = _uniform(rng, 0.36, 0.46) * body.a
@@ -977,6 +977,7 @@ def _paint_femur(scene: _Scene, rng: np.random.Generator, scale: float, patient:
 
 
 def _paint_brain(scene: _Scene, rng: np.random.Generator, scale: float, patient: _Patient) -> _EllipseShape:
+    """Head plane: the same head as the ``head`` config, sized by the patient and the site."""
     cx, cy = _structure_centre(rng, scene.grid)
     a = _uniform(rng, 28.0, 40.0) * scale
     c, s, _ = _rotation(rng, 0.5)

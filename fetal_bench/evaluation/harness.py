@@ -1,0 +1,177 @@
+"""`fetal_bench.evaluate`: score a submission (predictions or a model) on a task.
+
+Order of work: resolve the task and its ground truth; load and validate the submission
+completely (any problem: one error, no result); score with intervals and per-group
+breakdowns; validate the result against the schema; write it atomically.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+from fetal_bench import __version__
+from fetal_bench.errors import FetalBenchError
+from fetal_bench.evaluation import scoring
+from fetal_bench.evaluation.data import classification_truth, load_eval_data, segmentation_truth
+from fetal_bench.evaluation.results import SCHEMA_VERSION, environment, now_iso, validate_result, write_result
+from fetal_bench.evaluation.submissions import (
+    ClassificationSubmission,
+    load_classification_submission,
+    load_segmentation_submission,
+    submission_sha256,
+)
+from fetal_bench.tasks import Task, get_task
+
+TRAINING_DATA = ("real", "synthetic", "hybrid", "none")
+
+
+def evaluate(
+    task: str | Task,
+    *,
+    predictions: str | os.PathLike | None = None,
+    model: str | None = None,
+    checkpoint: str | os.PathLike | None = None,
+    data: str | os.PathLike | None = None,
+    split: str | None = None,
+    output: str | os.PathLike | None = None,
+    name: str | None = None,
+    training_data: str | None = None,
+    synthetic_share: float | None = None,
+    description: str | None = None,
+    n_resamples: int = 1000,
+    seed: int = 0,
+    batch_size: int = 32,
+    num_workers: int = 0,
+    device: str | None = None,
+    validate_only: bool = False,
+    log: Callable[[str], None] | None = None,
+) -> dict:
+    """Score a submission on ``task`` and return the result (also written to ``output``).
+
+    Exactly one of ``predictions`` (a file/directory keyed by row id) and ``model`` (a
+    registered baseline name, with ``checkpoint``) is given. With ``validate_only`` the
+    submission is checked and nothing is scored or written; the returned dict then only
+    summarises the check.
+    """
+    start = time.perf_counter()
+    task = get_task(task) if isinstance(task, str) else task
+    if (predictions is None) == (model is None):
+        raise FetalBenchError("Give exactly one of --predictions and --model.",
+                              "Score a predictions file/directory, or a registered model with its --checkpoint.")
+    if training_data is not None and training_data not in TRAINING_DATA:
+        raise FetalBenchError(f"--training-data {training_data!r} is not one of {', '.join(TRAINING_DATA)}.",
+                              "Say what the submission was trained on.")
+    if synthetic_share is not None and not 0 <= synthetic_share <= 1:
+        raise FetalBenchError(f"--synthetic-share {synthetic_share} is outside [0, 1].", "Give the fraction of synthetic training images.")
+    note = log or (lambda message: None)
+    eval_data = load_eval_data(task, data, split)
+    note(f"{task.name}: {len(eval_data.dataset)} rows from {eval_data.source} [{eval_data.split}]")
+    boot = scoring.BootstrapConfig(n_resamples=n_resamples, seed=seed)
+    notes: list[str] = []
+
+    if task.type == "classification":
+        truth = classification_truth(task, eval_data.dataset)
+        if truth.dropped:
+            notes.append(f"{truth.dropped} evaluation rows have a label outside this task and are not scored.")
+        if predictions is not None:
+            submission = load_classification_submission(predictions, expected_ids=truth.ids, labels=task.labels,
+                                                        allowed_extra=task.allowed_extra_labels)
+        else:
+            from fetal_bench.evaluation.model_runner import predict_classification
+
+            submission = predict_classification(task, model, checkpoint, eval_data.dataset, truth.ids,
+                                                batch_size=batch_size, num_workers=num_workers, device=device, log=note)
+        if validate_only:
+            return {"valid": True, "task": task.name, "n_samples": len(truth.ids)}
+        body = _score_classification(task, truth, submission, boot)
+        n_samples, subjects = len(truth.ids), truth.subjects
+    else:
+        truth = segmentation_truth(task, eval_data.dataset)
+        if predictions is not None:
+            masks = load_segmentation_submission(predictions, expected_ids=truth.ids, expected_shapes=truth.shapes)
+        else:
+            from fetal_bench.evaluation.model_runner import predict_segmentation
+
+            masks = predict_segmentation(task, model, checkpoint, eval_data.dataset, truth.ids, truth.shapes,
+                                         batch_size=batch_size, num_workers=num_workers, device=device, log=note)
+        if validate_only:
+            return {"valid": True, "task": task.name, "n_samples": len(truth.ids)}
+        body = _score_segmentation(task, truth, [masks[i] for i in truth.ids], boot)
+        n_samples, subjects = len(truth.ids), truth.subjects
+
+    submission_info = _submission_info(predictions, model, checkpoint, name, training_data, synthetic_share, description)
+    result = {
+        "schema_version": SCHEMA_VERSION,
+        "task": task.name,
+        "task_version": task.version,
+        "task_type": task.type,
+        "higher_is_better": task.higher_is_better,
+        "dataset": {"name": task.dataset.name, "source": eval_data.source, "revision": eval_data.revision,
+                    "config": task.dataset.config, "split": eval_data.split, "fingerprint": eval_data.fingerprint},
+        "submission": submission_info,
+        **body,
+        "bootstrap": {"n_resamples": boot.n_resamples, "seed": boot.seed, "unit": task.subject_column,
+                      "confidence": boot.confidence},
+        "n_samples": n_samples,
+        "n_subjects": int(len(set(subjects))),
+        "notes": notes,
+        "fetal_bench_version": __version__,
+        "environment": environment(),
+        "created_at": now_iso(),
+        "runtime_s": round(time.perf_counter() - start, 3),
+    }
+    validate_result(result)
+    if output is not None:
+        path = write_result(result, output)
+        note(f"result written to {path}")
+        result["_path"] = str(path)  # for callers; not part of the file
+    return result
+
+
+def _score_classification(task: Task, truth, submission: ClassificationSubmission, boot) -> dict:
+    y_true, predicted, proba = truth.y_true, submission.predicted, submission.proba
+
+    def score_rows(rows: np.ndarray) -> dict:
+        return scoring.classification_scores(task, y_true[rows], predicted[rows],
+                                             None if proba is None else proba[rows], truth.subjects[rows], boot)
+
+    return {
+        "scores": score_rows(np.arange(len(y_true))),
+        "per_class": {"f1": scoring.per_class_f1(task, y_true, predicted)},
+        "confusion_matrix": scoring.confusion(task, y_true, predicted, submission.columns),
+        "groups": scoring.group_breakdown(task, truth.groups, score_rows, truth.subjects),
+    }
+
+
+def _score_segmentation(task: Task, truth, pred_masks: list[np.ndarray], boot) -> dict:
+    per_image = scoring.segmentation_per_image(task, truth.masks, pred_masks, truth.pixel_size_mm,
+                                               truth.head_circumference_mm)
+
+    def score_rows(rows: np.ndarray) -> dict:
+        return scoring.segmentation_scores(task, per_image, rows, truth.subjects, boot)
+
+    return {
+        "scores": score_rows(np.arange(len(truth.ids))),
+        "groups": scoring.group_breakdown(task, truth.groups, score_rows, truth.subjects),
+    }
+
+
+def _submission_info(predictions, model, checkpoint, name, training_data, synthetic_share, description) -> dict:
+    if predictions is not None:
+        path = Path(predictions)
+        return {"name": name or path.stem, "kind": "predictions", "sha256": submission_sha256(path),
+                "model": None, "checkpoint": None, "training_data": training_data,
+                "synthetic_share": synthetic_share, "description": description}
+    from fetal_bench.evaluation.model_runner import checkpoint_metadata
+
+    meta = checkpoint_metadata(model, checkpoint)
+    return {"name": name or meta.get("name") or model, "kind": "model", "sha256": meta["sha256"], "model": model,
+            "checkpoint": None if checkpoint is None else str(checkpoint),
+            "training_data": training_data or meta.get("training_data"),
+            "synthetic_share": synthetic_share if synthetic_share is not None else meta.get("synthetic_share"),
+            "description": description}

@@ -1,0 +1,147 @@
+"""Running a model submission: a registered baseline (+ checkpoint) predicts the evaluation rows.
+
+Models come from :func:`fetal_bench.models.create_model`; each carries a ``spec`` saying what
+it predicts (``task_type``, ``labels``) and what it eats (``image_size``, ``channels``,
+``normalize``). Batched through the same loader as training, on the GPU with mixed precision
+when there is one. Segmentation logits are resized to each image's native size before the
+argmax, so masks are scored at the ground truth's resolution.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+from fetal_bench.errors import FetalBenchError
+from fetal_bench.evaluation.submissions import ClassificationSubmission
+from fetal_bench.tasks import Task
+
+
+def _device(device: str | None):
+    import torch
+
+    if device is not None:
+        return torch.device(device)
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+def load_model(model_name: str, checkpoint, device: str | None = None):
+    from fetal_bench.models import create_model
+
+    model = create_model(model_name, checkpoint=checkpoint)
+    model.eval()
+    return model.to(_device(device))
+
+
+def state_dict_sha256(model) -> str:
+    """Content hash of a model's weights (names, dtypes, shapes, bytes): identifies it exactly."""
+    digest = hashlib.sha256()
+    for key, tensor in sorted(model.state_dict().items()):
+        array = tensor.detach().cpu().contiguous()
+        digest.update(f"{key}:{array.dtype}:{tuple(array.shape)}\n".encode())
+        digest.update(array.view(-1).view(__import__("torch").uint8).numpy().tobytes() if array.numel() else b"")
+    return digest.hexdigest()
+
+
+def checkpoint_metadata(model_name: str, checkpoint) -> dict:
+    """sha256 of the weights, and what the training run recorded (training data, share)."""
+    meta: dict = {}
+    if checkpoint is not None:
+        config_path = Path(checkpoint) / "config.json"
+        if config_path.is_file():
+            config = json.loads(config_path.read_text(encoding="utf-8"))
+            training = config.get("training", {}) if isinstance(config.get("training"), dict) else {}
+            meta.update({k: training.get(k) for k in ("training_data", "synthetic_share") if training.get(k) is not None})
+            if config.get("run_name"):
+                meta["name"] = config["run_name"]
+    meta["sha256"] = state_dict_sha256(load_model(model_name, checkpoint, "cpu"))
+    return meta
+
+
+def _autocast(device):
+    import contextlib
+
+    import torch
+
+    if device.type == "cuda":
+        dtype = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+        return torch.autocast("cuda", dtype=dtype)
+    return contextlib.nullcontext()
+
+
+def _loader(model, task: Task, dataset, batch_size: int, num_workers: int):
+    from fetal_bench.data.loading import make_dataloader
+
+    spec = model.spec
+    kwargs = {"channels": spec.channels}
+    if getattr(spec, "normalize", None) is not None:
+        kwargs["normalize"] = spec.normalize
+    return make_dataloader(dataset, task=task.type, image_size=tuple(spec.image_size), batch_size=batch_size,
+                           shuffle=False, num_workers=num_workers,
+                           label_column=task.label_column if task.type == "classification" else None,
+                           mask_column=task.mask_column if task.type == "segmentation" else None, **kwargs)
+
+
+def predict_classification(task: Task, model_name: str, checkpoint, dataset, expected_ids: list[str], *,
+                           batch_size: int = 32, num_workers: int = 0, device: str | None = None,
+                           log: Callable[[str], None] = lambda m: None) -> ClassificationSubmission:
+    import torch
+
+    model = load_model(model_name, checkpoint, device)
+    spec = model.spec
+    if spec.task_type != "classification":
+        raise FetalBenchError(f"Model {model_name!r} is a {spec.task_type} model; task {task.name!r} is classification.",
+                              "Pick a classifier (`fetal-bench models list`).")
+    model_labels = list(spec.labels)
+    missing = [label for label in task.labels if label not in model_labels]
+    stray = [label for label in model_labels if label not in task.labels and label not in task.allowed_extra_labels]
+    if missing or stray:
+        raise FetalBenchError(
+            f"Model {model_name!r} predicts {model_labels}; task {task.name!r} scores {list(task.labels)}"
+            + (f" (missing {missing})" if missing else "") + (f" (unknown to the task: {stray})" if stray else "") + ".",
+            "Train the model on a label set that covers the task's labels.")
+    columns = tuple(task.labels) + tuple(label for label in task.allowed_extra_labels if label in model_labels)
+    order = [model_labels.index(label) for label in columns]
+    wanted = set(expected_ids)
+    device_ = next(model.parameters()).device
+    ids, chunks = [], []
+    with torch.inference_mode(), _autocast(device_):
+        for batch in _loader(model, task, dataset, batch_size, num_workers):
+            logits = model(batch["pixel_values"].to(device_, non_blocking=True))
+            chunks.append(torch.softmax(logits.float(), dim=1).cpu().numpy())
+            ids.extend(batch["id"])
+    proba = np.concatenate(chunks)[:, order]
+    proba = proba / proba.sum(axis=1, keepdims=True)  # columns the task ignores were dropped
+    position = {row_id: i for i, row_id in enumerate(ids) if row_id in wanted}
+    pick = np.array([position[row_id] for row_id in expected_ids])
+    log(f"predicted {len(pick)} rows with {model_name} on {device_}")
+    return ClassificationSubmission(columns, proba[pick], proba[pick].argmax(axis=1))
+
+
+def predict_segmentation(task: Task, model_name: str, checkpoint, dataset, expected_ids: list[str],
+                         shapes: dict[str, tuple[int, int]], *, batch_size: int = 8, num_workers: int = 0,
+                         device: str | None = None, log: Callable[[str], None] = lambda m: None) -> dict[str, np.ndarray]:
+    import torch
+    import torch.nn.functional as F
+
+    model = load_model(model_name, checkpoint, device)
+    if model.spec.task_type != "segmentation":
+        raise FetalBenchError(f"Model {model_name!r} is a {model.spec.task_type} model; task {task.name!r} is segmentation.",
+                              "Pick a segmenter (`fetal-bench models list`).")
+    device_ = next(model.parameters()).device
+    masks: dict[str, np.ndarray] = {}
+    with torch.inference_mode(), _autocast(device_):
+        for batch in _loader(model, task, dataset, batch_size, num_workers):
+            logits = model(batch["pixel_values"].to(device_, non_blocking=True)).float()
+            for i, row_id in enumerate(batch["id"]):
+                height, width = shapes[row_id]
+                # Resize scores, not labels: bilinear logits then argmax keep boundaries smooth.
+                full = F.interpolate(logits[i : i + 1], size=(height, width), mode="bilinear", align_corners=False)[0]
+                mask = full.argmax(dim=0) > 0 if full.shape[0] > 1 else full[0] > 0
+                masks[row_id] = mask.cpu().numpy()
+    log(f"segmented {len(masks)} images with {model_name} on {device_}")
+    return {row_id: masks[row_id] for row_id in expected_ids}

@@ -1,0 +1,213 @@
+"""Reading a real split for generator training: selection, letterboxing, prompts, trimesters.
+
+The source is any dataset directory (or Hub id) that :func:`fetal_bench.data.open_dataset`
+opens. Its image columns are read undecoded (PNG bytes) and decoded per training step, so a
+split of any size costs the memory of the Arrow file mapping, not of its pixels.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import math
+import os
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+
+from fetal_bench.errors import DataError, FetalBenchError
+
+__all__ = [
+    "TRIMESTERS",
+    "Letterbox",
+    "SourceInfo",
+    "decode_gray",
+    "decode_mask",
+    "letterbox",
+    "open_source",
+    "outline",
+    "select_per_class",
+    "trimester_of",
+]
+
+TRIMESTERS: tuple[str, ...] = ("first", "second", "third")
+
+
+@dataclass
+class SourceInfo:
+    """Where training data came from, for the LoRA's config and the synthetic card."""
+
+    path: str
+    config: str | None
+    split: str
+    dataset: str | None = None  # the catalog name recorded in build_info.json
+    fingerprint: str | None = None  # build_info.json's content fingerprint (local builds)
+    build_info_sha256: str | None = None
+    license: str | None = None
+    label_names: list[str] | None = None
+    features: dict[str, str] = field(default_factory=dict)
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def open_source(data: str | os.PathLike, *, config: str | None, split: str):
+    """Open ``split`` of ``data`` with image columns undecoded; return ``(dataset, SourceInfo)``."""
+    import datasets
+
+    from fetal_bench.data.loading import open_dataset
+
+    from fetal_bench.data.catalog import CATALOG
+
+    path = Path(data)
+    text = str(data)
+    hub_like = text.count("/") == 1 and not text.startswith((".", "/", "~"))
+    if not path.exists() and text not in CATALOG and not hub_like:
+        raise DataError(
+            f"Dataset {data} does not exist.",
+            "Pass a directory made by `fetal-bench datasets build` (e.g. `fetal-bench datasets build "
+            "phantom --out DIR`) or a Hub dataset id.",
+        )
+    dataset = open_dataset(data, config=config, split=split)
+    casts = {name: datasets.Image(decode=False) for name, feature in dataset.features.items()
+             if isinstance(feature, datasets.Image)}
+    for name, feature in casts.items():
+        dataset = dataset.cast_column(name, feature)
+    info = SourceInfo(path=str(path.resolve()) if path.exists() else str(data), config=config, split=split)
+    label = dataset.features.get("label")
+    if isinstance(label, datasets.ClassLabel):
+        info.label_names = list(label.names)
+    info.features = {name: type(feature).__name__ for name, feature in dataset.features.items()}
+    build_info = path / "build_info.json"
+    if build_info.is_file():
+        from fetal_bench._io import sha256_file
+
+        record = json.loads(build_info.read_text(encoding="utf-8"))
+        info.dataset = record.get("dataset")
+        info.fingerprint = record.get("fingerprint")
+        info.build_info_sha256 = sha256_file(build_info)
+        info.license = _card_license(path / "README.md")
+    else:
+        # A Hub dataset: `datasets` fingerprints what it loaded (content hash of the cache files).
+        info.fingerprint = getattr(dataset, "_fingerprint", None)
+    return dataset, info
+
+
+def _card_license(card: Path) -> str | None:
+    if not card.is_file():
+        return None
+    import yaml
+
+    text = card.read_text(encoding="utf-8")
+    if not text.startswith("---"):
+        return None
+    try:
+        header = yaml.safe_load(text.split("---", 2)[1]) or {}
+    except yaml.YAMLError:
+        return None
+    value = header.get("license")
+    return value if isinstance(value, str) else None
+
+
+def select_per_class(
+    ids: Sequence[str], classes: Sequence[int], n: int | None, seed: int
+) -> list[int]:
+    """Row indices: per class, the ``n`` rows whose ``sha256("<seed>:<id>")`` is smallest.
+
+    Hashing ids (not shuffling a list) makes the choice independent of row order and of which
+    other rows exist. ``n=None`` keeps every row. The result is ordered by class, then hash.
+    """
+    keyed = sorted(
+        (int(c), hashlib.sha256(f"{seed}:{row_id}".encode()).hexdigest(), i)
+        for i, (row_id, c) in enumerate(zip(ids, classes))
+    )
+    chosen: list[int] = []
+    taken: dict[int, int] = {}
+    for c, _, i in keyed:
+        if n is None or taken.get(c, 0) < n:
+            chosen.append(i)
+            taken[c] = taken.get(c, 0) + 1
+    return chosen
+
+
+def trimester_of(hc_mm: float, bounds: Sequence[float]) -> int:
+    """0, 1 or 2 (first/second/third trimester) from a head circumference and the two bounds."""
+    first, second = float(bounds[0]), float(bounds[1])
+    if not first < second:
+        raise FetalBenchError(
+            f"data.trimester_hc_mm {list(bounds)} must be two increasing bounds (mm).",
+            "E.g. [100.0, 260.0].",
+        )
+    if hc_mm is None or not math.isfinite(float(hc_mm)):
+        raise DataError(f"Head circumference {hc_mm!r} is not a number.", "Use a labelled split.")
+    return 0 if hc_mm < first else (1 if hc_mm < second else 2)
+
+
+def _open(cell: dict | None, what: str, row_id: str):
+    from PIL import Image
+
+    if cell is None or (cell.get("bytes") is None and not cell.get("path")):
+        raise DataError(f"Row {row_id!r} has no {what}.", "Use a split whose rows all have one.")
+    return Image.open(io.BytesIO(cell["bytes"])) if cell.get("bytes") is not None else Image.open(cell["path"])
+
+
+def decode_gray(cell: dict | None, row_id: str) -> np.ndarray:
+    """An undecoded Image cell -> uint8 (H, W)."""
+    image = _open(cell, "image", row_id)
+    return np.asarray(image if image.mode == "L" else image.convert("L"), dtype=np.uint8)
+
+
+def decode_mask(cell: dict | None, row_id: str) -> np.ndarray:
+    """An undecoded mask cell -> bool (H, W) (any non-zero value is foreground)."""
+    image = _open(cell, "mask", row_id)
+    return np.asarray(image) > 0 if image.mode in ("L", "P", "1") else np.asarray(image.convert("L")) > 0
+
+
+@dataclass(frozen=True)
+class Letterbox:
+    """How an (H, W) image was placed on a square canvas: x' = (x + 0.5) * scale - 0.5 + ox."""
+
+    scale: float
+    ox: float
+    oy: float
+    size: int
+
+
+def letterbox(array: np.ndarray, size: int, *, nearest: bool = False) -> tuple[np.ndarray, Letterbox]:
+    """Resize ``array`` (H, W) to fit a ``size`` square keeping its aspect ratio; pad with zeros.
+
+    Ultrasound images have a black background, so black padding adds no structure a model
+    could learn as anatomy. ``nearest`` for masks (values stay 0/1).
+    """
+    from PIL import Image
+
+    height, width = array.shape
+    scale = size / max(height, width)
+    new_w, new_h = max(1, round(width * scale)), max(1, round(height * scale))
+    resample = Image.NEAREST if nearest else Image.BICUBIC
+    resized = np.asarray(Image.fromarray(array).resize((new_w, new_h), resample))
+    canvas = np.zeros((size, size), dtype=array.dtype)
+    ox, oy = (size - new_w) // 2, (size - new_h) // 2
+    canvas[oy : oy + new_h, ox : ox + new_w] = resized
+    # Use the realised scale per axis' mean so geometry maps exactly onto the resized pixels.
+    realised = (new_w / width + new_h / height) / 2
+    return canvas, Letterbox(realised, float(ox), float(oy), size)
+
+
+def outline(mask: np.ndarray, width: int) -> np.ndarray:
+    """uint8 (0/255) outline of a binary mask: its inner boundary, thickened to ``width`` pixels.
+
+    Odd widths are exact (the boundary dilated by ``(width - 1) // 2`` pixels each way); an even
+    width is drawn as the odd width below it.
+    """
+    from scipy.ndimage import binary_dilation
+
+    from fetal_bench.geometry import mask_boundary
+
+    edge = mask_boundary(mask.astype(bool))
+    if width >= 3:
+        edge = binary_dilation(edge, iterations=(width - 1) // 2)
+    return edge.astype(np.uint8) * 255

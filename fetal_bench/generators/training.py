@@ -1,0 +1,590 @@
+"""LoRA fine-tuning of a Stable Diffusion UNet (and optionally its text encoder) under accelerate.
+
+Shared by every generator: FU-LoRA (class prompts), the paper's mask-guided method (3-channel
+[ultrasound, ultrasound, outline] images) and the mask-conditioned variant (an extra UNet input
+channel holding the mask). A generator hands :func:`train_lora` a :class:`TrainingData` (how to
+get example ``i``) and the merged configuration; this module does the rest:
+
+* LoRA adapters from a peft :class:`~peft.LoraConfig` on the configured projections
+  (``to_q, to_k, to_v, to_out.0`` of the UNet; ``q/k/v/out_proj`` of CLIP), initialised from
+  the training seed; for the conditioned variant the UNet's ``conv_in`` gains input channels
+  whose weights start at zero (so step 0 is the base model) and is trained in full.
+* :class:`accelerate.Accelerator` with fp16/bf16 mixed precision on GPU (frozen weights in that
+  precision, trainable ones in fp32), optional gradient checkpointing, 8-bit AdamW when
+  bitsandbytes and CUDA are there (torch AdamW otherwise), gradient clipping, any diffusers LR
+  schedule. Several processes (``accelerate launch``) each take a slice of every batch.
+* Determinism and exact resumption: every random draw of a training step (which example, flip,
+  prompt dropout, VAE posterior sample, noise, timestep) comes from a generator seeded by
+  ``(seed, position in the example stream)``, never from global RNG state. A checkpoint then only
+  needs the trainable weights, the optimizer and LR-schedule state and the step: a resumed run
+  continues bit-for-bit as if never interrupted (on the same hardware). Checkpoints are written
+  atomically every ``train.checkpoint_every`` steps; a rerun of the same configuration resumes
+  from the newest one.
+* Output: ``pytorch_lora_weights.safetensors`` in diffusers' naming (``pipe.load_lora_weights(DIR)``
+  loads it), ``conv_in.safetensors`` for the conditioned variant, and ``generator_config.json``
+  (written last, so its presence means the run finished) with the configuration and hashes.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import hashlib
+import json
+import math
+import shutil
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+
+from fetal_bench.errors import FetalBenchError
+
+__all__ = [
+    "CONFIG_FILE",
+    "LORA_FILE",
+    "CONV_IN_FILE",
+    "TrainingData",
+    "apply_lora",
+    "encode_text",
+    "expand_conv_in",
+    "read_lora_config",
+    "train_lora",
+]
+
+LORA_FILE = "pytorch_lora_weights.safetensors"
+CONV_IN_FILE = "conv_in.safetensors"
+CONFIG_FILE = "generator_config.json"
+ADAPTER = "fetal-bench"  # adapter name used when a LoRA is loaded for sampling
+_SCHEMA_VERSION = 1
+_KEEP_CHECKPOINTS = 2
+
+
+@dataclass
+class TrainingData:
+    """What a generator trains on.
+
+    ``get(i)`` returns example ``i`` as ``(pixels, prompt, condition)``: ``pixels`` uint8
+    (3, R, R); ``prompt`` a string; ``condition`` None or a float32 (R, R) mask in [0, 1] for
+    the conditioned variant. It is called once per use (decoding per step keeps memory flat).
+    """
+
+    n: int
+    get: Callable[[int], tuple[np.ndarray, str, np.ndarray | None]]
+    resolution: int
+    extra_input_channels: int = 0
+
+
+def _mix(*parts: object) -> int:
+    """A 63-bit seed from any parts (stable across runs and platforms, unlike hash())."""
+    digest = hashlib.sha256(":".join(map(str, parts)).encode()).digest()
+    return int.from_bytes(digest[:8], "little") & (2**63 - 1)
+
+
+def encode_text(text_encoder, input_ids, clip_skip: int | None):
+    """CLIP embeddings of ``input_ids`` with kohya/A1111 clip-skip semantics.
+
+    ``clip_skip`` None or 1 = the last layer (through the final layer norm, as CLIP does);
+    2 = the penultimate layer through the final layer norm, and so on. (diffusers counts from 0:
+    its ``clip_skip=1`` is this ``2``.) Applied to the negative prompt too, which diffusers'
+    pipeline does not do, so sampling conditions the model the way it was trained.
+    """
+    if not clip_skip or clip_skip <= 1:
+        return text_encoder(input_ids)[0]
+    output = text_encoder(input_ids, output_hidden_states=True)
+    hidden = output.hidden_states[-clip_skip]
+    model = getattr(text_encoder, "module", text_encoder)  # under DDP the model is `.module`
+    # transformers 5 flattened CLIPTextModel (no `.text_model`); older versions nest it.
+    return getattr(model, "text_model", model).final_layer_norm(hidden)
+
+
+def tokenize(tokenizer, prompts: list[str]):
+    return tokenizer(
+        prompts, padding="max_length", max_length=tokenizer.model_max_length, truncation=True, return_tensors="pt"
+    ).input_ids
+
+
+def expand_conv_in(unet, extra: int) -> None:
+    """Give the UNet ``extra`` more input channels; their weights start at zero (step 0 = base)."""
+    import torch
+
+    if extra <= 0:
+        return
+    old = unet.conv_in
+    new = torch.nn.Conv2d(
+        old.in_channels + extra, old.out_channels, old.kernel_size, old.stride, old.padding,
+        dtype=old.weight.dtype, device=old.weight.device,
+    )
+    with torch.no_grad():
+        new.weight.zero_()
+        new.weight[:, : old.in_channels] = old.weight
+        new.bias.copy_(old.bias)
+    unet.conv_in = new
+    # Keep the config truthful, so saving/inspecting the UNet shows the real input width.
+    unet.register_to_config(in_channels=old.in_channels + extra)
+
+
+def _lora_config(lora: dict, targets_key: str):
+    from peft import LoraConfig
+
+    targets = list(lora[targets_key])
+    if not targets:
+        raise FetalBenchError(f"lora.{targets_key} is empty.", "List the modules to adapt, e.g. [to_q, to_k, to_v, to_out.0].")
+    return LoraConfig(r=int(lora["rank"]), lora_alpha=float(lora["alpha"]), init_lora_weights=True,
+                      target_modules=targets)
+
+
+def _add_adapter(model, config, seed: int) -> None:
+    """Add a LoRA adapter whose random init (lora_A) comes from ``seed``, not global state."""
+    import torch
+
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        model.add_adapter(config)
+
+
+def _freeze_skipped_layers(text_encoder, clip_skip: int | None) -> None:
+    """Freeze the LoRA of CLIP layers that clip-skip leaves out of the embedding.
+
+    They get no gradient (their output is never used), which DDP rejects as unused parameters;
+    frozen, they are still saved (as initialised: lora_B = 0, no effect), like kohya's files.
+    """
+    import re
+
+    if not clip_skip or clip_skip <= 1:
+        return
+    first_skipped = int(text_encoder.config.num_hidden_layers) - (int(clip_skip) - 1)
+    for name, parameter in text_encoder.named_parameters():
+        match = re.search(r"layers\.(\d+)\.", name)
+        if "lora_" in name and match and int(match.group(1)) >= first_skipped:
+            parameter.requires_grad_(False)
+
+
+def _make_optimizer(groups: list[dict], train: dict, device) -> tuple[Any, str]:
+    import torch
+
+    name = str(train["optimizer"]).lower()
+    kwargs = dict(betas=(float(train["adam_beta1"]), float(train["adam_beta2"])),
+                  eps=float(train["adam_epsilon"]), weight_decay=float(train["weight_decay"]))
+    if name not in ("adamw", "adamw8bit"):
+        raise FetalBenchError(f"train.optimizer {name!r} is not supported.", "Use adamw or adamw8bit.")
+    if name == "adamw8bit" and device.type == "cuda":
+        try:
+            import bitsandbytes as bnb  # optional: only on CUDA machines that have it
+
+            return bnb.optim.AdamW8bit(groups, **kwargs), "bitsandbytes.AdamW8bit"
+        except ImportError:
+            pass
+    return torch.optim.AdamW(groups, **kwargs), "torch.AdamW"
+
+
+def _total_steps(train: dict, n: int, per_step: int) -> int:
+    if train.get("max_steps"):
+        return int(train["max_steps"])
+    stream = int(train["epochs"]) * int(train["repeats"]) * n
+    return max(1, math.ceil(stream / per_step))
+
+
+def _trainable_state(models: dict) -> dict:
+    return {
+        f"{prefix}.{name}": p.detach().float().cpu().contiguous()
+        for prefix, model in models.items() if model is not None
+        for name, p in model.named_parameters() if p.requires_grad
+    }
+
+
+def _save_checkpoint(directory: Path, step: int, models: dict, optimizer, scheduler, key: str) -> None:
+    import torch
+    from safetensors.torch import save_file
+
+    from fetal_bench._io import atomic_directory
+
+    with atomic_directory(directory / f"step-{step:08d}", overwrite=True) as tmp:
+        save_file(_trainable_state(models), str(tmp / "trainable.safetensors"))
+        torch.save(optimizer.state_dict(), tmp / "optimizer.pt")
+        torch.save(scheduler.state_dict(), tmp / "scheduler.pt")
+        (tmp / "state.json").write_text(json.dumps({"step": step, "resume_key": key}) + "\n")
+    for old in sorted(directory.glob("step-*"))[:-_KEEP_CHECKPOINTS]:
+        shutil.rmtree(old, ignore_errors=True)
+
+
+def _latest_checkpoint(directory: Path, key: str) -> tuple[Path, int] | None:
+    for candidate in sorted(directory.glob("step-*"), reverse=True):
+        try:
+            state = json.loads((candidate / "state.json").read_text())
+        except (OSError, json.JSONDecodeError):
+            continue
+        if state.get("resume_key") == key:
+            return candidate, int(state["step"])
+    return None
+
+
+def _load_checkpoint(path: Path, models: dict, optimizer, scheduler) -> None:
+    import torch
+    from safetensors.torch import load_file
+
+    state = load_file(str(path / "trainable.safetensors"))
+    for prefix, model in models.items():
+        if model is None:
+            continue
+        with torch.no_grad():
+            for name, p in model.named_parameters():
+                if p.requires_grad:
+                    p.copy_(state[f"{prefix}.{name}"].to(p.dtype))
+    optimizer.load_state_dict(torch.load(path / "optimizer.pt", weights_only=True))
+    scheduler.load_state_dict(torch.load(path / "scheduler.pt", weights_only=True))
+
+
+def canonical_safetensors(path: Path) -> None:
+    """Rewrite a safetensors file's JSON header with sorted keys, in place (atomically).
+
+    The safetensors writer emits its header from a hash map whose order changes from run to
+    run, so identical tensors give different file bytes; the data section is already in a
+    fixed order. Sorting the header (offsets are relative to the data, so unchanged) makes the
+    file's sha256 a function of its content, which is what ``lora_sha256`` promises.
+    """
+    from fetal_bench._io import atomic_file
+
+    raw = path.read_bytes()
+    size = int.from_bytes(raw[:8], "little")
+    header = json.loads(raw[8 : 8 + size])
+    text = json.dumps(header, sort_keys=True, separators=(",", ":")).encode()
+    text += b" " * (-len(text) % 8)  # the format pads the header to 8-byte alignment with spaces
+    with atomic_file(path, "wb") as handle:
+        handle.write(len(text).to_bytes(8, "little") + text + raw[8 + size :])
+
+
+def read_lora_config(lora_dir: str | Path) -> dict[str, Any]:
+    """The ``generator_config.json`` of a trained LoRA directory (clear errors when it is not one)."""
+    lora_dir = Path(lora_dir)
+    if not lora_dir.is_dir():
+        raise FetalBenchError(
+            f"LoRA directory {lora_dir} does not exist.",
+            "Pass the --output of `fetal-bench generate ... train`.",
+        )
+    path = lora_dir / CONFIG_FILE
+    if not path.is_file():
+        hint = " (training did not finish: rerun the same train command to resume)" if (lora_dir / "checkpoints").is_dir() else ""
+        raise FetalBenchError(
+            f"{lora_dir} holds no {CONFIG_FILE}{hint}.",
+            "Pass the --output directory of a finished `fetal-bench generate ... train` run.",
+        )
+    config = json.loads(path.read_text(encoding="utf-8"))
+    weights = lora_dir / LORA_FILE
+    if not weights.is_file():
+        raise FetalBenchError(f"{lora_dir} has no {LORA_FILE}.", "Retrain: the directory is incomplete.")
+    return config
+
+
+def apply_lora(pipe, lora_dir: str | Path, config: dict[str, Any], scale: float) -> None:
+    """Load a trained LoRA (and conv_in, for the conditioned variant) into ``pipe`` at ``scale``."""
+    import torch
+    from safetensors.torch import load_file
+
+    lora_dir = Path(lora_dir)
+    extra = int(config.get("extra_input_channels", 0))
+    if extra:
+        expand_conv_in(pipe.unet, extra)
+        state = load_file(str(lora_dir / CONV_IN_FILE))
+        with torch.no_grad():
+            pipe.unet.conv_in.weight.copy_(state["weight"])
+            pipe.unet.conv_in.bias.copy_(state["bias"])
+    from diffusers.utils import logging as diffusers_logging
+    from transformers.utils import logging as transformers_logging
+
+    # Quiet while loading: transformers draws a progress bar per module, and diffusers warns that
+    # a UNet-only LoRA has no text-encoder keys, which is expected here.
+    bar = transformers_logging.is_progress_bar_enabled()
+    level = diffusers_logging.get_verbosity()
+    transformers_logging.disable_progress_bar()
+    diffusers_logging.set_verbosity_error()
+    try:
+        pipe.load_lora_weights(str(lora_dir), weight_name=LORA_FILE, adapter_name=ADAPTER)
+    finally:
+        diffusers_logging.set_verbosity(level)
+        if bar:
+            transformers_logging.enable_progress_bar()
+    pipe.set_adapters([ADAPTER], adapter_weights=[float(scale)])
+
+
+def train_lora(
+    *,
+    base,
+    config: dict[str, Any],
+    data: TrainingData,
+    output: str | Path,
+    record: dict[str, Any],
+    overwrite: bool = False,
+    progress: Callable[[int, int, float], None] | None = None,
+) -> dict[str, Any]:
+    """Train a LoRA on ``data`` from ``base``; write it to ``output``; return its config record.
+
+    ``record`` holds what the generator wants in ``generator_config.json`` besides what this
+    function adds (base identity, data provenance, shape priors...). A finished ``output`` with
+    the same configuration is returned as is; a different finished one is an error unless
+    ``overwrite``; unfinished checkpoints of the same configuration are resumed.
+    ``progress(step, total, loss)`` is called after every step (after its checkpoint).
+    """
+    import torch
+    import torch.nn.functional as F
+    from accelerate import Accelerator
+    from diffusers import DDPMScheduler
+    from diffusers.optimization import get_scheduler
+
+    from fetal_bench.generators.config import config_sha256
+
+    output = Path(output)
+    train, lora = config["train"], config["lora"]
+    key = hashlib.sha256(json.dumps({"config": config_sha256(config), "base": record.get("base"),
+                                     "data": record.get("data")}, sort_keys=True, default=str).encode()).hexdigest()
+    final = output / CONFIG_FILE
+    if final.is_file():
+        existing = json.loads(final.read_text())
+        if existing.get("resume_key") == key and not overwrite:
+            return existing
+        if not overwrite:
+            raise FetalBenchError(
+                f"{output} already holds a LoRA trained with another configuration or data.",
+                "Pick another --output, or pass --overwrite to replace it.",
+            )
+    if overwrite and output.exists():
+        for name in (CONFIG_FILE, LORA_FILE, CONV_IN_FILE, "checkpoints"):
+            target = output / name
+            shutil.rmtree(target, ignore_errors=True) if target.is_dir() else target.unlink(missing_ok=True)
+
+    cuda = torch.cuda.is_available()
+    mixed = str(train.get("mixed_precision") or "no") if cuda else "no"
+    # cpu=True where there is no CUDA, so that a launcher's CPU processes form one (gloo) group.
+    accelerator = Accelerator(mixed_precision=mixed, cpu=not cuda)
+    device = accelerator.device
+    weight_dtype = {"fp16": torch.float16, "bf16": torch.bfloat16}.get(mixed, torch.float32)
+    seed = int(train["seed"])
+
+    unet, vae, text_encoder = base.unet, base.vae, base.text_encoder
+    for module in (unet, vae, text_encoder):
+        module.requires_grad_(False)
+    expand_conv_in(unet, data.extra_input_channels)
+    unet_lora = _lora_config(lora, "unet_targets")
+    _add_adapter(unet, unet_lora, _mix(seed, "lora-init", "unet"))
+    train_te = bool(lora.get("train_text_encoder"))
+    te_lora = None
+    if train_te:
+        te_lora = _lora_config(lora, "text_encoder_targets")
+        _add_adapter(text_encoder, te_lora, _mix(seed, "lora-init", "text_encoder"))
+        _freeze_skipped_layers(text_encoder, train.get("clip_skip"))
+    if data.extra_input_channels:
+        unet.conv_in.requires_grad_(True)
+
+    for module in (vae, unet, text_encoder):
+        module.to(device)
+        if weight_dtype != torch.float32:
+            module.to(dtype=weight_dtype)
+    # Trainable weights stay fp32 under mixed precision (fp16 weights cannot take small updates).
+    for module in (unet, text_encoder):
+        for p in module.parameters():
+            if p.requires_grad:
+                p.data = p.data.float()
+    if train.get("gradient_checkpointing"):
+        unet.enable_gradient_checkpointing()
+        if train_te:
+            # transformers 5 renamed it (the old name warns); older versions only have the old one.
+            enable = getattr(text_encoder, "activation_checkpointing_enable", None) or text_encoder.gradient_checkpointing_enable
+            enable()
+    unet.train()
+    text_encoder.train(train_te)
+
+    groups = [{"params": [p for p in unet.parameters() if p.requires_grad], "lr": float(train["unet_lr"])}]
+    if train_te:
+        groups.append({"params": [p for p in text_encoder.parameters() if p.requires_grad],
+                       "lr": float(train["text_encoder_lr"])})
+    optimizer, optimizer_name = _make_optimizer(groups, train, device)
+    per_process = int(train["batch_size"])
+    per_step = per_process * accelerator.num_processes
+    total = _total_steps(train, data.n, per_step)
+    # accelerate's prepared scheduler steps once per process at every optimizer step, so its
+    # horizon is counted in process-steps (as in diffusers' training scripts).
+    lr_scheduler = get_scheduler(str(train["lr_scheduler"]), optimizer=optimizer,
+                                 num_warmup_steps=int(train["warmup_steps"]) * accelerator.num_processes,
+                                 num_training_steps=total * accelerator.num_processes)
+    if train_te:
+        unet, text_encoder, optimizer, lr_scheduler = accelerator.prepare(unet, text_encoder, optimizer, lr_scheduler)
+    else:
+        unet, optimizer, lr_scheduler = accelerator.prepare(unet, optimizer, lr_scheduler)
+    models = {"unet": accelerator.unwrap_model(unet),
+              "text_encoder": accelerator.unwrap_model(text_encoder) if train_te else None}
+
+    noise_scheduler = DDPMScheduler.from_config(base.scheduler_config)
+    checkpoints = output / "checkpoints"
+    start = 0
+    latest = _latest_checkpoint(checkpoints, key)
+    if latest is not None:
+        _load_checkpoint(latest[0], models, optimizer, lr_scheduler)
+        start = latest[1]
+
+    stream = int(train["repeats"]) * data.n
+    perms: dict[int, list[int]] = {}
+
+    def example_at(position: int) -> int:
+        epoch, offset = divmod(position, stream)
+        if epoch not in perms:
+            order = torch.randperm(stream, generator=torch.Generator().manual_seed(_mix(seed, "epoch", epoch)))
+            perms.clear()
+            perms[epoch] = order.tolist()
+        return perms[epoch][offset] % data.n
+
+    clip_skip = train.get("clip_skip")
+    dropout = float(train.get("prompt_dropout") or 0.0)
+    random_flip = bool(train.get("random_flip"))
+    scaling = float(base.vae.config.scaling_factor)
+    factor = base.vae_scale_factor
+    channels = int(base.vae.config.latent_channels)
+    every = int(train.get("checkpoint_every") or 0)
+    loss_value = float("nan")
+    began = time.perf_counter()
+    output.mkdir(parents=True, exist_ok=True)
+
+    for step in range(start, total):
+        positions = [step * per_step + accelerator.process_index * per_process + k for k in range(per_process)]
+        pixels, prompts, conds, noise, steps_t, eps = [], [], [], [], [], []
+        for position in positions:
+            g = torch.Generator().manual_seed(_mix(seed, "sample", position))
+            image, prompt, cond = data.get(example_at(position))
+            x = torch.from_numpy(np.ascontiguousarray(image)).float().div(127.5).sub(1.0)
+            c = None if cond is None else torch.from_numpy(np.ascontiguousarray(cond, dtype=np.float32))[None]
+            flip, drop = torch.rand(2, generator=g).tolist()
+            if random_flip and flip < 0.5:
+                x = x.flip(-1)
+                c = None if c is None else c.flip(-1)
+            if drop < dropout:
+                prompt = ""
+            latent_shape = (channels, data.resolution // factor, data.resolution // factor)
+            eps.append(torch.randn(latent_shape, generator=g))
+            noise.append(torch.randn(latent_shape, generator=g))
+            steps_t.append(int(torch.randint(0, noise_scheduler.config.num_train_timesteps, (1,), generator=g)))
+            pixels.append(x)
+            prompts.append(prompt)
+            conds.append(c)
+        x = torch.stack(pixels).to(device, dtype=weight_dtype)
+        noise_t = torch.stack(noise).to(device)
+        timesteps = torch.tensor(steps_t, device=device, dtype=torch.long)
+        with torch.no_grad():
+            posterior = vae.encode(x).latent_dist
+            latents = (posterior.mean + posterior.std * torch.stack(eps).to(device, posterior.mean.dtype)) * scaling
+        latents = latents.float()
+        noisy = noise_scheduler.add_noise(latents, noise_t, timesteps)
+        if data.extra_input_channels:
+            masks = torch.stack(conds).to(device)
+            small = F.interpolate(masks, size=noisy.shape[-2:], mode="area") * 2.0 - 1.0
+            noisy = torch.cat([noisy, small], dim=1)
+        ids = tokenize(base.tokenizer, prompts).to(device)
+        with accelerator.autocast():
+            if train_te:
+                hidden = encode_text(text_encoder, ids, clip_skip)
+            else:
+                with torch.no_grad():
+                    hidden = encode_text(text_encoder, ids, clip_skip)
+            prediction = unet(noisy.to(weight_dtype), timesteps, hidden.to(weight_dtype)).sample
+        if noise_scheduler.config.prediction_type == "v_prediction":
+            target = noise_scheduler.get_velocity(latents, noise_t, timesteps)
+        else:
+            target = noise_t
+        loss = F.mse_loss(prediction.float(), target.float())
+        accelerator.backward(loss)
+        if accelerator.sync_gradients and train.get("max_grad_norm"):
+            params = [p for group in groups for p in group["params"]]
+            accelerator.clip_grad_norm_(params, float(train["max_grad_norm"]))
+        optimizer.step()
+        lr_scheduler.step()
+        optimizer.zero_grad(set_to_none=True)
+        loss_value = float(accelerator.gather(loss.detach()[None]).mean())
+        done = step + 1
+        if every and done % every == 0 and done < total:
+            if accelerator.is_main_process:
+                _save_checkpoint(checkpoints, done, models, optimizer, lr_scheduler, key)
+            accelerator.wait_for_everyone()
+        if progress is not None:
+            progress(done, total, loss_value)
+
+    accelerator.wait_for_everyone()
+    result: dict[str, Any] = {}
+    if accelerator.is_main_process:
+        result = _save_final(output, models, unet_lora, te_lora, data, record, config, key,
+                             training={
+                                 "steps": total,
+                                 "resumed_from_step": start or None,
+                                 "examples": data.n,
+                                 "batch_size_per_process": per_process,
+                                 "num_processes": accelerator.num_processes,
+                                 "optimizer": optimizer_name,
+                                 "mixed_precision": mixed,
+                                 "device": str(device),
+                                 "final_loss": None if math.isnan(loss_value) else loss_value,
+                                 "runtime_s": round(time.perf_counter() - began, 3),
+                             })
+        shutil.rmtree(checkpoints, ignore_errors=True)
+    accelerator.wait_for_everyone()
+    if not result:
+        result = json.loads(final.read_text())
+    return result
+
+
+def _save_final(output: Path, models: dict, unet_lora, te_lora, data: TrainingData, record: dict,
+                config: dict, key: str, training: dict) -> dict[str, Any]:
+    import tempfile
+
+    import diffusers
+    import peft
+    import torch
+    import transformers
+    from diffusers import StableDiffusionPipeline
+    from diffusers.utils import convert_state_dict_to_diffusers
+    from peft.utils import get_peft_model_state_dict
+    from safetensors.torch import save_file
+
+    from fetal_bench import __version__
+    from fetal_bench._io import sha256_file, write_json_atomic
+    from fetal_bench.generators.config import config_sha256
+
+    unet = models["unet"]
+    layers = {"unet_lora_layers": convert_state_dict_to_diffusers(get_peft_model_state_dict(unet)),
+              "unet_lora_adapter_metadata": unet_lora.to_dict()}
+    if models["text_encoder"] is not None:
+        layers["text_encoder_lora_layers"] = convert_state_dict_to_diffusers(
+            get_peft_model_state_dict(models["text_encoder"]))
+        layers["text_encoder_lora_adapter_metadata"] = te_lora.to_dict()
+    # diffusers writes straight into its directory: write into a temporary one beside the
+    # output and move the file in, so a crash never leaves a truncated weights file.
+    with tempfile.TemporaryDirectory(dir=output, prefix=".lora-tmp-") as tmp:
+        StableDiffusionPipeline.save_lora_weights(tmp, safe_serialization=True, **layers)
+        canonical_safetensors(Path(tmp) / LORA_FILE)
+        (Path(tmp) / LORA_FILE).replace(output / LORA_FILE)
+    files = {LORA_FILE: sha256_file(output / LORA_FILE)}
+    if data.extra_input_channels:
+        conv = unet.conv_in
+        with tempfile.TemporaryDirectory(dir=output, prefix=".conv-tmp-") as tmp:
+            save_file({"weight": conv.weight.detach().float().cpu().contiguous(),
+                       "bias": conv.bias.detach().float().cpu().contiguous()}, str(Path(tmp) / CONV_IN_FILE))
+            canonical_safetensors(Path(tmp) / CONV_IN_FILE)
+            (Path(tmp) / CONV_IN_FILE).replace(output / CONV_IN_FILE)
+        files[CONV_IN_FILE] = sha256_file(output / CONV_IN_FILE)
+    payload = {
+        "schema_version": _SCHEMA_VERSION,
+        "generator": config["generator"],
+        "variant": config.get("variant"),
+        "config_version": config["config_version"],
+        "config": config,
+        "config_sha256": config_sha256(config),
+        "resume_key": key,
+        **record,
+        "resolution": data.resolution,
+        "extra_input_channels": data.extra_input_channels,
+        "lora_sha256": files[LORA_FILE],
+        "files": files,
+        "training": training,
+        "software": {"fetal_bench": __version__, "torch": torch.__version__, "diffusers": diffusers.__version__,
+                     "peft": peft.__version__, "transformers": transformers.__version__},
+        "created_at": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+    }
+    write_json_atomic(output / CONFIG_FILE, payload)
+    return payload

@@ -1,0 +1,203 @@
+"""Inline SVG charts, drawn with the escaping builder (no chart library, no script).
+
+Colours and fonts live in the stylesheet (classes only, no ``style`` attributes), so the charts
+follow the page's theme and the page can keep a strict Content-Security-Policy. Coordinates are
+rounded to two decimals so the same inputs give the same bytes.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Sequence
+
+from fetal_bench.leaderboard.formatting import fmt_value, metric_label
+from fetal_bench.leaderboard.html import Markup, el
+
+FONT_PX = 12  # the stylesheet's chart font size; used to estimate label widths
+
+
+def _n(x: float) -> str:
+    """A coordinate as short, stable text."""
+    text = f"{x:.2f}".rstrip("0").rstrip(".")
+    return "0" if text in ("-0", "") else text
+
+
+def _truncate(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def nice_ticks(lo: float, hi: float, count: int = 5) -> list[float]:
+    """Round tick values covering [lo, hi] (steps of 1, 2 or 5 times a power of ten)."""
+    if not (math.isfinite(lo) and math.isfinite(hi)) or hi <= lo:
+        return [lo]
+    raw = (hi - lo) / max(count - 1, 1)
+    power = 10 ** math.floor(math.log10(raw))
+    step = next(m * power for m in (1, 2, 2.5, 5, 10) if m * power >= raw)
+    # The tolerance absorbs float error: 0.9 / 0.05 is 17.999999999999996, and 0.9 is a tick.
+    start = math.floor(lo / step + 1e-6) * step
+    ticks = []
+    value = start
+    while value <= hi + step * 1e-6:
+        ticks.append(round(value, 10))
+        value += step
+    return ticks
+
+
+def _domain(values: Sequence[float], *, unit_interval_hint: bool) -> tuple[float, float]:
+    """An axis range that holds every value, padded, snapped to round ticks."""
+    lo, hi = min(values), max(values)
+    if unit_interval_hint and lo >= 0 and hi <= 1:
+        # Scores in [0, 1]: zoom to the data (differences of a few points matter) but stay in [0, 1].
+        pad = max((hi - lo) * 0.15, 0.01)
+        lo, hi = max(0.0, lo - pad), min(1.0, hi + pad)
+    else:
+        pad = max((hi - lo) * 0.15, abs(hi) * 0.05, 1e-6)
+        lo, hi = lo - pad, hi + pad
+        if min(values) >= 0:
+            lo = max(lo, 0.0)
+    ticks = nice_ticks(lo, hi)
+    return min(ticks[0], lo), max(ticks[-1], hi)
+
+
+@dataclass(frozen=True)
+class Interval:
+    """One entry in a forest plot: a label, a value and its 95% interval."""
+
+    label: str
+    tooltip: str
+    value: float
+    lo: float | None
+    hi: float | None
+
+
+def forest_plot(items: Sequence[Interval], metric: str, higher_is_better: bool, *, title: str) -> Markup:
+    """Each entry's main score as a dot with its 95% interval, one line per entry, in rank order."""
+    width, left, right, top, row_h = 700, 220, 64, 28, 26
+    height = top + row_h * len(items) + 34
+    ends = [v for it in items for v in (it.value, it.lo, it.hi) if v is not None]
+    lo, hi = _domain(ends, unit_interval_hint=not metric.endswith("_mm"))
+
+    def x(v: float) -> float:
+        return left + (v - lo) / (hi - lo) * (width - left - right)
+
+    parts: list[Markup] = [el("title", title)]
+    for tick in nice_ticks(lo, hi):
+        if lo - 1e-9 <= tick <= hi + 1e-9:
+            parts.append(el("line", x1=_n(x(tick)), x2=_n(x(tick)), y1=_n(top - 8), y2=_n(height - 26), class_="grid"))
+            parts.append(el("text", fmt_value(tick, metric), x=_n(x(tick)), y=_n(height - 10), class_="tick",
+                            text_anchor="middle"))
+    direction = "higher is better →" if higher_is_better else "← lower is better"
+    parts.append(el("text", f"{metric_label(metric)} ({direction})", x=_n(left), y="16", class_="axis-label"))
+    for index, item in enumerate(items):
+        y = top + row_h * index + row_h / 2
+        row: list[Markup] = [el("title", item.tooltip),
+                             el("text", _truncate(item.label, 34), x=_n(left - 10), y=_n(y + 4), class_="label",
+                                text_anchor="end")]
+        if item.lo is not None and item.hi is not None:
+            row.append(el("line", x1=_n(x(item.lo)), x2=_n(x(item.hi)), y1=_n(y), y2=_n(y), class_="ci"))
+            for end in (item.lo, item.hi):
+                row.append(el("line", x1=_n(x(end)), x2=_n(x(end)), y1=_n(y - 5), y2=_n(y + 5), class_="ci"))
+        row.append(el("circle", cx=_n(x(item.value)), cy=_n(y), r="4.5", class_="point"))
+        row.append(el("text", fmt_value(item.value, metric), x=_n(width - right + 8), y=_n(y + 4), class_="value"))
+        parts.append(el("g", row, class_="row"))
+    return el("svg", parts, viewBox=f"0 0 {width} {_n(height)}", width=str(width), height=_n(height),
+              class_="chart forest", role="img", aria_label=title)
+
+
+@dataclass(frozen=True)
+class Bar:
+    label: str
+    value: float | None
+    lo: float | None
+    hi: float | None
+    worst: bool
+    n: int | None
+
+
+def group_bars(bars: Sequence[Bar], metric: str, *, title: str, heading: str) -> Markup:
+    """Horizontal bars of one entry's main score per group (e.g. per country); the worst group stands out."""
+    width, left, right, top, row_h = 360, 110, 62, 30, 24
+    height = top + row_h * len(bars) + 10
+    values = [v for b in bars for v in (b.value, b.lo, b.hi) if v is not None] or [0.0, 1.0]
+    if min(values) >= 0 and max(values) <= 1 and not metric.endswith("_mm"):
+        lo, hi = 0.0, 1.0  # bars must start at zero to be honest; unit scores use the full [0, 1]
+    else:
+        lo, hi = 0.0, max(nice_ticks(0.0, max(values) * 1.05)[-1], max(values) * 1.05, 1e-6)
+
+    def x(v: float) -> float:
+        return left + (v - lo) / (hi - lo) * (width - left - right)
+
+    parts: list[Markup] = [el("title", title),
+                           el("text", _truncate(heading, 46), x="0", y="16", class_="chart-heading")]
+    for index, bar in enumerate(bars):
+        y = top + row_h * index
+        label = _truncate(bar.label, 15)
+        tooltip = f"{bar.label}: {fmt_value(bar.value, metric)}" + (f" (n={bar.n})" if bar.n is not None else "")
+        row: list[Markup] = [el("title", tooltip),
+                             el("text", label, x=_n(left - 8), y=_n(y + row_h / 2 + 4), class_="label",
+                                text_anchor="end")]
+        if bar.value is not None:
+            row.append(el("rect", x=_n(left), y=_n(y + 4), width=_n(max(x(bar.value) - left, 0.5)),
+                          height=_n(row_h - 8), class_="bar worst" if bar.worst else "bar"))
+            if bar.lo is not None and bar.hi is not None:
+                row.append(el("line", x1=_n(x(bar.lo)), x2=_n(x(bar.hi)), y1=_n(y + row_h / 2),
+                              y2=_n(y + row_h / 2), class_="ci"))
+        row.append(el("text", fmt_value(bar.value, metric), x=_n(width - right + 6), y=_n(y + row_h / 2 + 4),
+                      class_="value"))
+        parts.append(el("g", row, class_="row"))
+    return el("svg", parts, viewBox=f"0 0 {width} {_n(height)}", width=str(width), height=_n(height),
+              class_="chart bars", role="img", aria_label=title)
+
+
+@dataclass(frozen=True)
+class Point:
+    label: str  # a short mark drawn next to the point (the rank)
+    tooltip: str
+    share: float
+    value: float
+    lo: float | None
+    hi: float | None
+    training_data: str
+
+
+def synthetic_scatter(points: Sequence[Point], metric: str, *, title: str) -> Markup:
+    """Main score against the share of synthetic training data, with 95% intervals."""
+    width, left, right, top, bottom = 560, 64, 20, 20, 46
+    height = 320
+    ends = [v for p in points for v in (p.value, p.lo, p.hi) if v is not None]
+    lo, hi = _domain(ends, unit_interval_hint=not metric.endswith("_mm"))
+
+    def x(share: float) -> float:
+        return left + share * (width - left - right)
+
+    def y(v: float) -> float:
+        return top + (hi - v) / (hi - lo) * (height - top - bottom)
+
+    parts: list[Markup] = [el("title", title)]
+    for tick in (0.0, 0.25, 0.5, 0.75, 1.0):
+        parts.append(el("line", x1=_n(x(tick)), x2=_n(x(tick)), y1=_n(top), y2=_n(height - bottom), class_="grid"))
+        parts.append(el("text", f"{tick * 100:.0f}%", x=_n(x(tick)), y=_n(height - bottom + 16), class_="tick",
+                        text_anchor="middle"))
+    for tick in nice_ticks(lo, hi):
+        if lo - 1e-9 <= tick <= hi + 1e-9:
+            parts.append(el("line", x1=_n(left), x2=_n(width - right), y1=_n(y(tick)), y2=_n(y(tick)), class_="grid"))
+            parts.append(el("text", fmt_value(tick, metric), x=_n(left - 6), y=_n(y(tick) + 4), class_="tick",
+                            text_anchor="end"))
+    parts.append(el("text", "share of synthetic training images", x=_n((left + width - right) / 2),
+                    y=_n(height - 8), class_="axis-label", text_anchor="middle"))
+    parts.append(el("text", metric_label(metric), x=_n(-(top + height - bottom) / 2), y="14",
+                    class_="axis-label", text_anchor="middle", transform="rotate(-90)"))
+    for point in points:
+        cx, cy = x(point.share), y(point.value)
+        group: list[Markup] = [el("title", point.tooltip)]
+        if point.lo is not None and point.hi is not None:
+            group.append(el("line", x1=_n(cx), x2=_n(cx), y1=_n(y(point.lo)), y2=_n(y(point.hi)), class_="ci"))
+        group.append(el("circle", cx=_n(cx), cy=_n(cy), r="5", class_=f"point td-{point.training_data}"))
+        group.append(el("text", point.label, x=_n(cx + 8), y=_n(cy - 6), class_="point-label"))
+        parts.append(el("g", group, class_="row"))
+    return el("svg", parts, viewBox=f"0 0 {width} {height}", width=str(width), height=str(height),
+              class_="chart scatter", role="img", aria_label=title)
+
+
+__all__ = ["Bar", "Interval", "Point", "forest_plot", "group_bars", "nice_ticks", "synthetic_scatter"]

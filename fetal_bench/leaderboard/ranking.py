@@ -1,0 +1,280 @@
+"""Group results into comparable sets and rank each set.
+
+Two results are comparable only when they scored the same thing: the same task version, on the
+same dataset (name, config, split) at the same revision with the same content fingerprint, ranked
+by the same main score. Mixing anything else in one table would rank numbers that measure
+different things, so each task gets one *main* ranking (the current task version and pinned
+revision, the most common fingerprint among those) and every other combination becomes a
+separate, flagged *variant* table that says how it differs.
+
+Ranks are standard competition ranks on the main score (1, 2, 2, 4): equal scores share a rank
+and the next rank skips. Direction comes from the task registry where the task is known, else
+from the result files.
+"""
+
+from __future__ import annotations
+
+import collections
+from dataclasses import dataclass
+from typing import Iterable, Sequence
+
+from fetal_bench.leaderboard.loading import ResultEntry
+from fetal_bench.tasks.base import LOWER_IS_BETTER
+
+
+@dataclass(frozen=True)
+class TaskInfo:
+    """What the site shows about a task: from the registry, or inferred from its result files."""
+
+    name: str
+    known: bool  # False: not in this fetal-bench's registry; everything below comes from the files
+    version: str | None
+    type: str | None
+    description: str
+    main_score: str
+    higher_is_better: bool
+    metrics: tuple[str, ...]
+    group_by: tuple[str, ...]
+    dataset: str | None
+    revision: str | None
+    config: str | None
+    eval_split: str | None
+    reference: str = ""
+    train_data: str = ""
+
+
+@dataclass(frozen=True)
+class Comparability:
+    """The fields that must match for two results to share a ranking."""
+
+    task_version: str
+    dataset: str
+    config: str | None
+    split: str
+    revision: str
+    fingerprint: str | None
+    main_score: str
+
+    @classmethod
+    def of(cls, entry: ResultEntry) -> "Comparability":
+        data = entry.data
+        dataset = data["dataset"]
+        return cls(data["task_version"], dataset["name"], dataset.get("config"), dataset["split"],
+                   dataset["revision"], dataset["fingerprint"], data["scores"]["main_score"])
+
+    def sort_key(self) -> tuple:
+        return tuple("" if v is None else str(v) for v in (self.task_version, self.dataset, self.config,
+                                                            self.split, self.revision, self.fingerprint,
+                                                            self.main_score))
+
+
+@dataclass(frozen=True)
+class RankedRow:
+    entry: ResultEntry
+    rank: int | None  # None: the main score is null (not computable), so it cannot be ranked
+    value: float | None
+
+
+@dataclass(frozen=True)
+class Board:
+    """One table of mutually comparable results, ranked."""
+
+    key: Comparability
+    metric: str
+    higher_is_better: bool
+    rows: tuple[RankedRow, ...]
+    flagged: bool
+    reasons: tuple[str, ...]  # why a flagged board is not the main ranking
+
+
+@dataclass(frozen=True)
+class TaskBoards:
+    task: TaskInfo
+    main: Board | None
+    variants: tuple[Board, ...]
+
+    @property
+    def entries(self) -> list[ResultEntry]:
+        boards = ([self.main] if self.main else []) + list(self.variants)
+        return [row.entry for board in boards for row in board.rows]
+
+
+def _most_common(values: Iterable, default=None):
+    counts = collections.Counter(values)
+    if not counts:
+        return default
+    # Ties broken on the value's text so the choice never depends on input order.
+    return sorted(counts.items(), key=lambda item: (-item[1], str(item[0])))[0][0]
+
+
+def metric_higher_is_better(metric: str, entries: Sequence[ResultEntry] = ()) -> bool:
+    """Direction of ``metric`` where no registry says: the files' own flag, else the known metric list."""
+    flags = [e.data["higher_is_better"] for e in entries
+             if "higher_is_better" in e.data and e.main_score == metric]
+    if flags:
+        return bool(_most_common(flags))
+    return metric not in LOWER_IS_BETTER
+
+
+def task_info(name: str, entries: Sequence[ResultEntry] = ()) -> TaskInfo:
+    """The registry's metadata for task ``name``, or what its result files say."""
+    try:
+        from fetal_bench.tasks.registry import get_task
+
+        task = get_task(name)
+    except Exception:  # noqa: BLE001 - unknown task (or no registry): fall back to the files
+        task = None
+    if task is not None:
+        return TaskInfo(
+            name=task.name, known=True, version=task.version, type=task.type, description=task.description,
+            main_score=task.main_score, higher_is_better=task.higher_is_better, metrics=tuple(task.metrics),
+            group_by=tuple(task.group_by), dataset=task.dataset.name, revision=task.dataset.revision,
+            config=task.dataset.config, eval_split=task.eval_split, reference=task.reference,
+            train_data=task.train_data)
+    main_score = _most_common((e.main_score for e in entries), default="main_score")
+    datasets = [e.data["dataset"] for e in entries]
+    return TaskInfo(
+        name=name, known=False,
+        version=_most_common(e.data["task_version"] for e in entries),
+        type=_most_common(e.data["task_type"] for e in entries if "task_type" in e.data),
+        description="",
+        main_score=main_score,
+        higher_is_better=metric_higher_is_better(main_score, entries),
+        metrics=tuple(sorted({k for e in entries for k in e.data["scores"] if k != "main_score"})),
+        group_by=tuple(sorted({k for e in entries for k in e.data["groups"]})),
+        dataset=_most_common(d["name"] for d in datasets),
+        revision=_most_common(d["revision"] for d in datasets),
+        config=_most_common(d.get("config") for d in datasets if d.get("config") is not None),
+        eval_split=_most_common(d["split"] for d in datasets))
+
+
+def score_value(entry: ResultEntry, metric: str) -> float | None:
+    score = entry.data["scores"].get(metric)
+    return score.get("value") if isinstance(score, dict) else None
+
+
+def rank_entries(entries: Sequence[ResultEntry], metric: str, higher_is_better: bool) -> tuple[RankedRow, ...]:
+    """Standard competition ranking on ``metric``: ties share a rank, null scores come last unranked.
+
+    Ties are exact: two scores share a rank only when the files hold the same number. Rounding
+    first would make the rank depend on how many digits the site shows.
+    """
+    def order(entry: ResultEntry) -> tuple:
+        value = score_value(entry, metric)
+        best_first = 0.0 if value is None else (-value if higher_is_better else value)
+        # Within a tie the order is alphabetical, then by file, so the output is deterministic.
+        return (value is None, best_first, entry.name.casefold(), entry.name, entry.path)
+
+    rows: list[RankedRow] = []
+    previous: float | None = None
+    rank = 0
+    for position, entry in enumerate(sorted(entries, key=order), start=1):
+        value = score_value(entry, metric)
+        if value is None:
+            rows.append(RankedRow(entry, None, None))
+            continue
+        if previous is None or value != previous:
+            rank = position
+        previous = value
+        rows.append(RankedRow(entry, rank, value))
+    return tuple(rows)
+
+
+def _short(value: str | None) -> str:
+    if value is None:
+        return "none"
+    return value[:12] + "…" if len(value) > 16 else value
+
+
+_FIELD_LABELS = {
+    "task_version": "task version", "dataset": "dataset", "config": "dataset config", "split": "split",
+    "revision": "dataset revision", "fingerprint": "dataset fingerprint", "main_score": "main score",
+}
+
+
+def _differences(key: Comparability, reference: Comparability | None, task: TaskInfo) -> list[str]:
+    """Human-readable reasons why ``key`` is not the main ranking."""
+    reasons: list[str] = []
+    covered: set[str] = set()  # fields already explained against the registry
+    if task.known:
+        if key.task_version != task.version:
+            reasons.append(f"task version {key.task_version} (current: {task.version})")
+            covered.add("task_version")
+        if key.revision != task.revision:
+            reasons.append(f"dataset revision {key.revision} (pinned: {task.revision})")
+            covered.add("revision")
+        if key.main_score != task.main_score:
+            reasons.append(f"ranked by {key.main_score} (task: {task.main_score})")
+            covered.add("main_score")
+    if reference is not None:
+        for field_name, label in _FIELD_LABELS.items():
+            mine, theirs = getattr(key, field_name), getattr(reference, field_name)
+            if field_name not in covered and mine != theirs:
+                reasons.append(f"{label} {_short(mine)} (main ranking: {_short(theirs)})")
+    if not reasons:
+        reasons.append("no result matches the current task version and pinned dataset revision")
+    return reasons
+
+
+def build_task_boards(task: TaskInfo, entries: Sequence[ResultEntry]) -> TaskBoards:
+    """Split one task's valid results into the main ranking and flagged variants."""
+    by_key: dict[Comparability, list[ResultEntry]] = collections.defaultdict(list)
+    for entry in entries:
+        by_key[Comparability.of(entry)].append(entry)
+
+    if task.known:
+        # Only results on the current task version, pinned revision and the task's own main
+        # score may form the main ranking; if none do, every table is flagged.
+        candidates = [k for k in by_key if k.task_version == task.version and k.revision == task.revision
+                      and k.main_score == task.main_score]
+    else:
+        candidates = list(by_key)
+    main_key = None
+    if candidates:
+        # The majority wins (a stray file on another fingerprint is the odd one out); ties go to
+        # the set with the newest result, then to the key's text, for a stable choice.
+        main_key = sorted(candidates, key=lambda k: (-len(by_key[k]),
+                                                     -max(e.created_at.timestamp() for e in by_key[k]),
+                                                     k.sort_key()))[0]
+
+    def direction(key: Comparability) -> bool:
+        if task.known and key.main_score == task.main_score:
+            return task.higher_is_better
+        return metric_higher_is_better(key.main_score, by_key[key])
+
+    main = None
+    if main_key is not None:
+        hib = direction(main_key)
+        main = Board(main_key, main_key.main_score, hib, rank_entries(by_key[main_key], main_key.main_score, hib),
+                     flagged=False, reasons=())
+    variants = []
+    for key in sorted((k for k in by_key if k != main_key), key=lambda k: (-len(by_key[k]), k.sort_key())):
+        hib = direction(key)
+        variants.append(Board(key, key.main_score, hib, rank_entries(by_key[key], key.main_score, hib),
+                              flagged=True, reasons=tuple(_differences(key, main_key, task))))
+    return TaskBoards(task, main, tuple(variants))
+
+
+def build_boards(entries: Sequence[ResultEntry], *, include_registry: bool = True) -> list[TaskBoards]:
+    """Every task's boards, in a fixed order: registry tasks first (registry order), then others by name.
+
+    With ``include_registry`` a registry task without any result still gets an (empty) entry,
+    so the site lists the whole benchmark.
+    """
+    by_task: dict[str, list[ResultEntry]] = collections.defaultdict(list)
+    for entry in entries:
+        by_task[entry.task].append(entry)
+    names: list[str] = []
+    if include_registry:
+        try:
+            from fetal_bench.tasks.registry import list_tasks
+
+            names = [t.name for t in list_tasks()]
+        except Exception:  # noqa: BLE001 - no registry: only tasks that have results
+            names = []
+    names += sorted(n for n in by_task if n not in names)
+    return [build_task_boards(task_info(name, by_task.get(name, [])), by_task.get(name, [])) for name in names]
+
+
+__all__ = ["Board", "Comparability", "RankedRow", "TaskBoards", "TaskInfo", "build_boards",
+           "build_task_boards", "metric_higher_is_better", "rank_entries", "score_value", "task_info"]

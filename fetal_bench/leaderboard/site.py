@@ -1,0 +1,841 @@
+"""Render the static leaderboard site and write it atomically.
+
+Layout of a built site (every link relative, so it works from ``file://`` and any web server)::
+
+    index.html                  overview: tasks, their leaders, counts, invalid files
+    tasks/<task>.html           one page per task: ranking, charts, flagged variants
+    synthetic/<name>.html       one page per synthetic dataset (with --synthetic)
+    synthetic/<name>-samples.png
+    results/<file>.json         each valid result file, byte for byte
+    assets/style.css, assets/app.js
+
+Pages are complete without JavaScript (tables are rendered in HTML, in rank order); the script
+adds sorting and filtering, reading the values it sorts on from a JSON block embedded in the
+page rather than parsing numbers back out of the table text. A Content-Security-Policy allows
+only the site's own stylesheet and script, so even a mistake in escaping could not run inline
+code.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import functools
+import json
+import os
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import Any, Callable, Iterable, Sequence
+
+from fetal_bench import __version__
+from fetal_bench._io import atomic_directory
+from fetal_bench.errors import FetalBenchError
+from fetal_bench.leaderboard import charts
+from fetal_bench.leaderboard.formatting import (
+    fmt_ci, fmt_date, fmt_score, fmt_share, fmt_value, metric_label, short_hash,
+)
+from fetal_bench.leaderboard.html import Markup, el, join, json_for_script, safe_external_url
+from fetal_bench.leaderboard.loading import InvalidResult, ResultEntry, load_results
+from fetal_bench.leaderboard.ranking import Board, RankedRow, TaskBoards, build_boards
+from fetal_bench.leaderboard.synthetic import SyntheticDataset, find_dataset_dirs, load_synthetic_dataset, slug
+from fetal_bench.tasks.base import LOWER_IS_BETTER
+
+# A site folder carries this file; --out is only ever replaced when it holds one (or is empty),
+# so a mistyped --out can never wipe an unrelated folder.
+MARKER = ".fetal-bench-leaderboard"
+SUBMIT_URL = "https://github.com/fetal-bench/fetal-bench/blob/main/docs/submitting.md"
+CSP = ("default-src 'none'; style-src 'self'; script-src 'self'; img-src 'self' data:; "
+       "base-uri 'none'; form-action 'none'")
+DATA_ELEMENT_ID = "leaderboard-data"
+# A grouping with more values than this (e.g. dozens of operators) gets only its worst-group and
+# gap columns in the table, which would otherwise become unreadable; its charts show every value.
+MAX_GROUP_VALUE_COLUMNS = 8
+
+
+@dataclass(frozen=True)
+class TaskSummary:
+    name: str
+    page: str
+    ranked: int
+    flagged: int
+    invalid: int
+    leaders: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class SiteSummary:
+    """What :func:`build_site` wrote."""
+
+    out_dir: Path
+    index: Path
+    files: tuple[str, ...]
+    tasks: tuple[TaskSummary, ...]
+    n_valid: int
+    invalid: tuple[InvalidResult, ...]
+    synthetic: tuple[str, ...]
+
+
+# --------------------------------------------------------------------------------------------
+# Page frame
+
+
+@dataclass(frozen=True)
+class _Context:
+    """What every page of one build shares."""
+
+    json_paths: dict[str, str]  # result file -> its copy in the site
+    task_pages: dict[str, str]  # task name -> its page
+    nav: tuple[tuple[str, str], ...]
+    footer: Markup
+
+
+@dataclass
+class _Page:
+    """One page being rendered: its path (for relative links) and its tables' sort data."""
+
+    path: str
+    ctx: _Context
+    tables: dict[str, dict] = field(default_factory=dict)
+
+    @property
+    def root(self) -> str:
+        return "../" * self.path.count("/")
+
+    def link(self, target: str) -> str:
+        return self.root + target
+
+
+def _frame(page: _Page, title: str, body: Markup) -> str:
+    nav_links = [el("a", label, href=page.link(target), aria_current="page" if target == page.path else None)
+                 for label, target in page.ctx.nav]
+    head = join([
+        Markup('<meta charset="utf-8">'),
+        el("meta", name="viewport", content="width=device-width, initial-scale=1"),
+        el("meta", http_equiv="Content-Security-Policy", content=CSP),
+        el("meta", name="generator", content=f"fetal-bench {__version__}"),
+        el("title", title),
+        el("link", rel="icon", href="data:,"),  # no favicon request (a 404 on a web server)
+        el("link", rel="stylesheet", href=page.link("assets/style.css")),
+        el("script", src=page.link("assets/app.js"), defer=True),
+    ], "\n")
+    header = el("header", el("div", [
+        el("a", [el("span", "fetal-bench", class_="brand-name"), el("span", "leaderboard", class_="brand-sub")],
+           href=page.link("index.html"), class_="brand"),
+        el("nav", nav_links, aria_label="Site"),
+    ], class_="wrap header-inner"), class_="site-header")
+    data = el("script", json_for_script({"tables": page.tables}), type="application/json", id=DATA_ELEMENT_ID)
+    document = join([
+        Markup("<!doctype html>"),
+        Markup('<html lang="en">'),
+        el("head", "\n", head, "\n"),
+        el("body", header, "\n", el("main", body, class_="wrap"), "\n",
+           el("footer", el("div", page.ctx.footer, class_="wrap"), class_="site-footer"), "\n", data, "\n"),
+        Markup("</html>"),
+    ], "\n")
+    return document + "\n"
+
+
+def _section(title: str, *content: Any, class_: str | None = None, id_: str | None = None,
+             lead: Any = None) -> Markup:
+    return el("section", el("h2", title), el("p", lead, class_="lead") if lead else None, *content,
+              class_=class_, id=id_)
+
+
+# --------------------------------------------------------------------------------------------
+# Sortable tables
+
+
+@dataclass(frozen=True)
+class Column:
+    """One table column: header, cell renderer, sort value and first-click direction."""
+
+    label: Any
+    cell: Callable[[Any], Markup]  # row -> <td>
+    sort: Callable[[Any], Any] | None  # row -> sort value (number, text or None); None: not sortable
+    first: str = "asc"  # direction of the first click
+    numeric: bool = False
+    title: str | None = None
+
+
+def _table(page: _Page, table_id: str, columns: Sequence[Column], rows: Sequence[Any], *,
+           caption: str, flagged: bool = False, row_class: Callable[[Any], str | None] = lambda r: None) -> Markup:
+    """A table whose sort values go into the page's embedded JSON under ``table_id``."""
+    head_cells = []
+    meta_columns = []
+    for index, column in enumerate(columns):
+        key = f"c{index}"
+        sortable = column.sort is not None
+        content = (el("button", column.label, el("span", class_="arrow", aria_hidden="true"), type="button",
+                      class_="sort") if sortable else column.label)
+        head_cells.append(el("th", content, scope="col", data_col=key if sortable else None,
+                             aria_sort="ascending" if index == 0 and sortable else None,
+                             class_="num" if column.numeric else None, title=column.title))
+        meta_columns.append({"key": key, "sortable": sortable, "first": column.first,
+                             "type": "num" if column.numeric else "str"})
+    body_rows = []
+    sort_rows: dict[str, list] = {}
+    for position, row in enumerate(rows):
+        row_id = f"{table_id}-{position}"
+        body_rows.append(el("tr", [column.cell(row) for column in columns], data_row=row_id,
+                            class_=row_class(row)))
+        sort_rows[row_id] = [column.sort(row) if column.sort else None for column in columns]
+    page.tables[table_id] = {"columns": meta_columns, "rows": sort_rows,
+                             "order": [f"{table_id}-{p}" for p in range(len(rows))]}
+    table = el("table", el("caption", caption, class_="visually-hidden"),
+               el("thead", el("tr", head_cells)), el("tbody", body_rows),
+               class_="lb-table" + (" flagged" if flagged else ""), id=table_id, data_sortable=True,
+               data_filterable=True)
+    return el("div", table, class_="table-wrap")
+
+
+def _num(value: Any) -> float | None:
+    return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else None
+
+
+def _score(entry: ResultEntry, metric: str) -> dict | None:
+    score = entry.data["scores"].get(metric)
+    return score if isinstance(score, dict) else None
+
+
+def _score_cell(score: dict | None, metric: str, *, with_ci: bool, extra_class: str = "") -> Markup:
+    if score is None:
+        return el("td", "—", class_=("num muted " + extra_class).strip(), title="not reported")
+    value = fmt_value(score.get("value"), metric)
+    ci = fmt_ci(score.get("ci95"), metric)
+    tooltip = score.get("reason") if score.get("value") is None else (f"95% CI {ci}" if ci else None)
+    parts: list[Markup | str] = [el("span", value, class_="v")]
+    if with_ci and ci and score.get("value") is not None:
+        parts += [" ", el("span", ci, class_="ci")]
+    return el("td", parts, class_=("num " + extra_class).strip(), title=None if with_ci else tooltip)
+
+
+def _training_badge(submission: dict) -> Markup:
+    kind = submission.get("training_data")
+    if kind not in ("real", "synthetic", "hybrid", "none"):
+        return el("span", "—", class_="muted")
+    return el("span", kind, class_=f"badge td td-{kind}")
+
+
+def _group_columns(board_rows: Sequence[RankedRow], group_order: Sequence[str]) -> list[tuple[str, list[str]]]:
+    """(column, values) for every grouping present in the rows: the task's order first, then by name."""
+    present: dict[str, set[str]] = {}
+    for row in board_rows:
+        for column, block in row.entry.data["groups"].items():
+            present.setdefault(column, set()).update(block["values"])
+    ordered = [c for c in group_order if c in present] + sorted(c for c in present if c not in group_order)
+    return [(c, sorted(present[c])) for c in ordered]
+
+
+def _group_score(entry: ResultEntry, column: str, value: str, metric: str) -> dict | None:
+    block = entry.data["groups"].get(column, {}).get("values", {}).get(value)
+    if not block:
+        return None
+    score = block["scores"].get(metric)
+    return score if isinstance(score, dict) else None
+
+
+def worst_and_gap(entry: ResultEntry, column: str, metric: str,
+                  higher_is_better: bool) -> tuple[str | None, float | None]:
+    """The file's worst group and gap where it gives them; computed from the group scores otherwise."""
+    block = entry.data["groups"].get(column)
+    if not block:
+        return None, None
+    scored: dict[str, float] = {}
+    for name, group in block["values"].items():
+        value = _num((group["scores"].get(metric) or {}).get("value"))
+        if value is not None:
+            scored[name] = value
+    worst, gap = block.get("worst"), _num(block.get("gap"))
+    if scored:
+        ordered = sorted(scored.items(), key=lambda kv: (kv[1] if higher_is_better else -kv[1], kv[0]))
+        if worst is None:
+            worst = ordered[0][0]
+        if gap is None:
+            gap = abs(ordered[-1][1] - ordered[0][1])
+    return worst, gap
+
+
+def _board_columns(page: _Page, board: Board, info_metrics: Sequence[str], group_order: Sequence[str]) -> list[Column]:
+    metric, hib = board.metric, board.higher_is_better
+    entries = [r.entry for r in board.rows]
+    present = {k for e in entries for k in e.data["scores"] if k != "main_score"}
+    secondary = [m for m in info_metrics if m in present and m != metric]
+    secondary += sorted(m for m in present if m not in secondary and m != metric)
+
+    def best_first(m: str) -> str:
+        higher = hib if m == metric else m not in LOWER_IS_BETTER
+        return "desc" if higher else "asc"
+
+    columns: list[Column] = [
+        Column("#", lambda r: el("td", "—" if r.rank is None else str(r.rank), class_="num rank",
+                                 title="not ranked: main score not computable" if r.rank is None else None),
+               lambda r: r.rank, "asc", numeric=True, title="Rank (ties share a rank)"),
+        Column("Submission", lambda r: _submission_cell(page, r), lambda r: r.entry.name.casefold()),
+        Column([metric_label(metric), el("span", " [95% CI]", class_="th-note")],
+               lambda r: _score_cell(_score(r.entry, metric), metric, with_ci=True, extra_class="main"),
+               lambda r: r.value, best_first(metric), numeric=True,
+               title=f"Main score: {'higher' if hib else 'lower'} is better"),
+    ]
+    columns += [_metric_column(m, best_first(m)) for m in secondary]
+    for column, values in _group_columns(board.rows, group_order):
+        columns += _group_score_columns(column, values, metric, hib)
+    columns += _other_columns(page, entries)
+    return columns
+
+
+def _metric_column(metric: str, first: str) -> Column:
+    """A secondary metric: its value, the interval in the tooltip."""
+
+    def cell(r: RankedRow) -> Markup:
+        return _score_cell(_score(r.entry, metric), metric, with_ci=False)
+
+    def value(r: RankedRow) -> float | None:
+        return _num((_score(r.entry, metric) or {}).get("value"))
+
+    direction = "lower" if metric in LOWER_IS_BETTER else "higher"
+    return Column(metric_label(metric), cell, value, first, numeric=True, title=f"{metric}: {direction} is better")
+
+
+def _group_score_columns(column: str, values: Sequence[str], metric: str, hib: bool) -> list[Column]:
+    """Per group value the main score (the row's worst group marked), then the worst group and the gap."""
+    first = "desc" if hib else "asc"
+    group_header = el("span", column, class_="th-group")
+
+    def worst(r: RankedRow) -> str | None:
+        return worst_and_gap(r.entry, column, metric, hib)[0]
+
+    def gap(r: RankedRow) -> float | None:
+        return worst_and_gap(r.entry, column, metric, hib)[1]
+
+    def value_of(r: RankedRow, value: str) -> float | None:
+        return _num((_group_score(r.entry, column, value, metric) or {}).get("value"))
+
+    def cell(r: RankedRow, value: str) -> Markup:
+        return _score_cell(_group_score(r.entry, column, value, metric), metric, with_ci=False,
+                           extra_class="group worst" if worst(r) == value else "group")
+
+    columns = [Column([group_header, value], functools.partial(cell, value=value),
+                      functools.partial(value_of, value=value), first, numeric=True,
+                      title=f"{metric_label(metric)} on {column} = {value}")
+               for value in (values if len(values) <= MAX_GROUP_VALUE_COLUMNS else ())]
+    columns.append(Column([group_header, "worst"], lambda r: el("td", worst(r) or "—", class_="worst-name"), worst,
+                          title=f"The {column} with the worst {metric_label(metric)}"))
+    columns.append(Column([group_header, "gap"], lambda r: el("td", fmt_value(gap(r), metric), class_="num"), gap,
+                          "asc", numeric=True,
+                          title=f"Best minus worst {column}, in {metric_label(metric)} units (smaller is fairer)"))
+    return columns
+
+
+def _other_columns(page: _Page, entries: Sequence[ResultEntry]) -> list[Column]:
+    """Training data, provenance and the link to the result file."""
+
+    def submission(r: RankedRow) -> dict:
+        return r.entry.data["submission"]
+
+    def dataset(r: RankedRow) -> dict:
+        return r.entry.data["dataset"]
+
+    columns = [Column("Training data", lambda r: el("td", _training_badge(submission(r))),
+                      lambda r: submission(r).get("training_data"))]
+    if any(_num(e.data["submission"].get("synthetic_share")) is not None for e in entries):
+        columns.append(Column("Synthetic share",
+                              lambda r: el("td", fmt_share(submission(r).get("synthetic_share")), class_="num"),
+                              lambda r: _num(submission(r).get("synthetic_share")), "desc", numeric=True))
+    columns += [
+        Column("Dataset rev.", lambda r: el("td", el("code", dataset(r)["revision"]),
+                                            title=f"fingerprint {dataset(r)['fingerprint'] or 'unknown'}"),
+               lambda r: dataset(r)["revision"]),
+        Column("fetal-bench", lambda r: el("td", el("code", r.entry.data["fetal_bench_version"])),
+               lambda r: r.entry.data["fetal_bench_version"]),
+        Column("Date", lambda r: el("td", fmt_date(r.entry.data["created_at"]), title=r.entry.data["created_at"],
+                                    class_="date"),
+               lambda r: r.entry.data["created_at"], "desc"),
+        Column("Result", lambda r: el("td", el("a", "JSON", href=page.link(page.ctx.json_paths[r.entry.path]),
+                                               class_="json-link", type="application/json")), None),
+    ]
+    return columns
+
+
+
+
+def _submission_cell(page: _Page, row: RankedRow) -> Markup:
+    """Name on the first line; kind, model, predictions hash and link on a compact second line.
+
+    The free-text description goes into the name's tooltip: it can be long, and the table has to
+    stay readable with a dozen score columns beside it.
+    """
+    submission = row.entry.data["submission"]
+    meta: list[Any] = [el("span", submission["kind"], class_="badge kind")]
+    if submission.get("model"):
+        meta.append(el("code", submission["model"], title="model"))
+    meta.append(el("span", short_hash(submission["sha256"], 10), title=f"predictions sha256 {submission['sha256']}",
+                   class_="hash"))
+    url = safe_external_url(submission.get("url"))
+    if url:
+        meta.append(el("a", "link ↗", href=url, rel="nofollow noopener noreferrer", class_="ext", title=url))
+    return el("td", [
+        el("div", submission["name"], class_="sub-name", title=submission.get("description") or None),
+        el("div", join(meta, " "), class_="sub-meta"),
+    ], class_="sub")
+
+
+# --------------------------------------------------------------------------------------------
+# Task pages
+
+
+def _task_page_path(name: str, used: dict[str, str]) -> str:
+    base = slug(name)
+    candidate = f"tasks/{base}.html"
+    n = 2
+    while candidate in used.values():  # two task names that clean to the same file name
+        candidate = f"tasks/{base}-{n}.html"
+        n += 1
+    used[name] = candidate
+    return candidate
+
+
+def _task_meta(boards: TaskBoards) -> Markup:
+    info = boards.task
+    items: list[tuple[str, Any]] = []
+    if info.type:
+        items.append(("Type", info.type))
+    if info.dataset:
+        dataset = info.dataset + (f" ({info.config})" if info.config else "")
+        items.append(("Dataset", [dataset, " @ ", el("code", info.revision or "?"), ", split ",
+                                  el("code", info.eval_split or "?")]))
+    if info.version:
+        items.append(("Task version", el("code", info.version)))
+    items.append(("Main score", [metric_label(info.main_score), " (",
+                                 "higher is better" if info.higher_is_better else "lower is better", ")"]))
+    if info.train_data:
+        items.append(("Training allowed", info.train_data))
+    if info.reference:
+        items.append(("Reference", info.reference))
+    return el("dl", [join([el("dt", k), el("dd", v)]) for k, v in items], class_="meta")
+
+
+def _forest(board: Board) -> Markup | None:
+    items = []
+    for row in board.rows:
+        if row.value is None:
+            continue
+        score = _score(row.entry, board.metric) or {}
+        ci = score.get("ci95") or [None, None]
+        items.append(charts.Interval(f"{row.rank}. {row.entry.name}",
+                                     f"{row.entry.name}: {fmt_score(score, board.metric)}",
+                                     row.value, _num(ci[0]), _num(ci[1])))
+    if not items:
+        return None
+    title = f"{metric_label(board.metric)} with 95% confidence interval, in rank order"
+    return el("figure", charts.forest_plot(items, board.metric, board.higher_is_better, title=title),
+              el("figcaption", title + ". Intervals are bootstrap resamples over patients/subjects."),
+              class_="chart-figure")
+
+
+def _group_charts(board: Board, group_order: Sequence[str]) -> list[Markup]:
+    figures = []
+    for column, values in _group_columns(board.rows, group_order):
+        cards = []
+        for row in board.rows:
+            block = row.entry.data["groups"].get(column)
+            if row.rank is None or not block:
+                continue
+            worst, gap = worst_and_gap(row.entry, column, board.metric, board.higher_is_better)
+            bars = []
+            for value in values:
+                entry = block["values"].get(value)
+                score = _group_score(row.entry, column, value, board.metric) or {}
+                ci = score.get("ci95") or [None, None]
+                bars.append(charts.Bar(value, _num(score.get("value")), _num(ci[0]), _num(ci[1]),
+                                       worst == value, entry["n_samples"] if entry else None))
+            heading = f"{row.rank}. {row.entry.name}"
+            title = f"{metric_label(board.metric)} per {column} for {row.entry.name}"
+            note = f"worst: {worst}, gap {fmt_value(gap, board.metric)}" if worst else ""
+            cards.append(el("div", charts.group_bars(bars, board.metric, title=title, heading=heading),
+                            el("p", note, class_="chart-note") if note else None, class_="chart-card"))
+        if cards:
+            figures.append(el("figure", el("div", cards, class_="chart-grid"),
+                              el("figcaption", f"{metric_label(board.metric)} per {column}, one chart per entry; "
+                                               f"the worst {column} is highlighted."),
+                              class_="chart-figure"))
+    return figures
+
+
+def _scatter(board: Board) -> Markup | None:
+    points = []
+    for row in board.rows:
+        share = _num(row.entry.data["submission"].get("synthetic_share"))
+        if row.value is None or share is None:
+            continue
+        score = _score(row.entry, board.metric) or {}
+        ci = score.get("ci95") or [None, None]
+        kind = row.entry.data["submission"].get("training_data")
+        points.append(charts.Point(str(row.rank), f"{row.rank}. {row.entry.name}: {fmt_score(score, board.metric)}, "
+                                                  f"{fmt_share(share)} synthetic", share, row.value,
+                                   _num(ci[0]), _num(ci[1]),
+                                   kind if kind in ("real", "synthetic", "hybrid", "none") else "unknown"))
+    if not points:
+        return None
+    title = f"{metric_label(board.metric)} against the share of synthetic training images"
+    legend = el("ul", [el("li", [el("span", class_=f"swatch td-{k}"), k]) for k in ("real", "hybrid", "synthetic")],
+                class_="legend")
+    return el("figure", charts.synthetic_scatter(points, board.metric, title=title), legend,
+              el("figcaption", title + " (labels are ranks; bars are 95% intervals)."), class_="chart-figure")
+
+
+def _invalid_table(invalid: Sequence[InvalidResult], *, with_task: bool) -> Markup:
+    head = ["File"] + (["Task"] if with_task else []) + ["Why it is not ranked"]
+    rows = [el("tr", [el("td", el("code", item.path))] + ([el("td", item.task or "—")] if with_task else [])
+               + [el("td", item.reason, class_="reason")]) for item in invalid]
+    return el("div", el("table", el("thead", el("tr", [el("th", h, scope="col") for h in head])), el("tbody", rows),
+                        class_="invalid-table"), class_="table-wrap")
+
+
+def _filter_box() -> Markup:
+    # Hidden until the script runs: without JavaScript it could not do anything.
+    return el("div", [
+        el("label", "Filter", for_="lb-filter", class_="filter-label"),
+        el("input", type="search", id="lb-filter", placeholder="Filter by submission, model, training data…",
+           autocomplete="off", spellcheck="false"),
+        el("span", "", class_="filter-status", aria_live="polite"),
+    ], class_="filter", hidden=True)
+
+
+def render_task_page(page: _Page, boards: TaskBoards, invalid: Sequence[InvalidResult]) -> str:
+    info = boards.task
+    body: list[Any] = [el("p", el("a", "← All tasks", href=page.link("index.html")), class_="crumbs"),
+                       el("h1", info.name)]
+    if info.description:
+        body.append(el("p", info.description, class_="description"))
+    if not info.known:
+        body.append(el("p", "This task is not in this fetal-bench's task registry; what is shown comes from its "
+                            "result files.", class_="notice"))
+    body.append(_task_meta(boards))
+    has_rows = bool(boards.main and boards.main.rows) or bool(boards.variants)
+    if has_rows:
+        body.append(_filter_box())
+    if boards.main and boards.main.rows:
+        board = boards.main
+        columns = _board_columns(page, board, info.metrics, info.group_by)
+        key = board.key
+        lead = [f"{len(board.rows)} result{'s' if len(board.rows) != 1 else ''} on task version ",
+                el("code", key.task_version), ", ", key.dataset, " @ ", el("code", key.revision), " (fingerprint ",
+                el("code", short_hash(key.fingerprint)), "), split ", el("code", key.split),
+                ". Ranked by ", metric_label(board.metric), ", ",
+                "higher is better" if board.higher_is_better else "lower is better",
+                "; equal scores share a rank. Click a column header to sort; click again to reverse."]
+        body.append(_section("Ranking", _table(page, "main", columns, board.rows,
+                                               caption=f"{info.name} ranking by {board.metric}",
+                                               row_class=lambda r: "leader" if r.rank == 1 else None),
+                             lead=lead, id_="ranking"))
+        # The interval plot and the synthetic-share scatter side by side (they wrap on narrow
+        # screens), then the per-group small multiples.
+        overview_charts = [f for f in (_forest(board), _scatter(board)) if f]
+        figures = ([el("div", overview_charts, class_="chart-row")] if overview_charts else [])
+        figures += _group_charts(board, info.group_by)
+        if figures:
+            body.append(_section("Charts", *figures, id_="charts"))
+    else:
+        body.append(_section("Ranking", el("p", [
+            "No comparable results yet. " if boards.variants else "No results yet. ",
+            "See ", el("a", "how to submit", href=SUBMIT_URL), "."], class_="empty"), id_="ranking"))
+    for index, board in enumerate(boards.variants, start=1):
+        columns = _board_columns(page, board, info.metrics, info.group_by)
+        body.append(el("section", [
+            el("h2", [el("span", "Not comparable", class_="badge flag"), f" Variant {index}"]),
+            el("p", ["These results are ranked only among themselves, never with the main ranking: ",
+                     join(board.reasons, "; "), "."], class_="flag-reason"),
+            _table(page, f"variant-{index}", columns, board.rows, flagged=True,
+                   caption=f"{info.name} variant {index} (not comparable with the main ranking)"),
+        ], class_="variant", id=f"variant-{index}"))
+    if invalid:
+        body.append(_section("Invalid result files", _invalid_table(invalid, with_task=False), class_="invalid",
+                             id_="invalid", lead="These files failed validation and are not shown in any ranking."))
+    return _frame(page, f"{info.name} · fetal-bench leaderboard", join(body, "\n"))
+
+
+# --------------------------------------------------------------------------------------------
+# Overview and synthetic pages
+
+
+def _leaders(board: Board | None) -> list[RankedRow]:
+    return [r for r in board.rows if r.rank == 1] if board else []
+
+
+def render_index(page: _Page, all_boards: Sequence[TaskBoards], invalid: Sequence[InvalidResult],
+                 synthetic: Sequence[tuple[SyntheticDataset, str]], n_valid: int) -> str:
+    n_flagged = sum(len(v.rows) for b in all_boards for v in b.variants)
+    with_results = sum(1 for b in all_boards if b.main or b.variants)
+    stats = el("ul", [
+        el("li", [el("strong", str(with_results)), f" of {len(all_boards)} tasks with results"]),
+        el("li", [el("strong", str(n_valid)), " valid result files"]),
+        el("li", [el("strong", str(n_flagged)), " shown apart as not comparable"]),
+        el("li", [el("strong", str(len(invalid))), " invalid"], class_="bad" if invalid else None),
+    ], class_="stats")
+
+    # The same sortable table as the task pages, with one row per task (a TaskBoards).
+    def task_cell(b: TaskBoards) -> Markup:
+        link = el("a", b.task.name, href=page.link(page.ctx.task_pages[b.task.name]), class_="task-link")
+        return el("td", [link, el("div", b.task.description, class_="sub-desc") if b.task.description else None],
+                  class_="sub")
+
+    def main_score_cell(b: TaskBoards) -> Markup:
+        direction = "higher is better" if b.task.higher_is_better else "lower is better"
+        arrow = el("span", "↑" if b.task.higher_is_better else "↓", class_="dir", title=direction)
+        return el("td", [metric_label(b.task.main_score), " ", arrow])
+
+    def best_value(b: TaskBoards) -> float | None:
+        leaders = _leaders(b.main)
+        return leaders[0].value if leaders else None
+
+    def n_ranked(b: TaskBoards) -> int:
+        return len(b.main.rows) if b.main else 0
+
+    def n_apart(b: TaskBoards) -> int:
+        return sum(len(v.rows) for v in b.variants)
+
+    columns = [
+        Column("Task", task_cell, lambda b: b.task.name),
+        Column("Type", lambda b: el("td", b.task.type or "—"), lambda b: b.task.type),
+        Column("Main score", main_score_cell, lambda b: b.task.main_score),
+        Column("Leader", _leader_cell, lambda b: ", ".join(x.entry.name for x in _leaders(b.main)) or None),
+        Column("Best score", _best_cell, best_value, "desc", numeric=True),
+        Column("Ranked", lambda b: el("td", str(n_ranked(b)), class_="num"), n_ranked, "desc", numeric=True),
+        Column("Not comparable", lambda b: el("td", str(n_apart(b)), class_="num"), n_apart, "desc", numeric=True),
+        Column("Dataset", lambda b: el("td", [b.task.dataset or "—", " @ ", el("code", b.task.revision or "?")]),
+               lambda b: b.task.dataset),
+    ]
+    body: list[Any] = [
+        el("h1", "fetal-bench leaderboard"),
+        el("p", ["Fetal ultrasound benchmark results. Every result file is validated against the result schema; "
+                 "only results on the same task version, dataset revision and dataset content are ranked "
+                 "together, and the rest are shown apart, flagged. Scores carry 95% bootstrap intervals "
+                 "resampled over patients or subjects. ",
+                 el("a", "How to submit", href=SUBMIT_URL), "."], class_="description"),
+        stats,
+        _filter_box(),
+        _section("Tasks", _table(page, "tasks", columns, all_boards, caption="Benchmark tasks"), id_="tasks"),
+    ]
+    if synthetic:
+        syn_rows = []
+        for dataset, target in synthetic:
+            generator = dataset.generator_config.get("generator")
+            generator_text = generator.get("name") if isinstance(generator, dict) else generator
+            total = sum(n for splits in dataset.counts.values() for n in splits.values())
+            syn_rows.append(el("tr", [el("td", el("a", dataset.name, href=page.link(target))),
+                                      el("td", str(generator_text) if generator_text else "—"),
+                                      el("td", f"{total:,}", class_="num")]))
+        body.append(_section("Synthetic datasets", el("div", el("table", el("thead", el("tr", [
+            el("th", "Dataset", scope="col"), el("th", "Generator", scope="col"),
+            el("th", "Rows", scope="col", class_="num")])), el("tbody", syn_rows), class_="plain-table"),
+            class_="table-wrap fit"), id_="synthetic"))
+    if invalid:
+        body.append(_section("Invalid results", _invalid_table(invalid, with_task=True), class_="invalid",
+                             id_="invalid", lead="These files failed validation: they are listed here and shown "
+                                                 "in no ranking."))
+    else:
+        body.append(el("p", "Every result file passed validation.", class_="ok-note"))
+    return _frame(page, "fetal-bench leaderboard", join(body, "\n"))
+
+
+def _leader_cell(boards: TaskBoards) -> Markup:
+    leaders = _leaders(boards.main)
+    if not leaders:
+        return el("td", "no comparable results yet" if boards.variants else "no results yet", class_="muted")
+    names = join([el("span", r.entry.name, class_="sub-name") for r in leaders], ", ")
+    return el("td", [names, el("span", " (tie)", class_="muted") if len(leaders) > 1 else None])
+
+
+def _best_cell(boards: TaskBoards) -> Markup:
+    leaders = _leaders(boards.main)
+    if not leaders or boards.main is None:
+        return el("td", "—", class_="num muted")
+    metric = boards.main.metric
+    return _score_cell(_score(leaders[0].entry, metric), metric, with_ci=True, extra_class="main")
+
+
+def render_synthetic_page(page: _Page, dataset: SyntheticDataset, grid_name: str | None) -> str:
+    body: list[Any] = [el("p", el("a", "← Overview", href=page.link("index.html")), class_="crumbs"),
+                       el("h1", dataset.name),
+                       el("p", ["Synthetic dataset directory ", el("code", dataset.path.name), "."],
+                          class_="description")]
+    if dataset.counts:
+        rows = [el("tr", [el("td", config), el("td", split), el("td", f"{n:,}", class_="num")])
+                for config, splits in sorted(dataset.counts.items()) for split, n in sorted(splits.items())]
+        body.append(_section("Rows", el("div", el("table", el("thead", el("tr", [
+            el("th", "Config", scope="col"), el("th", "Split", scope="col"),
+            el("th", "Rows", scope="col", class_="num")])),
+            el("tbody", rows), class_="plain-table"), class_="table-wrap fit")))
+    if grid_name:
+        caption = f"The first {len(dataset.samples)} images of the dataset, letterboxed."
+        sample_rows = [el("tr", [el("td", str(i), class_="num"), el("td", el("code", s.id)), el("td", s.label or "—"),
+                                 el("td", join([el("span", [el("span", k, class_="k"), " ", str(v)], class_="prov")
+                                                for k, v in sorted(s.provenance.items())], " "))])
+                       for i, s in enumerate(dataset.samples, start=1)]
+        body.append(_section("Samples", el("figure", el("img", src=grid_name, alt=caption, class_="sample-grid"),
+                                           el("figcaption", caption), class_="chart-figure"),
+                             el("details", el("summary", "Sample rows and how each was made"),
+                                el("div", el("table", el("thead", el("tr", [el("th", h, scope="col") for h in
+                                                                            ("#", "id", "label", "provenance")])),
+                                             el("tbody", sample_rows), class_="plain-table"),
+                                   class_="table-wrap fit"))))
+    config_text = json.dumps(dataset.generator_config, indent=2, sort_keys=True, ensure_ascii=False, default=str)
+    body.append(_section("Generator configuration", el("pre", el("code", config_text)) if dataset.generator_config
+                         else el("p", "build_info.json records no generator configuration.", class_="muted")))
+    if dataset.card_body.strip():
+        from fetal_bench.leaderboard.mdlite import render
+
+        body.append(_section("Dataset card", el("div", render(dataset.card_body), class_="card-body")))
+    if dataset.card_yaml:
+        body.append(el("details", el("summary", "Card metadata (YAML)"), el("pre", el("code", dataset.card_yaml))))
+    record = {k: v for k, v in dataset.build_info.items() if k != "files"}
+    body.append(el("details", el("summary", "Build record (build_info.json, without per-file checksums)"),
+                   el("pre", el("code", json.dumps(record, indent=2, sort_keys=True, ensure_ascii=False,
+                                                   default=str)))))
+    if dataset.warnings:
+        body.append(el("ul", [el("li", w) for w in dataset.warnings], class_="notice"))
+    return _frame(page, f"{dataset.name} · fetal-bench leaderboard", join(body, "\n"))
+
+
+# --------------------------------------------------------------------------------------------
+# The build
+
+
+def _asset(name: str) -> bytes:
+    return resources.files("fetal_bench.leaderboard").joinpath("static").joinpath(name).read_bytes()
+
+
+def _json_copy_paths(entries: Iterable[ResultEntry]) -> dict[str, str]:
+    """Result file -> ``results/<name>.json`` in the site; folder separators flattened, clashes suffixed."""
+    paths: dict[str, str] = {}
+    used: set[str] = set()
+    for entry in sorted(entries, key=lambda e: e.path):
+        stem = entry.path[:-5] if entry.path.endswith(".json") else entry.path
+        name = slug(stem.replace("/", "__"))
+        candidate = f"results/{name}.json"
+        if candidate in used:
+            candidate = f"results/{name}-{entry.sha256[:8]}.json"
+        used.add(candidate)
+        paths[entry.path] = candidate
+    return paths
+
+
+def _check_output(results_dir: Path, out_dir: Path) -> None:
+    results, out = results_dir.resolve(), out_dir.resolve()
+    if out == results or out in results.parents or results in out.parents:
+        raise FetalBenchError(f"--out {out_dir} and --results {results_dir} overlap.",
+                              "Write the site to a separate folder, e.g. --out site.")
+    if out.exists():
+        if not out.is_dir():
+            raise FetalBenchError(f"--out {out_dir} exists and is not a folder.", "Choose another --out.")
+        if any(out.iterdir()) and not (out / MARKER).is_file():
+            raise FetalBenchError(f"--out {out_dir} is a non-empty folder that is not a leaderboard site.",
+                                  "Choose an empty or new folder; a folder the leaderboard built is replaced "
+                                  "as a whole.")
+
+
+def _source_date() -> _dt.datetime | None:
+    """``SOURCE_DATE_EPOCH`` (the reproducible-builds convention), where set."""
+    epoch = os.environ.get("SOURCE_DATE_EPOCH")
+    if epoch and epoch.strip().isdigit():
+        return _dt.datetime.fromtimestamp(int(epoch), tz=_dt.timezone.utc)
+    return None
+
+
+def render_site(results_dir: str | os.PathLike, *, synthetic_dirs: Sequence[str | os.PathLike] = (),
+                build_timestamp: _dt.datetime | None = None) -> tuple[dict[str, bytes], SiteSummary]:
+    """Render every file of the site in memory: ``{relative path: bytes}`` and a summary (``out_dir`` unset)."""
+    results_dir = Path(results_dir)
+    if not results_dir.is_dir():
+        raise FetalBenchError(f"--results {results_dir} is not a folder.",
+                              "Point it at the folder of result JSON files, e.g. leaderboard/results.")
+    loaded = load_results(results_dir)
+    all_boards = build_boards(loaded.entries)
+
+    task_pages: dict[str, str] = {}
+    for boards in all_boards:
+        _task_page_path(boards.task.name, task_pages)
+
+    synthetic: list[tuple[SyntheticDataset, str]] = []
+    used_names: set[str] = set()
+    for directory in find_dataset_dirs(list(synthetic_dirs)):
+        dataset = load_synthetic_dataset(directory)
+        name, n = slug(dataset.name), 2
+        while name in used_names:  # two datasets with the same name: keep both pages
+            name = f"{slug(dataset.name)}-{n}"
+            n += 1
+        used_names.add(name)
+        synthetic.append((dataset, f"synthetic/{name}.html"))
+
+    nav = [("Overview", "index.html")]
+    if synthetic:
+        nav.append(("Synthetic data", "index.html#synthetic"))
+    n_files = len(loaded.entries) + len(loaded.invalid)
+    plural = "s" if n_files != 1 else ""
+    footer_parts: list[Any] = [f"Built by fetal-bench {__version__} from {n_files} result file{plural}"]
+    if build_timestamp is not None:
+        stamp = build_timestamp.astimezone(_dt.timezone.utc).isoformat(timespec="seconds").replace("+00:00", "Z")
+        footer_parts += [" on ", el("time", stamp, datetime=stamp)]
+    footer_parts += [". Scores are as the result files report them; ", el("a", "how to submit", href=SUBMIT_URL), "."]
+    ctx = _Context(json_paths=_json_copy_paths(loaded.entries), task_pages=task_pages, nav=tuple(nav),
+                   footer=join(footer_parts))
+
+    files: dict[str, bytes] = {MARKER: b"A generated fetal-bench leaderboard site; rebuilds replace it.\n",
+                               "assets/style.css": _asset("style.css"), "assets/app.js": _asset("app.js")}
+    invalid_by_task: dict[str, list[InvalidResult]] = {}
+    for item in loaded.invalid:
+        if item.task:
+            invalid_by_task.setdefault(item.task, []).append(item)
+    summaries = []
+    for boards in all_boards:
+        path = task_pages[boards.task.name]
+        task_invalid = invalid_by_task.get(boards.task.name, [])
+        files[path] = render_task_page(_Page(path, ctx), boards, task_invalid).encode("utf-8")
+        summaries.append(TaskSummary(boards.task.name, path, len(boards.main.rows) if boards.main else 0,
+                                     sum(len(v.rows) for v in boards.variants), len(task_invalid),
+                                     tuple(r.entry.name for r in _leaders(boards.main))))
+    for dataset, path in synthetic:
+        grid_name = None
+        if dataset.grid_png:
+            grid_name = Path(path).stem + "-samples.png"
+            files[f"synthetic/{grid_name}"] = dataset.grid_png
+        files[path] = render_synthetic_page(_Page(path, ctx), dataset, grid_name).encode("utf-8")
+    for entry in loaded.entries:
+        files[ctx.json_paths[entry.path]] = entry.raw  # byte for byte, so its sha256 still matches
+    files["index.html"] = render_index(_Page("index.html", ctx), all_boards, loaded.invalid, synthetic,
+                                       len(loaded.entries)).encode("utf-8")
+    summary = SiteSummary(Path(), Path("index.html"), tuple(sorted(files)), tuple(summaries), len(loaded.entries),
+                          loaded.invalid, tuple(d.name for d, _ in synthetic))
+    return files, summary
+
+
+def build_site(results_dir: str | os.PathLike, out_dir: str | os.PathLike, *,
+               synthetic_dirs: Sequence[str | os.PathLike] = (),
+               build_timestamp: _dt.datetime | None | bool = None) -> SiteSummary:
+    """Build the leaderboard site from the result files in ``results_dir`` into ``out_dir``.
+
+    The whole site is rendered in memory, written into a temporary sibling folder and only then
+    swapped in for ``out_dir``: a failed build leaves the previous site as it was, and a reader
+    never sees a half-written one. ``out_dir`` must be new, empty, or a site built before.
+
+    ``build_timestamp``: a time to print in the footer; ``True`` for now (or
+    ``SOURCE_DATE_EPOCH`` where set); ``None``/``False`` for none, which makes the output a pure
+    function of the inputs (same files in, same bytes out).
+    """
+    results_dir, out_dir = Path(results_dir), Path(out_dir)
+    _check_output(results_dir, out_dir)
+    if build_timestamp is True:
+        build_timestamp = _source_date() or _dt.datetime.now(_dt.timezone.utc).replace(microsecond=0)
+    elif build_timestamp is False:
+        build_timestamp = None
+    files, summary = render_site(results_dir, synthetic_dirs=synthetic_dirs, build_timestamp=build_timestamp)
+    with atomic_directory(out_dir, overwrite=True) as tmp:
+        for relative, data in files.items():
+            target = tmp / relative
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_bytes(data)
+    return SiteSummary(out_dir, out_dir / "index.html", summary.files, summary.tasks, summary.n_valid,
+                       summary.invalid, summary.synthetic)
+
+
+__all__ = ["MARKER", "SiteSummary", "TaskSummary", "build_site", "render_site", "worst_and_gap"]

@@ -1,0 +1,174 @@
+"""Schema-valid result dicts for tests of the leaderboard. NOT real results.
+
+Every score these helpers produce is made up for exercising the site (ranking, ties, flagged
+variants, escaping). They are written to temporary folders by the tests and must never be put in
+``leaderboard/results/``, which holds only real outputs of ``fetal-bench evaluate``. Submission
+names made here start with ``example-`` (or are deliberately hostile strings) so that a stray
+file is recognisable.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+from typing import Any, Mapping, Sequence
+
+from fetal_bench import __version__
+from fetal_bench.evaluation.results import SCHEMA_VERSION, validate_result
+
+XSS_NAME = "<script>alert(1)</script>"
+
+
+def score(value: float | None, half_width: float = 0.02, reason: str | None = None) -> dict:
+    """``{"value", "ci95"}`` with a symmetric made-up interval (null value: null interval and a reason)."""
+    if value is None:
+        return {"value": None, "ci95": [None, None], "reason": reason or "not computable (test)"}
+    return {"value": value, "ci95": [round(value - half_width, 6), round(value + half_width, 6)]}
+
+
+def _task_defaults(task: str) -> dict[str, Any]:
+    try:
+        from fetal_bench.tasks.registry import get_task
+
+        t = get_task(task)
+    except Exception:  # noqa: BLE001 - an unknown task: the caller passes what it needs
+        return {}
+    return {"task_version": t.version, "dataset_name": t.dataset.name, "revision": t.dataset.revision,
+            "config": t.dataset.config, "split": t.eval_split, "main_score": t.main_score,
+            "task_type": t.type, "higher_is_better": t.higher_is_better}
+
+
+def make_result(
+    task: str = "hc18-head-seg",
+    name: str = "example-model",
+    value: float | None = 0.9,
+    *,
+    metrics: Mapping[str, float | None] | None = None,
+    groups: Mapping[str, Mapping[str, float | None]] | None = None,
+    main_score: str | None = None,
+    higher_is_better: bool | None = None,
+    task_version: str | None = None,
+    dataset_name: str | None = None,
+    revision: str | None = None,
+    config: str | None = None,
+    split: str | None = None,
+    fingerprint: str | None = "f" * 64,
+    kind: str = "predictions",
+    model: str | None = None,
+    training_data: str | None = "real",
+    synthetic_share: float | None = None,
+    description: str | None = None,
+    url: str | None = None,
+    created_at: str = "2026-01-15T12:00:00+00:00",
+    fetal_bench_version: str = __version__,
+    n_samples: int = 200,
+) -> dict:
+    """A result dict that passes the result schema, filled from the task registry where the task is known."""
+    defaults = _task_defaults(task)
+    main = main_score or defaults.get("main_score") or "accuracy"
+    scores: dict[str, Any] = {"main_score": main, main: score(value)}
+    for metric, metric_value in (metrics or {}).items():
+        scores[metric] = score(metric_value)
+    group_block: dict[str, Any] = {}
+    for column, values in (groups or {}).items():
+        entries = {g: {"n_samples": 40, "n_subjects": 20, "scores": {"main_score": main, main: score(v, 0.05)}}
+                   for g, v in values.items()}
+        group_block[column] = {"values": entries}
+    # Distinct predictions per submission (the leaderboard refuses a repeated sha256).
+    sha = hashlib.sha256(f"{task}|{name}|{value}|{revision}|{task_version}|{created_at}".encode()).hexdigest()
+    hib = higher_is_better if higher_is_better is not None else defaults.get("higher_is_better")
+    result: dict[str, Any] = {
+        "schema_version": SCHEMA_VERSION,
+        "task": task,
+        "task_version": task_version or defaults.get("task_version") or "1.0",
+        "dataset": {"name": dataset_name or defaults.get("dataset_name") or "phantom",
+                    "revision": revision or defaults.get("revision") or "v1.0",
+                    "config": config if config is not None else defaults.get("config"),
+                    "split": split or defaults.get("split") or "test",
+                    "fingerprint": fingerprint},
+        "submission": {"name": name, "kind": kind, "sha256": sha, "model": model, "training_data": training_data,
+                       "synthetic_share": synthetic_share, "description": description, "url": url},
+        "scores": scores,
+        "groups": group_block,
+        "n_samples": n_samples,
+        "n_subjects": n_samples // 2,
+        "fetal_bench_version": fetal_bench_version,
+        "environment": {"python": "3.11", "note": "made-up result for leaderboard tests"},
+        "created_at": created_at,
+        "runtime_s": 1.0,
+    }
+    if hib is not None:
+        result["higher_is_better"] = hib
+    if defaults.get("task_type"):
+        result["task_type"] = defaults["task_type"]
+    validate_result(result, source=f"test result {name!r}")
+    return result
+
+
+def write_results(directory: str | Path, results: Sequence[dict], *, names: Sequence[str] | None = None) -> list[Path]:
+    """Write result dicts as ``NN-<task>.json`` files (or the given names) into ``directory``."""
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for index, result in enumerate(results):
+        filename = names[index] if names else f"{index:02d}-{result['task']}.json"
+        path = directory / filename
+        path.write_text(json.dumps(result, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+        paths.append(path)
+    return paths
+
+
+def example_results() -> list[dict]:
+    """A varied made-up set for the site tests and screenshots.
+
+    HC18: seven entries with a tie, a null score, a hostile name, real/synthetic/hybrid training
+    data with synthetic shares, and two on other dataset revisions (flagged). African zero-shot:
+    three entries with per-country scores. An unknown task ranked by a lower-is-better metric.
+    """
+    seg = {"iou": 0.0, "hd95_mm": 0.0, "assd_mm": 0.0, "hc_abs_diff_mm": 0.0}
+
+    def seg_metrics(dice: float | None) -> dict:
+        if dice is None:
+            return {k: None for k in seg}
+        return {"iou": round(dice / (2 - dice), 4), "hd95_mm": round((1 - dice) * 60, 2),
+                "assd_mm": round((1 - dice) * 18, 2), "hc_abs_diff_mm": round((1 - dice) * 70, 2)}
+
+    hc18 = [
+        ("example-unet-real", 0.962, "real", 0.0, "unet-small"),
+        ("example-unet-hybrid-50", 0.968, "hybrid", 0.5, "unet-small"),
+        ("example-unet-synthetic", 0.931, "synthetic", 1.0, "unet-small"),
+        ("example-unet-hybrid-25", 0.962, "hybrid", 0.25, "unet-small"),  # ties with example-unet-real
+        (XSS_NAME, 0.944, "real", 0.0, "<img src=x onerror=alert(2)>"),
+        ("example-failed-run", None, "real", 0.0, None),
+    ]
+    results = [
+        make_result("hc18-head-seg", name, value, metrics=seg_metrics(value), training_data=training,
+                    synthetic_share=share, model=model, kind="model" if model else "predictions",
+                    description="Made-up scores for the leaderboard tests.",
+                    url="https://example.org/paper" if name.endswith("real") else "javascript:alert(3)",
+                    created_at=f"2026-01-{10 + i:02d}T09:30:00+00:00")
+        for i, (name, value, training, share, model) in enumerate(hc18)
+    ]
+    results.append(make_result("hc18-head-seg", "example-unet-old-revision", 0.95, metrics=seg_metrics(0.95),
+                               revision="v0.9", fingerprint="0" * 64, created_at="2025-11-02T10:00:00+00:00"))
+    results.append(make_result("hc18-head-seg", "example-unet-old-revision-b", 0.948, metrics=seg_metrics(0.948),
+                               revision="v0.9", fingerprint="0" * 64, created_at="2025-11-03T10:00:00+00:00"))
+    countries = ("Algeria", "Egypt", "Ghana", "Malawi", "Uganda")
+    for i, (name, base, training, share) in enumerate([("example-resnet-es", 0.74, "real", 0.0),
+                                                        ("example-resnet-fu-lora", 0.81, "hybrid", 0.5),
+                                                        ("example-resnet-synthetic", 0.69, "synthetic", 1.0)]):
+        per_country = {c: round(base + (j - 2) * 0.04 * (1 if j % 2 else -1), 3) for j, c in enumerate(countries)}
+        results.append(make_result("planes-africa-zero-shot", name, base, groups={"country": per_country},
+                                   metrics={"macro_f1": round(base - 0.03, 3), "auc_ovr_macro": round(base + 0.1, 3),
+                                            "ece": round(0.3 - base / 4, 3)},
+                                   training_data=training, synthetic_share=share,
+                                   created_at=f"2026-02-0{i + 1}T08:00:00+00:00"))
+    for name, mm in [("example-ellipse-fit", 2.4), ("example-baseline", 3.1), ("example-tied", 2.4)]:
+        results.append(make_result("example-hc-biometry", name, mm, main_score="hc_abs_diff_mm",
+                                   higher_is_better=False, dataset_name="hc18", revision="v1.0", split="test",
+                                   metrics={"dice": 0.95}))
+    return results
+
+
+__all__ = ["XSS_NAME", "example_results", "make_result", "score", "write_results"]

@@ -1,0 +1,220 @@
+"""Classification metrics as pure numpy functions, one exact definition each.
+
+Conventions shared by every function here:
+
+* ``y_true`` is a 1-D array of class indices in ``[0, n_classes)``.
+* ``y_pred`` is a 1-D array of predicted class indices in ``[0, n_classes]``: the extra value
+  ``n_classes`` stands for "a class outside the task" (e.g. FU-LoRA's ``Other`` output on the
+  four-plane zero-shot task). Such a prediction is always wrong: it is a
+  miss for the true class and a false positive of no task class. This is exactly what
+  scikit-learn does with a predicted label outside ``labels=range(k)``.
+  :func:`confusion_matrix` is the exception: there ``y_pred`` must lie in ``[0, n_classes)``.
+* ``proba`` is an ``(n, k)`` array of class probabilities in [0, 1]; rows need not sum to 1
+  (the harness checks sums on the submission; a task scored on a subset of a submission's
+  columns passes those columns only).
+
+The functions re-implement scikit-learn's definitions in vectorised numpy (the tests check
+equality with scikit-learn to 1e-9) because the bootstrap calls them thousands of times and
+scikit-learn's per-call input validation would dominate the run time.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from fetal_bench.metrics._validation import as_labels, as_n_classes, as_proba, same_length
+
+__all__ = [
+    "accuracy",
+    "auc_ovr_hard",
+    "auc_ovr_macro",
+    "balanced_accuracy",
+    "confusion_matrix",
+    "ece",
+    "f1_per_class",
+    "macro_f1",
+    "weighted_f1",
+]
+
+
+def _labels_and_predictions(y_true: object, y_pred: object, n_classes: object) -> tuple[np.ndarray, np.ndarray, int]:
+    k = as_n_classes(n_classes)
+    truth = as_labels(y_true, "y_true", upper=k, what=f" (n_classes = {k})")
+    predicted = as_labels(
+        y_pred, "y_pred", upper=k + 1,
+        what=f" (n_classes = {k}; the value {k} is allowed and means 'a class outside the task')",
+    )
+    same_length(truth, predicted, "y_true", "y_pred")
+    return truth, predicted, k
+
+
+def _counts(truth: np.ndarray, predicted: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """True positives, true support and predicted count for each of the k task classes."""
+    true_positive = np.bincount(truth[truth == predicted], minlength=k)
+    support = np.bincount(truth, minlength=k)
+    # Column k (out-of-task predictions) is dropped: it is nobody's false positive.
+    predicted_count = np.bincount(predicted, minlength=k + 1)[:k]
+    return true_positive, support, predicted_count
+
+
+def accuracy(y_true: object, y_pred: object) -> float:
+    """Fraction of samples whose predicted class equals the true class.
+
+    ``y_pred`` may hold any non-negative class index; one outside the task is simply wrong.
+    """
+    truth = as_labels(y_true, "y_true")
+    predicted = as_labels(y_pred, "y_pred")
+    same_length(truth, predicted, "y_true", "y_pred")
+    return float(np.mean(truth == predicted))
+
+
+def balanced_accuracy(y_true: object, y_pred: object, n_classes: int) -> float:
+    """Mean recall over the classes present in ``y_true``.
+
+    recall_c = TP_c / |{i : y_true_i = c}|; classes absent from ``y_true`` are left out of the
+    mean (their recall is undefined), as scikit-learn's ``balanced_accuracy_score`` does.
+    """
+    truth, predicted, k = _labels_and_predictions(y_true, y_pred, n_classes)
+    true_positive, support, _ = _counts(truth, predicted, k)
+    present = support > 0
+    return float(np.mean(true_positive[present] / support[present]))
+
+
+def f1_per_class(y_true: object, y_pred: object, n_classes: int) -> np.ndarray:
+    """F1 of each class c in ``range(n_classes)``: 2 TP_c / (2 TP_c + FP_c + FN_c).
+
+    A class with no true and no predicted sample (0/0) scores 0, scikit-learn's
+    ``zero_division=0`` convention. Returns a float64 array of shape (n_classes,).
+    """
+    truth, predicted, k = _labels_and_predictions(y_true, y_pred, n_classes)
+    return _f1(*_counts(truth, predicted, k))
+
+
+def _f1(true_positive: np.ndarray, support: np.ndarray, predicted_count: np.ndarray) -> np.ndarray:
+    # 2TP + FP + FN = support + predicted count.
+    denominator = support + predicted_count
+    scores = np.zeros(true_positive.shape, dtype=np.float64)
+    np.divide(2.0 * true_positive, denominator, out=scores, where=denominator > 0)
+    return scores
+
+
+def macro_f1(y_true: object, y_pred: object, n_classes: int) -> float:
+    """Unweighted mean of :func:`f1_per_class` over all ``n_classes`` task classes.
+
+    Classes absent from both ``y_true`` and ``y_pred`` count as 0 (scikit-learn's
+    ``f1_score(average="macro", labels=range(k), zero_division=0)``).
+    """
+    return float(np.mean(f1_per_class(y_true, y_pred, n_classes)))
+
+
+def weighted_f1(y_true: object, y_pred: object, n_classes: int) -> float:
+    """Mean of :func:`f1_per_class` weighted by each class's number of true samples.
+
+    Classes absent from ``y_true`` have weight 0 (scikit-learn's ``average="weighted"``).
+    """
+    truth, predicted, k = _labels_and_predictions(y_true, y_pred, n_classes)
+    true_positive, support, predicted_count = _counts(truth, predicted, k)
+    return float(np.dot(_f1(true_positive, support, predicted_count), support) / support.sum())
+
+
+def confusion_matrix(y_true: object, y_pred: object, n_classes: int) -> np.ndarray:
+    """Counts ``C[i, j]`` of samples with true class i and predicted class j, shape (k, k), int64.
+
+    Rows are true classes, columns predictions (scikit-learn's layout). Here both arrays must
+    lie in ``[0, n_classes)``; pass the number of submitted columns to keep out-of-task
+    predictions visible as extra columns.
+    """
+    k = as_n_classes(n_classes)
+    truth = as_labels(y_true, "y_true", upper=k, what=f" (n_classes = {k})")
+    predicted = as_labels(y_pred, "y_pred", upper=k, what=f" (n_classes = {k})")
+    same_length(truth, predicted, "y_true", "y_pred")
+    return np.bincount(truth * k + predicted, minlength=k * k).reshape(k, k)
+
+
+def _midranks(scores: np.ndarray) -> np.ndarray:
+    """1-based ranks of a 1-D array, tied values sharing the mean of their ranks."""
+    order = np.argsort(scores, kind="mergesort")
+    ordered = scores[order]
+    starts_group = np.empty(ordered.size, dtype=bool)
+    starts_group[0] = True
+    np.not_equal(ordered[1:], ordered[:-1], out=starts_group[1:])
+    group = np.cumsum(starts_group) - 1
+    starts = np.flatnonzero(starts_group)
+    ends = np.append(starts[1:], ordered.size)
+    ranks = np.empty(ordered.size, dtype=np.float64)
+    # Positions start+1 .. end (1-based) share their mean rank.
+    ranks[order] = ((starts + 1 + ends) / 2.0)[group]
+    return ranks
+
+
+def _binary_auc(positive: np.ndarray, scores: np.ndarray) -> float:
+    """ROC AUC as the Mann-Whitney statistic P(score+ > score-) + P(tie)/2."""
+    n_positive = int(positive.sum())
+    n_negative = positive.size - n_positive
+    rank_sum = _midranks(scores)[positive].sum()
+    return float((rank_sum - n_positive * (n_positive + 1) / 2.0) / (n_positive * n_negative))
+
+
+def auc_ovr_macro(y_true: object, proba: object) -> float | None:
+    """One-vs-rest ROC AUC, unweighted mean over the scoreable classes.
+
+    For each class c (column c of ``proba``) the binary AUC of ``y_true == c`` against the score
+    ``proba[:, c]``; tied scores count one half (the trapezoidal ROC area, as scikit-learn).
+    A class is scoreable when it has at least one positive and one negative sample, i.e. it is
+    present in ``y_true`` but is not the only class present. Returns None when no class is
+    scoreable (a single class present). With every class present this equals scikit-learn's
+    ``roc_auc_score(y_true, proba, multi_class="ovr", average="macro")``.
+    """
+    scores = as_proba(proba)
+    truth = as_labels(y_true, "y_true", upper=scores.shape[1], what=f" (proba has {scores.shape[1]} columns)")
+    same_length(truth, scores, "y_true", "proba")
+    support = np.bincount(truth, minlength=scores.shape[1])
+    scoreable = np.flatnonzero((support > 0) & (support < truth.size))
+    if scoreable.size == 0:
+        return None
+    return float(np.mean([_binary_auc(truth == c, scores[:, c]) for c in scoreable]))
+
+
+def auc_ovr_hard(y_true: object, y_pred: object, n_classes: int) -> float | None:
+    """FU-LoRA's AUC: one-vs-rest ROC AUC of the binarised argmax prediction, macro-averaged.
+
+    For each class c, the score of sample i is 1 if ``y_pred_i == c`` else 0; with a binary
+    score the ROC AUC is (TPR_c + TNR_c) / 2. Averaged over the classes present in ``y_true``
+    that are not the only class present (same rule as :func:`auc_ovr_macro`); None when no
+    class is scoreable. Out-of-task predictions (value ``n_classes``) score 0 for every class.
+    """
+    truth, predicted, k = _labels_and_predictions(y_true, y_pred, n_classes)
+    true_positive, support, predicted_count = _counts(truth, predicted, k)
+    negatives = truth.size - support
+    scoreable = (support > 0) & (negatives > 0)
+    if not scoreable.any():
+        return None
+    tpr = true_positive[scoreable] / support[scoreable]
+    false_positive = predicted_count[scoreable] - true_positive[scoreable]
+    tnr = 1.0 - false_positive / negatives[scoreable]
+    return float(np.mean((tpr + tnr) / 2.0))
+
+
+def ece(y_true: object, proba: object, n_bins: int = 15) -> float:
+    """Expected calibration error with ``n_bins`` equal-width bins on the top-class confidence.
+
+    Confidence of sample i: ``max_c proba[i, c]``; its prediction: the first column holding that
+    maximum (``numpy.argmax``); correct when that column equals ``y_true_i`` (a column beyond the
+    task's classes is never correct). Bin b covers ``(edges[b], edges[b+1]]`` with
+    ``edges = numpy.linspace(0, 1, n_bins + 1)``: a confidence equal to an edge falls in the
+    lower bin (Guo et al. 2017's reference code), and a confidence of exactly 0 falls in the
+    first bin. ECE = sum over bins of (n_b / n) * |accuracy_b - mean confidence_b|; empty bins
+    contribute nothing.
+    """
+    if isinstance(n_bins, bool) or not isinstance(n_bins, (int, np.integer)) or n_bins < 1:
+        raise ValueError(f"n_bins must be a positive integer, got {n_bins!r}")
+    scores = as_proba(proba)
+    truth = as_labels(y_true, "y_true", upper=scores.shape[1], what=f" (proba has {scores.shape[1]} columns)")
+    same_length(truth, scores, "y_true", "proba")
+    confidence = scores.max(axis=1)
+    correct = (scores.argmax(axis=1) == truth).astype(np.float64)
+    inner_edges = np.linspace(0.0, 1.0, int(n_bins) + 1)[1:-1]
+    # side="left" counts the inner edges strictly below the confidence: right-closed bins.
+    bins = np.searchsorted(inner_edges, confidence, side="left")
+    gap_per_bin = np.bincount(bins, weights=correct - confidence, minlength=int(n_bins))
+    return float(np.abs(gap_per_bin).sum() / truth.size)

@@ -1,0 +1,56 @@
+"""The metrics fetal-bench reports: plain declarative data, read by the harness and the docs."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+__all__ = ["METRICS", "MetricSpec"]
+
+
+@dataclass(frozen=True)
+class MetricSpec:
+    """What a metric is: its key in result files, what it needs, and how to read it.
+
+    ``needs``: ``labels`` (predicted class indices), ``proba`` (class probabilities) or ``mask``.
+    ``per_sample``: the score is the mean of per-image values (bootstrapped with
+    :func:`fetal_bench.metrics.bootstrap_mean_ci`); otherwise it is computed on the whole set.
+    """
+
+    name: str
+    task_type: Literal["classification", "segmentation"]
+    needs: Literal["labels", "proba", "mask"]
+    higher_is_better: bool
+    per_sample: bool
+    unit: str | None
+    description: str
+
+
+_SPECS = (
+    MetricSpec("accuracy", "classification", "labels", True, False, None,
+               "Fraction of images whose predicted class is the true class."),
+    MetricSpec("balanced_accuracy", "classification", "labels", True, False, None,
+               "Mean recall over the classes present in the reference."),
+    MetricSpec("macro_f1", "classification", "labels", True, False, None,
+               "Unweighted mean F1 over the task's classes (0 for a class neither present nor predicted)."),
+    MetricSpec("weighted_f1", "classification", "labels", True, False, None,
+               "Mean F1 over the task's classes weighted by their number of reference images."),
+    MetricSpec("auc_ovr_macro", "classification", "proba", True, False, None,
+               "One-vs-rest ROC AUC of the class probabilities, averaged over the scoreable classes present."),
+    MetricSpec("auc_ovr_hard", "classification", "labels", True, False, None,
+               "FU-LoRA's AUC: one-vs-rest ROC AUC of the binarised argmax prediction, averaged over the classes present."),
+    MetricSpec("ece", "classification", "proba", False, False, None,
+               "Expected calibration error of the top-class confidence, 15 equal-width bins."),
+    MetricSpec("dice", "segmentation", "mask", True, True, None,
+               "Dice overlap 2|P∩T|/(|P|+|T|), mean over images."),
+    MetricSpec("iou", "segmentation", "mask", True, True, None,
+               "Intersection over union |P∩T|/|P∪T|, mean over images."),
+    MetricSpec("hd95_mm", "segmentation", "mask", False, True, "mm",
+               "95th-percentile symmetric Hausdorff distance between mask boundaries (MONAI's definition), mean over images."),
+    MetricSpec("assd_mm", "segmentation", "mask", False, True, "mm",
+               "Average symmetric surface distance between mask boundaries, mean over images."),
+    MetricSpec("hc_abs_diff_mm", "segmentation", "mask", False, True, "mm",
+               "Absolute difference between the head circumference of an ellipse fitted to the predicted mask and the reference HC, mean over images."),
+)
+
+METRICS: dict[str, MetricSpec] = {spec.name: spec for spec in _SPECS}

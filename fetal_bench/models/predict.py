@@ -1,0 +1,162 @@
+"""Run a model on image files: ``predict_files`` (behind ``fetal-bench predict``).
+
+Images go through the very loader used for training and evaluation
+(:func:`~fetal_bench.data.loading.make_dataloader`, via an in-memory dataset), so a file is
+preprocessed exactly as a dataset row would be: gray conversion, resize to the model's size,
+its normalisation. A model whose spec has a ``crop`` (SonoNet's scanner frames) is cropped first
+when the file has that frame size.
+
+Output: a CSV ``file,label,score`` plus one probability column per class (classifiers), or
+``file,mask,foreground_fraction`` plus an ellipse fitted to the mask with its perimeter in
+pixels (segmenters; masks as 0/255 PNGs at each file's native size in ``<csv stem>_masks/``,
+which a segmentation submission also accepts).
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import math
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from fetal_bench.errors import FetalBenchError
+
+__all__ = ["PredictResult", "load_image_file", "predict_files"]
+
+_EXTENSIONS = {".png", ".tif", ".tiff", ".jpg", ".jpeg", ".bmp"}
+
+
+@dataclass
+class PredictResult:
+    csv: Path
+    n: int
+    mask_dir: Path | None
+    rows: list[dict[str, Any]]
+
+
+def load_image_file(path: str | os.PathLike, spec=None) -> bytes:
+    """PNG bytes of ``path`` (first frame), cropped by ``spec.crop`` when its frame size matches."""
+    from PIL import Image, UnidentifiedImageError
+
+    path = Path(path)
+    if path.suffix.lower() not in _EXTENSIONS:
+        raise FetalBenchError(f"{path} is not a PNG/TIFF/JPEG/BMP image.", "Pass image files.")
+    try:
+        with Image.open(path) as image:
+            image.seek(0)  # multi-page TIFF: the first frame
+            image.load()
+            frame = image.copy()
+    except (OSError, UnidentifiedImageError) as err:
+        raise FetalBenchError(f"Cannot read image {path}: {err}.", "Pass a readable PNG/TIFF/JPEG file.") from err
+    if spec is not None and spec.crop is not None and spec.crop_frame_size == (frame.height, frame.width):
+        top, bottom, left, right = spec.crop
+        frame = frame.crop((left, top, right, bottom))
+    buffer = io.BytesIO()
+    frame.save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def predict_files(model_name: str, images: list[str | os.PathLike], output: str | os.PathLike, *,
+                  checkpoint: str | os.PathLike | None = None, batch_size: int = 16, device: str | None = None,
+                  model=None) -> PredictResult:
+    """Classify or segment ``images``; write the CSV ``output`` (and masks beside it)."""
+    import datasets
+    import torch
+    import torch.nn.functional as F
+
+    from fetal_bench._io import atomic_file
+    from fetal_bench.data.loading import make_dataloader
+    from fetal_bench.models import create_model
+
+    if not images:
+        raise FetalBenchError("No images were given.", "Pass one or more image files.")
+    if model is None:
+        model = create_model(model_name, checkpoint=checkpoint)
+    model.eval()
+    torch_device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    model.to(torch_device)
+    spec = model.spec
+    files = [Path(p) for p in images]
+    ids = [str(i) for i in range(len(files))]
+    table = datasets.Dataset.from_dict(
+        {"id": ids, "image": [{"bytes": load_image_file(p, spec), "path": None} for p in files]},
+        features=datasets.Features({"id": datasets.Value("string"), "image": datasets.Image()}),
+    )
+    loader = make_dataloader(table, task=spec.task_type, image_size=tuple(spec.image_size), batch_size=batch_size,
+                             channels=spec.channels, normalize=spec.normalize, label_column=None, mask_column=None)
+    output = Path(output)
+    rows: list[dict[str, Any]] = []
+    mask_dir = None
+    if spec.task_type == "segmentation":
+        mask_dir = output.with_name(output.stem + "_masks")
+        mask_dir.mkdir(parents=True, exist_ok=True)
+    stems = _unique_stems(files)
+    with torch.inference_mode():
+        for batch in loader:
+            logits = model(batch["pixel_values"].to(torch_device)).float()
+            for j, row_id in enumerate(batch["id"]):
+                index = int(row_id)
+                if spec.task_type == "classification":
+                    proba = torch.softmax(logits[j], dim=0).cpu().numpy()
+                    best = int(proba.argmax())
+                    rows.append({"file": str(files[index]), "label": spec.labels[best], "score": float(proba[best]),
+                                 **{label: float(p) for label, p in zip(spec.labels, proba)}})
+                else:
+                    height, width = (int(v) for v in batch["original_size"][j])
+                    # As the harness does: resize the logits, not the labels, then threshold.
+                    full = F.interpolate(logits[j:j + 1], size=(height, width), mode="bilinear", align_corners=False)[0]
+                    mask = (full.argmax(dim=0) > 0 if full.shape[0] > 1 else full[0] > 0).cpu().numpy()
+                    mask_path = mask_dir / f"{stems[index]}.png"
+                    _save_mask(mask, mask_path)
+                    rows.append({"file": str(files[index]), "mask": os.path.relpath(mask_path, output.parent),
+                                 "foreground_fraction": float(mask.mean()), **_ellipse_columns(mask)})
+    rows.sort(key=lambda row: [str(f) for f in files].index(row["file"]))
+    with atomic_file(output, "w", newline="", encoding="utf-8") as handle:
+        writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
+        writer.writeheader()
+        for row in rows:
+            writer.writerow({k: (f"{v:.6g}" if isinstance(v, float) else v) for k, v in row.items()})
+    return PredictResult(csv=output, n=len(rows), mask_dir=mask_dir, rows=rows)
+
+
+def _unique_stems(files: list[Path]) -> list[str]:
+    seen: dict[str, int] = {}
+    stems = []
+    for path in files:
+        stem = path.stem
+        count = seen.get(stem, 0)
+        seen[stem] = count + 1
+        stems.append(stem if count == 0 else f"{stem}-{count}")
+    return stems
+
+
+def _save_mask(mask: np.ndarray, path: Path) -> None:
+    from PIL import Image
+
+    from fetal_bench._io import atomic_file
+
+    with atomic_file(path, "wb") as handle:
+        Image.fromarray(mask.astype(np.uint8) * 255).save(handle, format="PNG")
+
+
+def _ellipse_columns(mask: np.ndarray) -> dict[str, float | None]:
+    """An ellipse fitted to the mask's boundary, as HC18 measures head circumference."""
+    from fetal_bench.geometry import fit_ellipse, mask_boundary
+
+    empty = {"ellipse_cx": None, "ellipse_cy": None, "ellipse_a": None, "ellipse_b": None,
+             "ellipse_angle": None, "ellipse_perimeter_px": None}
+    rows, cols = np.nonzero(mask_boundary(mask))
+    if len(rows) < 6:
+        return empty
+    try:
+        ellipse = fit_ellipse(cols, rows)
+    except ValueError:
+        return empty
+    values = {"ellipse_cx": ellipse.cx, "ellipse_cy": ellipse.cy, "ellipse_a": ellipse.a, "ellipse_b": ellipse.b,
+              "ellipse_angle": ellipse.angle, "ellipse_perimeter_px": ellipse.perimeter}
+    return {k: (v if math.isfinite(v) else None) for k, v in values.items()}

@@ -1,0 +1,202 @@
+"""The model registry: declarative entries, ``create_model`` and ``list_models``.
+
+An entry is plain data (:class:`ModelInfo`): a name, the ``"module:function"`` that builds it
+(imported only when used, so listing models imports no torch), its default configuration and
+where its pretrained weights come from. ``create_model(name, checkpoint=None, **cfg)`` calls
+the builder with ``defaults | cfg`` and, given a checkpoint, restores the weights:
+
+* a directory written by :func:`fetal_bench.models.save_checkpoint` (``model.safetensors`` +
+  ``config.json``): the model is rebuilt from the recorded configuration *without* fetching
+  pretrained weights, then loaded strictly from the safetensors file;
+* a single file (``SonoNet16.npz``, SAM's official ``.pth``): handed to the builder as its
+  ``weights`` argument; each builder accepts only its own published format.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import importlib
+import inspect
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from fetal_bench.errors import FetalBenchError
+
+if TYPE_CHECKING:
+    import torch
+
+__all__ = ["MODELS", "ModelInfo", "create_model", "get_model_info", "list_models"]
+
+CONFIG_NAME = "config.json"
+WEIGHTS_NAME = "model.safetensors"
+
+_TV = "fetal_bench.models.classifiers:build_torchvision_classifier"
+_TV_REFERENCE = "torchvision {arch} (ImageNet-1k weights where available); grayscale input via a summed first convolution."
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    """A registered model. ``defaults`` are keyword arguments of ``builder``."""
+
+    name: str
+    task_type: str
+    builder: str
+    family: str
+    description: str
+    defaults: dict[str, Any] = field(default_factory=dict)
+    weights: str = "random initialisation"
+    reference: str = ""
+    tiny: dict[str, Any] = field(default_factory=dict)  # cfg for a fast test-sized instance
+    # Training defaults (`fetal-bench train` uses them unless told otherwise).
+    train_defaults: dict[str, Any] = field(default_factory=dict)
+
+    def build(self, **cfg: Any) -> torch.nn.Module:
+        module_name, function_name = self.builder.split(":")
+        builder = getattr(importlib.import_module(module_name), function_name)
+        options = {**self.defaults, **cfg}
+        accepted = inspect.signature(builder).parameters
+        unknown = sorted(k for k in options if k not in accepted)
+        if unknown:
+            known = sorted(k for k in accepted if k not in ("restore", "weights") and k not in self.defaults)
+            raise FetalBenchError(f"Model {self.name!r} has no option(s) {unknown}.", f"Its options: {', '.join(known)}.")
+        return builder(**options)
+
+
+def _classifier(name: str, arch: str, description: str, **defaults: Any) -> ModelInfo:
+    tiny: dict[str, Any] = {"image_size": (32, 32), "pretrained": False}
+    return ModelInfo(
+        name=name, task_type="classification", builder=_TV, family="torchvision classifier",
+        description=description, defaults={"arch": arch, **defaults},
+        weights="ImageNet-1k (torchvision) when cached or downloadable, else random with a warning",
+        reference=_TV_REFERENCE.format(arch=arch), tiny=tiny,
+        train_defaults={"optimizer": "adamw", "lr": 3e-4, "weight_decay": 1e-4, "batch_size": 32},
+    )
+
+
+MODELS: dict[str, ModelInfo] = {
+    info.name: info
+    for info in (
+        _classifier("resnet18", "resnet18", "ResNet-18 (11.7M parameters)."),
+        _classifier("resnet50", "resnet50", "ResNet-50 (25.6M parameters)."),
+        _classifier("densenet121", "densenet121", "DenseNet-121 (8.0M parameters)."),
+        _classifier("densenet169", "densenet169", "DenseNet-169 (14.1M parameters)."),
+        _classifier("efficientnet_b0", "efficientnet_b0", "EfficientNet-B0 (5.3M parameters)."),
+        _classifier("mobilenet_v2", "mobilenet_v2", "MobileNet-v2 (3.5M parameters)."),
+        _classifier("vit_b_16", "vit_b_16", "ViT-B/16 (86M parameters); square inputs (224 by default)."),
+        ModelInfo(
+            name="unet", task_type="segmentation", builder="fetal_bench.models.unet:build_unet",
+            family="U-Net", description="Compact U-Net (4 poolings, 32 base channels, 7.2M parameters) for head segmentation.",
+            reference="Ronneberger et al., MICCAI 2015; the HC18 baseline of van den Heuvel et al. 2018 is a U-Net.",
+            tiny={"image_size": (32, 48), "base_channels": 4, "depth": 2},
+            train_defaults={"optimizer": "adamw", "lr": 1e-3, "weight_decay": 1e-4, "batch_size": 8},
+        ),
+        ModelInfo(
+            name="sononet16", task_type="classification", builder="fetal_bench.models.sononet:build_sononet",
+            family="SonoNet", description="SonoNet-16: the 14 standard planes of Baumgartner et al. (224x288 gray).",
+            defaults={"head": "sononet"},
+            weights="SonoNet16.npz from github.com/baumgach/SonoNet-weights (sha256-verified)",
+            reference="Baumgartner et al., IEEE TMI 36(11):2204-2215, 2017.",
+            tiny={"weights": None},
+            train_defaults={"optimizer": "adamw", "lr": 1e-4, "weight_decay": 1e-4, "batch_size": 32},
+        ),
+        ModelInfo(
+            name="sononet16-planes", task_type="classification", builder="fetal_bench.models.sononet:build_sononet",
+            family="SonoNet",
+            description="SonoNet-16 with its 14 classes pooled onto the FETAL_PLANES planes (abdomen, brain, femur, "
+                        "thorax, Other) for zero-shot plane classification.",
+            defaults={"head": "fetal-planes"},
+            weights="SonoNet16.npz from github.com/baumgach/SonoNet-weights (sha256-verified)",
+            reference="Baumgartner et al., IEEE TMI 36(11):2204-2215, 2017.",
+            tiny={"weights": None},
+            train_defaults={"optimizer": "adamw", "lr": 1e-4, "weight_decay": 1e-4, "batch_size": 32},
+        ),
+        ModelInfo(
+            name="sam", task_type="segmentation", builder="fetal_bench.models.sam:build_sam",
+            family="Segment Anything",
+            description="SAM with box prompts: mask decoder trained, image and prompt encoders frozen (optional LoRA "
+                        "on the image encoder). Backends: segment-anything (official .pth) or transformers SamModel.",
+            defaults={"backend": "transformers", "variant": "vit_b"},
+            weights="transformers: facebook/sam-vit-base (HF cache); segment-anything: official .pth (md5-verified)",
+            reference="Kirillov et al., ICCV 2023; box-prompted fine-tuning as in arXiv:2506.23664 (mask-guided diffusion for fetal head segmentation).",
+            tiny={"variant": "tiny", "pretrained": False},
+            # The mask-guided paper: Adam, lr 1e-5, batch 5, Dice + CE, box jitter 0-20 px.
+            train_defaults={"optimizer": "adam", "lr": 1e-5, "weight_decay": 0.0, "batch_size": 5, "scheduler": "none"},
+        ),
+    )
+}
+
+
+def list_models(pattern: str | None = None, *, task_type: str | None = None) -> list[ModelInfo]:
+    """Registered models, optionally filtered by a glob on the name and by task type."""
+    return [info for name, info in MODELS.items()
+            if (pattern is None or fnmatch.fnmatch(name, pattern)) and (task_type is None or info.task_type == task_type)]
+
+
+def get_model_info(name: str) -> ModelInfo:
+    try:
+        return MODELS[name]
+    except KeyError:
+        raise FetalBenchError(f"Unknown model {name!r}.",
+                              f"Use one of: {', '.join(MODELS)} (see `fetal-bench models list`).") from None
+
+
+def read_checkpoint_config(checkpoint: str | os.PathLike) -> dict[str, Any]:
+    """The ``config.json`` of a checkpoint directory, checked for the keys we need."""
+    directory = Path(checkpoint)
+    path = directory / CONFIG_NAME
+    if not path.is_file() or not (directory / WEIGHTS_NAME).is_file():
+        raise FetalBenchError(f"{directory} is not a fetal-bench checkpoint (it needs {WEIGHTS_NAME} and {CONFIG_NAME}).",
+                              "Pass the --output directory of `fetal-bench train`, or a published weights file.")
+    try:
+        config = json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as err:
+        raise FetalBenchError(f"{path} is not valid JSON: {err}.", "Re-create the checkpoint.") from err
+    if not isinstance(config, dict) or "model" not in config or not isinstance(config.get("cfg", {}), dict):
+        raise FetalBenchError(f"{path} lacks the 'model'/'cfg' entries of a fetal-bench checkpoint.", "Re-create the checkpoint.")
+    return config
+
+
+def create_model(name: str, checkpoint: str | os.PathLike | None = None, **cfg: Any) -> torch.nn.Module:
+    """Build registered model ``name``; restore ``checkpoint`` when given.
+
+    Args:
+        name: a registry name (``list_models()``).
+        checkpoint: ``None`` (fresh model; pretrained weights where the entry has them), a
+            checkpoint directory, or a published weights file the model accepts (``.npz`` for
+            SonoNet-16, ``.pth`` for SAM's segment-anything backend).
+        **cfg: builder options overriding the defaults (e.g. ``labels=[...]``,
+            ``image_size=(256, 384)``, ``pretrained=False``). With a checkpoint directory they
+            override the recorded configuration; structural changes then fail to load.
+
+    Returns:
+        A ``torch.nn.Module`` with ``.spec`` (:class:`~fetal_bench.models.spec.ModelSpec`),
+        ``.model_name`` and ``.model_cfg`` (the JSON-ready configuration that rebuilds it).
+    """
+    info = get_model_info(name)
+    if checkpoint is None:
+        return _finish(info.build(**cfg), info.name)
+    path = Path(checkpoint)
+    if path.is_file():
+        return _finish(info.build(**{**cfg, "weights": path}), info.name)
+    if not path.is_dir():
+        raise FetalBenchError(f"Checkpoint {path} does not exist.", "Pass a checkpoint directory or a weights file.")
+    config = read_checkpoint_config(path)
+    if config["model"] != name:
+        raise FetalBenchError(f"Checkpoint {path} holds a {config['model']!r} model, not {name!r}.",
+                              f"Use --model {config['model']}.")
+    from fetal_bench.models.checkpoint import load_weights
+
+    # restore=True: build the structure only; pretrained weights would be overwritten anyway.
+    model = info.build(**{**config.get("cfg", {}), **cfg, "restore": True})
+    load_weights(model, path / WEIGHTS_NAME)
+    return _finish(model, info.name)
+
+
+def _finish(model: torch.nn.Module, name: str) -> torch.nn.Module:
+    if getattr(model, "spec", None) is None or not hasattr(model, "model_cfg"):
+        raise TypeError(f"builder of {name!r} returned a model without spec/model_cfg")  # a bug, not user error
+    model.model_name = name
+    return model

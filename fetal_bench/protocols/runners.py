@@ -1,0 +1,273 @@
+"""The protocol runners: turn a resolved config into training runs, scores and summary rows.
+
+Every run is resumable: a finished training run is skipped by ``train`` itself (its output
+directory says so), and an existing ``results/<run>.json`` is read instead of re-scored, so a
+protocol interrupted after hours continues where it stopped when run again.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from fetal_bench.errors import FetalBenchError
+
+Log = Callable[[str], None]
+
+#: Score columns copied into the summary rows (those the papers report).
+_CLASSIFICATION_SCORES = ("accuracy", "macro_f1", "auc_ovr_hard", "auc_ovr_macro", "balanced_accuracy")
+_SEGMENTATION_SCORES = ("dice", "hc_abs_diff_mm", "hd95_mm")
+STANDIN = "@phantom-standin"
+
+
+def _resolve_synthetic(value: str | None, log: Log) -> str | None:
+    """``"@phantom-standin"``: a second phantom draw (seed 1) standing in for a synthetic split.
+
+    Only the tiny profiles use it, to exercise the mixing machinery without a generator; it is
+    simulated phantom data, not the output of any generative model.
+    """
+    if value != STANDIN:
+        return value
+    from fetal_bench.data.builders.phantom import build_phantom
+
+    root = Path(os.environ.get("FETAL_BENCH_CACHE", Path.home() / ".cache" / "fetal-bench"))
+    target = root / "phantom-standin-seed1"
+    if not (target / "build_info.json").is_file():
+        log(f"building the phantom stand-in for a synthetic split in {target}")
+        build_phantom(target, overwrite=True, seed=1)
+    return str(target)
+
+
+def _require(config: dict[str, Any], key: str, why: str) -> Any:
+    if config.get(key) in (None, ""):
+        raise FetalBenchError(f"Protocol {config['name']!r} needs `{key}`: {why}.",
+                              f"Pass --set {key}=PATH (or --set profile=tiny for the phantom smoke run).")
+    return config[key]
+
+
+def _train_run(config: dict[str, Any], output: Path, run_id: str, *, dry_run: bool, log: Log, **fields: Any):
+    from fetal_bench.training import TrainConfig, train
+
+    options = {**config.get("train", {}), **fields}
+    if "image_size" in options and options["image_size"] is not None:
+        options["image_size"] = tuple(options["image_size"])
+    if "box_jitter" in options:
+        options["box_jitter"] = tuple(options["box_jitter"])
+    options["exclude_labels"] = tuple(options.get("exclude_labels", ()))
+    train_config = TrainConfig(output=str(output / "runs" / run_id), progress=False, run_name=run_id, **options)
+    if dry_run:
+        log(f"[dry run] {run_id}: train {train_config.model} on {train_config.task} ({json.dumps(fields, default=str)})")
+        return None
+    log(f"{run_id}: training {train_config.model}")
+    return train(train_config, log=lambda message: log(f"  {run_id}: {message}"))
+
+
+def _evaluate_run(config: dict[str, Any], output: Path, run_id: str, model: str, *, dry_run: bool, log: Log,
+                  data: str | None, name: str | None = None) -> dict[str, Any] | None:
+    if dry_run:
+        return None
+    path = output / "results" / f"{run_id}.json"
+    if path.is_file():
+        return json.loads(path.read_text(encoding="utf-8"))
+    from fetal_bench.evaluation import evaluate
+
+    log(f"{run_id}: evaluating on {config['task']}")
+    return evaluate(config["task"], model=model, checkpoint=output / "runs" / run_id, data=data, output=path,
+                    name=name or run_id, n_resamples=int(config.get("bootstrap", 1000)), seed=0)
+
+
+def _scores(result: dict[str, Any] | None, names: tuple[str, ...]) -> dict[str, Any]:
+    if result is None:
+        return {}
+    scores = result.get("scores", {})
+    row = {}
+    for name in names:
+        entry = scores.get(name)
+        if isinstance(entry, dict):
+            row[name] = entry.get("value")
+            if entry.get("ci95"):
+                row[f"{name}_ci95"] = "[{:.4g}, {:.4g}]".format(*entry["ci95"]) if None not in entry["ci95"] else None
+    return row
+
+
+def _training_columns(result) -> dict[str, Any]:
+    if result is None:
+        return {}
+    return {"training_data": result.training_data, "synthetic_share": round(result.synthetic_share, 4),
+            "n_train": result.n_train, "epochs": result.epochs_completed, "train_time_s": result.train_time_s}
+
+
+def _eval_data(config: dict[str, Any], task) -> str | None:
+    if config.get("eval_data"):
+        return config["eval_data"]
+    from fetal_bench.training.data import FOREIGN_TRAINING
+
+    # Zero-shot tasks are scored on another dataset than the training data; others on --data.
+    return None if task.name in FOREIGN_TRAINING else config.get("data")
+
+
+# --------------------------------------------------------------------------------------------
+
+
+def run_fu_lora(config: dict[str, Any], output: Path, *, dry_run: bool, log: Log) -> list[dict[str, Any]]:
+    """FU-LoRA Table 1: variants (ES, ES+DA, HB, HB+DA) x backbones x seeds."""
+    from fetal_bench.tasks import get_task
+
+    task = get_task(config["task"])
+    synthetic = _resolve_synthetic(config.get("synthetic"), log)
+    needs_synthetic = any("synthetic_per_class" in v or "synthetic_ratio" in v for v in config["variants"].values())
+    if needs_synthetic and synthetic is None:
+        _require(config, "synthetic", "the HB variants mix in synthetic images")
+    eval_data = _eval_data(config, task)
+    rows = []
+    for backbone in config["backbones"]:
+        for variant, settings in config["variants"].items():
+            for seed in config.get("seeds", [0]):
+                run_id = f"{variant.replace('+', 'p')}-{backbone}-s{seed}"
+                uses_synthetic = "synthetic_per_class" in settings or "synthetic_ratio" in settings
+                result = _train_run(config, output, run_id, dry_run=dry_run, log=log, model=backbone, task=task.name,
+                                    data=config.get("data"), exclude_labels=tuple(config.get("exclude_labels", ())),
+                                    synthetic=synthetic if uses_synthetic else None, seed=seed, **settings)
+                scored = _evaluate_run(config, output, run_id, backbone, dry_run=dry_run, log=log, data=eval_data)
+                rows.append({"run": run_id, "variant": variant, "backbone": backbone, "seed": seed,
+                             **_training_columns(result), **_scores(scored, _CLASSIFICATION_SCORES)})
+    return rows
+
+
+def run_tian(config: dict[str, Any], output: Path, *, dry_run: bool, log: Log) -> list[dict[str, Any]]:
+    """Real-only, synthetic-only and synthetic-then-real runs per backbone and seed."""
+    from fetal_bench.tasks import get_task
+
+    task = get_task(config["task"])
+    synthetic = _resolve_synthetic(config.get("synthetic"), log)
+    if synthetic is None:
+        _require(config, "synthetic", "the pre-training stage trains on synthetic images")
+    eval_data = _eval_data(config, task)
+    rows = []
+    for backbone in config["backbones"]:
+        for seed in config.get("seeds", [0]):
+            stage_dirs: dict[str, str] = {}
+            for stage, settings in config["stages"].items():
+                run_id = f"{stage}-{backbone}-s{seed}"
+                fields: dict[str, Any] = {"model": backbone, "task": task.name, "data": config.get("data"), "seed": seed,
+                                          "exclude_labels": tuple(config.get("exclude_labels", ()))}
+                if settings.get("synthetic_ratio") is not None:
+                    fields.update(synthetic=synthetic, synthetic_ratio=settings["synthetic_ratio"])
+                if settings.get("init_from"):
+                    source = settings["init_from"]
+                    if source not in stage_dirs:
+                        raise FetalBenchError(f"Stage {stage!r} starts from {source!r}, which has not run before it.",
+                                              "Order the stages so that the pre-training comes first.")
+                    fields["init_from"] = stage_dirs[source]
+                    fields.update(config.get("finetune", {}))
+                result = _train_run(config, output, run_id, dry_run=dry_run, log=log, **fields)
+                stage_dirs[stage] = str(output / "runs" / run_id)
+                scored = _evaluate_run(config, output, run_id, backbone, dry_run=dry_run, log=log, data=eval_data)
+                rows.append({"run": run_id, "stage": stage, "backbone": backbone, "seed": seed,
+                             **_training_columns(result), **_scores(scored, _CLASSIFICATION_SCORES)})
+    return rows
+
+
+def run_ratio_curve(config: dict[str, Any], output: Path, *, dry_run: bool, log: Log) -> list[dict[str, Any]]:
+    """One run per synthetic share; a PNG of the main score against the share reached."""
+    from fetal_bench.tasks import get_task
+
+    task = get_task(config["task"])
+    synthetic = _resolve_synthetic(config.get("synthetic"), log)
+    if synthetic is None and any(r > 0 for r in config["ratios"]):
+        _require(config, "synthetic", "shares above 0 mix in synthetic rows")
+    eval_data = _eval_data(config, task)
+    names = _CLASSIFICATION_SCORES if task.type == "classification" else _SEGMENTATION_SCORES
+    rows = []
+    for ratio in config["ratios"]:
+        for seed in config.get("seeds", [0]):
+            run_id = f"share{int(round(100 * ratio)):03d}-{config['model']}-s{seed}"
+            result = _train_run(config, output, run_id, dry_run=dry_run, log=log, model=config["model"], task=task.name,
+                                data=config.get("data"), synthetic=synthetic if ratio > 0 else None,
+                                synthetic_ratio=ratio if ratio > 0 else None, seed=seed)
+            scored = _evaluate_run(config, output, run_id, config["model"], dry_run=dry_run, log=log, data=eval_data)
+            rows.append({"run": run_id, "requested_share": ratio, "seed": seed, **_training_columns(result),
+                         **_scores(scored, names)})
+    if not dry_run and rows:
+        from fetal_bench.training.plots import plot_curves
+
+        main = task.main_score
+        points = sorted((row["synthetic_share"], row[main]) for row in rows if row.get(main) is not None)
+        plot_curves(output / "curve.png", [(f"{task.name}: {main}", {main: points})], xlabel="synthetic share",
+                    title=config["name"])
+    return rows
+
+
+def run_sam_few_shot(config: dict[str, Any], output: Path, *, dry_run: bool, log: Log) -> list[dict[str, Any]]:
+    """SAM fine-tuned on n real pairs (and + synthetic pairs); Dice over jittered-box draws."""
+    from fetal_bench.tasks import get_task
+
+    task = get_task(config["task"])
+    synthetic = _resolve_synthetic(config.get("synthetic"), log)
+    arms = [("real", None)] + ([("real+synthetic", synthetic)] if synthetic else [])
+    eval_data = _eval_data(config, task)
+    rows = []
+    for n in config["shots"]:
+        for arm, syn in arms:
+            for seed in config.get("seeds", [0]):
+                run_id = f"n{n:03d}-{arm.replace('+', '-')}-s{seed}"
+                fields: dict[str, Any] = {"model": config.get("model", "sam"), "task": task.name, "data": config.get("data"),
+                                          "real_n": n, "seed": seed, "model_cfg": config.get("model_cfg", {})}
+                if syn is not None:
+                    fields.update(synthetic=syn, synthetic_n=config.get("synthetic_n"))
+                result = _train_run(config, output, run_id, dry_run=dry_run, log=log, **fields)
+                row: dict[str, Any] = {"run": run_id, "n_real": n, "arm": arm, "seed": seed, **_training_columns(result)}
+                if not dry_run:
+                    row.update(box_prompted_dice(output / "runs" / run_id, task, eval_data or config.get("data"),
+                                                 split=config.get("eval_split", task.eval_split),
+                                                 draws=int(config.get("jitter_draws", 5)),
+                                                 jitter=tuple(config.get("jitter", (0, 20))), seed=seed, log=log))
+                    if config.get("harness", True):
+                        scored = _evaluate_run(config, output, run_id, fields["model"], dry_run=dry_run, log=log,
+                                               data=eval_data)
+                        row.update({f"promptfree_{k}": v for k, v in _scores(scored, _SEGMENTATION_SCORES).items()})
+                rows.append(row)
+    return rows
+
+
+def box_prompted_dice(checkpoint: str | os.PathLike, task, data: str | None, *, split: str, draws: int,
+                      jitter: tuple[float, float], seed: int = 0, batch_size: int = 8,
+                      log: Log = lambda message: None) -> dict[str, Any]:
+    """The mask-guided paper's measure: Dice with ground-truth boxes jittered outward, per draw.
+
+    Dice is computed per image at the model's input resolution (the paper's 256x256) and
+    averaged; each draw jitters every box anew. Returns the mean over draws, their standard
+    deviation and the per-draw means.
+    """
+    import numpy as np
+    import torch
+
+    from fetal_bench.data.loading import make_dataloader
+    from fetal_bench.models import create_model
+    from fetal_bench.training.data import open_training_split
+    from fetal_bench.training.losses import boxes_from_masks, segmentation_dice
+
+    model = create_model("sam", checkpoint=checkpoint).eval()
+    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    model.to(device)
+    spec = model.spec
+    dataset, _ = open_training_split(data, task, split, task.dataset.config)
+    loader = make_dataloader(dataset, task="segmentation", image_size=tuple(spec.image_size), channels=spec.channels,
+                             normalize=spec.normalize, batch_size=batch_size, label_column=None,
+                             mask_column=task.mask_column)
+    per_draw: list[list[torch.Tensor]] = [[] for _ in range(draws)]
+    with torch.inference_mode():
+        for index, batch in enumerate(loader):
+            embeddings = model.embed(batch["pixel_values"].to(device))  # once per batch, reused by every draw
+            for draw in range(draws):
+                generator = torch.Generator().manual_seed(seed * 1_000_003 + draw * 10_007 + index)
+                boxes = boxes_from_masks(batch["masks"], jitter=jitter, generator=generator)
+                logits = model.decode(embeddings, boxes.to(device), tuple(spec.image_size))
+                per_draw[draw].append(segmentation_dice(logits.cpu(), batch["masks"]))
+    means = np.array([float(torch.cat(values).mean()) for values in per_draw])
+    log(f"box-prompted Dice over {draws} draws: {means.mean():.4f} ± {means.std(ddof=1) if draws > 1 else 0:.4f}")
+    return {"box_dice": float(means.mean()), "box_dice_sd": float(means.std(ddof=1)) if draws > 1 else 0.0,
+            "box_dice_draws": json.dumps([round(float(v), 5) for v in means])}

@@ -1,0 +1,88 @@
+"""Benchmark tasks as frozen, validated metadata objects (the MTEB pattern).
+
+A task says which data is scored (dataset, pinned revision, config, split), how (type, labels,
+metrics, main score), and how results are broken down (groups, the bootstrap unit). It holds
+no code: the evaluation harness reads it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Literal, Mapping
+
+from fetal_bench.errors import FetalBenchError
+
+TaskType = Literal["classification", "segmentation"]
+
+CLASSIFICATION_METRICS = ("accuracy", "balanced_accuracy", "macro_f1", "weighted_f1", "auc_ovr_macro", "auc_ovr_hard", "ece")
+SEGMENTATION_METRICS = ("dice", "iou", "hd95_mm", "assd_mm", "hc_abs_diff_mm")
+# Lower is better for these; every other metric is higher-is-better.
+LOWER_IS_BETTER = frozenset({"ece", "hd95_mm", "assd_mm", "hc_abs_diff_mm"})
+
+
+@dataclass(frozen=True)
+class TaskDataset:
+    """Where a task's data comes from: a catalog name (or Hub id) at a pinned revision."""
+
+    name: str
+    revision: str
+    config: str | None = None
+
+
+@dataclass(frozen=True)
+class Task:
+    name: str
+    version: str
+    dataset: TaskDataset
+    eval_split: str  # a `datasets` split expression: "test", or "train+test"
+    type: TaskType
+    labels: tuple[str, ...]  # the classes a submission is scored on (segmentation: background, foreground)
+    metrics: tuple[str, ...]
+    main_score: str
+    group_by: tuple[str, ...] = ()
+    subject_column: str = "patient_id"  # the bootstrap resamples these, never single images
+    label_column: str = "label"
+    mask_column: str = "mask"
+    # Dataset ClassLabel name -> task label. Rows whose dataset label is missing here are not
+    # scored (e.g. a task on a subset of planes). None: the dataset's names are the task's labels.
+    label_map: Mapping[str, str] | None = None
+    # Extra probability columns a submission may carry (FU-LoRA classifiers also output
+    # "Other"): they are allowed, and an argmax on one of them counts as an error.
+    allowed_extra_labels: tuple[str, ...] = ()
+    description: str = ""
+    reference: str = ""
+    train_data: str = ""  # what a submission may train on (the protocol), shown on the leaderboard
+    higher_is_better: bool = field(init=False)
+
+    def __post_init__(self) -> None:
+        problems = []
+        if not self.name or not self.version:
+            problems.append("name and version are required")
+        if not self.dataset.revision:
+            problems.append(f"dataset {self.dataset.name!r} has no pinned revision")
+        if self.type not in ("classification", "segmentation"):
+            problems.append(f"type {self.type!r} is not classification or segmentation")
+        known = CLASSIFICATION_METRICS if self.type == "classification" else SEGMENTATION_METRICS
+        unknown = [m for m in self.metrics if m not in known]
+        if unknown:
+            problems.append(f"metrics {unknown} are not {self.type} metrics ({', '.join(known)})")
+        if self.main_score not in self.metrics:
+            problems.append(f"main_score {self.main_score!r} is not among its metrics")
+        if len(set(self.labels)) != len(self.labels) or len(self.labels) < 2:
+            problems.append("labels must be at least two distinct names")
+        if self.label_map is not None:
+            stray = sorted(set(self.label_map.values()) - set(self.labels))
+            if stray:
+                problems.append(f"label_map targets {stray} are not task labels")
+        overlap = set(self.allowed_extra_labels) & set(self.labels)
+        if overlap:
+            problems.append(f"allowed_extra_labels {sorted(overlap)} are also task labels")
+        if problems:
+            raise FetalBenchError(f"Invalid task {self.name!r}: " + "; ".join(problems) + ".",
+                                  "Fix the task definition in fetal_bench/tasks/registry.py.")
+        object.__setattr__(self, "higher_is_better", self.main_score not in LOWER_IS_BETTER)
+
+    def to_dict(self) -> dict:
+        data = asdict(self)
+        data["label_map"] = dict(self.label_map) if self.label_map is not None else None
+        return data

@@ -1,0 +1,146 @@
+"""The benchmark tasks: plain declarative data, listed by `fetal-bench tasks list`."""
+
+from __future__ import annotations
+
+from fetal_bench.data.catalog import FETAL_PLANES_AFRICA, FETAL_PLANES_ES, HC18, PHANTOM
+from fetal_bench.errors import FetalBenchError
+from fetal_bench.tasks.base import CLASSIFICATION_METRICS, SEGMENTATION_METRICS, Task, TaskDataset
+
+ES_PLANES = ("Fetal abdomen", "Fetal brain", "Fetal femur", "Fetal thorax", "Maternal cervix", "Other")
+AFRICA_PLANES = ("Fetal abdomen", "Fetal brain", "Fetal femur", "Fetal thorax")
+PHANTOM_PLANES = ("abdomen", "brain", "femur", "thorax")
+
+FU_LORA_REFERENCE = (
+    "FU-LoRA: LoRA-tuned Stable Diffusion for synthetic fetal ultrasound; zero-shot "
+    "Spanish-to-African plane classification, Table 1 (best: 82.40% accuracy, 86.54% F1, "
+    "89.78% AUC). Sendra-Balcells et al., Sci Rep 13:2728 (2023) for the African data."
+)
+
+_ZERO_SHOT = dict(
+    version="1.0",
+    type="classification",
+    labels=AFRICA_PLANES,
+    metrics=CLASSIFICATION_METRICS,
+    main_score="accuracy",
+    group_by=("country",),
+    subject_column="patient_id",
+    # FU-LoRA's classifiers have an "Other" output (and FETAL_PLANES_DB a cervix class): they
+    # may be submitted, and an argmax on them is an error, as in the paper.
+    allowed_extra_labels=("Other", "Maternal cervix"),
+    reference=FU_LORA_REFERENCE,
+    train_data="No African images: FETAL_PLANES_DB and/or synthetic images only.",
+)
+
+TASKS: dict[str, Task] = {
+    task.name: task
+    for task in (
+        Task(
+            name="planes-es",
+            version="1.0",
+            dataset=TaskDataset(FETAL_PLANES_ES.name, FETAL_PLANES_ES.revision),
+            eval_split="test",
+            type="classification",
+            labels=ES_PLANES,
+            metrics=CLASSIFICATION_METRICS,
+            main_score="accuracy",
+            group_by=("us_machine", "operator"),
+            description="Six-class maternal-fetal plane classification on the official FETAL_PLANES_DB test patients (5,271 images).",
+            reference="Burgos-Artizzu et al., Sci Rep 10:10200 (2020).",
+            train_data="FETAL_PLANES_DB train/validation (and synthetic) images.",
+        ),
+        Task(
+            name="planes-africa-zero-shot",
+            dataset=TaskDataset(FETAL_PLANES_AFRICA.name, FETAL_PLANES_AFRICA.revision),
+            eval_split="test",
+            description=(
+                "Models trained without African data, scored on the 233 images of the African official test "
+                "split on the four planes shared with FETAL_PLANES_DB, by country: the FU-LoRA protocol, so "
+                "its Table 1 is directly comparable."
+            ),
+            **_ZERO_SHOT,
+        ),
+        Task(
+            name="planes-africa-zero-shot-all",
+            dataset=TaskDataset(FETAL_PLANES_AFRICA.name, FETAL_PLANES_AFRICA.revision),
+            eval_split="train+test",
+            description=(
+                "The zero-shot protocol scored on all 450 African images (both official splits): more "
+                "statistical power, not comparable with FU-LoRA's Table 1."
+            ),
+            **_ZERO_SHOT,
+        ),
+        Task(
+            name="planes-africa",
+            version="1.0",
+            dataset=TaskDataset(FETAL_PLANES_AFRICA.name, FETAL_PLANES_AFRICA.revision),
+            eval_split="test",
+            type="classification",
+            labels=AFRICA_PLANES,
+            metrics=CLASSIFICATION_METRICS,
+            main_score="accuracy",
+            group_by=("country",),
+            allowed_extra_labels=("Other", "Maternal cervix"),
+            description="Four-plane classification on the African official test split (233 images); training on its train split is allowed.",
+            reference="Sendra-Balcells et al., Sci Rep 13:2728 (2023).",
+            train_data="Anything, including the African train split (217 images).",
+        ),
+        Task(
+            name="hc18-head-seg",
+            version="1.0",
+            dataset=TaskDataset(HC18.name, HC18.revision),
+            eval_split="test",
+            type="segmentation",
+            labels=("background", "head"),
+            metrics=SEGMENTATION_METRICS,
+            main_score="dice",
+            subject_column="subject_id",
+            description=(
+                "Fetal head segmentation on the HC18 test subjects: Dice, IoU, HD95 and ASSD in mm, and the head "
+                "circumference of an ellipse fitted to the predicted mask against the reference (the HC18 "
+                "challenge's ranking measure)."
+            ),
+            reference="van den Heuvel et al., PLoS ONE 13(8):e0200412 (2018): 97.1% Dice, 2.83 mm HC difference.",
+            train_data="HC18 train/validation subjects (and synthetic pairs).",
+        ),
+        Task(
+            name="phantom-planes",
+            version="1.0",
+            dataset=TaskDataset(PHANTOM.name, PHANTOM.revision, config="planes"),
+            eval_split="test",
+            type="classification",
+            labels=PHANTOM_PLANES,
+            metrics=CLASSIFICATION_METRICS,
+            main_score="accuracy",
+            group_by=("site",),
+            description="Plane classification on the simulated phantom set (NOT clinical data): exercises the machinery anywhere.",
+            reference="fetal-bench embedded phantom set.",
+            train_data="The phantom train/validation splits.",
+        ),
+        Task(
+            name="phantom-head-seg",
+            version="1.0",
+            dataset=TaskDataset(PHANTOM.name, PHANTOM.revision, config="head"),
+            eval_split="test",
+            type="segmentation",
+            labels=("background", "head"),
+            metrics=SEGMENTATION_METRICS,
+            main_score="dice",
+            subject_column="subject_id",
+            description="Head segmentation on the simulated phantom set (NOT clinical data): exercises the machinery anywhere.",
+            reference="fetal-bench embedded phantom set.",
+            train_data="The phantom train/validation splits.",
+        ),
+    )
+}
+
+
+def list_tasks() -> list[Task]:
+    return list(TASKS.values())
+
+
+def get_task(name: str) -> Task:
+    try:
+        return TASKS[name]
+    except KeyError:
+        raise FetalBenchError(f"Unknown task {name!r}.",
+                              f"Use one of: {', '.join(TASKS)} (see `fetal-bench tasks list`).") from None

@@ -1,0 +1,726 @@
+"""One training loop for every fetal-bench baseline: ``fetal_bench.training.train``.
+
+It runs on :mod:`accelerate`, so the same code trains on a CPU, one GPU (mixed precision:
+bf16 where supported, else fp16) or several GPUs/machines (``accelerate launch``). Data come
+through :func:`fetal_bench.data.loading.make_dataloader` (augmentation in its ``transform``
+hook); the model through :func:`fetal_bench.models.create_model`.
+
+Output directory::
+
+    OUT/model.safetensors, OUT/config.json   best weights on validation (create_model(..., checkpoint=OUT))
+    OUT/train_config.json                    the TrainConfig of the run
+    OUT/train_log.jsonl                      one JSON object per logged step, validation and epoch
+    OUT/curves.png                           losses and the validation metric per epoch
+    OUT/last/                                resumable state: weights, optimizer, scheduler, RNG, counters
+
+Resuming: run the same command again. Every ``checkpoint_every_steps`` steps and at each epoch's
+end, ``OUT/last`` is replaced atomically; a new run with the same output directory and config
+restores it and skips the batches already seen in the current epoch, so (on CPU, where kernels
+are deterministic) an interrupted run ends with the same weights as an uninterrupted one. Row
+order and augmentation depend only on (seed, epoch, row), box-prompt jitter on (seed, step).
+Ctrl-C saves the state before exiting.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import shutil
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from fetal_bench._io import atomic_directory, write_json_atomic
+from fetal_bench.errors import FetalBenchError
+
+__all__ = ["TrainConfig", "TrainResult", "train"]
+
+# Fields that may change between an interrupted run and its resumption.
+_RESUMABLE_CHANGES = frozenset({"output", "max_minutes", "max_steps", "epochs", "num_workers", "progress", "resume",
+                                "overwrite", "checkpoint_every_steps", "mixed_precision", "log_every_steps"})
+
+
+@dataclass
+class TrainConfig:
+    """Everything a training run depends on (saved as ``train_config.json``).
+
+    ``None`` for ``optimizer``, ``lr``, ``weight_decay``, ``batch_size`` and ``scheduler`` means
+    the model's registered training default (``fetal-bench models list --json``).
+    """
+
+    model: str
+    task: str
+    output: str
+    data: str | None = None
+    config: str | None = None
+    train_split: str = "train"
+    val_split: str | None = "validation"
+    exclude_labels: tuple[str, ...] = ()
+    real_per_class: int | None = None
+    real_n: int | None = None
+    synthetic: str | None = None
+    synthetic_config: str | None = None
+    synthetic_ratio: float | None = None
+    synthetic_per_class: int | None = None
+    synthetic_n: int | None = None
+    model_cfg: dict[str, Any] = field(default_factory=dict)
+    image_size: tuple[int, int] | None = None
+    init_from: str | None = None
+    epochs: int = 20
+    max_steps: int | None = None
+    max_minutes: float | None = None
+    batch_size: int | None = None
+    eval_batch_size: int | None = None
+    optimizer: str | None = None
+    lr: float | None = None
+    momentum: float = 0.9
+    weight_decay: float | None = None
+    scheduler: str | None = None  # "cosine" | "none"
+    warmup_steps: int = 0
+    grad_clip: float | None = 1.0
+    augment: str = "ultrasound"
+    patience: int | None = 5
+    keep: str = "best"  # "best" (on validation) or "last" (the final weights)
+    min_delta: float = 0.0
+    val_every_steps: int | None = None
+    checkpoint_every_steps: int = 100
+    log_every_steps: int = 10
+    box_jitter: tuple[float, float] = (0.0, 20.0)
+    seed: int = 0
+    num_workers: int = 0
+    mixed_precision: str = "auto"
+    resume: bool = True
+    overwrite: bool = False
+    run_name: str | None = None
+    progress: bool = True
+
+    def to_dict(self) -> dict[str, Any]:
+        return json.loads(json.dumps(asdict(self)))  # tuples -> lists, JSON-safe
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> TrainConfig:
+        names = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in data.items() if k in names})
+
+
+@dataclass
+class TrainResult:
+    output: Path
+    model: str
+    task: str
+    metric: str
+    best_metric: float | None
+    best_epoch: int | None
+    epochs_completed: int
+    steps: int
+    stopped_by: str
+    train_time_s: float
+    resumed: bool
+    n_train: int
+    training_data: str
+    synthetic_share: float
+
+
+class _StopTraining(Exception):
+    pass
+
+
+def _resolve(config: TrainConfig) -> TrainConfig:
+    from fetal_bench.models import get_model_info
+
+    info = get_model_info(config.model)
+    resolved = TrainConfig.from_dict(config.to_dict())
+    defaults = {"optimizer": "adamw", "lr": 1e-3, "weight_decay": 1e-4, "batch_size": 16, "scheduler": "cosine",
+                **info.train_defaults}
+    for key, value in defaults.items():
+        if getattr(resolved, key) is None:
+            setattr(resolved, key, value)
+    problems = []
+    if resolved.optimizer not in ("adamw", "adam", "sgd"):
+        problems.append(f"optimizer {resolved.optimizer!r} is not adamw/adam/sgd")
+    if resolved.scheduler not in ("cosine", "none"):
+        problems.append(f"scheduler {resolved.scheduler!r} is not cosine/none")
+    if resolved.epochs < 1 or resolved.batch_size < 1:
+        problems.append("epochs and batch_size must be >= 1")
+    if resolved.max_minutes is not None and resolved.max_minutes <= 0:
+        problems.append("max_minutes must be > 0")
+    if resolved.keep not in ("best", "last"):
+        problems.append(f"keep {resolved.keep!r} is not best/last")
+    if resolved.mixed_precision not in ("auto", "no", "fp16", "bf16"):
+        problems.append(f"mixed_precision {resolved.mixed_precision!r} is not auto/no/fp16/bf16")
+    if problems:
+        raise FetalBenchError("Invalid training configuration: " + "; ".join(problems) + ".", "Fix the options.")
+    resolved.exclude_labels = tuple(resolved.exclude_labels)
+    if resolved.image_size is not None:
+        resolved.image_size = tuple(int(v) for v in resolved.image_size)
+    resolved.box_jitter = tuple(float(v) for v in resolved.box_jitter)
+    return resolved
+
+
+def _mixed_precision(choice: str) -> str:
+    import torch
+
+    if choice != "auto":
+        return choice
+    if not torch.cuda.is_available():
+        return "no"
+    return "bf16" if torch.cuda.is_bf16_supported() else "fp16"
+
+
+def _prepare_output(out: Path, config: TrainConfig) -> dict[str, Any] | None:
+    """Create/clean ``out``; return the saved resumable state when resuming."""
+    state_file = out / "last" / "state.json"
+    # A run that failed before its first checkpoint left only its config/log: start it afresh.
+    never_checkpointed = out.is_dir() and {p.name for p in out.iterdir()} <= {"train_config.json", "train_log.jsonl"}
+    if out.exists() and (config.overwrite or never_checkpointed):
+        shutil.rmtree(out)
+    if out.exists() and any(out.iterdir()):
+        if not state_file.is_file() or not config.resume:
+            what = "" if state_file.is_file() else " and holds no resumable run"
+            raise FetalBenchError(f"Output directory {out} already exists{what}.",
+                                  "Choose another --output, or pass --overwrite to start over.")
+        saved = json.loads((out / "train_config.json").read_text(encoding="utf-8"))
+        current = config.to_dict()
+        changed = sorted(k for k in set(saved) | set(current)
+                         if k not in _RESUMABLE_CHANGES and saved.get(k) != current.get(k))
+        if changed:
+            raise FetalBenchError(
+                f"{out} holds a run with other settings ({', '.join(f'{k}: {saved.get(k)!r} -> {current.get(k)!r}' for k in changed[:4])}).",
+                "Resume with the same options, or pass --overwrite (or another --output) to start a new run.")
+        return json.loads(state_file.read_text(encoding="utf-8"))
+    out.mkdir(parents=True, exist_ok=True)
+    return None
+
+
+def train(config: TrainConfig | None = None, *, callbacks: Sequence[Callable[[dict[str, Any]], None]] = (),
+          log: Callable[[str], None] | None = None, **options: Any) -> TrainResult:
+    """Train a registered model on a task; write a checkpoint the harness can evaluate.
+
+    Either pass a :class:`TrainConfig` or its fields as keyword arguments::
+
+        train(model="unet", task="hc18-head-seg", data="out/hc18", output="runs/unet",
+              image_size=(160, 240), max_minutes=30)
+
+    ``callbacks`` are called after every optimisation step with a dict (``step``, ``epoch``,
+    ``loss``, ...); an exception raised there aborts the run (tests use it to simulate a crash).
+    Returns a :class:`TrainResult`; the checkpoint is ``result.output``.
+    """
+    import torch
+    from accelerate import Accelerator
+    from accelerate.utils import set_seed
+
+    from fetal_bench.tasks import get_task
+    from fetal_bench.training.data import prepare_training_data
+
+    if config is None:
+        config = TrainConfig(**options)
+    elif options:
+        config = TrainConfig.from_dict({**config.to_dict(), **options})
+    config = _resolve(config)
+    note = log or (lambda message: None)
+    task = get_task(config.task)
+    out = Path(config.output)
+    saved_state = _prepare_output(out, config)
+    if saved_state is not None and saved_state.get("finished"):
+        note(f"{out} holds a finished run; nothing to do (pass --overwrite to train again).")
+        return _result_from_state(out, config, saved_state, resumed=True)
+
+    accelerator = Accelerator(mixed_precision=_mixed_precision(config.mixed_precision))
+    if accelerator.is_main_process:
+        write_json_atomic(out / "train_config.json", config.to_dict())
+    set_seed(config.seed)
+
+    data = prepare_training_data(
+        task, data=config.data, config=config.config, train_split=config.train_split, val_split=config.val_split,
+        exclude_labels=config.exclude_labels, real_per_class=config.real_per_class, real_n=config.real_n,
+        synthetic=config.synthetic, synthetic_config=config.synthetic_config, synthetic_ratio=config.synthetic_ratio,
+        synthetic_per_class=config.synthetic_per_class, synthetic_n=config.synthetic_n, seed=config.seed)
+    note(f"training rows: {data.n_real} real + {data.n_synthetic} synthetic; validation rows: "
+         f"{0 if data.validation is None else len(data.validation)}")
+
+    model = _build_model(config, data, resumed=saved_state is not None)
+    spec = model.spec
+    classification = task.type == "classification"
+    metric_name = _metric_name(task.name)
+    params = [p for p in model.parameters() if p.requires_grad]
+    if not params:
+        raise FetalBenchError(f"Model {config.model!r} has no trainable parameters with these options.", "Check model_cfg.")
+    optimizer = _optimizer(config, params)
+    batch_size = int(config.batch_size)
+    drop_last = len(data.train) > batch_size  # a lone last row would break BatchNorm
+    steps_per_epoch = max(1, len(data.train) // batch_size if drop_last else math.ceil(len(data.train) / batch_size))
+    steps_per_epoch = max(1, math.ceil(steps_per_epoch / accelerator.num_processes))
+    total_steps = config.epochs * steps_per_epoch
+    if config.max_steps is not None:
+        total_steps = min(total_steps, config.max_steps)
+    scheduler = _Schedule(optimizer, config, total_steps)
+    model, optimizer = accelerator.prepare(model, optimizer)
+
+    from fetal_bench.training.augment import make_augment
+
+    augment = make_augment(config.augment)
+    loader_options = dict(task=task.type, image_size=tuple(spec.image_size), channels=spec.channels,
+                          normalize=spec.normalize, label_column=data.label_column, mask_column=data.mask_column,
+                          num_workers=config.num_workers)
+
+    state: dict[str, Any] = {"epoch": 0, "batch_in_epoch": 0, "global_step": 0, "best": None, "best_epoch": None,
+                             "bad_validations": 0, "elapsed_s": 0.0, "epoch_loss_sum": 0.0, "epoch_loss_n": 0,
+                             "stopped_by": None, "finished": False}
+    resumed = saved_state is not None
+    if resumed:
+        _load_state(out / "last", accelerator.unwrap_model(model), optimizer, saved_state)
+        state.update(saved_state)
+        _truncate_log(out / "train_log.jsonl", state["global_step"])
+        note(f"resuming {out} at epoch {state['epoch'] + 1}, step {state['global_step']}")
+
+    logger = _JsonlLog(out / "train_log.jsonl", enabled=accelerator.is_main_process)
+    budget_s = None if config.max_minutes is None else 60.0 * config.max_minutes
+    started = time.perf_counter() - state["elapsed_s"]
+    val_loader = None
+    if data.validation is not None:
+        val_loader = accelerator.prepare(_loader(data.validation, loader_options, config.eval_batch_size or batch_size,
+                                                 shuffle=False, seed=config.seed, transform=None, drop_last=False))
+
+    def elapsed() -> float:
+        return time.perf_counter() - started
+
+    def save_state() -> None:
+        state["elapsed_s"] = elapsed()
+        if accelerator.is_main_process:
+            _save_state(out / "last", accelerator.unwrap_model(model), optimizer, state)
+        accelerator.wait_for_everyone()
+
+    def validate() -> None:
+        if val_loader is None:
+            return
+        scores = _validate(model, val_loader, accelerator, classification, spec, config)
+        value = scores[metric_name]
+        state["last_val"] = value
+        improved = state["best"] is None or value > state["best"] + config.min_delta
+        if improved:
+            state["best"], state["best_epoch"], state["bad_validations"] = value, state["epoch"] + 1, 0
+            if config.keep == "best":
+                _save_best(accelerator.unwrap_model(model), out, config, data, state, metric_name, task, accelerator)
+        else:
+            state["bad_validations"] += 1
+        logger.write({"type": "validation", "epoch": state["epoch"] + 1, "step": state["global_step"],
+                      **scores, "best": state["best"], "improved": improved, "time_s": round(elapsed(), 2)})
+        note(f"epoch {state['epoch'] + 1} step {state['global_step']}: val loss {scores['loss']:.4f}, "
+             f"{metric_name} {value:.4f}" + (" (best)" if improved else ""))
+
+    progress = None
+    try:
+        while state["epoch"] < config.epochs and state["stopped_by"] is None:
+            epoch = state["epoch"]
+            loader = accelerator.prepare(_loader(data.train, loader_options, batch_size, shuffle=True,
+                                                 seed=_epoch_seed(config.seed, epoch), transform=augment,
+                                                 drop_last=drop_last))
+            if state["batch_in_epoch"]:
+                loader = accelerator.skip_first_batches(loader, state["batch_in_epoch"])
+            model.train()
+            progress = _progress(config.progress and accelerator.is_local_main_process, steps_per_epoch,
+                                 state["batch_in_epoch"], f"epoch {epoch + 1}/{config.epochs}")
+            for batch in loader:
+                scheduler.apply(state["global_step"], elapsed(), budget_s)
+                loss = _step(model, batch, optimizer, accelerator, classification, spec, config,
+                             params, state["global_step"])
+                state["global_step"] += 1
+                state["batch_in_epoch"] += 1
+                state["epoch_loss_sum"] += loss
+                state["epoch_loss_n"] += 1
+                if progress is not None:
+                    progress.update(1)
+                    progress.set_postfix(loss=f"{loss:.4f}")
+                if state["global_step"] % config.log_every_steps == 0:
+                    logger.write({"type": "step", "epoch": epoch + 1, "step": state["global_step"], "loss": loss,
+                                  "lr": scheduler.last_lr, "time_s": round(elapsed(), 2)})
+                info = {"step": state["global_step"], "epoch": epoch + 1, "loss": loss, "elapsed_s": elapsed()}
+                for callback in callbacks:
+                    callback(info)
+                if config.val_every_steps and state["global_step"] % config.val_every_steps == 0:
+                    validate()
+                    model.train()
+                if config.max_steps is not None and state["global_step"] >= config.max_steps:
+                    state["stopped_by"] = "max_steps"
+                elif budget_s is not None and elapsed() >= budget_s:
+                    state["stopped_by"] = "max_minutes"
+                if state["stopped_by"]:
+                    break
+                if state["global_step"] % config.checkpoint_every_steps == 0:
+                    save_state()
+            if progress is not None:
+                progress.close()
+                progress = None
+            epoch_done = state["stopped_by"] is None
+            if state["epoch_loss_n"]:
+                logger.write({"type": "epoch", "epoch": epoch + 1, "step": state["global_step"],
+                              "train_loss": state["epoch_loss_sum"] / state["epoch_loss_n"], "complete": epoch_done,
+                              "time_s": round(elapsed(), 2)})
+            if not config.val_every_steps or state["stopped_by"]:
+                validate()
+            if state["bad_validations"] and config.patience is not None and state["bad_validations"] >= config.patience:
+                state["stopped_by"] = state["stopped_by"] or "early_stopping"
+            if epoch_done:
+                state["epoch"] += 1
+                state["batch_in_epoch"] = 0
+                state["epoch_loss_sum"], state["epoch_loss_n"] = 0.0, 0
+            save_state()
+        state["stopped_by"] = state["stopped_by"] or "epochs"
+        state["finished"] = True
+        state["elapsed_s"] = elapsed()
+        if val_loader is None or state["best"] is None or config.keep == "last":
+            _save_best(accelerator.unwrap_model(model), out, config, data, state, metric_name, task, accelerator)
+        else:
+            _update_training_info(out, config, data, state, metric_name, task, accelerator)
+        save_state()
+    except KeyboardInterrupt:
+        if progress is not None:
+            progress.close()
+        save_state()
+        note(f"interrupted; state saved in {out / 'last'}: run the same command to resume")
+        raise
+    if accelerator.is_main_process:
+        _plot(out)
+    return _result_from_state(out, config, state, resumed=resumed, data=data)
+
+
+# --------------------------------------------------------------------------------------------
+# pieces
+# --------------------------------------------------------------------------------------------
+
+
+def _epoch_seed(seed: int, epoch: int) -> int:
+    return (seed * 1_000_003 + epoch * 7_919) % (2**63 - 1)
+
+
+def _loader(dataset, options: dict[str, Any], batch_size: int, *, shuffle: bool, seed: int, transform, drop_last: bool):
+    from fetal_bench.data.loading import make_dataloader
+
+    return make_dataloader(dataset, batch_size=batch_size, shuffle=shuffle, seed=seed, transform=transform,
+                           drop_last=drop_last, **options)
+
+
+def _build_model(config: TrainConfig, data, *, resumed: bool):
+    from fetal_bench.models import create_model, get_model_info, load_weights
+
+    info = get_model_info(config.model)
+    cfg = dict(config.model_cfg)
+    if config.image_size is not None:
+        cfg["image_size"] = list(config.image_size)
+    options = _builder_options(info)
+    # Fixed-head models (sononet16-planes) take no label set; the check below compares instead.
+    if info.task_type == "classification" and "labels" in options and "labels" not in cfg and "head" not in info.defaults:
+        cfg["labels"] = list(data.labels)
+    if info.task_type == "classification" and "labels" not in cfg and info.defaults.get("head") == "sononet":
+        cfg["labels"] = list(data.labels)
+    if (resumed or config.init_from) and "restore" in options:
+        cfg["restore"] = True  # the weights are about to be replaced: do not fetch pretrained ones
+    if info.task_type != ("classification" if data.label_column else "segmentation"):
+        raise FetalBenchError(f"Model {config.model!r} is a {info.task_type} model; task {config.task!r} is not.",
+                              "Pick a model of the task's type (`fetal-bench models list`).")
+    model = create_model(config.model, **cfg)
+    if info.task_type == "classification" and tuple(model.spec.labels) != tuple(data.labels):
+        raise FetalBenchError(f"Model {config.model!r} predicts {list(model.spec.labels)}; the training data has {list(data.labels)}.",
+                              "Train a model whose label set matches the data (or exclude classes).")
+    if config.init_from and not resumed:
+        from fetal_bench.models.registry import WEIGHTS_NAME
+
+        load_weights(model, Path(config.init_from) / WEIGHTS_NAME)
+    return model
+
+
+def _builder_options(info) -> set[str]:
+    import importlib
+    import inspect
+
+    module_name, function_name = info.builder.split(":")
+    return set(inspect.signature(getattr(importlib.import_module(module_name), function_name)).parameters)
+
+
+def _optimizer(config: TrainConfig, params):
+    import torch
+
+    if config.optimizer == "sgd":
+        return torch.optim.SGD(params, lr=config.lr, momentum=config.momentum, weight_decay=config.weight_decay)
+    if config.optimizer == "adam":
+        return torch.optim.Adam(params, lr=config.lr, weight_decay=config.weight_decay)
+    return torch.optim.AdamW(params, lr=config.lr, weight_decay=config.weight_decay)
+
+
+class _Schedule:
+    """Learning rate per step: linear warm-up, then cosine decay (or constant).
+
+    The cosine follows whichever is further along, the steps or (with ``max_minutes``) the
+    time budget, so a run stopped by the clock still ends with an annealed learning rate.
+    Stateless apart from the base rates: resuming needs only the step and the elapsed time.
+    """
+
+    def __init__(self, optimizer, config: TrainConfig, total_steps: int):
+        self.base = [group["lr"] for group in optimizer.param_groups]
+        self.optimizer = optimizer
+        self.warmup = max(0, config.warmup_steps)
+        self.cosine = config.scheduler == "cosine"
+        self.total = max(1, total_steps)
+        self.last_lr = self.base[0]
+
+    def factor(self, step: int, elapsed_s: float, budget_s: float | None) -> float:
+        if step < self.warmup:
+            return (step + 1) / self.warmup
+        if not self.cosine:
+            return 1.0
+        progress = (step - self.warmup) / max(1, self.total - self.warmup)
+        if budget_s:
+            progress = max(progress, elapsed_s / budget_s)
+        return 0.5 * (1 + math.cos(math.pi * min(1.0, progress)))
+
+    def apply(self, step: int, elapsed_s: float, budget_s: float | None) -> None:
+        factor = self.factor(step, elapsed_s, budget_s)
+        for group, base in zip(self.optimizer.param_groups, self.base):
+            group["lr"] = base * factor
+        self.last_lr = self.base[0] * factor
+
+
+def _forward(model, batch, spec, config: TrainConfig, jitter_seed: int):
+    """Logits for a batch; box prompts (SAM) from the masks, jittered outward."""
+    import torch
+
+    from fetal_bench.training.losses import boxes_from_masks
+
+    pixels = batch["pixel_values"]
+    if getattr(spec, "prompt", None) == "box":
+        generator = torch.Generator().manual_seed(jitter_seed)
+        boxes = boxes_from_masks(batch["masks"], jitter=config.box_jitter, generator=generator)
+        return model(pixels, boxes=boxes)
+    return model(pixels)
+
+
+def _loss(logits, batch, classification: bool):
+    import torch.nn.functional as F
+
+    from fetal_bench.training.losses import dice_ce_loss
+
+    if classification:
+        return F.cross_entropy(logits.float(), batch["labels"])
+    masks = batch["masks"]
+    if logits.shape[-2:] != masks.shape[-2:]:
+        logits = F.interpolate(logits.float(), size=masks.shape[-2:], mode="bilinear", align_corners=False)
+    return dice_ce_loss(logits, masks)
+
+
+def _step(model, batch, optimizer, accelerator, classification, spec, config, params, step: int) -> float:
+    with accelerator.autocast():
+        logits = _forward(model, batch, spec, config, jitter_seed=config.seed * 1_000_003 + step)
+    loss = _loss(logits, batch, classification)
+    accelerator.backward(loss)
+    if config.grad_clip and accelerator.sync_gradients:
+        accelerator.clip_grad_norm_(params, config.grad_clip)
+    optimizer.step()
+    optimizer.zero_grad(set_to_none=True)
+    return float(loss.detach())
+
+
+def _validate(model, loader, accelerator, classification: bool, spec, config: TrainConfig) -> dict[str, float]:
+    import torch
+    import torch.nn.functional as F
+
+    from fetal_bench.training.losses import macro_f1, segmentation_dice
+
+    model.eval()
+    losses, truth, predicted, dices = [], [], [], []
+    with torch.no_grad():
+        for index, batch in enumerate(loader):
+            with accelerator.autocast():
+                # A fixed jitter per validation batch: comparable across validations.
+                logits = _forward(model, batch, spec, config, jitter_seed=config.seed * 7_777 + index)
+            logits = logits.float()
+            if classification:
+                labels = batch["labels"]
+                loss = F.cross_entropy(logits, labels, reduction="none")
+                pred = logits.argmax(dim=1)
+                loss, pred, labels = accelerator.gather_for_metrics((loss, pred, labels))
+                losses.append(loss.cpu())
+                truth.append(labels.cpu())
+                predicted.append(pred.cpu())
+            else:
+                masks = batch["masks"]
+                if logits.shape[-2:] != masks.shape[-2:]:
+                    logits = F.interpolate(logits, size=masks.shape[-2:], mode="bilinear", align_corners=False)
+                from fetal_bench.training.losses import dice_ce_loss
+
+                per_image = torch.stack([dice_ce_loss(logits[i:i + 1], masks[i:i + 1]) for i in range(len(masks))])
+                dice = segmentation_dice(logits, masks)
+                per_image, dice = accelerator.gather_for_metrics((per_image, dice))
+                losses.append(per_image.cpu())
+                dices.append(dice.cpu())
+    scores = {"loss": float(torch.cat(losses).mean())}
+    if classification:
+        y_true, y_pred = torch.cat(truth).numpy(), torch.cat(predicted).numpy()
+        scores["accuracy"] = float(np.mean(y_true == y_pred))
+        scores["macro_f1"] = macro_f1(y_true, y_pred, len(spec.labels))
+    else:
+        scores["dice"] = float(torch.cat(dices).mean())
+    return scores
+
+
+def _training_info(config: TrainConfig, data, state: dict[str, Any], metric: str, task) -> dict[str, Any]:
+    return {
+        "task": task.name,
+        "training_data": data.training_data,
+        "synthetic_share": round(data.synthetic_share, 6),
+        "n_train_real": data.n_real,
+        "n_train_synthetic": data.n_synthetic,
+        "n_validation": 0 if data.validation is None else len(data.validation),
+        "epochs": state["epoch"] + (1 if state["batch_in_epoch"] else 0),
+        "steps": state["global_step"],
+        "best_metric": None if state["best"] is None else {"name": f"val_{metric}", "value": state["best"],
+                                                            "epoch": state["best_epoch"]},
+        "last_val_metric": state.get("last_val"),
+        "weights": "best validation epoch" if config.keep == "best" and state["best"] is not None else "last step",
+        "stopped_by": state.get("stopped_by"),
+        "train_time_s": round(state.get("elapsed_s", 0.0), 1),
+        "seed": config.seed,
+        "optimizer": {"name": config.optimizer, "lr": config.lr, "weight_decay": config.weight_decay,
+                      "momentum": config.momentum if config.optimizer == "sgd" else None, "scheduler": config.scheduler},
+        "batch_size": config.batch_size,
+        "augment": config.augment,
+        "init_from": config.init_from,
+        "data": data.sources,
+    }
+
+
+def _save_best(model, out: Path, config, data, state, metric: str, task, accelerator) -> None:
+    from fetal_bench.models import save_checkpoint
+
+    if accelerator.is_main_process:
+        save_checkpoint(model, out, training=_training_info(config, data, state, metric, task),
+                        run_name=config.run_name or out.name)
+    accelerator.wait_for_everyone()
+
+
+def _update_training_info(out: Path, config, data, state, metric: str, task, accelerator) -> None:
+    """Rewrite config.json's training block at the end (the weights stay the best ones)."""
+    if accelerator.is_main_process:
+        path = out / "config.json"
+        saved = json.loads(path.read_text(encoding="utf-8"))
+        state = {**state, "elapsed_s": state.get("elapsed_s", 0.0)}
+        saved["training"] = json.loads(json.dumps(_training_info(config, data, state, metric, task)))
+        write_json_atomic(path, saved)
+    accelerator.wait_for_everyone()
+
+
+def _save_state(directory: Path, model, optimizer, state: dict[str, Any]) -> None:
+    import torch
+    from safetensors.torch import save_model
+
+    with atomic_directory(directory, overwrite=True) as tmp:
+        save_model(model, str(tmp / "model.safetensors"))
+        rng = {"torch": torch.get_rng_state()}
+        if torch.cuda.is_available():
+            rng["cuda"] = torch.cuda.get_rng_state_all()
+        # Tensors, numbers and strings only: reloadable with weights_only=True (no pickle code).
+        torch.save({"optimizer": optimizer.state_dict(), "rng": rng},
+                   tmp / "trainer_state.pt")
+        write_json_atomic(tmp / "state.json", state)
+
+
+def _load_state(directory: Path, model, optimizer, state: dict[str, Any]) -> None:
+    import torch
+
+    from fetal_bench.models import load_weights
+
+    load_weights(model, directory / "model.safetensors")
+    saved = torch.load(directory / "trainer_state.pt", map_location="cpu", weights_only=True)
+    optimizer.load_state_dict(saved["optimizer"])
+    torch.set_rng_state(saved["rng"]["torch"])
+    if "cuda" in saved["rng"] and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(saved["rng"]["cuda"])
+
+
+class _JsonlLog:
+    def __init__(self, path: Path, *, enabled: bool):
+        self.path = path
+        self.enabled = enabled
+
+    def write(self, entry: dict[str, Any]) -> None:
+        if not self.enabled:
+            return
+        clean = {k: (None if isinstance(v, float) and not math.isfinite(v) else v) for k, v in entry.items()}
+        with open(self.path, "a", encoding="utf-8") as handle:
+            handle.write(json.dumps(clean) + "\n")
+
+
+def _truncate_log(path: Path, step: int) -> None:
+    """Drop log lines written after the checkpoint we resume from (they will be redone)."""
+    if not path.is_file():
+        return
+    kept = [line for line in path.read_text(encoding="utf-8").splitlines()
+            if line.strip() and json.loads(line).get("step", 0) <= step]
+    from fetal_bench._io import atomic_file
+
+    with atomic_file(path, "w", encoding="utf-8") as handle:
+        handle.write("".join(line + "\n" for line in kept))
+
+
+def _read_log(path: Path) -> list[dict[str, Any]]:
+    if not path.is_file():
+        return []
+    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+
+
+def _plot(out: Path) -> None:
+    from fetal_bench.training.plots import plot_curves
+
+    entries = _read_log(out / "train_log.jsonl")
+    steps_per_epoch = None
+    epochs = [e for e in entries if e["type"] == "epoch"]
+    if epochs:
+        steps_per_epoch = max(1, epochs[0]["step"])  # x in epochs for validations made mid-epoch
+
+    def x_of(entry):
+        return entry["step"] / steps_per_epoch if steps_per_epoch else entry["epoch"]
+
+    validations = [e for e in entries if e["type"] == "validation"]
+    metric = next((k for k in ("dice", "accuracy") if validations and k in validations[0]), None)
+    panels = [
+        ("loss", {"train": [(e["epoch"], e["train_loss"]) for e in epochs],
+                  "validation": [(x_of(e), e["loss"]) for e in validations]}),
+    ]
+    if metric:
+        series = {f"val {metric}": [(x_of(e), e[metric]) for e in validations]}
+        if "macro_f1" in validations[0]:
+            series["val macro_f1"] = [(x_of(e), e["macro_f1"]) for e in validations]
+        panels.append((f"validation {metric}", series))
+    plot_curves(out / "curves.png", panels, xlabel="epoch", title=out.name)
+
+
+def _metric_name(task_name: str) -> str:
+    from fetal_bench.tasks import get_task
+
+    return "accuracy" if get_task(task_name).type == "classification" else "dice"
+
+
+def _progress(enabled: bool, total: int, initial: int, description: str):
+    if not enabled:
+        return None
+    from tqdm.auto import tqdm
+
+    return tqdm(total=total, initial=initial, desc=description, leave=False, dynamic_ncols=True)
+
+
+def _result_from_state(out: Path, config: TrainConfig, state: dict[str, Any], *, resumed: bool, data=None) -> TrainResult:
+    saved = json.loads((out / "config.json").read_text(encoding="utf-8")) if (out / "config.json").is_file() else {}
+    training = saved.get("training", {})
+    best = training.get("best_metric") or {}
+    return TrainResult(
+        output=out, model=config.model, task=config.task,
+        metric=(best.get("name") or "").removeprefix("val_") or _metric_name(config.task),
+        best_metric=state.get("best"), best_epoch=state.get("best_epoch"),
+        epochs_completed=state["epoch"], steps=state["global_step"], stopped_by=state.get("stopped_by") or "",
+        train_time_s=round(state.get("elapsed_s", 0.0), 1), resumed=resumed,
+        n_train=training.get("n_train_real", 0) + training.get("n_train_synthetic", 0),
+        training_data=training.get("training_data", "real"), synthetic_share=training.get("synthetic_share", 0.0),
+    )

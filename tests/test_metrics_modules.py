@@ -1,0 +1,114 @@
+"""The metric registry, the cheap package import, and the offline `evaluate` modules."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from fetal_bench import metrics as M
+from fetal_bench.geometry import Ellipse, ellipse_mask
+
+REGISTRY_KEYS = ["accuracy", "balanced_accuracy", "macro_f1", "weighted_f1", "auc_ovr_macro", "auc_ovr_hard", "ece",
+                 "dice", "iou", "hd95_mm", "assd_mm", "hc_abs_diff_mm"]
+
+
+def test_registry_keys_and_specs():
+    assert list(M.METRICS) == REGISTRY_KEYS
+    for name, spec in M.METRICS.items():
+        assert spec.name == name
+        assert spec.task_type in ("classification", "segmentation")
+        assert spec.needs in ("labels", "proba", "mask")
+        assert spec.per_sample == (spec.task_type == "segmentation")
+        assert (spec.unit == "mm") == name.endswith("_mm")
+        assert spec.higher_is_better == (name not in {"ece", "hd95_mm", "assd_mm", "hc_abs_diff_mm"})
+        assert callable(getattr(M, name)), f"registry metric {name} has no function"
+        assert spec.description
+    with pytest.raises(Exception):
+        M.METRICS["dice"].name = "x"  # frozen
+
+
+def test_import_is_cheap():
+    code = ("import sys, fetal_bench.metrics; "
+            "print(sorted(m for m in ('scipy', 'sklearn', 'evaluate', 'torch', 'datasets', 'pandas') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, env=os.environ.copy())
+    assert out.stdout.strip() == "[]"
+
+
+def test_every_metric_has_a_module_and_readme():
+    for name in M.METRICS:
+        path = M.evaluate_module_path(name)
+        assert path.is_file() and path.name == f"{name}.py"
+        readme = (path.parent / "README.md").read_text()
+        assert readme.startswith("---\n") and "## Definition" in readme
+    with pytest.raises(ValueError, match="unknown metric"):
+        M.evaluate_module_path("f1")
+
+
+@pytest.fixture(scope="module")
+def modules():
+    assert os.environ.get("HF_HUB_OFFLINE") == "1"  # conftest: nothing may reach the Hub
+    return {name: M.load_evaluate_metric(name) for name in M.METRICS}
+
+
+def test_modules_load_by_directory_path_offline():
+    import evaluate
+
+    module = evaluate.load(str(M.evaluate_module_path("dice").parent))
+    assert module.compute(predictions=[np.ones((3, 3), np.uint8)], references=[np.ones((3, 3), np.uint8)]) == {"dice": 1.0}
+
+
+def test_classification_modules_equal_functions(modules):
+    rng = np.random.default_rng(0)
+    k = 4
+    y_true = rng.integers(0, k, 80)
+    y_pred = np.where(rng.random(80) < 0.6, y_true, rng.integers(0, k + 1, 80))  # k = outside the task
+    proba = rng.dirichlet(np.ones(k + 1), 80)
+    for name in ("balanced_accuracy", "macro_f1", "weighted_f1", "auc_ovr_hard"):
+        got = modules[name].compute(predictions=y_pred, references=y_true, n_classes=k)[name]
+        assert got == getattr(M, name)(y_true, y_pred, k)
+    assert modules["accuracy"].compute(predictions=y_pred, references=y_true)["accuracy"] == M.accuracy(y_true, y_pred)
+    assert modules["auc_ovr_macro"].compute(prediction_scores=proba[:, :k], references=y_true)["auc_ovr_macro"] == \
+        M.auc_ovr_macro(y_true, proba[:, :k])
+    assert modules["ece"].compute(prediction_scores=proba, references=y_true, n_bins=10)["ece"] == \
+        M.ece(y_true, proba, n_bins=10)
+    # Without n_classes the modules infer one more than the largest label seen.
+    labels = [0, 1, 2, 2]
+    assert modules["macro_f1"].compute(predictions=labels, references=[0, 1, 1, 2])["macro_f1"] == \
+        M.macro_f1([0, 1, 1, 2], labels, 3)
+    # A single class present: no AUC, reported as None.
+    assert modules["auc_ovr_hard"].compute(predictions=[1, 0], references=[1, 1], n_classes=2)["auc_ovr_hard"] is None
+
+
+def test_segmentation_modules_equal_functions(modules):
+    rng = np.random.default_rng(1)
+    shape = (48, 64)
+    truths, preds, pixels, hcs = [], [], [], []
+    for _ in range(4):
+        e = Ellipse(cx=rng.uniform(25, 40), cy=rng.uniform(20, 28), a=rng.uniform(12, 20), b=rng.uniform(8, 14),
+                    angle=rng.uniform(-1, 1))
+        truths.append(ellipse_mask(shape, e).astype(np.uint8))
+        moved = Ellipse(e.cx + rng.normal(), e.cy + rng.normal(), e.a * 1.05, e.b, e.angle)
+        preds.append(ellipse_mask(shape, moved))
+        pixels.append(float(rng.uniform(0.1, 0.3)))
+        hcs.append(e.perimeter * pixels[-1])
+    preds[-1] = np.zeros(shape, dtype=bool)  # an empty prediction goes through the same conventions
+
+    def mean(function, *columns):
+        return float(np.mean([function(*row) for row in zip(*columns)]))
+
+    assert modules["dice"].compute(predictions=preds, references=truths)["dice"] == mean(M.dice, preds, truths)
+    assert modules["iou"].compute(predictions=preds, references=truths)["iou"] == mean(M.iou, preds, truths)
+    for name in ("hd95_mm", "assd_mm"):
+        got = modules[name].compute(predictions=preds, references=truths, pixel_size_mm=pixels)[name]
+        assert got == mean(getattr(M, name), preds, truths, pixels)
+    got = modules["hc_abs_diff_mm"].compute(predictions=preds, references=hcs, pixel_size_mm=pixels)["hc_abs_diff_mm"]
+    assert got == mean(M.hc_abs_diff_mm, preds, hcs, pixels)
+
+
+def test_module_rejects_bad_masks(modules):
+    with pytest.raises(ValueError, match="same shape"):
+        modules["dice"].compute(predictions=[np.ones((3, 4), np.uint8)], references=[np.ones((4, 3), np.uint8)])
