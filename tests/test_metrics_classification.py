@@ -226,3 +226,45 @@ def test_invalid_inputs_raise_value_error(call, match):
 
 def test_integral_float_labels_are_accepted():
     assert M.accuracy(np.array([0.0, 1.0, 2.0]), np.array([0, 1, 1])) == pytest.approx(2 / 3)
+
+
+# --------------------------------------------------------------------------------------------
+# Binary metrics of a positive class (f1, precision, recall, specificity, auc)
+# --------------------------------------------------------------------------------------------
+
+BINARY_CASES = [(seed, k, positive) for seed in range(4) for k in (2, 3) for positive in range(k)]
+
+
+@pytest.mark.parametrize("seed,k,positive", BINARY_CASES)
+def test_binary_metrics_equal_sklearn(seed, k, positive):
+    rng = np.random.default_rng(500 + seed)
+    n = 50 + 31 * seed
+    y_true = rng.choice(k, size=n, p=np.r_[0.15, np.full(k - 1, 0.85 / (k - 1))])  # imbalanced, as IQA frames
+    y_pred = np.where(rng.random(n) < 0.7, y_true, rng.integers(0, k, n))
+    scores = np.round(np.clip(0.5 * (y_true == positive) + rng.normal(0.3, 0.25, n), 0, 1), 2)  # with ties
+    truth, predicted = (y_true == positive).astype(int), (y_pred == positive).astype(int)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        expected = {
+            "f1": skm.f1_score(truth, predicted, zero_division=np.nan),
+            "precision": skm.precision_score(truth, predicted, zero_division=np.nan),
+            "recall": skm.recall_score(truth, predicted, zero_division=np.nan),
+            "specificity": skm.recall_score(1 - truth, 1 - predicted, zero_division=np.nan),
+        }
+    for name, value in expected.items():
+        assert abs(getattr(M, name)(y_true, y_pred, positive) - value) < TOL, name
+    assert abs(M.auc(y_true, scores, positive) - skm.roc_auc_score(truth, scores)) < TOL
+
+
+def test_binary_metrics_are_undefined_without_their_denominator():
+    all_negative = np.zeros(5, dtype=int)
+    assert M.f1(all_negative, all_negative) is None  # no positive true or predicted
+    assert M.precision(all_negative, all_negative) is None and M.recall(all_negative, all_negative) is None
+    assert M.specificity(all_negative, all_negative) == 1.0
+    assert M.specificity(np.ones(3, dtype=int), np.array([1, 0, 1])) is None
+    assert M.auc(np.ones(3, dtype=int), np.array([0.2, 0.5, 0.9])) is None
+    assert M.f1([0, 1, 1], [0, 1, 0]) == pytest.approx(2 / 3)
+    with pytest.raises(ValueError, match="positive"):
+        M.f1([0, 1], [0, 1], positive=-1)
+    with pytest.raises(ValueError, match="1-D"):
+        M.auc([0, 1], np.array([[0.1, 0.9], [0.8, 0.2]]))

@@ -13,6 +13,7 @@ from fetal_bench import metrics as M
 from fetal_bench.geometry import Ellipse, ellipse_mask
 
 REGISTRY_KEYS = ["accuracy", "balanced_accuracy", "macro_f1", "weighted_f1", "auc_ovr_macro", "auc_ovr_hard", "ece",
+                 "f1", "precision", "recall", "specificity", "auc",
                  "dice", "iou", "hd95_mm", "assd_mm", "hc_abs_diff_mm"]
 
 
@@ -45,7 +46,7 @@ def test_every_metric_has_a_module_and_readme():
         readme = (path.parent / "README.md").read_text()
         assert readme.startswith("---\n") and "## Definition" in readme
     with pytest.raises(ValueError, match="unknown metric"):
-        M.evaluate_module_path("f1")
+        M.evaluate_module_path("f2")
 
 
 @pytest.fixture(scope="module")
@@ -81,6 +82,19 @@ def test_classification_modules_equal_functions(modules):
         M.macro_f1([0, 1, 1, 2], labels, 3)
     # A single class present: no AUC, reported as None.
     assert modules["auc_ovr_hard"].compute(predictions=[1, 0], references=[1, 1], n_classes=2)["auc_ovr_hard"] is None
+
+
+def test_binary_modules_equal_functions(modules):
+    rng = np.random.default_rng(3)
+    y_true = rng.integers(0, 2, 60)
+    y_pred = np.where(rng.random(60) < 0.7, y_true, 1 - y_true)
+    scores = rng.random(60)
+    for name in ("f1", "precision", "recall", "specificity"):
+        assert modules[name].compute(predictions=y_pred, references=y_true)[name] == getattr(M, name)(y_true, y_pred)
+        assert modules[name].compute(predictions=y_pred, references=y_true, positive=0)[name] == \
+            getattr(M, name)(y_true, y_pred, 0)
+    assert modules["auc"].compute(prediction_scores=scores, references=y_true)["auc"] == M.auc(y_true, scores)
+    assert modules["precision"].compute(predictions=[0, 0], references=[1, 0])["precision"] is None
 
 
 def test_segmentation_modules_equal_functions(modules):

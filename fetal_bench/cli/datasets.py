@@ -124,29 +124,55 @@ def download_command(name: str, to_dir: Path, mirror: str | None, no_optional: b
         console.print(f"Next: fetal-bench datasets build {name} --raw {to_dir} --out OUT_DIR")
 
 
+def _builder_option_flags(command):
+    """Add a flag for every dataset-specific build option the catalog declares."""
+    from fetal_bench.data.catalog import CATALOG
+
+    seen = set()
+    for info in reversed(list(CATALOG.values())):
+        for option in reversed(info.build_options):
+            if option.name in seen:
+                continue
+            seen.add(option.name)
+            help_text = f"({info.name}) {option.help}"
+            if option.kind == "flag":
+                command = click.option(option.flag, option.name, is_flag=True, default=False, help=help_text)(command)
+            elif option.kind == "float":
+                command = click.option(option.flag, option.name, type=float, default=None,
+                                       help=f"{help_text} Default: {option.default}.")(command)
+            else:
+                command = click.option(option.flag, option.name, type=click.Choice(list(option.choices)), default=None,
+                                       help=f"{help_text} Default: {option.default}.")(command)
+    return command
+
+
 @datasets.command("build")
 @click.argument("name")
 @click.option("--raw", "raw_dir", type=click.Path(path_type=Path), default=None,
               help="The extracted official download (not needed for phantom).")
 @click.option("--out", "out_dir", required=True, type=click.Path(path_type=Path), help="Output dataset directory.")
 @click.option("--overwrite", is_flag=True, help="Replace an existing output directory.")
-def build_command(name: str, raw_dir: Path | None, out_dir: Path, overwrite: bool) -> None:
+@_builder_option_flags
+def build_command(name: str, raw_dir: Path | None, out_dir: Path, overwrite: bool, **builder_options) -> None:
     """Build dataset NAME from its official raw layout into a Parquet + card directory."""
     import time
 
     from fetal_bench.cli._console import err_console
     from fetal_bench.data.builders import build_dataset
 
+    # Only the options given on the command line reach the builder (a flag left off is False).
+    options = {key: value for key, value in builder_options.items() if value is not None and value is not False}
     start = time.perf_counter()
-    result = build_dataset(name, out_dir, raw_dir=raw_dir, overwrite=overwrite, progress=True)
+    result = build_dataset(name, out_dir, raw_dir=raw_dir, overwrite=overwrite, progress=True, **options)
     for warning in result.warnings:
         err_console.print(f"[yellow]Warning:[/] {warning}", highlight=False)
     table = Table(title=f"{name} -> {out_dir}")
-    for column in ("config", "split", "rows"):
+    for column in ("config", "split", "rows", "rows per label"):
         table.add_column(column)
     for config, splits in result.configs.items():
         for split, summary in splits.items():
-            table.add_row(config, split, str(summary.num_examples))
+            per_label = ", ".join(f"{label} {n}" for label, n in summary.label_counts.items())
+            table.add_row(config, split, str(summary.num_examples), per_label)
     console.print(table)
     console.print(f"Built in {time.perf_counter() - start:.1f} s; fingerprint {result.fingerprint[:16]}.")
     console.print(f'Load it with: datasets.load_dataset("{out_dir}")')

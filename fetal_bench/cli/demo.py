@@ -1,7 +1,7 @@
 """`fetal-bench demo`: the whole project on the embedded phantom set, in a couple of minutes.
 
-Each part of the project joins the demo as it lands; today: build the phantom datasets,
-report on them, and stream a batch through the training loader.
+Build the phantom datasets, report on them, stream them through the training loader, train
+and score two baselines, make and score a synthetic split, and build the leaderboard site.
 """
 
 from __future__ import annotations

@@ -39,7 +39,7 @@ def _model_options(pairs: tuple[str, ...]) -> dict:
 @click.option("--real-per-class", type=click.IntRange(1), default=None, help="At most N real rows per class (balanced subset).")
 @click.option("--real-n", type=click.IntRange(1), default=None, help="Train on N real rows (few-shot).")
 @click.option("--exclude-label", "exclude_labels", multiple=True, help="Drop a class of the training data (repeatable).")
-@click.option("--epochs", type=click.IntRange(1), default=20, show_default=True)
+@click.option("--epochs", type=click.IntRange(1), default=None, help="Default: the model's (20 unless it says otherwise).")
 @click.option("--max-steps", type=click.IntRange(1), default=None, help="Stop after N optimisation steps.")
 @click.option("--max-minutes", type=float, default=None, help="Stop after N minutes of training (cosine LR follows the clock).")
 @click.option("--image-size", type=(int, int), default=None, help="Input HEIGHT WIDTH (default: the model's).")

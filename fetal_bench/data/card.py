@@ -75,8 +75,14 @@ def _render_body(info: DatasetInfo, configs: Sequence, summaries: Mapping, build
         lines.append(f'ds = load_dataset("{info.hub_id}"{config_arg}, revision="{info.revision}")')
     lines.append(f'ds = load_dataset("path/to/this/directory"{config_arg})  # a local build')
     lines += ["```", ""]
-    build_cmd = f"fetal-bench datasets build {info.name}" + ("" if info.simulated else " --raw RAW_DIR") + " --out DIR"
-    lines += [f"Rebuild it from the official sources with `{build_cmd}`.", ""]
+    # Synthetic splits carry their own "Regenerate" section (the exact `fetal-bench generate`
+    # settings); the other datasets are rebuilt by their builder.
+    if "generation" not in build_info:
+        if info.simulated:
+            lines += [f"Regenerate it, byte for byte, with `fetal-bench datasets build {info.name} --out DIR`.", ""]
+        else:
+            lines += [f"Rebuild it from the official sources with "
+                      f"`fetal-bench datasets build {info.name} --raw RAW_DIR --out DIR`.", ""]
 
     lines += ["## Source and licence", ""]
     lines.append(f"- Homepage: {info.homepage}")

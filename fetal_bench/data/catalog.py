@@ -29,6 +29,22 @@ class SourceFile:
 
 
 @dataclass(frozen=True)
+class BuildOption:
+    """A dataset-specific option of ``fetal-bench datasets build`` (the builder's keyword ``name``).
+
+    ``kind``: ``"flag"`` (a boolean the flag switches on), ``"float"`` or ``"choice"`` (one of
+    ``choices``); ``default`` is the builder's default.
+    """
+
+    name: str
+    flag: str
+    kind: str
+    help: str
+    default: object = None
+    choices: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
 class DatasetInfo:
     name: str
     title: str
@@ -50,6 +66,7 @@ class DatasetInfo:
     non_commercial: bool = False
     simulated: bool = False
     manual_download: str = ""  # what to do when the automatic download fails
+    build_options: tuple[BuildOption, ...] = ()  # dataset-specific options of its builder
 
     @property
     def is_published(self) -> bool:
@@ -230,6 +247,87 @@ FETAL_PLANES_AFRICA = DatasetInfo(
     ),
 )
 
+ACOUSLIC_IQA = DatasetInfo(
+    name="acouslic-iqa",
+    title="ACOUSLIC-AI blind-sweep frames for image-quality assessment",
+    description=(
+        "Frames of the ACOUSLIC-AI training set (MICCAI 2024 challenge; Radboud University Medical "
+        "Center): 300 cases of six blind obstetric ultrasound sweeps (140 frames each, 744x562 "
+        "pixels of 0.28 mm) acquired in low-resource settings, with the fetal abdomen segmented on "
+        "the frames judged usable for measuring the abdominal circumference (optimal or suboptimal "
+        "plane). Each frame is a row: "
+        "`label` says whether it shows a measurable abdomen (usable) or not, the image-quality "
+        "assessment task of He et al. (2025)."
+    ),
+    hub_id="fetal-bench/acouslic-iqa",
+    revision="v1.0",
+    license="cc-by-nc-sa-4.0",
+    citation=(
+        "@dataset{sappia2024acouslic,\n"
+        "  title={{ACOUSLIC-AI} challenge: training and development dataset (v1.1)},\n"
+        "  author={Sappia, M. Sof{\\'i}a and Murphy, Keelin and others},\n"
+        "  publisher={Zenodo}, year={2024}, doi={10.5281/zenodo.12697994}\n}\n"
+        "@misc{he2025iqa,\n"
+        "  title={Advancing Fetal Ultrasound Image Quality Assessment in Low-Resource Settings},\n"
+        "  author={He, Dongli and Wang, Hu and Yaqub, Mohammad},\n"
+        "  year={2025}, eprint={2507.22802}, archivePrefix={arXiv}\n}"
+    ),
+    homepage="https://acouslic-ai.grand-challenge.org/",
+    zenodo_record=12697994,
+    sources=(
+        # No published size/md5 found to pin: verified against the Zenodo record API (v1.1).
+        SourceFile("acouslic-ai-train-set.zip",
+                   "https://zenodo.org/records/12697994/files/acouslic-ai-train-set.zip?download=1",
+                   extract=True, unwrap="acouslic-ai-train-set",
+                   description="images/stacked_fetal_ultrasound/<uuid>.mha, masks/stacked_fetal_abdomen/<uuid>.mha, "
+                               "circumferences/fetal_abdominal_circumferences_per_sweep.csv"),
+    ),
+    features={
+        "id": "unique row id: <case uuid>-s<sweep>-f<frame>, from the source file name (stable across versions)",
+        "image": "one 8-bit grayscale blind-sweep frame (744x562 in the official release), PNG",
+        "label": "usable (1) when the frame's abdomen mask has any foreground (optimal or suboptimal plane), else unusable (0)",
+        "plane_quality": "the 3-way annotation: none (no mask), optimal (mask value 1) or suboptimal (mask value 2)",
+        "mask": "the frame's fetal abdomen mask as published: 0 background, 1 optimal plane, 2 suboptimal plane",
+        "case_id": "the case uuid (one .mha stack of six sweeps); the unit of the split and of the bootstrap",
+        "subject_id": "the pregnant woman the case belongs to (some have two cases)",
+        "sweep": "sweep number 1-6 within the case",
+        "frame": "frame number 0-139 within the sweep",
+        "pixel_size_mm": "physical size of one pixel in millimetres (0.28 in the official release)",
+        "sweep_ac_mm": "the sweep's reference abdominal circumference in mm; null for a sweep without one",
+    },
+    splits={
+        "train": "about 70% of the subjects' cases",
+        "validation": "about 10% of the subjects' cases",
+        "test": "about 20% of the subjects' cases",
+    },
+    split_rule=(
+        "Case-level and subject-disjoint: every case (all six sweeps, all frames) goes to one split, and "
+        "all cases of a subject to the same one: train/validation/test with probability 0.7/0.1/0.2 "
+        "from sha256('<seed>:<subject_id>'). Sweeps without a reference abdominal circumference are "
+        "left out, as in He et al. (2025). `--split-rule paper` reproduces the paper's own split instead."
+    ),
+    split_seed=2024,
+    task_categories=("image-classification", "image-segmentation"),
+    tags=("medical", "ultrasound", "fetal", "obstetrics", "blind-sweep", "image-quality", "low-resource"),
+    non_commercial=True,
+    build_options=(
+        BuildOption("split_rule", "--split-rule", "choice",
+                    "subject: subject-disjoint hash split (default); paper: He et al.'s seeded case permutation.",
+                    default="subject", choices=("subject", "paper")),
+        BuildOption("keep_unmeasured_sweeps", "--keep-unmeasured-sweeps", "flag",
+                    "Keep sweeps without a reference abdominal circumference (dropped by default, as in the paper).",
+                    default=False),
+        BuildOption("negative_keep_fraction", "--negative-keep-fraction", "float",
+                    "Keep this fraction (0-1] of the train split's unusable frames (seeded; validation/test keep all).",
+                    default=1.0),
+    ),
+    manual_download=(
+        "Open https://zenodo.org/records/12697994 in a browser, download acouslic-ai-train-set.zip (v1.1) "
+        "into DIR and unzip it there (it holds images/, masks/ and circumferences/), then run "
+        "`fetal-bench datasets build acouslic-iqa --raw DIR --out OUT`."
+    ),
+)
+
 PHANTOM = DatasetInfo(
     name="phantom",
     title="fetal-bench phantom: simulated ultrasound-like images (NOT clinical data)",
@@ -267,7 +365,7 @@ PHANTOM = DatasetInfo(
 )
 
 CATALOG: dict[str, DatasetInfo] = {
-    info.name: info for info in (HC18, FETAL_PLANES_ES, FETAL_PLANES_AFRICA, PHANTOM)
+    info.name: info for info in (HC18, FETAL_PLANES_ES, FETAL_PLANES_AFRICA, ACOUSLIC_IQA, PHANTOM)
 }
 
 

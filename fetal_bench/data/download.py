@@ -18,6 +18,12 @@ so that the directory becomes the *official raw layout* that ``fetal-bench datas
     ``African_planes_database.csv``. Public accounts disagree on whether they sit under a
     ``Zenodo_dataset/`` folder, so that folder is removed when present. Result either way:
     ``DIR/<Center>/``, ``DIR/African_planes_database.csv``.
+``acouslic-iqa``
+    ``acouslic-ai-train-set.zip`` (v1.1) holds ``images/stacked_fetal_ultrasound/<uuid>.mha``,
+    ``masks/stacked_fetal_abdomen/<uuid>.mha`` and
+    ``circumferences/fetal_abdominal_circumferences_per_sweep.csv``; a wrapping
+    ``acouslic-ai-train-set/`` folder is removed when present. Its size and md5 are not pinned in
+    the catalog (not seen here): they are read from the Zenodo record at download time.
 
 The downloaded files themselves stay in ``DIR``: a second run verifies them and neither
 downloads nor unpacks again.

@@ -19,7 +19,7 @@ import yaml
 
 from fetal_bench.errors import DataError
 
-SUBJECT_COLUMNS = ("patient_id", "subject_id", "case_id")
+SUBJECT_COLUMNS = ("patient_id", "subject_id", "case_id")  # coarsest first
 MAX_GROUP_VALUES = 50  # a string column with more distinct values is an identifier, not a group
 
 
@@ -97,6 +97,8 @@ def dataset_report(directory: str | Path) -> dict[str, ConfigReport]:
                 parquet = pq.ParquetFile(path)
                 names = _label_names(parquet.schema_arrow)
                 columns = parquet.schema_arrow.names
+                # One subject column, the coarsest present (a subject may have several cases).
+                subject_column = next((c for c in SUBJECT_COLUMNS if c in columns), None)
                 for batch in parquet.iter_batches(batch_size=256):
                     data = batch.to_pydict()
                     n += batch.num_rows
@@ -110,9 +112,11 @@ def dataset_report(directory: str | Path) -> dict[str, ConfigReport]:
                     if "label" in data and "label" in names:
                         labels.update(names["label"][v] for v in data["label"] if v is not None)
                     for column in columns:
-                        if column in SUBJECT_COLUMNS:
+                        if column == subject_column:
                             report.subject_column = column
                             subjects.update(data[column])
+                        elif column in SUBJECT_COLUMNS:
+                            continue  # an identifier, not a group
                         elif column not in ("id",) and parquet.schema_arrow.field(column).type == "string":
                             report.groups.setdefault(column, {}).setdefault(split, collections.Counter()).update(data[column])
             report.rows[split] = n

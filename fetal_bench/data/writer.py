@@ -191,7 +191,7 @@ def write_dataset(
                     if spec.label_column and row.get(spec.label_column) is not None:
                         labels[_label_name(spec.features, spec.label_column, row[spec.label_column])] += 1
                     for column in spec.group_columns:
-                        groups[column][str(row.get(column))] += 1
+                        groups[column][_label_name(spec.features, column, row.get(column))] += 1
                     if spec.subject_column:
                         subjects.add(row.get(spec.subject_column))
                     if progress is not None:

@@ -26,8 +26,17 @@ class BootstrapConfig:
     confidence: float = 0.95
 
 
-def _classification_statistic(metric: str, y_true, predicted, proba, task_proba, k: int) -> Callable[[np.ndarray], float | None]:
-    """A function of row indices that computes ``metric`` on those rows."""
+def _classification_statistic(metric: str, y_true, predicted, proba, task_proba, k: int,
+                              positive: int | None = None) -> Callable[[np.ndarray], float | None]:
+    """A function of row indices that computes ``metric`` on those rows.
+
+    ``positive``: the task's positive class index, for the binary metrics.
+    """
+    if metric in ("f1", "precision", "recall", "specificity"):
+        function = getattr(M, metric)
+        return lambda idx: function(y_true[idx], predicted[idx], positive)
+    if metric == "auc":
+        return lambda idx: M.auc(y_true[idx], task_proba[idx, positive], positive)
     if metric == "accuracy":
         return lambda idx: M.accuracy(y_true[idx], predicted[idx])
     if metric == "balanced_accuracy":
@@ -57,16 +66,18 @@ def classification_scores(task: Task, y_true: np.ndarray, predicted: np.ndarray,
     # count them as misses of the true class.
     predicted = np.minimum(predicted, k)
     task_proba = None if proba is None else proba[:, :k]
+    positive = None if task.positive_label is None else task.labels.index(task.positive_label)
     scores: dict = {"main_score": task.main_score}
     everything = np.arange(len(y_true))
     for metric in task.metrics:
-        if metric in ("auc_ovr_macro", "ece") and proba is None:
+        if M.METRICS[metric].needs == "proba" and proba is None:
             scores[metric] = score_entry(None, reason=LABELS_ONLY)
             continue
-        statistic = _classification_statistic(metric, y_true, predicted, proba, task_proba, k)
+        statistic = _classification_statistic(metric, y_true, predicted, proba, task_proba, k, positive)
         value = statistic(everything)
         if value is None:
-            scores[metric] = score_entry(None, reason="not defined on these rows (e.g. a single class present)")
+            scores[metric] = score_entry(None, reason="not defined on these rows (e.g. a single class present, "
+                                                      "or no positive sample)")
             continue
         low, high = M.bootstrap_ci(statistic, len(y_true), clusters=subjects, n_resamples=boot.n_resamples,
                                    seed=boot.seed, confidence=boot.confidence)

@@ -10,6 +10,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Callable
 
+SYNTHETIC_SPLIT = "synthetic split (load_dataset(DIR, split='train'))"
+
 
 def run_generators_demo(phantom_dir: str | Path, out_dir: str | Path, *,
                         log: Callable[[str], None] = print, sample_steps: int = 20) -> dict[str, str]:
@@ -38,7 +40,7 @@ def run_generators_demo(phantom_dir: str | Path, out_dir: str | Path, *,
     log(f"   FID {quality['scores']['fid']['value']:.4g} (random-cnn features)")
     return {
         "FU-LoRA (tiny base)": str(lora_dir),
-        "synthetic split (load_dataset(DIR, split='train'))": str(synthetic_dir),
+        SYNTHETIC_SPLIT: str(synthetic_dir),
         "synthetic-quality result": str(score_dir / RESULT_FILE),
         "synthetic sample grid": str(score_dir / GRID_FILE),
     }

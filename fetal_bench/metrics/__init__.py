@@ -13,13 +13,18 @@ from typing import TYPE_CHECKING, Any
 from fetal_bench.metrics.bootstrap import bootstrap_ci, bootstrap_mean_ci
 from fetal_bench.metrics.classification import (
     accuracy,
+    auc,
     auc_ovr_hard,
     auc_ovr_macro,
     balanced_accuracy,
     confusion_matrix,
     ece,
+    f1,
     f1_per_class,
     macro_f1,
+    precision,
+    recall,
+    specificity,
     weighted_f1,
 )
 from fetal_bench.metrics.registry import METRICS, MetricSpec
@@ -41,6 +46,7 @@ __all__ = [
     "MetricSpec",
     "accuracy",
     "assd_mm",
+    "auc",
     "auc_ovr_hard",
     "auc_ovr_macro",
     "balanced_accuracy",
@@ -50,6 +56,7 @@ __all__ = [
     "dice",
     "ece",
     "evaluate_module_path",
+    "f1",
     "f1_per_class",
     "hc_abs_diff_mm",
     "hd95_mm",
@@ -57,6 +64,9 @@ __all__ = [
     "iou",
     "load_evaluate_metric",
     "macro_f1",
+    "precision",
+    "recall",
+    "specificity",
     "surface_distances_mm",
     "weighted_f1",
 ]

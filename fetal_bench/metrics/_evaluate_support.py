@@ -43,6 +43,13 @@ def proba_features() -> Any:
     )
 
 
+def score_features() -> Any:
+    """One score per sample (e.g. the positive class's probability) and the true class index."""
+    import datasets
+
+    return datasets.Features({"prediction_scores": datasets.Value("float64"), "references": datasets.Value("int64")})
+
+
 def mask_features(*, pixel_size: bool, reference_is_hc: bool = False) -> Any:
     """Masks as nested lists of uint8 (datasets cannot store 2-D arrays of varying shape)."""
     import datasets

@@ -16,6 +16,12 @@ Conventions shared by every function here:
 The functions re-implement scikit-learn's definitions in vectorised numpy (the tests check
 equality with scikit-learn to 1e-9) because the bootstrap calls them thousands of times and
 scikit-learn's per-call input validation would dominate the run time.
+
+The binary metrics (:func:`f1`, :func:`precision`, :func:`recall`, :func:`specificity`,
+:func:`auc`) score one ``positive`` class against all others: a sample is a true positive when
+both ``y_true`` and ``y_pred`` equal ``positive``. Where a ratio's denominator is zero the metric
+is undefined and returns None (scikit-learn's ``zero_division=np.nan``), so that a bootstrap
+resample without positives is skipped rather than scored 0.
 """
 
 from __future__ import annotations
@@ -26,13 +32,18 @@ from fetal_bench.metrics._validation import as_labels, as_n_classes, as_proba, s
 
 __all__ = [
     "accuracy",
+    "auc",
     "auc_ovr_hard",
     "auc_ovr_macro",
     "balanced_accuracy",
     "confusion_matrix",
     "ece",
+    "f1",
     "f1_per_class",
     "macro_f1",
+    "precision",
+    "recall",
+    "specificity",
     "weighted_f1",
 ]
 
@@ -218,3 +229,64 @@ def ece(y_true: object, proba: object, n_bins: int = 15) -> float:
     bins = np.searchsorted(inner_edges, confidence, side="left")
     gap_per_bin = np.bincount(bins, weights=correct - confidence, minlength=int(n_bins))
     return float(np.abs(gap_per_bin).sum() / truth.size)
+
+
+def _binary_counts(y_true: object, y_pred: object, positive: int) -> tuple[int, int, int, int]:
+    """(TP, FP, FN, TN) of class ``positive`` against the rest."""
+    if isinstance(positive, bool) or not isinstance(positive, (int, np.integer)) or positive < 0:
+        raise ValueError(f"positive must be a non-negative class index, got {positive!r}")
+    truth = as_labels(y_true, "y_true") == positive
+    predicted = as_labels(y_pred, "y_pred") == positive
+    same_length(truth, predicted, "y_true", "y_pred")
+    true_positive = int(np.count_nonzero(truth & predicted))
+    false_positive = int(np.count_nonzero(predicted)) - true_positive
+    false_negative = int(np.count_nonzero(truth)) - true_positive
+    return true_positive, false_positive, false_negative, truth.size - true_positive - false_positive - false_negative
+
+
+def _ratio(numerator: int, denominator: int) -> float | None:
+    return None if denominator == 0 else numerator / denominator
+
+
+def f1(y_true: object, y_pred: object, positive: int = 1) -> float | None:
+    """F1 of the positive class: 2 TP / (2 TP + FP + FN); None when there is no positive at all
+    (neither true nor predicted). scikit-learn's ``f1_score(pos_label=positive)``."""
+    tp, fp, fn, _ = _binary_counts(y_true, y_pred, positive)
+    return _ratio(2 * tp, 2 * tp + fp + fn)
+
+
+def precision(y_true: object, y_pred: object, positive: int = 1) -> float | None:
+    """Positive predictive value TP / (TP + FP); None when nothing is predicted positive."""
+    tp, fp, _, _ = _binary_counts(y_true, y_pred, positive)
+    return _ratio(tp, tp + fp)
+
+
+def recall(y_true: object, y_pred: object, positive: int = 1) -> float | None:
+    """Sensitivity TP / (TP + FN); None when no sample is truly positive."""
+    tp, _, fn, _ = _binary_counts(y_true, y_pred, positive)
+    return _ratio(tp, tp + fn)
+
+
+def specificity(y_true: object, y_pred: object, positive: int = 1) -> float | None:
+    """True negative rate TN / (TN + FP); None when no sample is truly negative."""
+    _, fp, _, tn = _binary_counts(y_true, y_pred, positive)
+    return _ratio(tn, tn + fp)
+
+
+def auc(y_true: object, scores: object, positive: int = 1) -> float | None:
+    """ROC AUC of a score for the positive class (ties count one half); None when only one of
+    positive/negative is present. ``scores`` is 1-D (e.g. the positive class's probability), any
+    finite numbers. scikit-learn's ``roc_auc_score(y_true == positive, scores)``."""
+    if isinstance(positive, bool) or not isinstance(positive, (int, np.integer)) or positive < 0:
+        raise ValueError(f"positive must be a non-negative class index, got {positive!r}")
+    values = np.asarray(scores)
+    if values.ndim != 1 or values.dtype == bool or not np.issubdtype(values.dtype, np.number):
+        raise ValueError(f"scores must be a 1-D array of numbers (one score per sample), got shape {values.shape}")
+    values = values.astype(np.float64, copy=False)
+    if not np.isfinite(values).all():
+        raise ValueError("scores holds NaN or infinite values")
+    truth = as_labels(y_true, "y_true") == positive
+    same_length(truth, values, "y_true", "scores")
+    if truth.all() or not truth.any():
+        return None
+    return _binary_auc(truth, values)

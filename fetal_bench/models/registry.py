@@ -52,6 +52,9 @@ class ModelInfo:
     tiny: dict[str, Any] = field(default_factory=dict)  # cfg for a fast test-sized instance
     # Training defaults (`fetal-bench train` uses them unless told otherwise).
     train_defaults: dict[str, Any] = field(default_factory=dict)
+    # A classifier trained on the task's masks (segmentation loss), scored on its labels:
+    # ``forward(x, output="mask")`` gives segmentation logits for training.
+    trains_on_masks: bool = False
 
     def build(self, **cfg: Any) -> torch.nn.Module:
         module_name, function_name = self.builder.split(":")
@@ -92,6 +95,39 @@ MODELS: dict[str, ModelInfo] = {
             reference="Ronneberger et al., MICCAI 2015; the HC18 baseline of van den Heuvel et al. 2018 is a U-Net.",
             tiny={"image_size": (32, 48), "base_channels": 4, "depth": 2},
             train_defaults={"optimizer": "adamw", "lr": 1e-3, "weight_decay": 1e-4, "batch_size": 8},
+        ),
+        ModelInfo(
+            name="vit_lora", task_type="classification", builder="fetal_bench.models.lora:build_vit_lora",
+            family="LoRA-adapted ViT",
+            description="ViT-B/16, frozen, with LoRA (r=8, alpha 16, dropout 0.1) on every block's attention and MLP "
+                        "projections and a linear head: the IQA paper's adaptation recipe on an ImageNet backbone.",
+            weights="ImageNet-1k (torchvision) when cached or downloadable, else random with a warning",
+            reference="He, Wang, Yaqub, arXiv:2507.22802 (2025); LoRA: Hu et al., ICLR 2022 (peft).",
+            tiny={"variant": "tiny", "image_size": (32, 32)},
+            # The paper's settings: AdamW, lr 3e-4, batch 32, 5 epochs (no schedule given: constant).
+            train_defaults={"optimizer": "adamw", "lr": 3e-4, "weight_decay": 0.01, "batch_size": 32, "epochs": 5,
+                            "scheduler": "none"},
+        ),
+        ModelInfo(
+            name="fetalclip_lora", task_type="classification", builder="fetal_bench.models.lora:build_fetalclip_lora",
+            family="LoRA-adapted ViT",
+            description="FetalCLIP's image tower (CLIP ViT-L/14 trained on fetal ultrasound), frozen, with LoRA on "
+                        "attention and MLP projections and a linear head on the image embedding (FetalCLIP_CLS). "
+                        "Needs open_clip and your own FetalCLIP weights + config (non-commercial licence).",
+            weights="none shipped: --model-opt weights=FetalCLIP_weights.pt config=FetalCLIP_config.json (user-supplied)",
+            reference="He, Wang, Yaqub, arXiv:2507.22802 (2025): F1 0.757; FetalCLIP: Maani et al., arXiv:2502.14807.",
+            train_defaults={"optimizer": "adamw", "lr": 3e-4, "weight_decay": 0.01, "batch_size": 32, "epochs": 5,
+                            "scheduler": "none"},
+        ),
+        ModelInfo(
+            name="unet-iqa", task_type="classification", builder="fetal_bench.models.seg_to_cls:build_unet_iqa",
+            family="U-Net",
+            description="The segmentation route to image quality: a U-Net trained on the abdomen masks; a frame is "
+                        "usable when at least 1% of its pixels are predicted foreground.",
+            reference="He, Wang, Yaqub, arXiv:2507.22802 (2025): segmentation repurposed for classification, F1 0.771.",
+            tiny={"image_size": (32, 48), "base_channels": 4, "depth": 2},
+            train_defaults={"optimizer": "adamw", "lr": 3e-4, "weight_decay": 1e-4, "batch_size": 32, "epochs": 5},
+            trains_on_masks=True,
         ),
         ModelInfo(
             name="sononet16", task_type="classification", builder="fetal_bench.models.sononet:build_sononet",

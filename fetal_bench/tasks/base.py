@@ -15,6 +15,8 @@ from fetal_bench.errors import FetalBenchError
 TaskType = Literal["classification", "segmentation"]
 
 CLASSIFICATION_METRICS = ("accuracy", "balanced_accuracy", "macro_f1", "weighted_f1", "auc_ovr_macro", "auc_ovr_hard", "ece")
+# Scored for a task's `positive_label` against the rest (binary tasks).
+BINARY_METRICS = ("f1", "precision", "recall", "specificity", "auc")
 SEGMENTATION_METRICS = ("dice", "iou", "hd95_mm", "assd_mm", "hc_abs_diff_mm")
 # Lower is better for these; every other metric is higher-is-better.
 LOWER_IS_BETTER = frozenset({"ece", "hd95_mm", "assd_mm", "hc_abs_diff_mm"})
@@ -49,6 +51,8 @@ class Task:
     # Extra probability columns a submission may carry (FU-LoRA classifiers also output
     # "Other"): they are allowed, and an argmax on one of them counts as an error.
     allowed_extra_labels: tuple[str, ...] = ()
+    # The class the binary metrics (f1, precision, recall, specificity, auc) are about.
+    positive_label: str | None = None
     description: str = ""
     reference: str = ""
     train_data: str = ""  # what a submission may train on (the protocol), shown on the leaderboard
@@ -62,8 +66,13 @@ class Task:
             problems.append(f"dataset {self.dataset.name!r} has no pinned revision")
         if self.type not in ("classification", "segmentation"):
             problems.append(f"type {self.type!r} is not classification or segmentation")
-        known = CLASSIFICATION_METRICS if self.type == "classification" else SEGMENTATION_METRICS
+        known = CLASSIFICATION_METRICS + BINARY_METRICS if self.type == "classification" else SEGMENTATION_METRICS
         unknown = [m for m in self.metrics if m not in known]
+        binary = [m for m in self.metrics if m in BINARY_METRICS]
+        if binary and self.positive_label is None:
+            problems.append(f"metrics {binary} need a positive_label")
+        if self.positive_label is not None and self.positive_label not in self.labels:
+            problems.append(f"positive_label {self.positive_label!r} is not one of the labels")
         if unknown:
             problems.append(f"metrics {unknown} are not {self.type} metrics ({', '.join(known)})")
         if self.main_score not in self.metrics:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from fetal_bench.data.catalog import FETAL_PLANES_AFRICA, FETAL_PLANES_ES, HC18, PHANTOM
+from fetal_bench.data.catalog import ACOUSLIC_IQA, FETAL_PLANES_AFRICA, FETAL_PLANES_ES, HC18, PHANTOM
 from fetal_bench.errors import FetalBenchError
 from fetal_bench.tasks.base import CLASSIFICATION_METRICS, SEGMENTATION_METRICS, Task, TaskDataset
 
@@ -101,6 +101,48 @@ TASKS: dict[str, Task] = {
             ),
             reference="van den Heuvel et al., PLoS ONE 13(8):e0200412 (2018): 97.1% Dice, 2.83 mm HC difference.",
             train_data="HC18 train/validation subjects (and synthetic pairs).",
+        ),
+        Task(
+            name="acouslic-iqa",
+            version="1.0",
+            dataset=TaskDataset(ACOUSLIC_IQA.name, ACOUSLIC_IQA.revision),
+            eval_split="test",
+            type="classification",
+            labels=("unusable", "usable"),
+            metrics=("f1", "accuracy", "precision", "recall", "specificity", "auc"),
+            main_score="f1",
+            positive_label="usable",
+            subject_column="case_id",
+            description=(
+                "Frame-level image-quality assessment of ACOUSLIC-AI blind-sweep frames: is the fetal abdomen "
+                "shown well enough to measure (optimal or suboptimal plane: usable) or not. Scored on the "
+                "test cases with F1 of the usable class (main), accuracy, precision, recall, specificity and "
+                "AUC; intervals resample whole cases."
+            ),
+            reference=(
+                "He, Wang, Yaqub, arXiv:2507.22802 (2025): FetalCLIP_CLS (LoRA) F1 0.757, a segmentation model "
+                "repurposed for classification F1 0.771 (their own case split; see docs/image_quality.md)."
+            ),
+            train_data="The acouslic-iqa train/validation cases (non-commercial licence).",
+        ),
+        Task(
+            name="acouslic-iqa-3way",
+            version="1.0",
+            dataset=TaskDataset(ACOUSLIC_IQA.name, ACOUSLIC_IQA.revision),
+            eval_split="test",
+            type="classification",
+            labels=("none", "optimal", "suboptimal"),
+            metrics=CLASSIFICATION_METRICS,
+            # Macro F1: most frames show no abdomen, so accuracy would mostly measure the "none" class.
+            main_score="macro_f1",
+            subject_column="case_id",
+            label_column="plane_quality",
+            description=(
+                "The 3-way version of acouslic-iqa: no abdomen, optimal plane or suboptimal plane, as the "
+                "ACOUSLIC-AI annotators labelled each frame. Main score macro F1 over the three classes."
+            ),
+            reference="ACOUSLIC-AI (Zenodo 12697994); the 3-way labels behind He et al. (2025)'s binary task.",
+            train_data="The acouslic-iqa train/validation cases (non-commercial licence).",
         ),
         Task(
             name="phantom-planes",

@@ -129,3 +129,82 @@ def write_africa_csv(path: Path, rows: list[tuple]) -> None:
         writer = csv.writer(handle)
         writer.writerow(["Patient_num", "Plane", "Train", "Center", "Filename"])
         writer.writerows(rows)
+
+
+def make_acouslic_raw(
+    root: Path,
+    *,
+    splits: tuple[int, int, int] = (3, 1, 1),
+    shared_subject: bool = True,
+    frames_per_sweep: int = 4,
+    size: tuple[int, int] = (48, 36),
+    seed: int = 0,
+) -> dict[str, dict]:
+    """Write an ACOUSLIC-AI-layout raw directory of tiny ``.mha`` stacks (SimpleITK).
+
+    ``splits`` subjects fall in train/validation/test under the default subject rule (their ids
+    are picked so); with ``shared_subject`` the first train subject has two cases, as some
+    ACOUSLIC-AI subjects do. ``size`` is (width, height); each stack holds 6 sweeps of
+    ``frames_per_sweep`` frames. Sweep s of case i has a reference AC unless (s + i) % 3 == 0.
+    In every sweep, frame 1 shows an optimal-plane abdomen (mask value 1) and, in even sweeps,
+    frame 2 a suboptimal one (value 2); the other frames are unusable.
+
+    Returns ``{uuid: {"subject_id", "ac_mm" (6 values or None), "plane_quality" (6 x frames)}}``.
+    """
+    import SimpleITK as sitk
+
+    from fetal_bench.data.builders.acouslic import AC_COLUMNS, CSV_HEADER, N_SWEEPS, subject_split
+
+    rng = np.random.default_rng(seed)
+    width, height = size
+    subjects: list[str] = []
+    wanted = {"train": splits[0], "validation": splits[1], "test": splits[2]}
+    candidate = 0
+    while any(wanted.values()):
+        split = subject_split(str(candidate))
+        if wanted[split]:
+            wanted[split] -= 1
+            subjects.append(str(candidate))
+        candidate += 1
+    case_subjects = list(subjects)
+    if shared_subject:
+        first_train = next(s for s in subjects if subject_split(s) == "train")
+        case_subjects.insert(0, first_train)
+    image_dir = root / "images" / "stacked_fetal_ultrasound"
+    mask_dir = root / "masks" / "stacked_fetal_abdomen"
+    csv_dir = root / "circumferences"
+    for directory in (image_dir, mask_dir, csv_dir):
+        directory.mkdir(parents=True, exist_ok=True)
+    cases: dict[str, dict] = {}
+    rows = []
+    depth = N_SWEEPS * frames_per_sweep
+    yy, xx = np.mgrid[0:height, 0:width]
+    for index, subject in enumerate(case_subjects):
+        uuid = f"{index:08x}-{int(rng.integers(0, 16**4)):04x}-4000-8000-{int(rng.integers(0, 16**12)):012x}"
+        image = (rng.random((depth, height, width)) * 90).astype(np.uint8)
+        mask = np.zeros((depth, height, width), dtype=np.uint8)
+        quality = np.zeros((N_SWEEPS, frames_per_sweep), dtype=np.int64)
+        for sweep in range(1, N_SWEEPS + 1):
+            for frame, value in ((1, 1), (2, 2)):
+                if frame >= frames_per_sweep or (value == 2 and sweep % 2):
+                    continue
+                cx, cy = rng.uniform(0.35, 0.65) * width, rng.uniform(0.35, 0.65) * height
+                inside = ((xx - cx) / (0.25 * width)) ** 2 + ((yy - cy) / (0.25 * height)) ** 2 <= 1
+                z = (sweep - 1) * frames_per_sweep + frame
+                mask[z][inside] = value
+                image[z][inside] = 200
+                quality[sweep - 1, frame] = value
+        for array, directory in ((image, image_dir), (mask, mask_dir)):
+            stack = sitk.GetImageFromArray(array)  # numpy (z, y, x) -> SimpleITK size (x, y, z)
+            stack.SetSpacing((0.28, 0.28, 1.0))
+            sitk.WriteImage(stack, str(directory / f"{uuid}.mha"), useCompression=True)
+        ac = [None if (sweep + index) % 3 == 0 else round(float(rng.uniform(150, 350)), 3)
+              for sweep in range(1, N_SWEEPS + 1)]
+        rows.append([uuid, subject, *("" if v is None else f"{v}" for v in ac)])
+        cases[uuid] = {"subject_id": subject, "ac_mm": ac, "plane_quality": quality}
+    with open(csv_dir / "fetal_abdominal_circumferences_per_sweep.csv", "w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(CSV_HEADER)
+        writer.writerows(rows)
+    assert len(AC_COLUMNS) == N_SWEEPS
+    return cases

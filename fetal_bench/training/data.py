@@ -157,8 +157,13 @@ def prepare_training_data(
     synthetic_per_class: int | None = None,
     synthetic_n: int | None = None,
     seed: int = 0,
+    with_masks: bool = False,
 ) -> TrainingData:
-    """Open, filter, subsample and mix the training (and validation) rows for ``task``."""
+    """Open, filter, subsample and mix the training (and validation) rows for ``task``.
+
+    ``with_masks``: a classification task's rows also keep the task's mask column (for a
+    classifier trained on masks, e.g. ``unet-iqa``).
+    """
     if synthetic_ratio is not None and not 0 <= synthetic_ratio <= 1:
         raise FetalBenchError(f"synthetic_ratio={synthetic_ratio} is outside [0, 1].",
                               "Give the synthetic share of the training set, e.g. 0.5.")
@@ -192,6 +197,12 @@ def prepare_training_data(
         targets = np.asarray(train[TARGET_COLUMN])
         rows = _take(_cap_per_class(targets, rows, real_per_class, rng), real_n, rng)
         keep = ["id", "image", TARGET_COLUMN]
+        if with_masks:
+            for dataset, what in ((train, "training"), (validation, "validation")):
+                if dataset is not None and task.mask_column not in dataset.column_names:
+                    raise DataError(f"The {what} data has no {task.mask_column!r} column, which this model learns from.",
+                                    f"Pass a build of {task.dataset.name!r} (it has masks), or another model.")
+            keep.append(task.mask_column)
         if validation is not None:
             validation, val_rows = _with_targets(validation, label_column, mapping, "validation")
             validation = validation.select(val_rows)
@@ -253,7 +264,7 @@ def prepare_training_data(
         validation = validation.select_columns(keep)
     return TrainingData(train=train, validation=validation, labels=labels,
                         label_column=TARGET_COLUMN if classification else None,
-                        mask_column=None if classification else task.mask_column,
+                        mask_column=task.mask_column if with_masks or not classification else None,
                         n_real=n_real, n_synthetic=n_synthetic, sources=sources)
 
 

@@ -48,8 +48,9 @@ _RESUMABLE_CHANGES = frozenset({"output", "max_minutes", "max_steps", "epochs", 
 class TrainConfig:
     """Everything a training run depends on (saved as ``train_config.json``).
 
-    ``None`` for ``optimizer``, ``lr``, ``weight_decay``, ``batch_size`` and ``scheduler`` means
-    the model's registered training default (``fetal-bench models list --json``).
+    ``None`` for ``epochs``, ``optimizer``, ``lr``, ``weight_decay``, ``batch_size`` and
+    ``scheduler`` means the model's registered training default (``fetal-bench models list
+    --json``; 20 epochs unless the model says otherwise).
     """
 
     model: str
@@ -70,7 +71,7 @@ class TrainConfig:
     model_cfg: dict[str, Any] = field(default_factory=dict)
     image_size: tuple[int, int] | None = None
     init_from: str | None = None
-    epochs: int = 20
+    epochs: int | None = None
     max_steps: int | None = None
     max_minutes: float | None = None
     batch_size: int | None = None
@@ -134,8 +135,8 @@ def _resolve(config: TrainConfig) -> TrainConfig:
 
     info = get_model_info(config.model)
     resolved = TrainConfig.from_dict(config.to_dict())
-    defaults = {"optimizer": "adamw", "lr": 1e-3, "weight_decay": 1e-4, "batch_size": 16, "scheduler": "cosine",
-                **info.train_defaults}
+    defaults = {"epochs": 20, "optimizer": "adamw", "lr": 1e-3, "weight_decay": 1e-4, "batch_size": 16,
+                "scheduler": "cosine", **info.train_defaults}
     for key, value in defaults.items():
         if getattr(resolved, key) is None:
             setattr(resolved, key, value)
@@ -213,6 +214,7 @@ def train(config: TrainConfig | None = None, *, callbacks: Sequence[Callable[[di
     from accelerate import Accelerator
     from accelerate.utils import set_seed
 
+    from fetal_bench.models import get_model_info
     from fetal_bench.tasks import get_task
     from fetal_bench.training.data import prepare_training_data
 
@@ -233,19 +235,24 @@ def train(config: TrainConfig | None = None, *, callbacks: Sequence[Callable[[di
     if accelerator.is_main_process:
         write_json_atomic(out / "train_config.json", config.to_dict())
     set_seed(config.seed)
+    # A classifier registered as trained on masks (the segmentation route to a frame label) learns
+    # from the task's masks with the segmentation loss and is validated on its frame labels.
+    by_masks = task.type == "classification" and get_model_info(config.model).trains_on_masks
 
     data = prepare_training_data(
         task, data=config.data, config=config.config, train_split=config.train_split, val_split=config.val_split,
         exclude_labels=config.exclude_labels, real_per_class=config.real_per_class, real_n=config.real_n,
         synthetic=config.synthetic, synthetic_config=config.synthetic_config, synthetic_ratio=config.synthetic_ratio,
-        synthetic_per_class=config.synthetic_per_class, synthetic_n=config.synthetic_n, seed=config.seed)
+        synthetic_per_class=config.synthetic_per_class, synthetic_n=config.synthetic_n, seed=config.seed,
+        with_masks=by_masks)
     note(f"training rows: {data.n_real} real + {data.n_synthetic} synthetic; validation rows: "
          f"{0 if data.validation is None else len(data.validation)}")
 
     model = _build_model(config, data, resumed=saved_state is not None)
     spec = model.spec
-    classification = task.type == "classification"
+    classification = task.type == "classification" and not by_masks  # learns from labels
     metric_name = _metric_name(task.name)
+    positive = _positive_index(task, spec, by_masks)
     params = [p for p in model.parameters() if p.requires_grad]
     if not params:
         raise FetalBenchError(f"Model {config.model!r} has no trainable parameters with these options.", "Check model_cfg.")
@@ -263,7 +270,8 @@ def train(config: TrainConfig | None = None, *, callbacks: Sequence[Callable[[di
     from fetal_bench.training.augment import make_augment
 
     augment = make_augment(config.augment)
-    loader_options = dict(task=task.type, image_size=tuple(spec.image_size), channels=spec.channels,
+    loader_options = dict(task="segmentation" if by_masks else task.type, image_size=tuple(spec.image_size),
+                          channels=spec.channels,
                           normalize=spec.normalize, label_column=data.label_column, mask_column=data.mask_column,
                           num_workers=config.num_workers)
 
@@ -297,7 +305,7 @@ def train(config: TrainConfig | None = None, *, callbacks: Sequence[Callable[[di
     def validate() -> None:
         if val_loader is None:
             return
-        scores = _validate(model, val_loader, accelerator, classification, spec, config)
+        scores = _validate(model, val_loader, accelerator, classification, spec, config, by_masks, positive)
         value = scores[metric_name]
         state["last_val"] = value
         improved = state["best"] is None or value > state["best"] + config.min_delta
@@ -327,7 +335,7 @@ def train(config: TrainConfig | None = None, *, callbacks: Sequence[Callable[[di
             for batch in loader:
                 scheduler.apply(state["global_step"], elapsed(), budget_s)
                 loss = _step(model, batch, optimizer, accelerator, classification, spec, config,
-                             params, state["global_step"])
+                             params, state["global_step"], by_masks)
                 state["global_step"] += 1
                 state["batch_in_epoch"] += 1
                 state["epoch_loss_sum"] += loss
@@ -362,7 +370,7 @@ def train(config: TrainConfig | None = None, *, callbacks: Sequence[Callable[[di
                               "time_s": round(elapsed(), 2)})
             if not config.val_every_steps or state["stopped_by"]:
                 validate()
-            if state["bad_validations"] and config.patience is not None and state["bad_validations"] >= config.patience:
+            if config.patience and state["bad_validations"] >= config.patience:  # 0 or None: off
                 state["stopped_by"] = state["stopped_by"] or "early_stopping"
             if epoch_done:
                 state["epoch"] += 1
@@ -484,8 +492,9 @@ class _Schedule:
         self.last_lr = self.base[0] * factor
 
 
-def _forward(model, batch, spec, config: TrainConfig, jitter_seed: int):
-    """Logits for a batch; box prompts (SAM) from the masks, jittered outward."""
+def _forward(model, batch, spec, config: TrainConfig, jitter_seed: int, by_masks: bool = False):
+    """Logits for a batch; box prompts (SAM) from the masks, jittered outward; segmentation
+    logits of a classifier trained on masks."""
     import torch
 
     from fetal_bench.training.losses import boxes_from_masks
@@ -495,6 +504,8 @@ def _forward(model, batch, spec, config: TrainConfig, jitter_seed: int):
         generator = torch.Generator().manual_seed(jitter_seed)
         boxes = boxes_from_masks(batch["masks"], jitter=config.box_jitter, generator=generator)
         return model(pixels, boxes=boxes)
+    if by_masks:
+        return model(pixels, output="mask")
     return model(pixels)
 
 
@@ -511,9 +522,10 @@ def _loss(logits, batch, classification: bool):
     return dice_ce_loss(logits, masks)
 
 
-def _step(model, batch, optimizer, accelerator, classification, spec, config, params, step: int) -> float:
+def _step(model, batch, optimizer, accelerator, classification, spec, config, params, step: int,
+          by_masks: bool = False) -> float:
     with accelerator.autocast():
-        logits = _forward(model, batch, spec, config, jitter_seed=config.seed * 1_000_003 + step)
+        logits = _forward(model, batch, spec, config, jitter_seed=config.seed * 1_000_003 + step, by_masks=by_masks)
     loss = _loss(logits, batch, classification)
     accelerator.backward(loss)
     if config.grad_clip and accelerator.sync_gradients:
@@ -523,10 +535,17 @@ def _step(model, batch, optimizer, accelerator, classification, spec, config, pa
     return float(loss.detach())
 
 
-def _validate(model, loader, accelerator, classification: bool, spec, config: TrainConfig) -> dict[str, float]:
+def _validate(model, loader, accelerator, classification: bool, spec, config: TrainConfig, by_masks: bool = False,
+              positive: int | None = None) -> dict[str, float]:
+    """Validation loss and metrics. ``positive``: the class whose F1 is reported (binary tasks).
+
+    A classifier trained on masks is also scored on frame labels; its reference label is "the
+    mask has foreground" (positive = class 1), which is how acouslic-iqa defines usable.
+    """
     import torch
     import torch.nn.functional as F
 
+    from fetal_bench import metrics as M
     from fetal_bench.training.losses import macro_f1, segmentation_dice
 
     model.eval()
@@ -535,7 +554,9 @@ def _validate(model, loader, accelerator, classification: bool, spec, config: Tr
         for index, batch in enumerate(loader):
             with accelerator.autocast():
                 # A fixed jitter per validation batch: comparable across validations.
-                logits = _forward(model, batch, spec, config, jitter_seed=config.seed * 7_777 + index)
+                logits = _forward(model, batch, spec, config, jitter_seed=config.seed * 7_777 + index,
+                                  by_masks=by_masks)
+                frame_logits = model(batch["pixel_values"]) if by_masks else None
             logits = logits.float()
             if classification:
                 labels = batch["labels"]
@@ -556,14 +577,31 @@ def _validate(model, loader, accelerator, classification: bool, spec, config: Tr
                 per_image, dice = accelerator.gather_for_metrics((per_image, dice))
                 losses.append(per_image.cpu())
                 dices.append(dice.cpu())
+                if frame_logits is not None:
+                    pred = frame_logits.float().argmax(dim=1)
+                    labels = (masks > 0).flatten(1).any(dim=1).long()
+                    pred, labels = accelerator.gather_for_metrics((pred, labels))
+                    truth.append(labels.cpu())
+                    predicted.append(pred.cpu())
     scores = {"loss": float(torch.cat(losses).mean())}
-    if classification:
+    if dices:
+        scores["dice"] = float(torch.cat(dices).mean())
+    if truth:
         y_true, y_pred = torch.cat(truth).numpy(), torch.cat(predicted).numpy()
         scores["accuracy"] = float(np.mean(y_true == y_pred))
         scores["macro_f1"] = macro_f1(y_true, y_pred, len(spec.labels))
-    else:
-        scores["dice"] = float(torch.cat(dices).mean())
+        if positive is not None:
+            scores["f1"] = M.f1(y_true, y_pred, positive) or 0.0  # undefined (no positive at all) counts as 0
     return scores
+
+
+def _positive_index(task, spec, by_masks: bool) -> int | None:
+    """Model-space index of the task's positive class (for validation F1), or None."""
+    if by_masks:
+        return 1  # trained on masks: class 1 is "foreground present"
+    if task.type != "classification" or task.positive_label is None:
+        return None
+    return list(spec.labels).index(task.positive_label)
 
 
 def _training_info(config: TrainConfig, data, state: dict[str, Any], metric: str, task) -> dict[str, Any]:
@@ -698,9 +736,14 @@ def _plot(out: Path) -> None:
 
 
 def _metric_name(task_name: str) -> str:
+    """The validation score that picks the best epoch: the task's main score where validation
+    computes it (F1 for binary tasks, macro F1), else accuracy; Dice for segmentation."""
     from fetal_bench.tasks import get_task
 
-    return "accuracy" if get_task(task_name).type == "classification" else "dice"
+    task = get_task(task_name)
+    if task.type != "classification":
+        return "dice"
+    return task.main_score if task.main_score in ("f1", "macro_f1") else "accuracy"
 
 
 def _progress(enabled: bool, total: int, initial: int, description: str):

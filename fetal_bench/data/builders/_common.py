@@ -93,6 +93,13 @@ class SourceDigest:
         self._digest.update(f"{relative_name}:{hashlib.sha256(data).hexdigest()}\n".encode())
         self.files += 1
 
+    def add_file(self, relative_name: str, path: Path) -> None:
+        """Like :meth:`add`, streaming the file (raw stacks can be hundreds of MB)."""
+        from fetal_bench._io import sha256_file
+
+        self._digest.update(f"{relative_name}:{sha256_file(path)}\n".encode())
+        self.files += 1
+
     def as_dict(self) -> dict:
         return {"name": self.name, "files": self.files, "sha256": self._digest.hexdigest()}
 

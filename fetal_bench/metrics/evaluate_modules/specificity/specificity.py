@@ -1,0 +1,43 @@
+"""fetal-bench `specificity` as an `evaluate` metric module.
+
+Computes through fetal_bench.metrics.specificity, the same function the fetal-bench harness uses,
+so scores agree exactly. Load offline with evaluate.load("<path to this file>") or
+fetal_bench.metrics.load_evaluate_metric("specificity").
+"""
+
+import evaluate
+
+from fetal_bench.metrics import specificity
+from fetal_bench.metrics._evaluate_support import CITATION, REFERENCE_URLS, label_features
+
+_DESCRIPTION = """\
+True negative rate for the positive class: TN / (TN + FP); None when no sample is truly
+negative.
+"""
+
+_KWARGS_DESCRIPTION = """\
+Args:
+    predictions (list of int): predicted class index per sample.
+    references (list of int): true class index per sample.
+    positive (int, optional): the positive class index; default 1.
+Returns:
+    specificity (float or None): the score, None where it is undefined
+Example:
+    >>> m = evaluate.load("fetal_bench/metrics/evaluate_modules/specificity")
+    >>> m.compute(predictions=[0, 1, 1, 0], references=[0, 1, 0, 1])
+"""
+
+
+@evaluate.utils.file_utils.add_start_docstrings(_DESCRIPTION, _KWARGS_DESCRIPTION)
+class Specificity(evaluate.Metric):
+    def _info(self):
+        return evaluate.MetricInfo(
+            description=_DESCRIPTION,
+            citation=CITATION,
+            inputs_description=_KWARGS_DESCRIPTION,
+            features=label_features(),
+            reference_urls=REFERENCE_URLS,
+        )
+
+    def _compute(self, predictions, references, positive=1):
+        return {"specificity": specificity(references, predictions, positive)}

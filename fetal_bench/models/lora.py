@@ -1,0 +1,247 @@
+"""Frozen vision transformers adapted with LoRA, plus a linear head: the IQA paper's recipe.
+
+He et al. (2025) adapt a foundation model to image-quality assessment by freezing it, adding
+low-rank adapters (LoRA, via peft) to its attention and MLP projections and training those and a
+linear head on the pooled image embedding. Two backbones here:
+
+* ``vit_lora``: torchvision's ViT-B/16 (ImageNet-1k weights where cached or downloadable, as
+  every torchvision classifier here), or a ``tiny`` random one for tests;
+* ``fetalclip_lora``: the image tower of FetalCLIP (a CLIP ViT-L/14 trained on fetal
+  ultrasound), built through open_clip from the user's own ``FetalCLIP_weights.pt`` and
+  ``FetalCLIP_config.json``. Those weights are under a non-commercial licence and are never
+  downloaded or required by fetal-bench.
+
+LoRA targets (peft): each block's attention (``nn.MultiheadAttention``: peft adapts its fused
+q/k/v input projection and its output projection) and both MLP linears; ``r``=8, alpha 16,
+dropout 0.1 by default (the paper's). Everything else is frozen except the head.
+
+Checkpoints hold every weight (frozen ones too) in safetensors, so a checkpoint rebuilds the
+model without the original pretrained file; FetalCLIP's architecture config is stored in the
+checkpoint's ``config.json`` for the same reason.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from fetal_bench.errors import FetalBenchError
+from fetal_bench.models.spec import IMAGENET_NORMALIZE, ModelSpec
+
+__all__ = ["LoRAClassifier", "build_fetalclip_lora", "build_vit_lora"]
+
+LORA_DEFAULTS = {"lora_r": 8, "lora_alpha": 16, "lora_dropout": 0.1}
+IQA_LABELS = ("unusable", "usable")
+CLIP_NORMALIZE = ((0.48145466, 0.4578275, 0.40821073), (0.26862954, 0.26130258, 0.27577711))
+# A tiny torchvision ViT for tests: 2 blocks of width 32.
+_TINY_VIT = {"patch_size": 8, "num_layers": 2, "num_heads": 2, "hidden_dim": 32, "mlp_dim": 64}
+_FETALCLIP_EXTRA = 'pip install "fetal-bench[fetalclip]"'
+
+
+class LoRAClassifier(nn.Module):
+    """``head(encoder(pixel_values))``: a frozen encoder with LoRA adapters and a linear head."""
+
+    def __init__(self, encoder: nn.Module, head: nn.Module, spec: ModelSpec, cfg: dict[str, Any]):
+        super().__init__()
+        self.encoder = encoder
+        self.head = head
+        self.spec = spec
+        self.model_cfg = cfg
+
+    def forward(self, pixel_values: torch.Tensor) -> torch.Tensor:
+        return self.head(self.encoder(pixel_values))
+
+
+def _labels(labels: Sequence[str]) -> tuple[str, ...]:
+    labels = tuple(str(label) for label in labels)
+    if len(labels) < 2 or len(set(labels)) != len(labels):
+        raise FetalBenchError(f"labels={labels!r}: a classifier needs at least two distinct class names.",
+                              "Pass the dataset's class names.")
+    return labels
+
+
+def add_lora(encoder: nn.Module, target_modules: str, *, r: int, alpha: float, dropout: float) -> int:
+    """Freeze ``encoder`` and inject LoRA adapters into the modules matching ``target_modules``
+    (a regular expression on module names); return the number of adapted modules."""
+    from peft import LoraConfig, inject_adapter_in_model
+
+    if r < 1 or alpha <= 0 or not 0 <= dropout < 1:
+        raise FetalBenchError(f"LoRA r={r}, alpha={alpha}, dropout={dropout}.", "Use r >= 1, alpha > 0, 0 <= dropout < 1.")
+    for parameter in encoder.parameters():
+        parameter.requires_grad = False
+    config = LoraConfig(r=int(r), lora_alpha=alpha, lora_dropout=dropout, target_modules=target_modules)
+    inject_adapter_in_model(config, encoder)  # in place; only the lora_A/lora_B weights train
+    adapted = {name.rsplit(".lora_", 1)[0] for name, _ in encoder.named_parameters() if ".lora_" in name}
+    if not adapted:  # a bug in the target pattern, not a user error
+        raise RuntimeError(f"LoRA matched no module of {type(encoder).__name__} with {target_modules!r}")
+    return len(adapted)
+
+
+def _trainable(model: nn.Module) -> int:
+    return sum(p.numel() for p in model.parameters() if p.requires_grad)
+
+
+def build_vit_lora(
+    *,
+    labels: Sequence[str] = IQA_LABELS,
+    variant: str = "vit_b_16",
+    channels: int = 1,
+    image_size: Sequence[int] | int = (224, 224),
+    pretrained: bool | str = "auto",
+    lora_r: int = 8,
+    lora_alpha: float = 16,
+    lora_dropout: float = 0.1,
+    weights: str | Path | None = None,
+    restore: bool = False,
+) -> LoRAClassifier:
+    """A frozen torchvision ViT with LoRA on attention and MLP projections, and a linear head.
+
+    Args:
+        variant: ``"vit_b_16"`` (ViT-B/16; ImageNet-1k weights per ``pretrained``, see
+            :mod:`fetal_bench.models.classifiers`) or ``"tiny"`` (2 blocks of width 32, random:
+            for tests).
+        channels, image_size, pretrained: as for the torchvision classifiers (square sizes, a
+            multiple of the patch size).
+        lora_r, lora_alpha, lora_dropout: the adapters (the paper's 8, 16, 0.1).
+    """
+    import torchvision
+
+    from fetal_bench.models.classifiers import _adapt_first_conv, build_torchvision_classifier
+
+    if weights is not None:
+        raise FetalBenchError(f"vit_lora takes no weights file ({weights}).",
+                              "Pass a checkpoint directory from `fetal-bench train`; ImageNet weights come from torchvision's cache.")
+    labels = _labels(labels)
+    size = (image_size, image_size) if isinstance(image_size, int) else tuple(int(v) for v in image_size)
+    if variant == "vit_b_16":
+        # The torchvision classifier does the pretrained weights, the gray first conv and the head.
+        classifier = build_torchvision_classifier("vit_b_16", labels=labels, channels=channels, image_size=size,
+                                                  pretrained=pretrained, restore=restore)
+        vit, initialised = classifier.net, classifier.spec.extra.get("initialised_from", "checkpoint")
+    elif variant == "tiny":
+        if size[0] != size[1] or size[0] % _TINY_VIT["patch_size"]:
+            raise FetalBenchError(f"The tiny ViT needs a square image_size that is a multiple of 8, got {size}.",
+                                  "Pass e.g. image_size=(32, 32).")
+        if channels not in (1, 3):
+            raise FetalBenchError(f"channels={channels} is not supported.", "Use channels=1 or 3.")
+        vit = torchvision.models.VisionTransformer(image_size=size[0], num_classes=len(labels), **_TINY_VIT)
+        _adapt_first_conv(vit, channels)
+        initialised = "random"
+    else:
+        raise FetalBenchError(f"Unknown ViT variant {variant!r}.", "Use variant='vit_b_16' or 'tiny'.")
+    head = vit.heads
+    vit.heads = nn.Identity()  # the encoder ends at the class token's embedding
+    adapted = add_lora(vit, r".*encoder_layer_\d+\.(self_attention|mlp\.0|mlp\.3)$",
+                       r=lora_r, alpha=lora_alpha, dropout=lora_dropout)
+    cfg = {"labels": list(labels), "variant": variant, "channels": channels, "image_size": list(size),
+           "pretrained": pretrained, "lora_r": lora_r, "lora_alpha": lora_alpha, "lora_dropout": lora_dropout}
+    model = LoRAClassifier(vit, head, _spec("vit_lora", labels, size, channels,
+                                            "per_image" if channels == 1 else IMAGENET_NORMALIZE), cfg)
+    model.spec.extra.update({"initialised_from": initialised, "lora_modules": adapted,
+                             "trainable_parameters": _trainable(model)})
+    return model
+
+
+def _spec(name: str, labels: tuple[str, ...], size: tuple[int, int], channels: int, normalize) -> ModelSpec:
+    return ModelSpec(name=name, task_type="classification", labels=labels, image_size=size, channels=channels,
+                     normalize=normalize)
+
+
+def _open_clip():
+    try:
+        import open_clip
+    except ImportError:
+        raise FetalBenchError("fetalclip_lora needs open_clip, which is not installed.",
+                              f"Install it with `{_FETALCLIP_EXTRA}`.") from None
+    return open_clip
+
+
+@contextlib.contextmanager
+def _quiet_logging(quiet: bool):
+    previous = logging.root.manager.disable
+    if quiet:
+        logging.disable(logging.WARNING)
+    try:
+        yield
+    finally:
+        logging.disable(previous)
+
+
+def _fetalclip_config(config: str | Path | dict | None) -> dict:
+    if isinstance(config, dict):
+        return config
+    if config is None:
+        raise FetalBenchError(
+            "fetalclip_lora needs FetalCLIP's architecture file FetalCLIP_config.json (model option `config`).",
+            "Download FetalCLIP_config.json from the FetalCLIP repository (BioMedIA-MBZUAI/FetalCLIP) and pass "
+            "--model-opt config=PATH/FetalCLIP_config.json.")
+    path = Path(config)
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise FetalBenchError(f"FetalCLIP config {path} does not exist.", "Pass the path of FetalCLIP_config.json.") from None
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise FetalBenchError(f"{path} is not a JSON open_clip model config ({err}).", "Pass FetalCLIP_config.json.") from None
+    if not isinstance(data, dict) or "vision_cfg" not in data:
+        raise FetalBenchError(f"{path} has no 'vision_cfg': it is not an open_clip model config.", "Pass FetalCLIP_config.json.")
+    return data
+
+
+def build_fetalclip_lora(
+    *,
+    labels: Sequence[str] = IQA_LABELS,
+    config: str | Path | dict | None = None,
+    lora_r: int = 8,
+    lora_alpha: float = 16,
+    lora_dropout: float = 0.1,
+    weights: str | Path | None = None,
+    restore: bool = False,
+) -> LoRAClassifier:
+    """FetalCLIP's image tower, frozen, with LoRA and a linear head on its image embedding
+    (FetalCLIP_CLS in He et al. 2025).
+
+    Args:
+        config: FetalCLIP_config.json (a path, or its content as a dict; the checkpoint keeps
+            the dict so that a trained model rebuilds without the file).
+        weights: FetalCLIP_weights.pt, the user's own copy (``--checkpoint FILE``, or
+            ``--model-opt weights=PATH`` when training). Required unless restoring a checkpoint.
+    """
+    open_clip = _open_clip()
+    labels = _labels(labels)
+    architecture = _fetalclip_config(config)
+    if not restore:
+        if weights is None:
+            raise FetalBenchError(
+                "fetalclip_lora needs the FetalCLIP weights, which fetal-bench does not distribute (non-commercial "
+                "licence).",
+                "Request FetalCLIP_weights.pt from the FetalCLIP authors (BioMedIA-MBZUAI/FetalCLIP) and pass "
+                "--model-opt weights=PATH (training) or --checkpoint PATH (a file).")
+        if not Path(weights).is_file():
+            raise FetalBenchError(f"FetalCLIP weights file {weights} does not exist.", "Pass the path of FetalCLIP_weights.pt.")
+    name = "fetal-bench-FetalCLIP"
+    open_clip.factory._MODEL_CONFIGS[name] = architecture  # open_clip builds registered configs only
+    try:
+        with _quiet_logging(restore):  # open_clip warns "initialized randomly": the checkpoint follows
+            clip = open_clip.create_model(name, pretrained=None if restore else str(weights))
+    except Exception as err:  # a wrong or damaged weights file surfaces here in many forms
+        raise FetalBenchError(f"open_clip could not build FetalCLIP from {weights}: {err}",
+                              "Pass the FetalCLIP_weights.pt that matches FetalCLIP_config.json.") from err
+    encoder = clip.visual
+    del clip  # the text tower is not used
+    adapted = add_lora(encoder, r".*resblocks\.\d+\.(attn|mlp\.c_fc|mlp\.c_proj)$",
+                       r=lora_r, alpha=lora_alpha, dropout=lora_dropout)
+    head = nn.Linear(int(architecture["embed_dim"]), len(labels))
+    size = int(architecture["vision_cfg"].get("image_size", 224))
+    cfg = {"labels": list(labels), "config": architecture, "lora_r": lora_r, "lora_alpha": lora_alpha,
+           "lora_dropout": lora_dropout}
+    model = LoRAClassifier(encoder, head, _spec("fetalclip_lora", labels, (size, size), 3, CLIP_NORMALIZE), cfg)
+    model.spec.extra.update({"initialised_from": "checkpoint" if restore else "FetalCLIP", "lora_modules": adapted,
+                             "trainable_parameters": _trainable(model)})
+    return model
