@@ -92,7 +92,7 @@ def test_build_counts_frames_per_split_and_label(raw, built):
     counts = {split: summary["label_counts"] for split, summary in info["configs"]["default"].items()}
     assert counts == _expected_counts(cases)
     # The CLI prints the same counts (this table is what the note quotes).
-    for split, per_label in counts.items():
+    for per_label in counts.values():
         assert ", ".join(f"{label} {n}" for label, n in sorted(per_label.items())) in output
     assert info["options"] == {"split_rule": "subject", "keep_unmeasured_sweeps": False, "negative_keep_fraction": 1.0}
 

@@ -126,6 +126,18 @@ def test_time_budget_stops_training(phantom_dir, tmp_path):
     assert (tmp_path / "run" / "model.safetensors").is_file()
 
 
+@pytest.mark.parametrize("off", [0, None])
+def test_patience_zero_or_none_never_stops_early(phantom_dir, tmp_path, off):
+    # No Dice gain can exceed min_delta=1, so every validation after the first counts as "no improvement".
+    result = train(_unet_config(phantom_dir, tmp_path / "run", epochs=3, min_delta=1.0, patience=off))
+    assert result.stopped_by != "early_stopping" and result.epochs_completed == 3
+
+
+def test_patience_stops_after_that_many_validations_without_improvement(phantom_dir, tmp_path):
+    result = train(_unet_config(phantom_dir, tmp_path / "run", epochs=5, min_delta=1.0, patience=2))
+    assert result.stopped_by == "early_stopping" and result.epochs_completed == 3
+
+
 def test_synthetic_mixing_follows_the_requested_share(phantom_dir, standin_dir):
     task = get_task("phantom-planes")
     real = prepare_training_data(task, data=str(phantom_dir), val_split=None)
