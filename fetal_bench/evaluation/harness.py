@@ -73,6 +73,11 @@ def evaluate(
     note(f"{task.name}: {len(eval_data.dataset)} rows from {eval_data.source} [{eval_data.split}]")
     boot = scoring.BootstrapConfig(n_resamples=n_resamples, seed=seed)
     notes: list[str] = []
+    loaded = None
+    if model is not None:
+        from fetal_bench.evaluation.model_runner import load_model
+
+        loaded = load_model(model, checkpoint, device)  # once: it predicts, and its weights are hashed
 
     if task.type == "classification":
         truth = classification_truth(task, eval_data.dataset)
@@ -84,8 +89,8 @@ def evaluate(
         else:
             from fetal_bench.evaluation.model_runner import predict_classification
 
-            submission = predict_classification(task, model, checkpoint, eval_data.dataset, truth.ids,
-                                                batch_size=batch_size, num_workers=num_workers, device=device, log=note)
+            submission = predict_classification(task, loaded, model, eval_data.dataset, truth.ids,
+                                                batch_size=batch_size, num_workers=num_workers, log=note)
         if validate_only:
             return {"valid": True, "task": task.name, "n_samples": len(truth.ids)}
         body = _score_classification(task, truth, submission, boot)
@@ -97,14 +102,15 @@ def evaluate(
         else:
             from fetal_bench.evaluation.model_runner import predict_segmentation
 
-            masks = predict_segmentation(task, model, checkpoint, eval_data.dataset, truth.ids, truth.shapes,
-                                         batch_size=batch_size, num_workers=num_workers, device=device, log=note)
+            masks = predict_segmentation(task, loaded, model, eval_data.dataset, truth.ids, truth.shapes,
+                                         batch_size=batch_size, num_workers=num_workers, log=note)
         if validate_only:
             return {"valid": True, "task": task.name, "n_samples": len(truth.ids)}
         body = _score_segmentation(task, truth, [masks[i] for i in truth.ids], boot)
         n_samples, subjects = len(truth.ids), truth.subjects
 
-    submission_info = _submission_info(predictions, model, checkpoint, name, training_data, synthetic_share, description)
+    submission_info = _submission_info(predictions, model, loaded, checkpoint, name, training_data, synthetic_share,
+                                       description)
     result = {
         "schema_version": SCHEMA_VERSION,
         "task": task.name,
@@ -161,7 +167,7 @@ def _score_segmentation(task: Task, truth, pred_masks: list[np.ndarray], boot) -
     }
 
 
-def _submission_info(predictions, model, checkpoint, name, training_data, synthetic_share, description) -> dict:
+def _submission_info(predictions, model, loaded, checkpoint, name, training_data, synthetic_share, description) -> dict:
     if predictions is not None:
         path = Path(predictions)
         return {"name": name or path.stem, "kind": "predictions", "sha256": submission_sha256(path),
@@ -169,7 +175,7 @@ def _submission_info(predictions, model, checkpoint, name, training_data, synthe
                 "synthetic_share": synthetic_share, "description": description}
     from fetal_bench.evaluation.model_runner import checkpoint_metadata
 
-    meta = checkpoint_metadata(model, checkpoint)
+    meta = checkpoint_metadata(loaded, checkpoint)
     return {"name": name or meta.get("name") or model, "kind": "model", "sha256": meta["sha256"], "model": model,
             "checkpoint": None if checkpoint is None else str(checkpoint),
             "training_data": training_data or meta.get("training_data"),

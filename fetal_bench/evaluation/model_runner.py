@@ -47,8 +47,8 @@ def state_dict_sha256(model) -> str:
     return digest.hexdigest()
 
 
-def checkpoint_metadata(model_name: str, checkpoint) -> dict:
-    """sha256 of the weights, and what the training run recorded (training data, share)."""
+def checkpoint_metadata(model, checkpoint) -> dict:
+    """sha256 of the loaded model's weights, and what its training run recorded (data, share, name)."""
     meta: dict = {}
     if checkpoint is not None:
         config_path = Path(checkpoint) / "config.json"
@@ -58,7 +58,7 @@ def checkpoint_metadata(model_name: str, checkpoint) -> dict:
             meta.update({k: training.get(k) for k in ("training_data", "synthetic_share") if training.get(k) is not None})
             if config.get("run_name"):
                 meta["name"] = config["run_name"]
-    meta["sha256"] = state_dict_sha256(load_model(model_name, checkpoint, "cpu"))
+    meta["sha256"] = state_dict_sha256(model)
     return meta
 
 
@@ -86,12 +86,12 @@ def _loader(model, task: Task, dataset, batch_size: int, num_workers: int):
                            mask_column=task.mask_column if task.type == "segmentation" else None, **kwargs)
 
 
-def predict_classification(task: Task, model_name: str, checkpoint, dataset, expected_ids: list[str], *,
-                           batch_size: int = 32, num_workers: int = 0, device: str | None = None,
+def predict_classification(task: Task, model, model_name: str, dataset, expected_ids: list[str], *,
+                           batch_size: int = 32, num_workers: int = 0,
                            log: Callable[[str], None] = lambda m: None) -> ClassificationSubmission:
+    """Class probabilities of ``model`` (from :func:`load_model`) for ``expected_ids``, in that order."""
     import torch
 
-    model = load_model(model_name, checkpoint, device)
     spec = model.spec
     if spec.task_type != "classification":
         raise FetalBenchError(f"Model {model_name!r} is a {spec.task_type} model; task {task.name!r} is classification.",
@@ -122,13 +122,13 @@ def predict_classification(task: Task, model_name: str, checkpoint, dataset, exp
     return ClassificationSubmission(columns, proba[pick], proba[pick].argmax(axis=1))
 
 
-def predict_segmentation(task: Task, model_name: str, checkpoint, dataset, expected_ids: list[str],
+def predict_segmentation(task: Task, model, model_name: str, dataset, expected_ids: list[str],
                          shapes: dict[str, tuple[int, int]], *, batch_size: int = 8, num_workers: int = 0,
-                         device: str | None = None, log: Callable[[str], None] = lambda m: None) -> dict[str, np.ndarray]:
+                         log: Callable[[str], None] = lambda m: None) -> dict[str, np.ndarray]:
+    """Masks of ``model`` (from :func:`load_model`) at each image's native size, keyed by id."""
     import torch
     import torch.nn.functional as F
 
-    model = load_model(model_name, checkpoint, device)
     if model.spec.task_type != "segmentation":
         raise FetalBenchError(f"Model {model_name!r} is a {model.spec.task_type} model; task {task.name!r} is segmentation.",
                               "Pick a segmenter (`fetal-bench models list`).")
