@@ -6,15 +6,9 @@ import json
 
 import pytest
 
+from fetal_bench.evaluation import evaluate
+
 pytestmark = pytest.mark.filterwarnings("ignore::fetal_bench.models.weights.PretrainedWeightsWarning")
-
-
-def _harness():
-    try:
-        from fetal_bench.evaluation import evaluate
-    except ImportError as err:  # the harness depends on fetal_bench.metrics (another issue)
-        pytest.skip(f"the evaluation harness cannot be imported yet: {err}")
-    return evaluate
 
 
 @pytest.fixture(scope="session")
@@ -33,7 +27,6 @@ def phantom_dir(tmp_path_factory):
     ("phantom-head-seg", "sam", {"backend": "transformers", "variant": "tiny", "pretrained": False}, None, "dice"),
 ])
 def test_trained_checkpoint_goes_straight_into_the_harness(task, model, cfg, image_size, main, phantom_dir, tmp_path):
-    evaluate = _harness()
     from fetal_bench.training import train
 
     checkpoint = tmp_path / "ckpt"
@@ -51,7 +44,6 @@ def test_trained_checkpoint_goes_straight_into_the_harness(task, model, cfg, ima
 
 
 def test_evaluate_cli_with_a_trained_model(phantom_dir, tmp_path):
-    _harness()
     from click.testing import CliRunner
 
     from fetal_bench.cli import cli

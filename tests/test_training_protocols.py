@@ -45,18 +45,10 @@ def test_full_runs_ask_for_their_data(tmp_path):
     assert len(summary["rows"]) == 4 * 5  # variants x backbones, nothing trained
 
 
-def _harness_or_skip():
-    try:
-        import fetal_bench.evaluation  # noqa: F401
-    except ImportError as err:
-        pytest.skip(f"the evaluation harness cannot be imported yet: {err}")
-
-
 @pytest.mark.parametrize(("name", "expected_rows"), [
     ("fu-lora-zero-shot", 2), ("tian-pretrain-finetune", 3), ("synthetic-ratio-curve", 3), ("sam-few-shot", 4),
 ])
 def test_protocol_runs_end_to_end_at_tiny_scale(name, expected_rows, cache, tmp_path):
-    _harness_or_skip()
     out = tmp_path / name
     summary = run_protocol(name, out, overrides={"profile": "tiny"})
     rows = summary["rows"]

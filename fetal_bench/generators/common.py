@@ -21,7 +21,6 @@ __all__ = [
     "prune_none",
     "resolve_resolution",
     "resolve_train_config",
-    "setup_sampling",
     "to_png",
 ]
 

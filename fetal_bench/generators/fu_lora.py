@@ -270,7 +270,7 @@ def _run_sampling(lora_dir: Path, lora_config: dict, setup: SamplingSetup, outpu
                           shard_size=setup.execution["shard_size"], on_shard=on_shard)
     if not run.is_main_process:
         return None
-    reproduce = f"fetal-bench generate fu-lora sample --lora LORA_DIR --config THIS_DIR --output NEW_DIR"
+    reproduce = "fetal-bench generate fu-lora sample --lora LORA_DIR --config THIS_DIR --output NEW_DIR"
     info = synthetic_info(
         generation=generation,
         title="FU-LoRA synthetic planes",

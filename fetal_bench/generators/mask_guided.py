@@ -423,7 +423,7 @@ def sample(
             "ellipse": "the mask's ellipse as JSON (cx, cy, a, b, angle in pixels/radians)",
             "condition": "the requested ellipse and pixel size (conditioned variant)",
         },
-        reproduce=f"fetal-bench generate mask-guided sample --lora LORA_DIR --config THIS_DIR --output NEW_DIR",
+        reproduce="fetal-bench generate mask-guided sample --lora LORA_DIR --config THIS_DIR --output NEW_DIR",
         task_categories=("image-segmentation",),
     )
     extra = {"rejected": {"count": len(run.rejected), "by_reason": dict(reasons), "by_trimester": dict(by_class),

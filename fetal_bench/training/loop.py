@@ -210,7 +210,6 @@ def train(config: TrainConfig | None = None, *, callbacks: Sequence[Callable[[di
     ``loss``, ...); an exception raised there aborts the run (tests use it to simulate a crash).
     Returns a :class:`TrainResult`; the checkpoint is ``result.output``.
     """
-    import torch
     from accelerate import Accelerator
     from accelerate.utils import set_seed
 

@@ -112,3 +112,14 @@ def hash_fraction(seed: int, key: str) -> float:
     """
     digest = hashlib.sha256(f"{seed}:{key}".encode()).digest()
     return int.from_bytes(digest[:8], "big") / 2**64
+
+
+def hashed_split(seed: int, key: str, fractions: tuple[tuple[str, float], ...]) -> str:
+    """The split of ``key`` under ``fractions`` ((name, share), ... summing to 1), by :func:`hash_fraction`."""
+    u = hash_fraction(seed, key)
+    cumulative = 0.0
+    for split, fraction in fractions:
+        cumulative += fraction
+        if u < cumulative:
+            return split
+    return fractions[-1][0]  # u within rounding of 1

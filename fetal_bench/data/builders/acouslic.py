@@ -34,7 +34,7 @@ from datasets import ClassLabel, Features, Image, Value
 from tqdm.auto import tqdm
 
 from fetal_bench._io import sha256_file
-from fetal_bench.data.builders._common import SourceDigest, hash_fraction, read_csv
+from fetal_bench.data.builders._common import SourceDigest, hash_fraction, hashed_split, read_csv
 from fetal_bench.data.catalog import ACOUSLIC_IQA
 from fetal_bench.data.writer import BuildResult, ConfigSpec, encode_png, write_dataset
 from fetal_bench.errors import DataError, FetalBenchError
@@ -119,13 +119,7 @@ def _ac(value: str, path: Path, line: int, column: str) -> float | None:
 
 def subject_split(subject_id: str, seed: int = ACOUSLIC_IQA.split_seed) -> str:
     """The split of every case of a subject (the default rule; see the catalog)."""
-    u = hash_fraction(seed, subject_id)
-    cumulative = 0.0
-    for split, fraction in SPLIT_FRACTIONS:
-        cumulative += fraction
-        if u < cumulative:
-            return split
-    return SPLIT_FRACTIONS[-1][0]
+    return hashed_split(seed, subject_id, SPLIT_FRACTIONS)
 
 
 def paper_splits(uuids: list[str]) -> dict[str, str]:

@@ -23,7 +23,7 @@ from datasets import Features, Image, Value
 from tqdm.auto import tqdm
 
 from fetal_bench._io import sha256_file
-from fetal_bench.data.builders._common import SourceDigest, find_file, hash_fraction, read_csv, read_image_bytes
+from fetal_bench.data.builders._common import SourceDigest, find_file, hashed_split, read_csv, read_image_bytes
 from fetal_bench.data.catalog import HC18
 from fetal_bench.data.writer import BuildResult, ConfigSpec, encode_png, write_dataset
 from fetal_bench.errors import DataError
@@ -52,13 +52,7 @@ FEATURES = Features(
 
 def subject_split(subject_id: str, seed: int = HC18.split_seed) -> str:
     """The split a subject belongs to (see the catalog's split rule)."""
-    u = hash_fraction(seed, subject_id)
-    cumulative = 0.0
-    for split, fraction in SPLIT_FRACTIONS:
-        cumulative += fraction
-        if u < cumulative:
-            return split
-    return SPLIT_FRACTIONS[-1][0]
+    return hashed_split(seed, subject_id, SPLIT_FRACTIONS)
 
 
 def outline_to_mask(outline: np.ndarray, *, source: Path | str = "annotation") -> tuple[np.ndarray, str]:
