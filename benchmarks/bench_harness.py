@@ -85,8 +85,7 @@ def bare_loop(task, model_name, checkpoint, dataset, *, batch_size, device, with
                 predictions.append(torch.softmax(logits, dim=1).cpu().numpy())
                 continue
             for i in range(logits.shape[0]):
-                height, width = batch["original_size"][i] if "original_size" in batch else np.asarray(
-                    dataset[row]["image"]).shape[:2]
+                height, width = batch["original_size"][i].tolist()
                 full = F.interpolate(logits[i : i + 1], size=(int(height), int(width)), mode="bilinear",
                                      align_corners=False)[0]
                 mask = (full.argmax(dim=0) > 0).cpu().numpy()

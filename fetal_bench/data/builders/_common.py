@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import hashlib
 import io
+import math
 from pathlib import Path
 from typing import Sequence
 
@@ -123,3 +124,15 @@ def hashed_split(seed: int, key: str, fractions: tuple[tuple[str, float], ...]) 
         if u < cumulative:
             return split
     return fractions[-1][0]  # u within rounding of 1
+
+
+def parse_positive_float(value: str, *, path: Path, line: int, column: str) -> float:
+    """A CSV cell that must be a finite positive number (a pixel size, a circumference in mm)."""
+    try:
+        number = float(value)
+    except ValueError:
+        number = float("nan")
+    if not math.isfinite(number) or number <= 0:
+        raise DataError(f"{path}, line {line}: {column} = {value!r} is not a positive number.",
+                        "Use the unmodified CSV from the official download.")
+    return number

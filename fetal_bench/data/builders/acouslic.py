@@ -25,7 +25,6 @@ rows go to the writer as they are made, so a build holds about one sweep of imag
 from __future__ import annotations
 
 import dataclasses
-import math
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -34,7 +33,7 @@ from datasets import ClassLabel, Features, Image, Value
 from tqdm.auto import tqdm
 
 from fetal_bench._io import sha256_file
-from fetal_bench.data.builders._common import SourceDigest, hash_fraction, hashed_split, read_csv
+from fetal_bench.data.builders._common import SourceDigest, hash_fraction, hashed_split, parse_positive_float, read_csv
 from fetal_bench.data.catalog import ACOUSLIC_IQA
 from fetal_bench.data.writer import BuildResult, ConfigSpec, encode_png, write_dataset
 from fetal_bench.errors import DataError, FetalBenchError
@@ -105,16 +104,10 @@ def read_cases(csv_path: Path) -> list[Case]:
 
 
 def _ac(value: str, path: Path, line: int, column: str) -> float | None:
+    """A sweep's abdominal circumference in mm; empty (no reference measurement) is None."""
     if value == "" or value.lower() == "nan":
         return None
-    try:
-        number = float(value)
-    except ValueError:
-        number = float("nan")
-    if not math.isfinite(number) or number <= 0:
-        raise DataError(f"{path}, line {line}: {column} = {value!r} is neither empty nor a positive number (mm).",
-                        "Use the unmodified CSV from the official download.")
-    return number
+    return parse_positive_float(value, path=path, line=line, column=column)
 
 
 def subject_split(subject_id: str, seed: int = ACOUSLIC_IQA.split_seed) -> str:

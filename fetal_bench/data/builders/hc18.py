@@ -23,7 +23,9 @@ from datasets import Features, Image, Value
 from tqdm.auto import tqdm
 
 from fetal_bench._io import sha256_file
-from fetal_bench.data.builders._common import SourceDigest, find_file, hashed_split, read_csv, read_image_bytes
+from fetal_bench.data.builders._common import (
+    SourceDigest, find_file, hashed_split, parse_positive_float, read_csv, read_image_bytes,
+)
 from fetal_bench.data.catalog import HC18
 from fetal_bench.data.writer import BuildResult, ConfigSpec, encode_png, write_dataset
 from fetal_bench.errors import DataError
@@ -83,17 +85,6 @@ def outline_to_mask(outline: np.ndarray, *, source: Path | str = "annotation") -
     return mask.astype(np.uint8), "ellipse-fit"
 
 
-def _parse_float(value: str, *, path: Path, row: int, column: str) -> float:
-    try:
-        number = float(value)
-    except ValueError:
-        number = float("nan")
-    if not np.isfinite(number) or number <= 0:
-        raise DataError(f"{path}, line {row}: {column} = {value!r} is not a positive number.",
-                        "Use the unmodified CSV from the official download.")
-    return number
-
-
 def _check_filename(name: str, *, path: Path, row: int) -> str:
     match = _FILENAME.match(name)
     if not match:
@@ -133,8 +124,8 @@ def build_hc18(raw_dir: Path, out_dir: Path, *, overwrite: bool = False, progres
                 "subject": subject,
                 "image_path": image_path,
                 "annotation_path": annotation_path,
-                "pixel_size_mm": _parse_float(row["pixel size(mm)"], path=train_csv, row=line, column="pixel size(mm)"),
-                "hc_mm": _parse_float(row["head circumference (mm)"], path=train_csv, row=line, column="head circumference (mm)"),
+                "pixel_size_mm": parse_positive_float(row["pixel size(mm)"], path=train_csv, line=line, column="pixel size(mm)"),
+                "hc_mm": parse_positive_float(row["head circumference (mm)"], path=train_csv, line=line, column="head circumference (mm)"),
             }
         )
     if missing:
@@ -250,7 +241,7 @@ def _challenge_items(raw_dir: Path, warnings: list[str]) -> list[dict]:
         if not path.exists():
             missing.append(path)
         items.append({"name": name, "subject": subject, "image_path": path,
-                      "pixel_size_mm": _parse_float(row["pixel size(mm)"], path=test_csv, row=line, column="pixel size(mm)")})
+                      "pixel_size_mm": parse_positive_float(row["pixel size(mm)"], path=test_csv, line=line, column="pixel size(mm)")})
     if missing:
         raise _missing_error("challenge test images", missing)
     if len(items) < N_CHALLENGE:
