@@ -151,18 +151,20 @@ def test_lora_reload_into_fresh_pipeline_gives_identical_tensors(fu_lora_run):
 
     from fetal_bench._io import sha256_file
     from fetal_bench.generators.tiny import build_tiny_pipeline
+    from fetal_bench.generators.training import ADAPTER, apply_lora
 
     lora = fu_lora_run / "L"
     saved = load_file(str(lora / "pytorch_lora_weights.safetensors"))
     assert any(k.startswith("text_encoder.") for k in saved) and any(k.startswith("unet.") for k in saved)
+    config = json.loads((lora / "generator_config.json").read_text())
     outputs = []
     for _ in range(2):
         pipe = build_tiny_pipeline()
-        pipe.load_lora_weights(str(lora), adapter_name="reloaded")  # the plain diffusers call
+        apply_lora(pipe, lora, config, scale=1.0)  # through peft, whatever transformers' own gate says
         loaded = {f"unet.{k}": v for k, v in convert_state_dict_to_diffusers(
-            get_peft_model_state_dict(pipe.unet, adapter_name="reloaded")).items()}
+            get_peft_model_state_dict(pipe.unet, adapter_name=ADAPTER)).items()}
         loaded.update({f"text_encoder.{k}": v for k, v in convert_state_dict_to_diffusers(
-            get_peft_model_state_dict(pipe.text_encoder, adapter_name="reloaded")).items()})
+            get_peft_model_state_dict(pipe.text_encoder, adapter_name=ADAPTER)).items()})
         assert set(loaded) == set(saved)
         assert all(torch.equal(loaded[k], saved[k]) for k in saved)
         with torch.no_grad():

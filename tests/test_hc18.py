@@ -156,17 +156,16 @@ def test_build_is_deterministic(raw, tmp_path):
 
 @pytest.mark.real_data
 def test_real_hc18_shared_copy(hc18_real_build):
-    """The shared copy: 741 of 999 labelled images, no test set."""
+    """The shared copy: all 999 labelled images, no challenge test set."""
     out, result = hc18_real_build
     ds = load_dataset(str(out))
     assert set(ds) == {"train", "validation", "test"}
-    assert sum(len(ds[s]) for s in ds) == 741
+    assert sum(len(ds[s]) for s in ds) == 999
     subjects = _subjects(ds)
     assert sum(len(v) for v in subjects.values()) == len(set().union(*subjects.values()))
-    assert any("741 of the 999" in w for w in result.warnings)
+    assert not any("of the 999" in w for w in result.warnings)  # complete: no partial-copy warning
     # Masks are filled heads, not outlines: each one agrees with the ellipse fitted to its
-    # boundary, and together they cover a large share of the frame (0.29-0.31 per split on
-    # this copy, whose subjects 000-599 include many late-pregnancy heads that fill half of it).
+    # boundary, and together they cover a large share of the frame.
     from fetal_bench.geometry import fit_ellipse, mask_boundary
 
     masks = [np.asarray(m).astype(bool) for m in ds["test"]["mask"]]
@@ -177,4 +176,4 @@ def test_real_hc18_shared_copy(hc18_real_build):
         assert (mask & fitted).sum() / (mask | fitted).sum() > 0.97
     assert all(0.05 < p < 0.5 for p in ds["test"]["pixel_size_mm"])
     card = (out / "README.md").read_text()
-    assert "cc-by-4.0" in card and "van den Heuvel" in card and "741 of the 999" in card
+    assert "cc-by-4.0" in card and "van den Heuvel" in card and "of the 999" not in card

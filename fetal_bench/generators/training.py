@@ -48,6 +48,7 @@ __all__ = [
     "TrainingData",
     "apply_lora",
     "encode_text",
+    "split_lora_state_dict",
     "expand_conv_in",
     "read_lora_config",
     "train_lora",
@@ -135,13 +136,19 @@ def _lora_config(lora: dict, targets_key: str):
                       target_modules=targets)
 
 
-def _add_adapter(model, config, seed: int) -> None:
-    """Add a LoRA adapter whose random init (lora_A) comes from ``seed``, not global state."""
+def _add_adapter(model, config, seed: int, adapter_name: str = "default") -> None:
+    """Add a LoRA adapter whose random init (lora_A) comes from ``seed``, not global state.
+
+    Through peft itself (``inject_adapter_in_model``), never through ``model.add_adapter``:
+    transformers' and diffusers' integrations gate on their own peft version ranges (transformers
+    5.24 refuses every peft below 0.22), so going through them ties training to one pairing.
+    """
     import torch
+    from peft import inject_adapter_in_model
 
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
-        model.add_adapter(config)
+        inject_adapter_in_model(config, model, adapter_name=adapter_name)
 
 
 def _freeze_skipped_layers(text_encoder, clip_skip: int | None) -> None:
@@ -277,8 +284,63 @@ def read_lora_config(lora_dir: str | Path) -> dict[str, Any]:
     return config
 
 
+def _load_adapter(model, state_dict: dict, config, scale: float) -> None:
+    """Inject ``config`` into ``model`` as the ``ADAPTER`` adapter, load ``state_dict`` (peft
+    naming, no model prefix) into it and set its scale; every key must land."""
+    from peft import inject_adapter_in_model, set_peft_model_state_dict
+    from peft.tuners.lora import LoraLayer
+
+    inject_adapter_in_model(config, model, adapter_name=ADAPTER)
+    outcome = set_peft_model_state_dict(model, state_dict, adapter_name=ADAPTER)
+    unexpected = list(getattr(outcome, "unexpected_keys", []) or [])
+    if unexpected:
+        raise FetalBenchError(
+            f"The LoRA file has {len(unexpected)} weights the model has no place for (e.g. {unexpected[0]}).",
+            "Sample with the same --base (and generator) the LoRA was trained on.",
+        )
+    for module in model.modules():
+        if isinstance(module, LoraLayer):
+            module.set_scale(ADAPTER, float(scale))
+
+
+def _peft_configs_from_record(config: dict[str, Any]) -> dict[str, Any]:
+    """The LoraConfig of each adapted model, as training made them (from generator_config.json)."""
+    lora = config["config"]["lora"]
+    configs = {"unet": _lora_config(lora, "unet_targets")}
+    if lora.get("train_text_encoder"):
+        configs["text_encoder"] = _lora_config(lora, "text_encoder_targets")
+    return configs
+
+
+def split_lora_state_dict(state_dict: dict) -> dict[str, dict]:
+    """Split a diffusers-named LoRA state dict (``unet.….lora.down.weight``, ``text_encoder.…``)
+    into peft-named state dicts per model (``….lora_A.weight``, no model prefix): the inverse of
+    the ``convert_state_dict_to_diffusers`` renaming that saving applied."""
+    # diffusers renames peft's lora_A/lora_B per layer kind: UNet attention to lora.down/up, CLIP
+    # attention to lora_linear_layer.down/up, and leaves other layers (e.g. CLIP's MLP) as they are.
+    renames = ((".lora.down.", ".lora_A."), (".lora.up.", ".lora_B."),
+               (".lora_linear_layer.down.", ".lora_A."), (".lora_linear_layer.up.", ".lora_B."))
+    parts: dict[str, dict] = {}
+    for key, tensor in state_dict.items():
+        prefix, _, rest = key.partition(".")
+        for old, new in renames:
+            rest = rest.replace(old, new)
+        if prefix not in ("unet", "text_encoder") or not (".lora_A." in rest or ".lora_B." in rest):
+            raise FetalBenchError(
+                f"Unexpected key {key!r} in a LoRA file (expected unet.* or text_encoder.* LoRA weights).",
+                "Pass a LoRA written by `fetal-bench generate ... train`.",
+            )
+        parts.setdefault(prefix, {})[rest] = tensor
+    return parts
+
+
 def apply_lora(pipe, lora_dir: str | Path, config: dict[str, Any], scale: float) -> None:
-    """Load a trained LoRA (and conv_in, for the conditioned variant) into ``pipe`` at ``scale``."""
+    """Load a trained LoRA (and conv_in, for the conditioned variant) into ``pipe`` at ``scale``.
+
+    The adapters go in through peft directly (as in training), not ``pipe.load_lora_weights``:
+    that path loads the text-encoder LoRA through transformers' ``load_adapter``, which refuses
+    peft releases outside transformers' own range.
+    """
     import torch
     from safetensors.torch import load_file
 
@@ -290,22 +352,15 @@ def apply_lora(pipe, lora_dir: str | Path, config: dict[str, Any], scale: float)
         with torch.no_grad():
             pipe.unet.conv_in.weight.copy_(state["weight"])
             pipe.unet.conv_in.bias.copy_(state["bias"])
-    from diffusers.utils import logging as diffusers_logging
-    from transformers.utils import logging as transformers_logging
-
-    # Quiet while loading: transformers draws a progress bar per module, and diffusers warns that
-    # a UNet-only LoRA has no text-encoder keys, which is expected here.
-    bar = transformers_logging.is_progress_bar_enabled()
-    level = diffusers_logging.get_verbosity()
-    transformers_logging.disable_progress_bar()
-    diffusers_logging.set_verbosity_error()
-    try:
-        pipe.load_lora_weights(str(lora_dir), weight_name=LORA_FILE, adapter_name=ADAPTER)
-    finally:
-        diffusers_logging.set_verbosity(level)
-        if bar:
-            transformers_logging.enable_progress_bar()
-    pipe.set_adapters([ADAPTER], adapter_weights=[float(scale)])
+    parts = split_lora_state_dict(load_file(str(lora_dir / LORA_FILE)))
+    configs = _peft_configs_from_record(config)
+    for name, state_dict in parts.items():
+        if name not in configs:
+            raise FetalBenchError(
+                f"{lora_dir / LORA_FILE} has {name} weights, but its {CONFIG_FILE} trained no {name} LoRA.",
+                "Retrain: the directory's files do not belong together.",
+            )
+        _load_adapter(getattr(pipe, name), state_dict, configs[name], scale)
 
 
 def train_lora(
