@@ -31,6 +31,17 @@ def shared_data() -> Path:
     return Path(root)
 
 
+@pytest.fixture
+def fu_lora_lists(shared_data, monkeypatch) -> Path:
+    """The FU-LoRA authors' lists from the shared copy (fetal-bench downloads them, pinned by
+    sha256, where there is a network; tests never do)."""
+    folder = shared_data / "fu_lora_lists"
+    if not folder.is_dir():
+        pytest.skip("the shared data has no fu_lora_lists/")
+    monkeypatch.setenv("FETAL_BENCH_FU_LORA_LISTS", str(folder))
+    return folder
+
+
 # The local stand-in for Zenodo, as a fixture for every test module.
 from fake_zenodo import zenodo  # noqa: E402,F401
 
@@ -42,4 +53,14 @@ def hc18_real_build(shared_data, tmp_path_factory):
 
     out = tmp_path_factory.mktemp("hc18-real") / "hc18"
     result = build_dataset("hc18", out, raw_dir=shared_data / "hc18")
+    return out, result
+
+
+@pytest.fixture(scope="session")
+def africa_real_build(shared_data, tmp_path_factory):
+    """The shared African planes copy (all 450 images) built once per session (a few seconds)."""
+    from fetal_bench.data.builders import build_dataset
+
+    out = tmp_path_factory.mktemp("africa-real") / "fetal-planes-africa"
+    result = build_dataset("fetal-planes-africa", out, raw_dir=shared_data / "african_planes")
     return out, result

@@ -383,8 +383,13 @@ def tiny_fetalclip(tmp_path_factory) -> tuple[Path, Path]:
     config = {"embed_dim": 8, "vision_cfg": {"image_size": 32, "layers": 1, "width": 16, "patch_size": 8, "head_width": 8},
               "text_cfg": {"context_length": 8, "vocab_size": 64, "width": 8, "heads": 1, "layers": 1}}
     (directory / "FetalCLIP_config.json").write_text(json.dumps(config))
+    # open_clip builds registered configs only; register for this build and leave its global
+    # registry as it was, so no later test sees a stray model name.
     open_clip.factory._MODEL_CONFIGS["fetal-bench-test-clip"] = config
-    torch.save(open_clip.create_model("fetal-bench-test-clip").state_dict(), directory / "FetalCLIP_weights.pt")
+    try:
+        torch.save(open_clip.create_model("fetal-bench-test-clip").state_dict(), directory / "FetalCLIP_weights.pt")
+    finally:
+        del open_clip.factory._MODEL_CONFIGS["fetal-bench-test-clip"]
     return directory / "FetalCLIP_config.json", directory / "FetalCLIP_weights.pt"
 
 

@@ -481,3 +481,64 @@ def test_extract_replaces_an_earlier_extraction_and_skips_macos_junk(tmp_path):
 
     assert sorted(p.name for p in created) == ["Images", "data.csv"]
     assert tree(dest) == {"Images", "Images/new.png", "data.csv", "keep.txt"}
+
+
+# ----------------------------------------------------------------------------------------------
+# Hostile archives and metadata (issue 15)
+# ----------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("kind", ["zip", "tar.gz"])
+def test_decompression_bomb_is_refused_before_anything_is_written(tmp_path, monkeypatch, kind):
+    monkeypatch.setattr(dl, "_MIN_EXTRACT_LIMIT", 1_000_000)  # stands in for 1 GiB: the test stays small
+    zeros = b"\0" * 8_000_000  # compresses about 1000-fold, like the 4 MB zip that unpacked to 4 GiB
+    archive = tmp_path / f"bomb.{kind}"
+    if kind == "zip":
+        with zipfile.ZipFile(archive, "w", zipfile.ZIP_DEFLATED) as zf:
+            zf.writestr("a.bin", zeros)
+    else:
+        archive.write_bytes(make_tar({"a.bin": zeros}, mode="w:gz"))
+    dest = tmp_path / "out"
+    with pytest.raises(UnsafeArchiveError) as error:
+        dl.extract_archive(archive, dest)
+    size = archive.stat().st_size
+    assert error.value.problem == (f"{archive.name} was refused: it would unpack to 8,000,000 bytes, over the limit of "
+                                   f"{max(1_000_000, 100 * size):,} ({size:,}-byte archive); nothing was extracted.")
+    assert tree(dest) == set()
+
+
+def test_extraction_limit_can_be_raised_for_a_genuine_archive(tmp_path):
+    archive = tmp_path / "a.zip"
+    archive.write_bytes(make_zip({"a.bin": b"\0" * 50_000}))
+    with pytest.raises(UnsafeArchiveError, match="over the limit of 10,000"):
+        dl.extract_archive(archive, tmp_path / "out", max_bytes=10_000)
+    dl.extract_archive(archive, tmp_path / "out", max_bytes=50_000)
+    assert (tmp_path / "out" / "a.bin").stat().st_size == 50_000
+
+
+def test_a_zip_member_longer_than_its_header_says_is_refused(tmp_path, monkeypatch):
+    archive = tmp_path / "a.zip"
+    archive.write_bytes(make_zip({"a.bin": b"x" * 1000}))
+    real_open = zipfile.ZipFile.open
+
+    def lying_open(self, info, *args, **kwargs):  # as if the header declared fewer bytes than stored
+        handle = real_open(self, info, *args, **kwargs)
+        info.file_size = 10
+        return handle
+
+    monkeypatch.setattr(zipfile.ZipFile, "open", lying_open)
+    with pytest.raises(UnsafeArchiveError, match="holds more bytes than its header declares"):
+        dl.extract_archive(archive, tmp_path / "out")
+    assert tree(tmp_path / "out") == set()
+
+
+@pytest.mark.parametrize("size", ["abc", -5, 1.5, True, [1]])
+def test_malformed_size_in_a_mirrors_checksum_list_is_a_clear_error(zenodo, tmp_path, size):
+    source = SourceFile("blob.bin", zenodo.publish("blob.bin", payload(1_000)))  # no md5: the record gives it
+    zenodo.publish_record(**{"blob.bin": {"size": size}})
+    with pytest.raises(DownloadError) as error:
+        dl.download_file(source, tmp_path, mirror=zenodo.base, progress=False)
+    assert error.value.problem == (f"The checksum list at {zenodo.base}/api/records/{RECORD} is malformed: file "
+                                   f"'blob.bin' has size {str(size)!r}, not a whole number of bytes.")
+    assert "--mirror" in error.value.fix
+    assert list(tmp_path.iterdir()) == []

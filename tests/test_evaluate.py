@@ -239,6 +239,24 @@ def test_validate_only_and_cli(phantom, planes_test, tmp_path):
     assert result.exit_code == 2 and "missing ids" in result.output and "Fix:" in result.output
 
 
+def test_paper_code_links_and_zero_shot_flag_are_recorded(phantom, planes_test, tmp_path):
+    task = get_task("phantom-planes")
+    path = tmp_path / "p.csv"
+    _perfect_proba(planes_test, task.labels).to_csv(path, index=False)
+    base = ["evaluate", "--task", "phantom-planes", "--predictions", str(path), "--data", str(phantom),
+            "--output", str(tmp_path / "res"), "--bootstrap", "20"]
+    result = CliRunner().invoke(cli, [*base, "--name", "linked", "--paper-url", "https://arxiv.org/abs/2407.20072",
+                                      "--code-url", "https://github.com/13204942/FU-LoRA", "--not-zero-shot"])
+    assert result.exit_code == 0, result.output
+    submission = read_result(tmp_path / "res" / "phantom-planes__linked.json")["submission"]
+    assert submission["paper_url"] == "https://arxiv.org/abs/2407.20072"
+    assert submission["code_url"] == "https://github.com/13204942/FU-LoRA"
+    assert submission["zero_shot"] is False
+    result = CliRunner().invoke(cli, [*base, "--name", "bad", "--paper-url", "javascript:alert(1)"])
+    assert result.exit_code == 2 and "--paper-url must be an http(s) URL" in result.output
+    assert not (tmp_path / "res" / "phantom-planes__bad.json").exists()
+
+
 def test_tasks_are_validated_and_listed():
     from fetal_bench.errors import FetalBenchError
     from fetal_bench.tasks import Task, TaskDataset
@@ -280,7 +298,7 @@ def test_hc18_head_seg_on_the_real_copy_with_perturbed_masks(hc18_real_build, tm
         Image.fromarray(mask.astype(np.uint8) * 255).save(directory / f"{row_id}.png")
     result = evaluate("hc18-head-seg", predictions=directory, data=out, output=tmp_path / "results", n_resamples=200)
     s = result["scores"]
-    assert result["n_samples"] == len(test) and result["dataset"]["revision"] == "local"
+    assert result["n_samples"] == len(test) and result["dataset"]["revision"] == "v1.0"  # the pinned content
     assert 0.95 < s["dice"]["value"] < 1.0
     # Three pixels of erosion/dilation at ~0.1-0.3 mm per pixel: distances of about a millimetre.
     assert 0.2 < s["hd95_mm"]["value"] < 3.0 and 0.2 < s["assd_mm"]["value"] < 3.0

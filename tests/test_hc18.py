@@ -177,3 +177,107 @@ def test_real_hc18_shared_copy(hc18_real_build):
     assert all(0.05 < p < 0.5 for p in ds["test"]["pixel_size_mm"])
     card = (out / "README.md").read_text()
     assert "cc-by-4.0" in card and "van den Heuvel" in card and "of the 999" not in card
+
+
+def test_challenge_test_does_not_change_the_labelled_content_fingerprints(tmp_path):
+    """The optional unlabelled challenge images leave every labelled split's fingerprint alone."""
+    from fetal_bench.data.fingerprint import build_fingerprints
+
+    make_hc18_raw(tmp_path / "plain", subjects=12, seed=3)
+    make_hc18_raw(tmp_path / "with-test", subjects=12, seed=3, with_test_set=True)
+    plain = build_fingerprints(build_dataset("hc18", tmp_path / "a", raw_dir=tmp_path / "plain").path)
+    with_test = build_fingerprints(build_dataset("hc18", tmp_path / "b", raw_dir=tmp_path / "with-test").path)
+    assert set(with_test) == set(plain) | {"challenge_test"}
+    assert {split: with_test[split] for split in plain} == plain
+
+
+def _pin_catalog_to(monkeypatch, splits: dict[str, str]) -> None:
+    import dataclasses
+
+    from fetal_bench.data import catalog
+
+    pin = catalog.ContentPin(revision="v1.0", splits=splits, rows={s: 0 for s in splits}, dataset="x" * 64)
+    monkeypatch.setitem(catalog.CATALOG, "hc18", dataclasses.replace(catalog.HC18, pins=(pin,)))
+
+
+def test_a_build_matching_the_pin_is_v1_and_a_differing_one_names_its_split(raw, tmp_path, monkeypatch):
+    from fetal_bench.data.fingerprint import build_fingerprints
+    from fetal_bench.evaluation.data import load_eval_data
+    from fetal_bench.tasks import get_task
+
+    root, _ = raw
+    out = build_dataset("hc18", tmp_path / "hc18", raw_dir=root).path
+    fingerprints = build_fingerprints(out)
+    task = get_task("hc18-head-seg")
+
+    _pin_catalog_to(monkeypatch, fingerprints)
+    data = load_eval_data(task, out)
+    assert (data.revision, data.fingerprint, data.notes) == ("v1.0", fingerprints["test"], ())
+    assert data.source == "local:hc18"  # the directory's name, never the machine's path
+
+    _pin_catalog_to(monkeypatch, {**fingerprints, "test": "0" * 64})
+    data = load_eval_data(task, out)
+    assert data.revision == "local" and data.fingerprint == fingerprints["test"]
+    assert len(data.notes) == 1 and "split 'test'" in data.notes[0] and "000000000000" in data.notes[0]
+    assert "'train'" not in data.notes[0]  # only the split that differs is named
+    # The validation split still matches: scoring it is v1.0.
+    assert load_eval_data(task, out, split="validation").revision == "v1.0"
+
+
+def test_the_real_pin_rejects_a_generated_build(raw, tmp_path):
+    from fetal_bench.evaluation.data import load_eval_data
+    from fetal_bench.tasks import get_task
+
+    root, _ = raw
+    out = build_dataset("hc18", tmp_path / "hc18", raw_dir=root).path
+    data = load_eval_data(get_task("hc18-head-seg"), out)
+    assert data.revision == "local" and "Not hc18 v1.0: split 'test'" in data.notes[0]
+
+
+def test_evaluate_without_data_offline_fails_fast_with_a_runnable_fix(monkeypatch):
+    """No --data and no Hub: a clear error in well under the Hub's ~27 s of retries."""
+    import time
+
+    from click.testing import CliRunner
+
+    from fetal_bench.cli import cli
+
+    start = time.perf_counter()
+    run = CliRunner().invoke(cli, ["evaluate", "--task", "hc18-head-seg", "--model", "unet", "--output", "out"])
+    assert run.exit_code == 2, run.output
+    assert "offline mode is on" in run.output
+    assert "Fix: Score a local build instead: fetal-bench datasets build hc18 --raw raw/hc18 --out data/hc18" \
+        in " ".join(run.output.split())
+    assert time.perf_counter() - start < 10
+
+
+def test_unreachable_hub_is_detected_by_one_quick_probe(monkeypatch):
+    """Online mode but no network: one TCP probe, not the Hub client's retries."""
+    import socket
+    import time
+
+    from huggingface_hub import constants
+
+    from fetal_bench.errors import FetalBenchError
+    from fetal_bench.evaluation.data import load_eval_data
+    from fetal_bench.tasks import get_task
+
+    for name in ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)
+    monkeypatch.delenv("HF_ENDPOINT", raising=False)
+    monkeypatch.setattr(constants, "ENDPOINT", "https://huggingface.co")
+    probes = []
+
+    def refuse(address, timeout=None):
+        probes.append((address, timeout))
+        raise OSError("network is unreachable")
+
+    monkeypatch.setattr(socket, "create_connection", refuse)
+    start = time.perf_counter()
+    with pytest.raises(FetalBenchError) as error:
+        load_eval_data(get_task("planes-africa"))
+    assert time.perf_counter() - start < 5
+    assert probes == [(("huggingface.co", 443), 3.0)]
+    assert "cannot be reached" in error.value.problem
+    assert "fetal-bench datasets build fetal-planes-africa --raw raw/fetal-planes-africa" in error.value.fix

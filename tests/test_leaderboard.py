@@ -294,16 +294,17 @@ def test_site_content_links_and_json_copies(tmp_path):
     page = (site / "tasks/hc18-head-seg.html").read_text()
     assert _rank_cells(page, "main") == ["1", "2", "2", "4", "5", "—"]
     assert "0.968 <" not in page and '<span class="v">0.968</span> <span class="ci">[0.95, 0.99]</span>' in page
-    for header in ("Dice", "IoU", "HD95 (mm)", "Training data", "Synthetic share", "Dataset rev.", "fetal-bench",
-                   "Date", "Result"):
+    for header in ("Dice", "IoU", "HD95 (mm)", "Training data", "Dataset rev.", "fetal-bench", "Date", "Result"):
         assert f">{header}<" in page
+    # The synthetic share sits under the training-data badge (one column fewer to fit the screen).
+    assert '<div class="td-share">50% synthetic</div>' in page
     africa = (site / "tasks/planes-africa-zero-shot.html").read_text()
     assert "Uganda" in africa and 'class="num group worst"' in africa and "worst: Uganda" in africa
     assert africa.count('class="chart bars"') == 3 and 'class="chart scatter"' in africa
     # Every link to a result JSON resolves to a byte-identical copy of the submitted file.
     sources = {hashlib.sha256(p.read_bytes()).hexdigest() for p in (tmp_path / "r").glob("*.json")}
     for html_path in site.rglob("*.html"):
-        for href in re.findall(r'href="([^"]+\.json)"', html_path.read_text()):
+        for href in re.findall(r'href="([^"]*results/[^"]+\.json)"', html_path.read_text()):
             target = (html_path.parent / href).resolve()
             assert target.is_file(), href
             assert hashlib.sha256(target.read_bytes()).hexdigest() in sources
@@ -498,3 +499,348 @@ def test_number_formatting():
     assert fmt_score({"value": None, "ci95": [None, None], "reason": "x"}, "dice") == "—"
     assert fmt_score({"value": 0.5, "ci95": [None, None]}, "accuracy") == "0.500"
     assert fmt_score(None, "accuracy") == "—"
+    # Numbers no result can hold never break a page (the loader refuses them first).
+    assert fmt_score({"value": 10**400, "ci95": [0, 10**400]}, "accuracy") == "—"
+    assert fmt_score({"value": 0.5, "ci95": [float("nan"), 1.0]}, "accuracy") == "0.500"
+
+
+# ---------------------------------------------------------------------------------------------
+# Hostile and careless result files (issue 15): each is listed as invalid, the site still builds
+
+
+def _hostile_files(results: Path) -> dict[str, str]:
+    """Write every kind of bad file next to one good result; returns file -> expected reason text."""
+    import os
+
+    results.mkdir(parents=True, exist_ok=True)
+    write_results(results, [make_result("planes-africa-zero-shot", "example-good", 0.74)], names=["good.json"])
+    (results / "nested.json").write_text("[" * 100_000 + "]" * 100_000)  # 200 KB: RecursionError in json
+    huge_int = json.dumps(make_result("planes-africa-zero-shot", "example-huge-int", 0.5)).replace(
+        '"value": 0.5', '"value": 1' + "0" * 400)
+    (results / "huge-int.json").write_text(huge_int)
+    (results / "huge-float.json").write_text(json.dumps(make_result("planes-africa-zero-shot", "example-1e400", 0.5))
+                                             .replace('"value": 0.5', '"value": 1e400'))
+    os.mkfifo(results / "x.json")
+    os.symlink("/dev/zero", results / "zero.json")
+    os.symlink(results / "missing-target", results / "dangling.json")
+    with open(results / "big.json", "wb") as handle:  # sparse: 6 MB on paper, nothing on disk
+        handle.truncate(6 * 1024 * 1024)
+    (results / "sub.json").mkdir()  # a folder named like a result is walked, not read
+    return {
+        "nested.json": "nests arrays/objects 100,000 levels deep",
+        "huge-int.json": "beyond ±1e+15",
+        "huge-float.json": "beyond ±1e+15",
+        "x.json": "cannot be read: it is a FIFO (named pipe)",
+        "zero.json": "cannot be read: it is a character device",
+        "dangling.json": "cannot be read: it is a dangling symbolic link",
+        "big.json": "cannot be read: it is 6,291,456 bytes, over the limit of 5,242,880",
+    }
+
+
+@pytest.mark.timeout(60)
+def test_hostile_files_are_listed_as_invalid_and_the_site_builds(tmp_path):
+    expected = _hostile_files(tmp_path / "r")
+    loaded = load_results(tmp_path / "r")
+    assert [e.path for e in loaded.entries] == ["good.json"]
+    reasons = {i.path: i.reason for i in loaded.invalid}
+    assert set(reasons) == set(expected)
+    for path, text in expected.items():
+        assert text in reasons[path], (path, reasons[path])
+
+    summary = build_site(tmp_path / "r", tmp_path / "site")
+    index = (tmp_path / "site/index.html").read_text()
+    for path in expected:
+        assert escape(path) in index and escape(reasons[path]) in index
+    assert summary.n_valid == 1 and len(summary.invalid) == len(expected)
+    page = (tmp_path / "site/tasks/planes-africa-zero-shot.html").read_text()
+    assert _names_in_table(page, "main") == ["example-good"]
+
+
+@pytest.mark.timeout(60)
+def test_cli_check_and_build_survive_hostile_files(tmp_path):
+    from fetal_bench.cli import cli
+
+    expected = _hostile_files(tmp_path / "r")
+    runner = CliRunner()
+    result = runner.invoke(cli, ["leaderboard", "check", str(tmp_path / "r")])
+    assert result.exit_code == 1, result.output
+    lines = result.output.splitlines()
+    for path, text in expected.items():
+        assert any(line.startswith(f"Invalid: {tmp_path / 'r' / path}: ") and text in line for line in lines), path
+    assert f"OK: {tmp_path / 'r' / 'good.json'}" in result.output
+    # A FIFO named directly on the command line is refused too, not opened for a blocking read.
+    result = runner.invoke(cli, ["leaderboard", "check", str(tmp_path / "r" / "x.json")])
+    assert result.exit_code == 1 and "FIFO" in result.output
+    result = runner.invoke(cli, ["leaderboard", "build", "--results", str(tmp_path / "r"), "--out",
+                                 str(tmp_path / "site"), "--no-timestamp"])
+    assert result.exit_code == 0, result.output
+    assert "1 valid, 7 invalid" in result.output
+
+
+@pytest.mark.parametrize(("metric", "value", "reason"), [
+    ("accuracy", -5, "scores/accuracy value = -5, outside the metric's range [0, 1]"),
+    ("accuracy", 1e308, "scores/accuracy value = 1e+308, outside the metric's range [0, 1]"),
+    ("dice", 1.0001, "scores/dice value = 1.0001, outside the metric's range [0, 1]"),
+    ("hd95_mm", -0.5, "scores/hd95_mm value = -0.5, outside the metric's range [0, 10000]"),
+    ("hc_abs_diff_mm", 25_000.0, "scores/hc_abs_diff_mm value = 25000, outside the metric's range [0, 10000]"),
+])
+def test_scores_outside_their_metric_range_are_invalid_not_first(tmp_path, metric, value, reason):
+    task = "hc18-head-seg" if metric != "accuracy" else "planes-africa-zero-shot"
+    good = make_result(task, "example-good", 0.9 if task == "hc18-head-seg" else 0.7)
+    bad = make_result(task, "example-bad", 0.5, metrics={metric: 0.5} if metric not in ("accuracy", "dice") else None)
+    bad["scores"][metric] = {"value": value, "ci95": [None, None]}
+    write_results(tmp_path / "r", [good, bad], names=["good.json", "bad.json"])
+    loaded = load_results(tmp_path / "r")
+    assert [e.path for e in loaded.entries] == ["good.json"]
+    assert loaded.invalid[0].path == "bad.json" and reason in loaded.invalid[0].reason
+    assert loaded.invalid[0].task == task  # listed on its task's page
+
+
+def test_interval_ends_and_group_scores_are_range_checked_too(tmp_path):
+    reversed_ci = make_result("planes-africa-zero-shot", "example-reversed", 0.7)
+    reversed_ci["scores"]["accuracy"]["ci95"] = [0.8, 0.6]
+    group = make_result("planes-africa-zero-shot", "example-group", 0.7, groups={"country": {"Ghana": 0.6}})
+    group["groups"]["country"]["values"]["Ghana"]["scores"]["accuracy"]["value"] = 7.0
+    write_results(tmp_path / "r", [reversed_ci, group], names=["reversed.json", "group.json"])
+    reasons = {i.path: i.reason for i in load_results(tmp_path / "r").invalid}
+    assert reasons["reversed.json"] == ("the file has scores/accuracy ci95 = [0.8, 0.6], whose lower end is above "
+                                        "its upper end.")
+    assert reasons["group.json"] == ("the file has groups/country/Ghana/accuracy value = 7, outside the metric's "
+                                     "range [0, 1].")
+
+
+def test_nesting_depth_ignores_brackets_inside_strings():
+    from fetal_bench.leaderboard.loading import nesting_depth
+
+    assert nesting_depth('{"a": [1, {"b": "[[[[{{{{"}]}') == 3
+    assert nesting_depth('"\\"[[["') == 0
+    assert nesting_depth("[" * 50 + "]" * 50) == 50
+    assert nesting_depth('["a\\\\", ["b"]]') == 2  # an escaped backslash ends before the quote
+    assert nesting_depth('["\\\\\\"[", 1]') == 1  # an escaped quote inside a string
+
+
+# ---------------------------------------------------------------------------------------------
+# What a reader expects (issue 12): links, downloads, reference rows, filters
+
+
+def test_paper_and_code_links_are_http_only_and_escaped(tmp_path):
+    linked = make_result("planes-africa-zero-shot", "example-linked", 0.7)
+    linked["submission"].update(paper_url="https://arxiv.org/abs/2407.20072?a=1&b=2",
+                                code_url="https://github.com/example/repo")
+    bad = make_result("planes-africa-zero-shot", "example-js-link", 0.6)
+    bad["submission"]["paper_url"] = "javascript:alert(1)"
+    write_results(tmp_path / "r", [linked, bad], names=["linked.json", "bad.json"])
+    loaded = load_results(tmp_path / "r")
+    assert [i.path for i in loaded.invalid] == ["bad.json"] and "submission/paper_url" in loaded.invalid[0].reason
+    page = render_site(tmp_path / "r")[0]["tasks/planes-africa-zero-shot.html"].decode()
+    ranking = page.split('id="main"', 1)[1].split("</table>", 1)[0]
+    assert ranking.count('class="ext ext-paper"') == 1 and ranking.count('class="ext ext-code"') == 1
+    assert 'href="https://github.com/example/repo"' in page
+    assert 'href="https://arxiv.org/abs/2407.20072?a=1&amp;b=2"' in page
+    assert 'href="javascript' not in page and "javascript:" not in ranking
+
+
+def _csv_rows(data: bytes) -> list[dict[str, str]]:
+    import csv
+
+    return list(csv.DictReader(io.StringIO(data.decode("utf-8"))))
+
+
+def test_every_table_has_csv_and_json_downloads_next_to_its_page(tmp_path):
+    write_results(tmp_path / "r", example_results())
+    (tmp_path / "r" / "broken.json").write_text('{"task": "hc18-head-seg"}')
+    files, _ = render_site(tmp_path / "r")
+    page = files["tasks/hc18-head-seg.html"].decode()
+    for table in ("main", "variant-1", "invalid"):
+        for kind in ("csv", "json"):
+            name = f"hc18-head-seg.{table}.{kind}"
+            assert f'href="{name}" download="{name}"' in page, name
+            assert f"tasks/{name}" in files
+    index = files["index.html"].decode()
+    assert 'href="index.tasks.csv"' in index and 'href="index.invalid.json"' in index
+    assert "index.tasks.csv" in files
+
+    rows = _csv_rows(files["tasks/hc18-head-seg.main.csv"])
+    assert [r["rank"] for r in rows] == ["1", "2", "2", "4", "5", ""]
+    assert rows[0]["submission"] == "example-unet-hybrid-50" and rows[0]["dice"] == "0.968"
+    assert rows[0]["dice ci95 low"] == "0.948" and rows[0]["dice ci95 high"] == "0.988"
+    assert rows[0]["training_data"] == "hybrid" and rows[0]["synthetic_share"] == "0.5"
+    assert rows[0]["result_file"].startswith("results/") and rows[-1]["dice"] == ""
+    as_json = json.loads(files["tasks/hc18-head-seg.main.json"])
+    assert [r["rank"] for r in as_json["rows"]] == [1, 2, 2, 4, 5, None]
+    assert as_json["rows"][0]["dice"] == 0.968 and as_json["columns"][:3] == ["rank", "submission", "kind"]
+    tasks = {r["task"]: r for r in _csv_rows(files["index.tasks.csv"])}
+    assert tasks["hc18-head-seg"]["leader"] == "example-unet-hybrid-50" and tasks["hc18-head-seg"]["ranked"] == "6"
+    assert tasks["hc18-head-seg"]["main_score_label"] == "Dice"
+
+
+def test_csv_cells_cannot_become_spreadsheet_formulas(tmp_path):
+    write_results(tmp_path / "r", [make_result("planes-africa-zero-shot", '=HYPERLINK("http://x","y")', 0.7),
+                                   make_result("planes-africa-zero-shot", "@SUM(1)", 0.6)])
+    rows = _csv_rows(render_site(tmp_path / "r")[0]["tasks/planes-africa-zero-shot.main.csv"])
+    assert [r["submission"] for r in rows] == ["'=HYPERLINK(\"http://x\",\"y\")", "'@SUM(1)"]
+    assert rows[0]["accuracy"] == "0.7"  # numbers stay numbers
+
+
+def test_published_reference_rows_are_shown_marked_and_never_ranked(tmp_path):
+    from fetal_bench.leaderboard.references import load_references
+
+    references = load_references()
+    africa = {r.id: r for r in references if r.task == "planes-africa-zero-shot"}
+    assert africa["fu-lora-hb-da-resnet18"].scores == {"accuracy": 0.824, "auc_ovr_hard": 0.8929}
+    assert africa["fu-lora-hb-da-vit-b16"].scores == {"accuracy": 0.8197, "auc_ovr_hard": 0.8978}
+    assert ("F-score (authors' averaging)", 0.8654) in africa["fu-lora-hb-da-vit-b16"].other_scores
+    heuvel = next(r for r in references if r.task == "hc18-head-seg")
+    assert heuvel.scores == {"hc_abs_diff_mm": 2.83} and "challenge test set" in heuvel.test_set
+
+    write_results(tmp_path / "r", example_results())
+    files, summary = render_site(tmp_path / "r")
+    page = files["tasks/planes-africa-zero-shot.html"].decode()
+    table = page.split('id="references"', 1)[1].split("</table>", 1)[0]
+    assert table.count('<tr data-row="references-') == 3 and table.count('class="badge ref"') == 3
+    assert table.count('<td class="num rank ref" title="published number: not ranked">ref</td>') == 3
+    assert '<span class="v">0.8240</span>' in table and '<span class="v">0.8197</span>' in table
+    assert "the same 233 images" in table
+    assert 'href="https://arxiv.org/abs/2407.20072"' in table
+    # Never in the ranking or its downloads; the ranking's leader is unchanged.
+    assert _names_in_table(page, "main")[0] == "example-resnet-fu-lora" and "FU-LoRA HB+DA" not in \
+        page.split('id="main"', 1)[1].split("</table>", 1)[0]
+    assert "FU-LoRA" not in files["tasks/planes-africa-zero-shot.main.csv"].decode()
+    rows = _csv_rows(files["tasks/planes-africa-zero-shot.references.csv"])
+    assert [r["row"] for r in rows] == ["reference (not ranked)"] * 3 and rows[0]["accuracy"] == "0.824"
+    hc18 = files["tasks/hc18-head-seg.html"].decode()
+    assert "van den Heuvel et al. 2018 (published)" in hc18 and '<span class="v">2.83</span>' in hc18
+    assert "planes-africa-zero-shot" in [t.name for t in summary.tasks]
+
+
+def test_reference_file_is_validated_and_its_text_escaped(tmp_path):
+    from fetal_bench.leaderboard.references import load_references
+
+    write_results(tmp_path / "r", example_results()[:1])
+    item = {"id": "example-ref", "task": "hc18-head-seg", "name": XSS_NAME, "citation": "<b>c</b>",
+            "source": "s", "test_set": "t", "training_data": "real", "scores": {"dice": 0.9},
+            "why_different": "w", "paper_url": "https://example.org/p"}
+    good = tmp_path / "refs.json"
+    good.write_text(json.dumps({"references": [item]}))
+    page = render_site(tmp_path / "r", references_path=good)[0]["tasks/hc18-head-seg.html"].decode()
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in page.split('id="references"', 1)[1]
+    assert "<b>c</b>" not in page
+    for change, message in [({"scores": {"dice": 82.4}}, "outside [0, 1]"),
+                            ({"paper_url": "javascript:alert(1)"}, "references/0/paper_url"),
+                            ({"training_data": "lots"}, "references/0/training_data"),
+                            ({"surprise": 1}, "Additional properties")]:
+        bad = tmp_path / "bad.json"
+        bad.write_text(json.dumps({"references": [{**item, **change}]}))
+        with pytest.raises(FetalBenchError, match=re.escape(message)):
+            load_references(bad)
+    import os
+
+    os.mkfifo(tmp_path / "fifo.json")
+    with pytest.raises(FetalBenchError, match="FIFO"):
+        load_references(tmp_path / "fifo.json")
+
+
+def test_rows_carry_training_data_and_zero_shot_for_the_filters(tmp_path):
+    zero = make_result("planes-africa-zero-shot", "example-zs", 0.7, training_data="synthetic")
+    said = make_result("planes-africa", "example-said-zero-shot", 0.6, training_data="real")
+    said["submission"]["zero_shot"] = True
+    tuned = make_result("planes-africa", "example-tuned", 0.8, training_data="real")
+    untrained = make_result("planes-africa", "example-untrained", 0.3, training_data="none")
+    write_results(tmp_path / "r", [zero, said, tuned, untrained])
+    files, _ = render_site(tmp_path / "r")
+    africa = files["tasks/planes-africa.html"].decode()
+    found = re.findall(r'data-training="(\w+)" data-zero-shot="(\w+)"', africa.split('id="main"', 1)[1]
+                       .split("</table>", 1)[0])
+    assert found == [("real", "no"), ("real", "yes"), ("none", "yes")]  # rank order: 0.8, 0.6, 0.3
+    zs = files["tasks/planes-africa-zero-shot.html"].decode().split('id="main"', 1)[1].split("</table>", 1)[0]
+    assert re.findall(r'data-training="(\w+)" data-zero-shot="(\w+)"', zs) == [("synthetic", "yes")]
+    for box in ("real", "synthetic", "hybrid", "none"):
+        assert f'value="{box}" checked class="filter-training"' in africa
+    assert 'id="lb-zero-shot"' in africa
+
+
+# ---------------------------------------------------------------------------------------------
+# Output that reads well (issue 16)
+
+
+def test_not_comparable_groups_are_named_by_what_differs(tmp_path):
+    results = [make_result("hc18-head-seg", "example-local-a", 0.96, revision="local", fingerprint="1a2b" * 16),
+               make_result("hc18-head-seg", "example-local-b", 0.95, revision="local", fingerprint="9f8e" * 16),
+               make_result("hc18-head-seg", "example-old", 0.94, revision="v0.9")]
+    write_results(tmp_path / "r", results)
+    boards = {b.task.name: b for b in build_boards(load_results(tmp_path / "r").entries)}["hc18-head-seg"]
+    assert boards.main is None
+    labels = {b.rows[0].entry.name: b.label for b in boards.variants}
+    assert labels == {"example-local-a": "dataset fingerprint 1a2b1a2b1a2b… (local build)",
+                      "example-local-b": "dataset fingerprint 9f8e9f8e9f8e… (local build)",
+                      "example-old": "revision v0.9"}
+    reasons = {b.rows[0].entry.name: "; ".join(b.reasons) for b in boards.variants}
+    assert reasons["example-local-a"] != reasons["example-local-b"]
+    assert "1a2b1a2b1a2b…" in reasons["example-local-a"]
+    page = render_site(tmp_path / "r")[0]["tasks/hc18-head-seg.html"].decode()
+    assert "Variant 1" not in page
+    assert '<span class="badge flag">Not comparable</span> dataset fingerprint 1a2b1a2b1a2b… (local build)</h2>' in page
+
+
+def test_identical_labels_get_the_field_that_tells_them_apart(tmp_path):
+    from fetal_bench.leaderboard.ranking import Comparability, task_info, variant_labels
+
+    keys = [Comparability("1.0", "hc18", None, split, "v0.9", "f" * 64, "dice") for split in ("test", "validation")]
+    labels = variant_labels(keys, None, task_info("hc18-head-seg"))
+    assert labels == ["revision v0.9, split test", "revision v0.9, split validation"]
+
+
+def test_every_registry_metric_has_one_label_used_everywhere(tmp_path):
+    from fetal_bench.leaderboard.formatting import METRIC_LABELS
+    from fetal_bench.metrics.registry import METRICS
+
+    assert set(METRICS) <= set(METRIC_LABELS)
+    assert len(set(METRIC_LABELS.values())) == len(METRIC_LABELS)
+    results = [make_result("acouslic-iqa", "example-iqa", 0.6, metrics={"accuracy": 0.7}),
+               make_result("acouslic-iqa", "example-iqa-old", 0.5, revision="v0.9"),
+               make_result("planes-africa-zero-shot", "example-planes", 0.7, metrics={"macro_f1": 0.6})]
+    write_results(tmp_path / "r", results)
+    files, _ = render_site(tmp_path / "r")
+    index = files["index.html"].decode()
+    assert ">F1 <span" in index and "Macro F1" in index
+    for name, data in files.items():
+        if name.endswith(".html"):
+            text = re.sub(r'<script type="application/json".*?</script>', "", data.decode(), flags=re.S)
+            visible = re.sub(r"<[^>]+>", " ", text)
+            assert not re.search(r"\b(macro_f1|auc_ovr_hard|hd95_mm)\b", visible), name
+
+
+def test_no_absolute_local_path_reaches_the_site(tmp_path):
+    result = make_result("hc18-head-seg", "example-paths", 0.9, description="trained in /home/alice/runs/unet-7")
+    result["dataset"]["source"] = "/home/alice/data/hc18"
+    result["submission"]["checkpoint"] = "/home/alice/runs/unet-7"
+    result["submission"]["command"] = "fetal-bench evaluate --data /home/alice/data/hc18 --output results/"
+    write_results(tmp_path / "r", [result])
+    dataset = _fake_synthetic_dataset(tmp_path / "syn" / "synthetic-example")
+    info = json.loads((dataset / "build_info.json").read_text())
+    info.pop("generator")
+    info["generation"] = {"generator": "fu-lora", "lora_path": "/home/alice/secret-project/lora-fu",
+                          "source": {"path": "C:\\Users\\alice\\data"}}
+    (dataset / "build_info.json").write_text(json.dumps(info))
+    files, _ = render_site(tmp_path / "r", synthetic_dirs=[dataset])
+    for name, data in files.items():
+        text = data.decode("utf-8", errors="replace")
+        assert "/home/alice" not in text and "C:\\Users" not in text and str(tmp_path) not in text, name
+    copy = json.loads(files["results/00-hc18-head-seg.json"])
+    assert copy["dataset"]["source"] == "…/hc18" and copy["submission"]["checkpoint"] == "…/unet-7"
+    assert copy["submission"]["command"] == "fetal-bench evaluate --data …/hc18 --output results/"
+    row = _csv_rows(files["tasks/hc18-head-seg.main.csv"])[0]
+    assert row["command"] == "fetal-bench evaluate --data …/hc18 --output results/"
+    assert 'title="The result file. Reproduce with: fetal-bench evaluate --data …/hc18 --output results/"' in \
+        files["tasks/hc18-head-seg.html"].decode()
+    page = files["synthetic/synthetic-example.html"].decode()
+    assert "…/lora-fu" in page
+    # The overview shows the generator the dataset's page shows.
+    index = files["index.html"].decode()
+    assert "<td><code>fu-lora</code></td>" in index and "<dd><code>fu-lora</code></dd>" in page
+
+
+def test_result_copies_stay_byte_identical_without_local_paths(tmp_path):
+    write_results(tmp_path / "r", example_results()[:2])
+    files, _ = render_site(tmp_path / "r")
+    assert files["results/00-hc18-head-seg.json"] == (tmp_path / "r/00-hc18-head-seg.json").read_bytes()

@@ -1,7 +1,9 @@
 """The built leaderboard in a real browser: Debian's Chromium, headless, driven by Playwright.
 
 The site is loaded from ``file://`` (as a user opening ``site/index.html`` would): no console
-errors, rows in rank order, header clicks re-sort, the filter hides rows, a hostile submission
+errors, rows in rank order, header clicks re-sort, the text, training-data and zero-shot filters
+hide rows, published reference rows are shown marked and unranked, a table's CSV download holds
+its rows, the ranking fits a 1,400 px window without sideways scrolling, a hostile submission
 name shows as text without any dialog, and screenshots are saved (into pytest's tmp dir and, when
 ``FETAL_BENCH_ARTIFACTS`` is set, into that folder for CI to keep).
 
@@ -11,6 +13,9 @@ never downloads a browser here: it drives ``shutil.which("chromium")``.
 
 from __future__ import annotations
 
+import csv
+import io
+import json
 import os
 import shutil
 from pathlib import Path
@@ -18,7 +23,7 @@ from pathlib import Path
 import pytest
 
 from fetal_bench.leaderboard import build_site
-from fetal_bench.leaderboard.testing import XSS_NAME, example_results, write_results
+from fetal_bench.leaderboard.testing import XSS_NAME, example_results, make_result, write_results
 
 sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is not installed (pip install playwright)")
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
@@ -37,10 +42,34 @@ ARTIFACTS_ENV = "FETAL_BENCH_ARTIFACTS"
 @pytest.fixture(scope="module")
 def site(tmp_path_factory) -> Path:
     root = tmp_path_factory.mktemp("leaderboard")
-    write_results(root / "results", example_results())
+    write_results(root / "results", example_results() + _planes_africa_results())
     (root / "results" / "broken.json").write_text('{"task": "hc18-head-seg", "scores": NaN}')
     build_site(root / "results", root / "site")
     return root / "site"
+
+
+def _planes_africa_results() -> list[dict]:
+    """Made-up results on the fine-tuning task: every metric, per-country scores, long names and
+    links, mixed training data and zero-shot, as wide a ranking as the real baselines make."""
+    metrics = ("balanced_accuracy", "macro_f1", "weighted_f1", "auc_ovr_macro", "auc_ovr_hard", "ece")
+    countries = ("Algeria", "Egypt", "Ghana", "Malawi", "Uganda")
+    rows = [("example-sononet16-finetuned-african-train-split-cpu-recipe", 0.871, "real", None, None),
+            ("example-resnet18-imagenet-finetuned-african-train", 0.842, "real", None, None),
+            ("example-sononet16-as-shipped-task-labels-only", 0.612, "none", None, None),
+            ("example-vit-b16-fu-lora-hybrid-half-synthetic", 0.655, "hybrid", 0.5, True)]
+    results = []
+    for i, (name, value, training, share, zero_shot) in enumerate(rows):
+        result = make_result("planes-africa", name, value, metrics={m: round(value - 0.05 - j / 100, 4) if m != "ece"
+                                                                    else 0.08 for j, m in enumerate(metrics)},
+                             groups={"country": {c: round(value - k / 50, 3) for k, c in enumerate(countries)}},
+                             training_data=training, synthetic_share=share, model="sononet16",
+                             description="Made-up scores for the leaderboard browser tests.",
+                             created_at=f"2026-03-0{i + 1}T10:00:00+00:00")
+        result["submission"].update(paper_url="https://example.org/paper", code_url="https://example.org/code")
+        if zero_shot is not None:
+            result["submission"]["zero_shot"] = zero_shot
+        results.append(result)
+    return results
 
 
 @pytest.fixture(scope="module")
@@ -155,17 +184,18 @@ def test_task_page_ranks_sorts_filters_and_escapes(site, watched, tmp_path):
     assert _column(page, "main", ".sub-name") == names
 
     # The filter hides non-matching rows in every table on the page, and shows them again.
-    page.fill("#lb-filter", "synthetic")
+    page.fill("#lb-filter", "unet-synthetic")
     visible = _column(page, "main", ".sub-name")
     assert visible == ["example-unet-synthetic"]
     assert page.locator("#variant-1 tbody tr:not([hidden])").count() == 0
-    assert "1 of 8 rows shown" in page.locator(".filter-status").inner_text()
+    assert "1 of 9 rows shown" in page.locator(".filter-status").inner_text()  # 6 + 2 + 1 reference
     page.fill("#lb-filter", "")
     assert len(_column(page, "main", ".sub-name")) == 6
 
     # Flagged variant apart, invalid file listed with its reason.
     assert page.locator("section.variant").count() == 1
     assert "dataset revision v0.9" in page.locator("section.variant .flag-reason").inner_text()
+    assert page.locator("section.variant h2").inner_text().strip() == "NOT COMPARABLE revision v0.9"
     assert "NaN" in page.locator("section.invalid").inner_text()
 
     shot = watched.screenshot(tmp_path, "leaderboard-hc18-head-seg.png")
@@ -203,4 +233,94 @@ def test_overview_links_to_task_pages_and_json(site, watched, tmp_path):
     assert page.url.endswith("tasks/hc18-head-seg.html")
     href = page.locator("a.json-link").first.get_attribute("href")
     assert href and (site / "tasks" / href).resolve().is_file()
+    assert watched.dialogs == [] and watched.errors == []
+
+
+def test_reference_rows_are_marked_and_never_ranked(site, watched, tmp_path):
+    watched.open(site / "tasks" / "planes-africa-zero-shot.html")
+    page = watched.page
+    assert _column(page, "main", "td.rank") == ["1", "2", "3"]
+    refs = page.locator("#references tbody tr")
+    assert refs.count() == 3
+    assert _column(page, "references", "td.rank") == ["ref", "ref", "ref"]
+    assert _column(page, "references", ".badge.ref") == ["REFERENCE"] * 3  # uppercase by CSS: visibly marked
+    first = refs.first.inner_text()
+    assert "FU-LoRA HB+DA, ResNet-18 (published)" in first and "0.8240" in first and "the same 233 images" in first
+    assert page.locator("#references a.ext-paper").first.get_attribute("href") == "https://arxiv.org/abs/2407.20072"
+    # Not one reference name in the ranking.
+    assert not any("published" in n for n in _column(page, "main", ".sub-name"))
+    shot = watched.screenshot(tmp_path, "leaderboard-planes-africa-zero-shot-references.png")
+    print(f"screenshot: {shot}")
+    assert watched.dialogs == [] and watched.errors == []
+
+
+def test_csv_download_link_gives_the_table_rows(site, watched, tmp_path):
+    watched.open(site / "tasks" / "hc18-head-seg.html")
+    page = watched.page
+    link = page.locator("#ranking a.dl-csv")
+    assert link.get_attribute("href") == "hc18-head-seg.main.csv"
+    with page.expect_download() as info:
+        link.click()
+    target = tmp_path / "ranking.csv"
+    info.value.save_as(target)
+    rows = list(csv.DictReader(io.StringIO(target.read_text(encoding="utf-8"))))
+    assert [r["rank"] for r in rows] == ["1", "2", "2", "4", "5", ""]
+    assert [r["submission"] for r in rows][:3] == ["example-unet-hybrid-50", "example-unet-hybrid-25",
+                                                   "example-unet-real"]
+    assert rows[0]["dice"] == "0.968" and rows[0]["dice ci95 low"] == "0.948"
+    assert XSS_NAME in [r["submission"] for r in rows]
+    json_href = page.locator("#ranking a.dl-json").get_attribute("href")
+    payload = json.loads((site / "tasks" / json_href).read_text())
+    assert [r["rank"] for r in payload["rows"]] == [1, 2, 2, 4, 5, None]
+    # A download ends its navigation request as "aborted" by design; nothing else may fail.
+    assert watched.dialogs == [] and [e for e in watched.errors if not e.endswith("/hc18-head-seg.main.csv")] == []
+
+
+def test_training_data_and_zero_shot_filters(site, watched, tmp_path):
+    watched.open(site / "tasks" / "planes-africa.html")
+    page = watched.page
+    names = _column(page, "main", ".sub-name")
+    assert len(names) == 4
+    page.locator("input.filter-training[value='real']").uncheck()
+    assert _column(page, "main", ".sub-name") == ["example-vit-b16-fu-lora-hybrid-half-synthetic",
+                                                  "example-sononet16-as-shipped-task-labels-only"]
+    page.locator("input.filter-training[value='real']").check()
+    page.locator("#lb-zero-shot").check()
+    # Zero-shot: said so in the file, or no training at all.
+    assert _column(page, "main", ".sub-name") == ["example-vit-b16-fu-lora-hybrid-half-synthetic",
+                                                  "example-sononet16-as-shipped-task-labels-only"]
+    assert "2 of 4 rows shown" in page.locator(".filter-status").inner_text()
+    page.locator("#lb-zero-shot").uncheck()
+    assert _column(page, "main", ".sub-name") == names
+
+    # On the zero-shot task every result is zero-shot; unticking a kind hides references of that kind too.
+    watched.open(site / "tasks" / "planes-africa-zero-shot.html")
+    page.locator("#lb-zero-shot").check()
+    assert len(_column(page, "main", ".sub-name")) == 3 and page.locator("#references tbody tr:not([hidden])").count() == 3
+    page.locator("input.filter-training[value='hybrid']").uncheck()
+    assert _column(page, "main", ".sub-name") == ["example-resnet-es", "example-resnet-synthetic"]
+    assert _column(page, "references", ".sub-name") == ["FU-LoRA paper, real-only ES+DA, ViT-B/16 (published)"]
+    assert watched.dialogs == [] and watched.errors == []
+
+
+@pytest.mark.parametrize("task", ["planes-africa", "planes-africa-zero-shot", "hc18-head-seg"])
+def test_ranking_fits_1400px_without_sideways_scrolling(site, watched, tmp_path, task):
+    watched.open(site / "tasks" / f"{task}.html")
+    page = watched.page
+    sizes = page.evaluate("""() => {
+        const wrap = document.querySelector('#main').closest('.table-wrap');
+        return {wrap: wrap.scrollWidth, visible: wrap.clientWidth, page: document.documentElement.scrollWidth};
+    }""")
+    assert sizes["wrap"] <= sizes["visible"] and sizes["page"] <= 1400, sizes
+    # The collapsed columns come back with one click (then the table may scroll), and go again.
+    button = page.locator("button.more-columns[data-table='main']")
+    hidden_before = page.locator("#main th[data-opt]:visible").count()
+    assert hidden_before == 0 and button.is_visible()
+    button.click()
+    assert page.locator("#main th[data-opt]:visible").count() >= 2
+    assert button.get_attribute("aria-expanded") == "true"
+    button.click()
+    assert page.locator("#main th[data-opt]:visible").count() == 0
+    if task == "planes-africa":
+        watched.screenshot(tmp_path, "leaderboard-planes-africa.png")
     assert watched.dialogs == [] and watched.errors == []

@@ -73,7 +73,9 @@ def test_auc_equals_independent_computation(seed, k, absent, out_of_task):
     y_true, y_pred, proba = _random_case(seed, k, 80, absent=absent, out_of_task=out_of_task)
     assert abs(M.auc_ovr_macro(y_true, proba) - _independent_auc(y_true, proba, k)) < TOL
     one_hot = (y_pred[:, None] == np.arange(k)[None, :]).astype(float)
-    assert abs(M.auc_ovr_hard(y_true, y_pred, k) - _independent_auc(y_true, one_hot, k)) < TOL
+    assert abs(M.classification.auc_ovr_hard_strict(y_true, y_pred, k) - _independent_auc(y_true, one_hot, k)) < TOL
+    if set(y_pred.tolist()) <= set(y_true.tolist()):  # every predicted label is a true class: readings agree
+        assert abs(M.auc_ovr_hard(y_true, y_pred, k) - _independent_auc(y_true, one_hot, k)) < TOL
 
 
 @pytest.mark.parametrize("seed,k", [(s, k) for s in range(3) for k in range(2, 7)])
@@ -129,8 +131,11 @@ def test_out_of_task_prediction_is_a_miss_and_no_false_positive():
     assert M.accuracy(y_true, y_pred) == 0.75
     np.testing.assert_allclose(M.f1_per_class(y_true, y_pred, 2), [2 / 3, 1.0])
     assert M.balanced_accuracy(y_true, y_pred, 2) == 0.75
-    # Class 0: TPR 1/2, TNR 1; class 1: TPR 1, TNR 1.
-    assert M.auc_ovr_hard(y_true, y_pred, 2) == pytest.approx((0.75 + 1.0) / 2)
+    # Strict: class 0 TPR 1/2, TNR 1; class 1 TPR 1, TNR 1. The paper's: "Other" is a positive of
+    # both classes, so class 0 TPR 1, TNR 1; class 1 TPR 1, TNR 1/2. Same mean, other parts.
+    assert M.classification.auc_ovr_hard_strict(y_true, y_pred, 2) == pytest.approx((0.75 + 1.0) / 2)
+    np.testing.assert_allclose(M.classification.auc_ovr_hard_per_class(y_true, y_pred, 2), [1.0, 0.75])
+    assert M.auc_ovr_hard(y_true, y_pred, 2) == pytest.approx((1.0 + 0.75) / 2)
     with pytest.raises(ValueError, match="outside"):
         M.confusion_matrix(y_true, y_pred, 2)
     assert M.confusion_matrix(y_true, y_pred, 3)[0, 2] == 1
@@ -268,3 +273,44 @@ def test_binary_metrics_are_undefined_without_their_denominator():
         M.f1([0, 1], [0, 1], positive=-1)
     with pytest.raises(ValueError, match="1-D"):
         M.auc([0, 1], np.array([[0.1, 0.9], [0.8, 0.2]]))
+
+
+# FU-LoRA's notebook (Replicate_All_Planes_Classification.ipynb, 13204942/FU-LoRA at 9b84b6f), cell
+# 64: rows true, columns predicted, order (Other, abdomen, brain, femur, thorax); cells 69-70 print
+# the per-class AUCs and their mean, 88.76.
+_FU_LORA_CONFUSION = np.array([[0, 0, 0, 0, 0], [25, 37, 0, 2, 1], [1, 0, 64, 0, 0],
+                               [11, 0, 0, 53, 0], [8, 0, 1, 1, 29]])
+
+
+def _fu_lora_vectors():
+    # Task classes abdomen, brain, femur, thorax = 0..3; "Other" (outside the task) = 4 = k.
+    to_task = np.array([4, 0, 1, 2, 3])
+    pairs = [(to_task[t], to_task[p]) for t in range(5) for p in range(5) for _ in range(_FU_LORA_CONFUSION[t, p])]
+    y_true, y_pred = map(np.array, zip(*pairs))
+    return y_true, y_pred
+
+
+def test_auc_ovr_hard_is_the_papers_number():
+    y_true, y_pred = _fu_lora_vectors()
+    assert y_true.size == 233
+    per_class = M.classification.auc_ovr_hard_per_class(y_true, y_pred, 4)
+    np.testing.assert_allclose(per_class, [0.9173992673992675, 0.8660714285714286, 0.8905325443786982,
+                                           0.8764208300290774], atol=1e-12)
+    value = M.auc_ovr_hard(y_true, y_pred, 4)
+    assert f"{value * 100:.2f}" == "88.76"
+    # The strict reading (Other is nobody's positive) gives another number.
+    strict = M.classification.auc_ovr_hard_strict(y_true, y_pred, 4)
+    assert f"{strict * 100:.2f}" == "88.71"
+
+
+def test_auc_ovr_hard_matches_the_authors_function_on_random_cases():
+    # Their roc_auc_score_multiclass, re-stated with scikit-learn: positives of class c are the
+    # predictions that are c or any label not among the true classes.
+    for seed in range(20):
+        y_true, y_pred, _ = _random_case(seed, 5, 80, absent=seed % 2 == 0, out_of_task=True)
+        present = set(y_true.tolist())
+        if len(present) < 2:
+            continue
+        expected = np.mean([skm.roc_auc_score(y_true == c, (y_pred == c) | ~np.isin(y_pred, list(present)))
+                            for c in sorted(present)])
+        assert abs(M.auc_ovr_hard(y_true, y_pred, 5) - expected) < TOL

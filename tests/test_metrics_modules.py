@@ -14,7 +14,7 @@ from fetal_bench.geometry import Ellipse, ellipse_mask
 
 REGISTRY_KEYS = ["accuracy", "balanced_accuracy", "macro_f1", "weighted_f1", "auc_ovr_macro", "auc_ovr_hard", "ece",
                  "f1", "precision", "recall", "specificity", "auc",
-                 "dice", "iou", "hd95_mm", "assd_mm", "hc_abs_diff_mm"]
+                 "dice", "iou", "hd95_mm", "assd_mm", "hc_abs_diff_mm", "hc_abs_diff_mm_median", "hc_no_ellipse_rate"]
 
 
 def test_registry_keys_and_specs():
@@ -24,8 +24,9 @@ def test_registry_keys_and_specs():
         assert spec.task_type in ("classification", "segmentation")
         assert spec.needs in ("labels", "proba", "mask")
         assert spec.per_sample == (spec.task_type == "segmentation")
-        assert (spec.unit == "mm") == name.endswith("_mm")
-        assert spec.higher_is_better == (name not in {"ece", "hd95_mm", "assd_mm", "hc_abs_diff_mm"})
+        assert (spec.unit == "mm") == ("_mm" in name)
+        assert spec.higher_is_better == (name not in {"ece", "hd95_mm", "assd_mm", "hc_abs_diff_mm",
+                                                      "hc_abs_diff_mm_median", "hc_no_ellipse_rate"})
         assert callable(getattr(M, name)), f"registry metric {name} has no function"
         assert spec.description
     with pytest.raises(Exception):
@@ -121,6 +122,10 @@ def test_segmentation_modules_equal_functions(modules):
         assert got == mean(getattr(M, name), preds, truths, pixels)
     got = modules["hc_abs_diff_mm"].compute(predictions=preds, references=hcs, pixel_size_mm=pixels)["hc_abs_diff_mm"]
     assert got == mean(M.hc_abs_diff_mm, preds, hcs, pixels)
+    median = modules["hc_abs_diff_mm_median"].compute(predictions=preds, references=hcs, pixel_size_mm=pixels)
+    assert median["hc_abs_diff_mm_median"] == float(np.median([M.hc_abs_diff_mm(*row) for row in zip(preds, hcs, pixels)]))
+    rate = modules["hc_no_ellipse_rate"].compute(predictions=preds, references=hcs, pixel_size_mm=pixels)
+    assert rate["hc_no_ellipse_rate"] == 0.25  # the empty prediction
 
 
 def test_module_rejects_bad_masks(modules):

@@ -57,3 +57,23 @@ def test_evaluate_cli_with_a_trained_model(phantom_dir, tmp_path):
                                       "--bootstrap", "20"])
     assert result.exit_code == 0, result.output
     assert list((tmp_path / "res").glob("*.json"))
+
+
+@pytest.mark.parametrize(("model", "message"), [
+    ("sononet16-planes", "sononet16-planes predicts with its pretrained weights, which are not available"),
+    ("resnet18", "Model 'resnet18' has no trained weights without --checkpoint"),
+])
+def test_evaluate_refuses_a_model_without_weights(model, message, phantom_dir, tmp_path, monkeypatch):
+    """No checkpoint, no published weights: exit 2 and no result file, never random-weight scores."""
+    from click.testing import CliRunner
+
+    from fetal_bench.cli import cli
+
+    monkeypatch.setenv("FETAL_BENCH_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setenv("FETAL_BENCH_OFFLINE", "1")
+    monkeypatch.delenv("FETAL_BENCH_SONONET16", raising=False)
+    result = CliRunner().invoke(cli, ["evaluate", "--task", "phantom-planes", "--model", model, "--data",
+                                      str(phantom_dir), "--output", str(tmp_path / "res"), "--bootstrap", "20"])
+    assert result.exit_code == 2, result.output
+    assert message in result.output and "Fix:" in result.output
+    assert not list(tmp_path.glob("res/*.json"))

@@ -26,7 +26,10 @@ def test_configs_hold_the_papers_settings():
     assert fu["train"]["batch_size"] == 24 and fu["train"]["epochs"] == 20
     assert fu["backbones"] == ["densenet169", "mobilenet_v2", "efficientnet_b0", "resnet18", "vit_b_16"]
     assert set(fu["variants"]) == {"ES", "ES+DA", "HB", "HB+DA"} and fu["exclude_labels"] == ["Maternal cervix"]
-    assert fu["variants"]["HB"]["real_per_class"] == 230 and fu["variants"]["HB"]["synthetic_per_class"] == 1000
+    assert fu["variants"]["HB"]["real_list"] == "fu-lora-hb" and fu["variants"]["HB"]["synthetic_per_class"] == 1000
+    # FU-LoRA's notebook: Normalize([0,0,0],[1,1,1]) (none) and Resize((224, 224)) for every image.
+    assert fu["train"]["model_cfg"]["normalize"] == "none" and fu["resize"] == "stretch"
+    assert fu["train"]["image_size"] == [224, 224] and fu["train"]["keep"] == "last"
     sam = load_config("sam-few-shot")
     assert sam["shots"] == [5, 10, 20, 50, 100, 300, 500] and sam["jitter_draws"] == 5 and sam["jitter"] == [0, 20]
     assert sam["train"]["lr"] == 1e-5 and sam["train"]["batch_size"] == 5 and sam["model_cfg"]["image_size"] == [256, 256]
@@ -43,6 +46,9 @@ def test_full_runs_ask_for_their_data(tmp_path):
         run_protocol("fu-lora-zero-shot", tmp_path / "fu", dry_run=True)
     summary = run_protocol("fu-lora-zero-shot", tmp_path / "fu", dry_run=True, overrides={"synthetic": "syn/"})
     assert len(summary["rows"]) == 4 * 5  # variants x backbones, nothing trained
+    with pytest.raises(FetalBenchError, match="resize 'letterbox'"):
+        run_protocol("fu-lora-zero-shot", tmp_path / "fu", dry_run=True,
+                     overrides={"synthetic": "syn/", "resize": "letterbox"})
 
 
 @pytest.mark.parametrize(("name", "expected_rows"), [
@@ -66,6 +72,8 @@ def test_protocol_runs_end_to_end_at_tiny_scale(name, expected_rows, cache, tmp_
     else:
         assert {row["variant"] for row in rows} == {"ES", "HB+DA"}
         assert [row["training_data"] for row in rows] == ["real", "hybrid"]
+        # One resize policy and the paper's (absent) normalisation, recorded in every row.
+        assert {(row["resize"], row["normalize"]) for row in rows} == {("stretch to 32x32", "none")}
     # Running again resumes: nothing is retrained or re-scored.
     again = run_protocol(name, out, overrides={"profile": "tiny"})
     assert [row["run"] for row in again["rows"]] == [row["run"] for row in rows]

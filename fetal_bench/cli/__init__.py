@@ -22,11 +22,12 @@ class _Group(click.Group):
         try:
             return super().invoke(ctx)
         except FetalBenchError as error:
-            from fetal_bench.cli._console import err_console
+            from fetal_bench.cli._console import err_console, safe
 
-            err_console.print(f"[bold red]Error:[/] {error.problem}", highlight=False, soft_wrap=True)
+            # Problems quote ids, names and paths from outside: printed literally, never as markup.
+            err_console.print(f"[bold red]Error:[/] {safe(error.problem, limit=5000)}", highlight=False, soft_wrap=True)
             if error.fix:
-                err_console.print(f"[bold]Fix:[/] {error.fix}", highlight=False, soft_wrap=True)
+                err_console.print(f"[bold]Fix:[/] {safe(error.fix, limit=5000)}", highlight=False, soft_wrap=True)
             sys.exit(error.exit_code)
 
 
@@ -39,10 +40,12 @@ def cli() -> None:
 def _register() -> None:
     from fetal_bench.cli.datasets import datasets
     from fetal_bench.cli.demo import demo
+    from fetal_bench.cli.doctor import doctor
     from fetal_bench.cli.evaluate import evaluate, tasks
 
     cli.add_command(datasets)
     cli.add_command(demo)
+    cli.add_command(doctor)
     from fetal_bench.cli.generate import generate; cli.add_command(generate)  # noqa: E702
     from fetal_bench.cli.leaderboard import leaderboard; cli.add_command(leaderboard)  # noqa: E702
     cli.add_command(tasks)

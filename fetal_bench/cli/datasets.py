@@ -8,7 +8,7 @@ from pathlib import Path
 import click
 from rich.table import Table
 
-from fetal_bench.cli._console import console
+from fetal_bench.cli._console import console, safe
 
 
 @click.group()
@@ -76,37 +76,38 @@ def info_command(directory: Path, as_json: bool) -> None:
 
 def _print_report(directory: Path, report) -> None:
     splits = list(report.rows)
-    table = Table(title=f"{directory} [{report.name}]")
+    # Split, label, group and id names come from the dataset's files: all printed through safe().
+    table = Table(title=safe(f"{directory} [{report.name}]"))
     table.add_column("")
     for split in splits:
-        table.add_column(split, justify="right")
+        table.add_column(safe(split), justify="right")
     table.add_row("rows", *[str(report.rows[s]) for s in splits])
     if report.subject_column:
-        table.add_row(f"{report.subject_column}s", *[str(report.subjects.get(s, "")) for s in splits])
+        table.add_row(f"{safe(report.subject_column)}s", *[str(report.subjects.get(s, "")) for s in splits])
     labels = sorted({label for counts in report.labels.values() for label in counts})
     for label in labels:
-        table.add_row(f"label: {label}", *[str(report.labels[s].get(label, 0)) for s in splits])
+        table.add_row(f"label: {safe(label)}", *[str(report.labels[s].get(label, 0)) for s in splits])
     for column, by_split in report.groups.items():
         values = sorted({value for counts in by_split.values() for value in counts})
         for value in values:
-            table.add_row(f"{column}: {value}", *[str(by_split.get(s, {}).get(value, 0)) for s in splits])
+            table.add_row(f"{safe(column)}: {safe(value)}", *[str(by_split.get(s, {}).get(value, 0)) for s in splits])
     for split in splits:
         sizes = report.image_sizes.get(split, {})
         if sizes:
             top = ", ".join(f"{size} ×{n}" for size, n in list(sizes.items())[:3])
             more = f" (+{len(sizes) - 3} other sizes)" if len(sizes) > 3 else ""
-            table.caption = (table.caption or "") + f"{split} image sizes: {top}{more}\n"
+            table.caption = (table.caption or "") + safe(f"{split} image sizes: {top}{more}") + "\n"
     console.print(table)
     if report.duplicate_images:
         shown = "; ".join(" = ".join(ids) for ids in report.duplicate_images[:5])
-        console.print(f"[yellow]{len(report.duplicate_images)} group(s) of identical images:[/] {shown}")
+        console.print(f"[yellow]{len(report.duplicate_images)} group(s) of identical images:[/] {safe(shown)}")
     else:
         console.print("No duplicate images.")
     if report.subject_overlap:
         for pair, shared in report.subject_overlap.items():
-            console.print(f"[bold red]Subjects shared by {pair}:[/] {len(shared)} (e.g. {', '.join(shared[:5])})")
+            console.print(f"[bold red]Subjects shared by {safe(pair)}:[/] {len(shared)} (e.g. {safe(', '.join(shared[:5]))})")
     elif report.subject_column:
-        console.print(f"No {report.subject_column} is shared between splits.")
+        console.print(f"No {safe(report.subject_column)} is shared between splits.")
 
 
 @datasets.command("download")
@@ -119,9 +120,9 @@ def download_command(name: str, to_dir: Path, mirror: str | None, no_optional: b
     from fetal_bench.data.download import download_dataset
 
     paths = download_dataset(name, to_dir, include_optional=not no_optional, mirror=mirror)
-    console.print(f"Downloaded and verified {len(paths)} file(s) into {to_dir}.")
+    console.print(f"Downloaded and verified {len(paths)} file(s) into {safe(to_dir)}.")
     if name != "phantom":
-        console.print(f"Next: fetal-bench datasets build {name} --raw {to_dir} --out OUT_DIR")
+        console.print(f"Next: fetal-bench datasets build {safe(name)} --raw {safe(to_dir)} --out OUT_DIR")
 
 
 def _builder_option_flags(command):
@@ -165,17 +166,17 @@ def build_command(name: str, raw_dir: Path | None, out_dir: Path, overwrite: boo
     start = time.perf_counter()
     result = build_dataset(name, out_dir, raw_dir=raw_dir, overwrite=overwrite, progress=True, **options)
     for warning in result.warnings:
-        err_console.print(f"[yellow]Warning:[/] {warning}", highlight=False)
-    table = Table(title=f"{name} -> {out_dir}")
+        err_console.print(f"[yellow]Warning:[/] {safe(warning, limit=5000)}", highlight=False)
+    table = Table(title=f"{safe(name)} -> {safe(out_dir)}")
     for column in ("config", "split", "rows", "rows per label"):
         table.add_column(column)
     for config, splits in result.configs.items():
         for split, summary in splits.items():
             per_label = ", ".join(f"{label} {n}" for label, n in summary.label_counts.items())
-            table.add_row(config, split, str(summary.num_examples), per_label)
+            table.add_row(safe(config), safe(split), str(summary.num_examples), safe(per_label))
     console.print(table)
     console.print(f"Built in {time.perf_counter() - start:.1f} s; fingerprint {result.fingerprint[:16]}.")
-    console.print(f'Load it with: datasets.load_dataset("{out_dir}")')
+    console.print(f'Load it with: datasets.load_dataset("{safe(out_dir)}")', highlight=False)
 
 
 @datasets.command("push")
@@ -189,5 +190,6 @@ def push_command(directory: Path, repo_id: str, tag: str, private: bool, token: 
     from fetal_bench.data.publish import push_dataset
 
     record = push_dataset(directory, repo_id, tag, private=private, token=token)
-    console.print(f"Pushed {directory} to {record.repo_id}; tag {record.tag} -> commit {record.commit}.")
-    console.print(f'Load it with: datasets.load_dataset("{record.repo_id}", revision="{record.tag}")')
+    console.print(f"Pushed {safe(directory)} to {safe(record.repo_id)}; tag {safe(record.tag)} -> commit {safe(record.commit)}.")
+    console.print(f'Load it with: datasets.load_dataset("{safe(record.repo_id)}", revision="{safe(record.tag)}")',
+                  highlight=False)

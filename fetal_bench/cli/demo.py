@@ -1,4 +1,4 @@
-"""`fetal-bench demo`: the whole project on the embedded phantom set, in a couple of minutes.
+"""`fetal-bench demo`: the whole project on the embedded phantom set, in a few minutes on a CPU.
 
 Build the phantom datasets, report on them, stream them through the training loader, train
 and score two baselines, make and score a synthetic split, and build the leaderboard site.
@@ -16,7 +16,7 @@ from fetal_bench.cli._console import console
 @click.command()
 @click.option("--out", "out_dir", type=click.Path(path_type=Path), default=Path("fetal-bench-demo"),
               show_default=True, help="Where the demo writes its outputs.")
-@click.option("--overwrite", is_flag=True, help="Replace outputs of an earlier demo run.")
+@click.option("--overwrite", is_flag=True, help="Delete the outputs of an earlier demo run and redo everything (without it, a rerun reuses the finished training runs: same scores).")
 def demo(out_dir: Path, overwrite: bool) -> None:
     """Run every part of fetal-bench on the embedded phantom (simulated) set."""
     from fetal_bench.demo import run_demo

@@ -8,7 +8,7 @@ from pathlib import Path
 import click
 from rich.table import Table
 
-from fetal_bench.cli._console import console
+from fetal_bench.cli._console import console, note, safe
 
 
 @click.group()
@@ -32,8 +32,10 @@ def tasks_list(as_json: bool) -> None:
     for task in list_tasks():
         config = f"/{task.dataset.config}" if task.dataset.config else ""
         arrow = "↑" if task.higher_is_better else "↓"
-        table.add_row(f"{task.name} v{task.version}", f"{task.dataset.name}{config} @ {task.dataset.revision} [{task.eval_split}]",
-                      task.type, f"{task.main_score} {arrow}", ", ".join(task.group_by) or "-")
+        # safe(): "[test]" would otherwise be read as a markup tag and vanish.
+        table.add_row(safe(f"{task.name} v{task.version}"),
+                      safe(f"{task.dataset.name}{config} @ {task.dataset.revision} [{task.eval_split}]"),
+                      safe(task.type), safe(f"{task.main_score} {arrow}"), safe(", ".join(task.group_by) or "-"))
     console.print(table)
     console.print("Descriptions and protocols: `fetal-bench tasks list --json`, or docs/tasks.md.")
 
@@ -48,29 +50,30 @@ def _fmt(entry: dict) -> str:
 
 def print_result(result: dict) -> None:
     scores = result["scores"]
-    table = Table(title=f"{result['task']} — {result['submission']['name']} ({result['n_samples']} images, "
-                        f"{result['n_subjects']} {result['bootstrap']['unit']}s)")
+    # The submission name and group values come from outside: printed through safe().
+    table = Table(title=f"{safe(result['task'])} — {safe(result['submission']['name'])} ({result['n_samples']} images, "
+                        f"{result['n_subjects']} {safe(result['bootstrap']['unit'])}s)")
     table.add_column("metric")
     table.add_column("value [95% CI]", justify="right")
     for metric, entry in scores.items():
         if metric == "main_score":
             continue
-        label = f"[bold]{metric}[/] (main)" if metric == scores["main_score"] else metric
-        table.add_row(label, _fmt(entry))
+        label = f"[bold]{safe(metric)}[/] (main)" if metric == scores["main_score"] else safe(metric)
+        table.add_row(label, safe(_fmt(entry)))
     console.print(table)
     main = scores["main_score"]
     for column, groups in result.get("groups", {}).items():
-        group_table = Table(title=f"by {column}")
-        group_table.add_column(column)
+        group_table = Table(title=f"by {safe(column)}")
+        group_table.add_column(safe(column))
         group_table.add_column("n", justify="right")
-        group_table.add_column(f"{main} [95% CI]", justify="right")
+        group_table.add_column(safe(f"{main} [95% CI]"), justify="right")
         for value, entry in groups["values"].items():
-            group_table.add_row(value, str(entry["n_samples"]), _fmt(entry["scores"][main]))
+            group_table.add_row(safe(value), str(entry["n_samples"]), safe(_fmt(entry["scores"][main])))
         console.print(group_table)
         if groups.get("worst") is not None:
-            console.print(f"worst {column}: {groups['worst']}; best: {groups['best']}; gap {groups['gap']:.4g}")
-    for note in result.get("notes", []):
-        console.print(f"[yellow]Note:[/] {note}")
+            console.print(safe(f"worst {column}: {groups['worst']}; best: {groups['best']}; gap {groups['gap']:.4g}"))
+    for line in result.get("notes", []):
+        console.print(f"[yellow]Note:[/] {safe(line, limit=5000)}")
 
 
 @click.command()
@@ -93,20 +96,42 @@ def print_result(result: dict) -> None:
 @click.option("--batch-size", type=click.IntRange(1), default=32, show_default=True, help="Batch size for --model.")
 @click.option("--device", default=None, help="Device for --model (default: cuda if available, else cpu).")
 @click.option("--validate-only", is_flag=True, help="Check the submission and stop; nothing is scored or written.")
+@click.option("--command", "command_line", default=None,
+              help="The command that reproduces this result, recorded in the result file.")
+@click.option("--save-predictions", type=click.Path(path_type=Path), default=None,
+              help="With --model: also write its predictions as a submission (.csv, or .parquet of masks).")
+@click.option("--paper-url", default=None, help="http(s) link to the submission's paper, shown on the leaderboard.")
+@click.option("--code-url", default=None, help="http(s) link to the submission's code, shown on the leaderboard.")
+@click.option("--zero-shot/--not-zero-shot", "zero_shot", default=None,
+              help="Whether no image of the task's dataset was used for training (default: inferred from the task).")
 def evaluate(task_name, predictions, model, checkpoint, data, split, output, name, training_data, synthetic_share,
-             description, n_resamples, seed, batch_size, device, validate_only) -> None:
+             description, n_resamples, seed, batch_size, device, validate_only, command_line=None,
+             save_predictions=None, paper_url=None, code_url=None, zero_shot=None) -> None:
     """Score a submission on a task; print the scores and write a result file."""
+    import contextlib
+
+    from fetal_bench._io import exclusive_lock
     from fetal_bench.errors import FetalBenchError
     from fetal_bench.evaluation import evaluate as run
+    from fetal_bench.evaluation.results import check_result_output
 
     if output is None and not validate_only:
         raise FetalBenchError("--output is required to score a submission.", "Pass --output DIR (or --validate-only).")
-    result = run(task_name, predictions=predictions, model=model, checkpoint=checkpoint, data=data, split=split,
-                 output=output, name=name, training_data=training_data, synthetic_share=synthetic_share,
-                 description=description, n_resamples=n_resamples, seed=seed, batch_size=batch_size, device=device,
-                 validate_only=validate_only, log=lambda message: console.print(message, highlight=False))
+    # Everything that would make the final write fail is checked before the (long) scoring, and
+    # the result file is locked for the whole run: a second run writing the same file fails now.
+    target = None
+    if output is not None and not validate_only:
+        default_name = name if name is not None else (Path(predictions).stem if predictions is not None else None)
+        target = check_result_output(output, task_name, default_name)
+    with exclusive_lock(target) if target is not None else contextlib.nullcontext():
+        result = run(task_name, predictions=predictions, model=model, checkpoint=checkpoint, data=data, split=split,
+                     output=output, name=name, training_data=training_data, synthetic_share=synthetic_share,
+                     description=description, n_resamples=n_resamples, seed=seed, batch_size=batch_size,
+                     device=device, validate_only=validate_only, command=command_line,
+                     save_predictions=save_predictions, paper_url=paper_url, code_url=code_url,
+                     zero_shot=zero_shot, log=note)
     if validate_only:
-        console.print(f"[green]Valid[/]: the submission covers all {result['n_samples']} rows of {task_name}.")
+        console.print(f"[green]Valid[/]: the submission covers all {result['n_samples']} rows of {safe(task_name)}.")
         return
     print_result(result)
-    console.print(f"Result file: {result['_path']}")
+    console.print(f"Result file: {safe(result['_path'])}", highlight=False)

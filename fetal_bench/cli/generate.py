@@ -31,7 +31,7 @@ def _train_options(function):
     options = [
         click.option("--data", required=True, help="Real dataset: a directory from `datasets build`, or a Hub id."),
         click.option("--config", "dataset_config", default=None, help="Dataset config (e.g. planes, head)."),
-        click.option("--split", default=None, help="Split to train on (default: the generator config's, train)."),
+        click.option("--split", default=None, help="Split to train on (default: the generator config's data.split)."),
         click.option("--base", default=None,
                      help="Base model: `tiny` (in-process, for tests), a diffusers directory, or a Hub id "
                           "(default: stable-diffusion-v1-5 at its pinned revision)."),
@@ -167,9 +167,19 @@ def fu_lora_train(data, dataset_config, split, base, revision, max_steps, images
 
 @fu_lora_group.command("sample")
 @_sample_options
+@click.option("--weight-name", default=None,
+              help="A kohya LoRA file inside --lora (a directory or a Hub model repo, e.g. fangyijie/fu-lora "
+                   "with fetal_ultrasound_v1.0.safetensors).")
+@click.option("--lora-revision", default=None, help="Hub revision (commit) of a --lora Hub repository.")
 def fu_lora_sample(lora, per_class, seed, output, base, revision, steps, guidance, lora_scale, scheduler, batch_size,
-                   shard_size, classes, generation_config, work_dir, keep_work, overwrite) -> None:
-    """Sample a synthetic split from an FU-LoRA (resumable; rerun the same command after an interruption)."""
+                   shard_size, classes, generation_config, work_dir, keep_work, overwrite, weight_name,
+                   lora_revision) -> None:
+    """Sample a synthetic split from an FU-LoRA (resumable; rerun the same command after an interruption).
+
+    --lora is a LoRA directory from `train`, a kohya-format .safetensors file, or a Hub repository
+    with --weight-name (the authors' released LoRAs: --lora fangyijie/fu-lora --weight-name
+    fetal_ultrasound_v1.0.safetensors).
+    """
     from fetal_bench.generators import fu_lora
 
     progress, update = _shard_progress()
@@ -178,7 +188,8 @@ def fu_lora_sample(lora, per_class, seed, output, base, revision, steps, guidanc
                                 revision=revision, steps=steps, guidance=guidance, lora_scale=lora_scale,
                                 scheduler=scheduler, batch_size=batch_size, shard_size=shard_size,
                                 classes=list(classes) or None, config=generation_config, work_dir=work_dir,
-                                keep_work=keep_work, overwrite=overwrite, on_shard=update)
+                                keep_work=keep_work, overwrite=overwrite, on_shard=update,
+                                weight_name=weight_name, lora_revision=lora_revision)
     _print_dataset(result, output)
 
 
@@ -198,9 +209,13 @@ def mask_guided_group() -> None:
               help="paper: learn [image, image, outline]; conditioned: the mask is a UNet input.")
 @click.option("--prior", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
               help="(conditioned) shape prior JSON from `fit-prior` (default: fitted to the training data).")
+@click.option("--recipe", type=click.Choice(["readme-hc18-trimesters", "notebook-es-head"]),
+              default="readme-hc18-trimesters", show_default=True,
+              help="The authors' README recipe (HC18, 20 x 3 trimesters) or their notebook's (24 Spanish heads, "
+                   "one prompt; --data = their image/ + mask/ folder).")
 def mask_guided_train(data, dataset_config, split, base, revision, max_steps, images_per_class, generator_config,
-                      output, overwrite, variant, prior) -> None:
-    """Train a mask-guided LoRA on head images with masks (hc18 schema)."""
+                      output, overwrite, variant, prior, recipe) -> None:
+    """Train a mask-guided LoRA on head images with masks (hc18 schema, or an image/ + mask/ folder)."""
     from fetal_bench.generators import mask_guided
 
     progress, update = _train_progress()
@@ -208,7 +223,7 @@ def mask_guided_train(data, dataset_config, split, base, revision, max_steps, im
         result = mask_guided.train(data=data, config=dataset_config, split=split, variant=variant, base=base,
                                    revision=revision, max_steps=max_steps, images_per_class=images_per_class,
                                    generator_config=generator_config, prior=prior, output=output,
-                                   overwrite=overwrite, progress=update)
+                                   overwrite=overwrite, progress=update, recipe=recipe)
     _print_lora(result, output)
 
 
@@ -216,10 +231,15 @@ def mask_guided_train(data, dataset_config, split, base, revision, max_steps, im
 @_sample_options
 @click.option("--prior", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
               help="(conditioned) shape prior JSON overriding the LoRA's.")
+@click.option("--review-model", default=None, help="Head segmenter checking each generated outline (e.g. unet).")
+@click.option("--review-checkpoint", type=click.Path(exists=True, path_type=Path), default=None,
+              help="Its checkpoint (e.g. a U-Net trained on hc18).")
+@click.option("--review-dir", type=click.Path(path_type=Path), default=None,
+              help="Where flagged pairs, review.csv and rejected.png go (default: OUTPUT.review).")
 def mask_guided_sample(lora, per_class, seed, output, base, revision, steps, guidance, lora_scale, scheduler,
                        batch_size, shard_size, classes, generation_config, work_dir, keep_work, overwrite,
-                       prior) -> None:
-    """Sample image + mask pairs per trimester into a synthetic hc18-schema split."""
+                       prior, review_model, review_checkpoint, review_dir) -> None:
+    """Sample image + mask pairs per class into a synthetic hc18-schema split; flagged pairs go to review."""
     from fetal_bench.generators import mask_guided
 
     progress, update = _shard_progress()
@@ -228,7 +248,9 @@ def mask_guided_sample(lora, per_class, seed, output, base, revision, steps, gui
                                     revision=revision, steps=steps, guidance=guidance, lora_scale=lora_scale,
                                     scheduler=scheduler, batch_size=batch_size, shard_size=shard_size,
                                     classes=list(classes) or None, prior=prior, config=generation_config,
-                                    work_dir=work_dir, keep_work=keep_work, overwrite=overwrite, on_shard=update)
+                                    work_dir=work_dir, keep_work=keep_work, overwrite=overwrite, on_shard=update,
+                                    review_model=review_model, review_checkpoint=review_checkpoint,
+                                    review_dir=review_dir)
     _print_dataset(result, output)
 
 

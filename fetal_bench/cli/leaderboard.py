@@ -6,9 +6,8 @@ from pathlib import Path
 
 import click
 from rich.table import Table
-from rich.text import Text
 
-from fetal_bench.cli._console import console, err_console
+from fetal_bench.cli._console import console, err_console, safe
 
 
 @click.group()
@@ -17,9 +16,9 @@ def leaderboard() -> None:
 
 
 def _print_invalid(invalid) -> None:
-    # markup=False: paths and reasons quote result files, whose text must not be read as rich markup.
+    # safe(): paths and reasons quote result files, whose text must be printed literally.
     for item in invalid:
-        err_console.print(f"Invalid: {item.path}: {item.reason}", style="red", highlight=False, markup=False,
+        err_console.print(f"Invalid: {safe(item.path)}: {safe(item.reason)}", style="red", highlight=False,
                           soft_wrap=True)
 
 
@@ -47,14 +46,14 @@ def build_command(results_dir: Path, out_dir: Path, synthetic_dirs: tuple[Path, 
     table.add_column("leader")
     for task in summary.tasks:
         if task.ranked or task.flagged or task.invalid:
-            # Text(): names come from result files; a plain str cell would be parsed as rich markup.
-            table.add_row(Text(task.name), str(task.ranked), str(task.flagged), str(task.invalid),
-                          Text(", ".join(task.leaders) or "-"))
+            # safe(): names come from result files; a str cell is read as rich markup.
+            table.add_row(safe(task.name), str(task.ranked), str(task.flagged), str(task.invalid),
+                          safe(", ".join(task.leaders) or "-"))
     console.print(table)
     _print_invalid(summary.invalid)
     console.print(f"{summary.n_valid} valid, {len(summary.invalid)} invalid result file(s); "
                   f"{len(summary.synthetic)} synthetic dataset page(s).", highlight=False)
-    console.print(f"Open {summary.index} in a browser.", highlight=False, markup=False)
+    console.print(f"Open {safe(summary.index)} in a browser.", highlight=False)
     if strict and summary.invalid:
         raise SystemExit(1)
 
@@ -68,39 +67,29 @@ def check_command(paths: tuple[Path, ...]) -> None:
     rules and the duplicate-predictions check, and says whether each result would be ranked with
     the others in its folder or shown apart as not comparable.
     """
-    import shutil
-    import tempfile
+    from fetal_bench.leaderboard import build_boards
+    from fetal_bench.leaderboard.loading import find_result_files, load_result_files
 
-    from fetal_bench.leaderboard import build_boards, load_results
-
-    # Files and folders are checked together, as one leaderboard would see them.
-    with tempfile.TemporaryDirectory(prefix="fetal-bench-check-") as tmp:
-        for index, path in enumerate(paths):
-            target = Path(tmp) / f"{index:03d}"
-            if path.is_dir():
-                shutil.copytree(path, target)
-            else:
-                target.mkdir()
-                shutil.copy2(path, target / path.name)
-        loaded = load_results(tmp)
-
-    def original(rel: str) -> str:
-        index, _, rest = rel.partition("/")
-        source = paths[int(index)]
-        return str(source / rest) if source.is_dir() else str(source)
+    # Files and folders are checked together, as one leaderboard would see them; nothing is
+    # copied first (copying would read a FIFO or /dev/zero that the reader refuses unread).
+    files: list[tuple[str, Path]] = []
+    for path in paths:
+        if path.is_dir():
+            files += [(str(path / rel), found) for rel, found in find_result_files(path)]
+        else:
+            files.append((str(path), path))
+    loaded = load_result_files(files)
 
     flagged = {row.entry.path: board.reasons for boards in build_boards(loaded.entries, include_registry=False)
                for board in boards.variants for row in board.rows}
     for entry in loaded.entries:
-        where = original(entry.path)
         if entry.path in flagged:
-            console.print(f"OK (shown apart, not comparable: {'; '.join(flagged[entry.path])}): {where}",
-                          style="yellow", highlight=False, markup=False, soft_wrap=True)
+            reasons = safe("; ".join(flagged[entry.path]))
+            console.print(f"OK (shown apart, not comparable: {reasons}): {safe(entry.path)}",
+                          style="yellow", highlight=False, soft_wrap=True)
         else:
-            console.print(f"OK: {where} ({entry.task}, {entry.name!r})", style="green", highlight=False,
-                          markup=False, soft_wrap=True)
-    for item in loaded.invalid:
-        err_console.print(f"Invalid: {original(item.path)}: {item.reason}",
-                          style="red", highlight=False, markup=False, soft_wrap=True)
+            console.print(f"OK: {safe(entry.path)} ({safe(entry.task)}, {safe(repr(entry.name))})", style="green",
+                          highlight=False, soft_wrap=True)
+    _print_invalid(loaded.invalid)
     if loaded.invalid:
         raise SystemExit(1)

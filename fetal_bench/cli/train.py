@@ -8,7 +8,7 @@ from pathlib import Path
 import click
 from rich.table import Table
 
-from fetal_bench.cli._console import console
+from fetal_bench.cli._console import console, note, safe
 
 
 def _model_options(pairs: tuple[str, ...]) -> dict:
@@ -41,7 +41,11 @@ def _model_options(pairs: tuple[str, ...]) -> dict:
 @click.option("--exclude-label", "exclude_labels", multiple=True, help="Drop a class of the training data (repeatable).")
 @click.option("--epochs", type=click.IntRange(1), default=None, help="Default: the model's (20 unless it says otherwise).")
 @click.option("--max-steps", type=click.IntRange(1), default=None, help="Stop after N optimisation steps.")
-@click.option("--max-minutes", type=float, default=None, help="Stop after N minutes of training (cosine LR follows the clock).")
+@click.option("--max-minutes", type=click.FloatRange(min=0, min_open=True), default=None,
+              help="Budget for the whole run, closing validation and saving included (cosine LR follows the clock).")
+@click.option("--recipe", default="auto", show_default=True,
+              help="The model's named recipe (unet: cpu = 128x192, 16 base channels, batch 8; gpu = its full size). "
+                   "auto: cpu when no GPU is found. Options you give override it.")
 @click.option("--image-size", type=(int, int), default=None, help="Input HEIGHT WIDTH (default: the model's).")
 @click.option("--batch-size", type=click.IntRange(1), default=None, help="Default: the model's.")
 @click.option("--lr", type=float, default=None, help="Learning rate (default: the model's).")
@@ -65,7 +69,7 @@ def _model_options(pairs: tuple[str, ...]) -> dict:
 @click.option("--no-progress", is_flag=True, help="No progress bars.")
 @click.option("--output", required=True, type=click.Path(path_type=Path), help="Checkpoint/run directory.")
 def train(model, task_name, data, data_config, synthetic, synthetic_ratio, synthetic_per_class, real_per_class, real_n,
-          exclude_labels, epochs, max_steps, max_minutes, image_size, batch_size, lr, optimizer, weight_decay, momentum,
+          exclude_labels, epochs, max_steps, max_minutes, recipe, image_size, batch_size, lr, optimizer, weight_decay, momentum,
           scheduler, augment, patience, val_every_steps, checkpoint_every_steps, init_from, model_opts, seed,
           num_workers, mixed_precision, run_name, no_resume, overwrite, no_progress, output) -> None:
     """Train baseline MODEL on a task; the output directory is a checkpoint for `fetal-bench evaluate`.
@@ -79,6 +83,7 @@ def train(model, task_name, data, data_config, synthetic, synthetic_ratio, synth
         model=model, task=task_name, output=str(output), data=data, config=data_config, synthetic=synthetic,
         synthetic_ratio=synthetic_ratio, synthetic_per_class=synthetic_per_class, real_per_class=real_per_class,
         real_n=real_n, exclude_labels=tuple(exclude_labels), epochs=epochs, max_steps=max_steps, max_minutes=max_minutes,
+        recipe=recipe,
         image_size=image_size, batch_size=batch_size, lr=lr, optimizer=optimizer, weight_decay=weight_decay,
         momentum=momentum, scheduler=scheduler, augment=augment, patience=patience or None,
         val_every_steps=val_every_steps, checkpoint_every_steps=checkpoint_every_steps,
@@ -86,20 +91,19 @@ def train(model, task_name, data, data_config, synthetic, synthetic_ratio, synth
         num_workers=num_workers, mixed_precision=mixed_precision, run_name=run_name, resume=not no_resume,
         overwrite=overwrite, progress=not no_progress,
     )
-    result = run(config, log=lambda message: console.print(message, highlight=False))
+    result = run(config, log=note)
     table = Table(title=f"{model} on {task_name}")
     table.add_column("")
     table.add_column("value", justify="right")
-    best = "n/a" if result.best_metric is None else f"{result.best_metric:.4f} (epoch {result.best_epoch})"
-    for key, value in (("best validation " + result.metric, best), ("epochs", str(result.epochs_completed)),
+    for key, value in (("best validation " + result.metric, result.best_text()), ("epochs", result.epochs_text()),
                        ("steps", str(result.steps)), ("stopped by", result.stopped_by),
-                       ("training time", f"{result.train_time_s / 60:.1f} min"),
+                       ("run time", f"{result.train_time_s / 60:.1f} min"),
                        ("training rows", f"{result.n_train} ({result.training_data}, synthetic share {result.synthetic_share:.2f})")):
         table.add_row(key, value)
     console.print(table)
-    console.print(f"Checkpoint: {result.output} (log: train_log.jsonl, curves: curves.png)")
+    console.print(f"Checkpoint: {safe(result.output)} (log: train_log.jsonl, curves: curves.png)")
     data_arg = f" --data {data}" if data and "zero-shot" not in task_name else ""
-    console.print(f"Next: fetal-bench evaluate --task {task_name} --model {model} --checkpoint {result.output}{data_arg} --output results/")
+    note(f"Next: fetal-bench evaluate --task {task_name} --model {model} --checkpoint {result.output}{data_arg} --output results/")
 
 
 @click.group("protocols")
@@ -132,7 +136,7 @@ def protocols_run(name, output, overrides, config_file, dry_run) -> None:
     from fetal_bench.protocols import run_protocol
 
     summary = run_protocol(name, output, overrides=_model_options(overrides), config_file=config_file, dry_run=dry_run,
-                           log=lambda message: console.print(message, highlight=False))
+                           log=note)
     table = Table(title=f"{name} -> {output}")
     columns = list(summary["rows"][0]) if summary["rows"] else []
     for column in columns:
@@ -141,4 +145,4 @@ def protocols_run(name, output, overrides, config_file, dry_run) -> None:
         table.add_row(*["" if row.get(c) is None else (f"{row[c]:.4g}" if isinstance(row[c], float) else str(row[c])) for c in columns])
     console.print(table)
     if not dry_run:
-        console.print(f"Summary: {summary['_path']}")
+        note(f"Summary: {summary['_path']}")

@@ -45,6 +45,24 @@ class BuildOption:
 
 
 @dataclass(frozen=True)
+class ContentPin:
+    """The content of one published revision, recognisable offline in any local build.
+
+    ``splits`` maps each labelled split of ``config`` to its content fingerprint
+    (:func:`fetal_bench.data.fingerprint.split_fingerprint`: rows, columns and decoded pixels, not
+    file bytes); ``dataset`` is their :func:`~fetal_bench.data.fingerprint.combined_fingerprint`.
+    Optional unlabelled splits (HC18's ``challenge_test``) are not pinned, so having them or not
+    never changes what is recognised. ``rows`` is each split's row count, for messages.
+    """
+
+    revision: str
+    splits: dict[str, str]
+    rows: dict[str, int]
+    dataset: str
+    config: str = "default"
+
+
+@dataclass(frozen=True)
 class DatasetInfo:
     name: str
     title: str
@@ -67,6 +85,12 @@ class DatasetInfo:
     simulated: bool = False
     manual_download: str = ""  # what to do when the automatic download fails
     build_options: tuple[BuildOption, ...] = ()  # dataset-specific options of its builder
+    pins: tuple[ContentPin, ...] = ()  # content of published revisions (see ContentPin)
+
+    def pin(self, revision: str | None = None) -> ContentPin | None:
+        """The content pin of ``revision`` (default: the catalog's pinned revision), if any."""
+        wanted = revision or self.revision
+        return next((p for p in self.pins if p.revision == wanted), None)
 
     @property
     def is_published(self) -> bool:
@@ -123,22 +147,34 @@ HC18 = DatasetInfo(
         "id": "unique row id, the source file name without extension (e.g. 012_2HC)",
         "image": "8-bit grayscale ultrasound image of the head standard plane",
         "mask": "filled head mask (0 background, 1 head), from the ellipse outline annotation; null in challenge_test",
-        "subject_id": "the NNN prefix of the file name; all images of a subject are in one split",
+        "subject_id": "the NNN prefix of the file name: an exam, not a woman (HC18 has 1,334 images from 551 "
+                      "women and publishes no woman id); all images of an exam are in one split",
         "pixel_size_mm": "physical size of one pixel in millimetres",
         "head_circumference_mm": "reference head circumference in millimetres; null in challenge_test",
     },
     splits={
-        "train": "about 70% of the labelled subjects",
-        "validation": "about 10% of the labelled subjects",
-        "test": "about 20% of the labelled subjects",
+        "train": "about 70% of the labelled exams",
+        "validation": "about 10% of the labelled exams",
+        "test": "about 20% of the labelled exams",
         "challenge_test": "the 335 official test images, no labels (only when test_set.zip is present)",
     },
     split_rule=(
-        "Subject-disjoint: each subject (file-name prefix NNN) goes to train/validation/test with "
-        "probability 0.7/0.1/0.2 from sha256('<seed>:<subject>'), so a subject's split never "
-        "depends on which other files are present."
+        "Exam-disjoint: each exam (file-name prefix NNN, the subject_id column) goes to train/validation/test "
+        "with probability 0.7/0.1/0.2 from sha256('<seed>:<NNN>'), so an exam's split never depends on which "
+        "other files are present. HC18 does not identify women (551 women, 1,334 images), so two exams of one "
+        "woman may fall in different splits."
     ),
     split_seed=2018,
+    # Made from the complete official training_set.zip + CSV (999 labelled images); how to
+    # re-check: docs/datasets.md, "Pinned content". challenge_test is optional, so not pinned.
+    pins=(ContentPin(
+        revision="v1.0",
+        splits={"train": "3cd97a92c3e7a6d42bb14a276ae4d37b5fabc9ea024449452079675cba12e661",
+                "validation": "c50e2aeb7d09b39b714ef7888a167324d81eff6de923a7659c764f1868cd060d",
+                "test": "a56c267dbeed93273e2570e6a9db3fce58898e08d96b03b89007d61c97b0168d"},
+        rows={"train": 676, "validation": 123, "test": 200},
+        dataset="659769d6230e13c287a7aad2c11ef9db0dfe8a960be58380e3f975c3036d04d0",
+    ),),
     task_categories=("image-segmentation",),
     tags=("medical", "ultrasound", "fetal", "obstetrics", "biometry"),
     manual_download=(
@@ -239,6 +275,14 @@ FETAL_PLANES_AFRICA = DatasetInfo(
     },
     splits={"train": "official Train=1 rows (217)", "test": "official Train=0 rows (233)"},
     split_rule="The official split: train = Train=1, test = Train=0.",
+    # Made from the complete official archive (450 images, 450 CSV rows); docs/datasets.md.
+    pins=(ContentPin(
+        revision="v1.0",
+        splits={"train": "9ab06d5e9b16ce56e8f84704677a403cf1344caa8c1dc50e8f104247d3657b25",
+                "test": "ad134331b9ba4056a77aeec85edbb8442c2f6d044c743d6c3eb82e1587ad94a2"},
+        rows={"train": 217, "test": 233},
+        dataset="8c995c6e4c140ea93b2d1ee6ceac0fea111b5ced0b72c754b62f26aeba62548a",
+    ),),
     task_categories=("image-classification",),
     tags=("medical", "ultrasound", "fetal", "obstetrics", "standard-planes", "africa", "domain-shift"),
     manual_download=(
@@ -364,8 +408,44 @@ PHANTOM = DatasetInfo(
     simulated=True,
 )
 
+FU_LORA_SYNTHETIC = DatasetInfo(
+    name="fu-lora-synthetic",
+    title="FU-LoRA: the authors' synthetic fetal ultrasound planes (5,000 images)",
+    description=(
+        "The 5,000 synthetic images (1,000 per class: abdomen, brain, femur, thorax, other) that the FU-LoRA "
+        "paper's hybrid classifiers were trained with, generated by the authors' Stable Diffusion 1.5 LoRAs and "
+        "published on Zenodo. Built from a local copy of the record: the images named in the authors' "
+        "synthetic_train_5000.csv (github.com/13204942/FU-LoRA at 9b84b6f, shipped with fetal-bench), found "
+        "anywhere under the raw directory. Synthetic data, not clinical images. The record's licence and file "
+        "layout could not be checked offline: read them on the record before use."
+    ),
+    hub_id=None,
+    revision="zenodo-13228158-v1",
+    license="unknown",
+    citation=(
+        "@inproceedings{wang2024fulora,\n"
+        "  title={Generative Diffusion Model Bootstraps Zero-shot Classification of Fetal Ultrasound Images "
+        "In Underrepresented African Populations},\n"
+        "  author={Wang, Fangyijie and Whelan, Kevin and Silvestre, Gu{\\'e}nol{\\'e} and Curran, Kathleen M.},\n"
+        "  booktitle={MICCAI Workshop PIPPI}, year={2024}, eprint={2407.20072}, archivePrefix={arXiv}\n}"
+    ),
+    homepage="https://zenodo.org/records/13228158",
+    zenodo_record=13228158,
+    features={"id": "the authors' file name without .png (stable)", "image": "the generated image as published",
+              "label": "the class it was generated for (FETAL_PLANES_DB plane names)",
+              "generator": "who generated it"},
+    splits={"train": "the 5,000 images of synthetic_train_5000.csv"},
+    split_rule="One split: every listed image is a training image (the set is only used for training).",
+    task_categories=("image-classification",),
+    tags=("synthetic", "ultrasound", "fetal", "standard-planes", "fu-lora"),
+    manual_download=(
+        "Open https://zenodo.org/records/13228158 in a browser, download its files into DIR and extract them "
+        "there, then run `fetal-bench datasets build fu-lora-synthetic --raw DIR --out OUT`."
+    ),
+)
+
 CATALOG: dict[str, DatasetInfo] = {
-    info.name: info for info in (HC18, FETAL_PLANES_ES, FETAL_PLANES_AFRICA, ACOUSLIC_IQA, PHANTOM)
+    info.name: info for info in (HC18, FETAL_PLANES_ES, FETAL_PLANES_AFRICA, ACOUSLIC_IQA, PHANTOM, FU_LORA_SYNTHETIC)
 }
 
 

@@ -196,7 +196,8 @@ def download_file(
 
 
 def extract_archive(
-    archive: str | os.PathLike, dest_dir: str | os.PathLike, *, unwrap: str | None = None
+    archive: str | os.PathLike, dest_dir: str | os.PathLike, *, unwrap: str | None = None,
+    max_bytes: int | None = None,
 ) -> list[Path]:
     """Unpack a zip, tar, tar.gz, tar.bz2 or tar.xz archive into ``dest_dir``, all or nothing.
 
@@ -206,9 +207,14 @@ def extract_archive(
     and its top-level entries are moved into place only when all of it is out, replacing
     entries of the same name from an earlier run.
 
+    The members' total size is checked before anything is written: over ``max_bytes`` (default
+    :func:`extraction_limit`, about 100 times the archive's size) the archive is refused as a
+    decompression bomb, and it must fit in the free space of ``dest_dir``.
+
     Args:
         unwrap: name of a wrapper folder: if the archive's content all sits in this one
             top-level folder, the folder's content is moved into ``dest_dir`` instead.
+        max_bytes: the most bytes the archive may unpack to.
 
     Returns:
         The top-level paths created in ``dest_dir``.
@@ -217,10 +223,11 @@ def extract_archive(
     dest = Path(dest_dir)
     dest.mkdir(parents=True, exist_ok=True)
     unpack = _unpack_zip if _is_zip(archive) else _unpack_tar
+    limit = extraction_limit(archive) if max_bytes is None else max_bytes
     staging = Path(tempfile.mkdtemp(prefix=f".{archive.name}.extract-", dir=dest))
     try:
         try:
-            unpack(archive, staging)
+            unpack(archive, staging, limit)
         except (zipfile.BadZipFile, tarfile.TarError, EOFError, lzma.LZMAError, zlib.error) as err:
             raise DownloadError(
                 f"Could not unpack {archive}: the archive is damaged ({err}).",
@@ -316,7 +323,10 @@ def _zenodo_files(
             f"{_reason(err)}.",
             "Check the internet connection (and --mirror, if set) and run the command again.",
         ) from err
-    files = _parse_zenodo_files(payload)
+    try:
+        files = _parse_zenodo_files(payload)
+    except DownloadError as err:
+        raise DownloadError(f"The checksum list at {api_url} is malformed: {err.problem}", err.fix) from None
     if cache is not None:
         cache[api_url] = files
     return files
@@ -344,8 +354,22 @@ def _parse_zenodo_files(payload: Any) -> dict[str, _PublishedFile]:
         checksum = str(entry.get("checksum") or "")
         algorithm, _, digest = checksum.rpartition(":")
         md5 = digest.lower() if algorithm.lower() in ("md5", "") and re.fullmatch(r"[0-9a-fA-F]{32}", digest) else None
-        files[str(key)] = _PublishedFile(int(size) if size is not None else None, md5)
+        files[str(key)] = _PublishedFile(_published_size(size, key), md5)
     return files
+
+
+def _published_size(value: Any, key: Any) -> int | None:
+    """A listed file size: a whole number of bytes (JSON number or digits), or absent."""
+    if value is None:
+        return None
+    if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
+        return value
+    if isinstance(value, str) and value.isascii() and value.isdigit():
+        return int(value)
+    raise DownloadError(
+        f"file {str(key)[:100]!r} has size {str(value)[:40]!r}, not a whole number of bytes.",
+        "The record metadata (or the --mirror serving it) is damaged: check --mirror, or try again without it.",
+    )
 
 
 def _zenodo_record_id(url: str) -> int | None:
@@ -679,7 +703,39 @@ def _member_path(archive: Path, name: str) -> PurePosixPath | None:
     return PurePosixPath(*parts)
 
 
-def _unpack_zip(archive: Path, staging: Path) -> None:
+# Dataset archives hold images and image stacks that compress little (PNG, ultrasound): a total
+# far above the archive's own size is a decompression bomb, refused before anything is written.
+_EXPANSION_RATIO = 100
+_MIN_EXTRACT_LIMIT = 1 << 30  # small archives may still unpack to 1 GiB
+
+
+def extraction_limit(archive: Path) -> int:
+    """The most bytes ``archive`` may unpack to: :data:`_EXPANSION_RATIO` times its size, at least 1 GiB."""
+    return max(_MIN_EXTRACT_LIMIT, _EXPANSION_RATIO * archive.stat().st_size)
+
+
+def _check_total(archive: Path, total: int, limit: int, staging: Path) -> None:
+    if total > limit:
+        raise UnsafeArchiveError(
+            f"{archive.name} was refused: it would unpack to {total:,} bytes, over the limit of {limit:,} "
+            f"({archive.stat().st_size:,}-byte archive); nothing was extracted.",
+            "Do not use this archive (a decompression bomb or a wrong file): delete it and download it again "
+            "from the official source. A genuine larger archive can be unpacked with extract_archive(max_bytes=...).",
+        )
+    _check_free_space(staging / "x", total, f"unpacking {archive.name}")
+
+
+def _copy_bounded(src, dst, size: int, archive: Path, name: str) -> None:
+    """Copy a member's bytes, never more than its declared ``size`` (the total checked above)."""
+    left = size
+    while chunk := src.read(min(_CHUNK, left + 1)):
+        left -= len(chunk)
+        if left < 0:
+            raise _unsafe(archive, name, "holds more bytes than its header declares")
+        dst.write(chunk)
+
+
+def _unpack_zip(archive: Path, staging: Path, limit: int) -> None:
     with zipfile.ZipFile(archive) as zf:
         plan: list[tuple[zipfile.ZipInfo, PurePosixPath]] = []
         seen: set[PurePosixPath] = set()
@@ -696,6 +752,7 @@ def _unpack_zip(archive: Path, staging: Path) -> None:
                 raise _unsafe(archive, info.filename, "appears twice")
             seen.add(path)
             plan.append((info, path))
+        _check_total(archive, sum(info.file_size for info, _ in plan), limit, staging)
         root = staging.resolve()
         for info, path in plan:
             target = staging.joinpath(*path.parts)
@@ -706,10 +763,10 @@ def _unpack_zip(archive: Path, staging: Path) -> None:
                 continue
             target.parent.mkdir(parents=True, exist_ok=True)
             with zf.open(info) as src, open(target, "xb") as dst:  # reading checks the CRC
-                shutil.copyfileobj(src, dst, _CHUNK)
+                _copy_bounded(src, dst, info.file_size, archive, info.filename)
 
 
-def _unpack_tar(archive: Path, staging: Path) -> None:
+def _unpack_tar(archive: Path, staging: Path, limit: int) -> None:
     with tarfile.open(archive, "r:*") as tf:
         members: list[tarfile.TarInfo] = []
         seen: set[PurePosixPath] = set()
@@ -727,6 +784,8 @@ def _unpack_tar(archive: Path, staging: Path) -> None:
                 raise _unsafe(archive, member.name, "appears twice")
             seen.add(path)
             members.append(member)
+        # A tar member's size is the exact number of data bytes that follow its header.
+        _check_total(archive, sum(m.size for m in members if m.isfile()), limit, staging)
         # The data filter (Python >= 3.11.4 / 3.12) re-checks paths and drops unsafe mode bits;
         # the checks above do not rely on it being there.
         if hasattr(tarfile, "data_filter"):

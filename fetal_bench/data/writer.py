@@ -163,6 +163,7 @@ def write_dataset(
     # Keep the caller's list (not a copy): builders may append to it while rows stream.
     warnings = warnings if isinstance(warnings, list) else list(warnings)
     summaries: dict[str, dict[str, SplitSummary]] = {}
+    _check_replaceable(Path(out_dir), overwrite)
     with atomic_directory(out_dir, overwrite=overwrite) as tmp:
         for spec in configs:
             config_path = tmp / _config_dir(configs, spec)
@@ -209,6 +210,10 @@ def write_dataset(
                     summary.num_subjects = len(subjects)
                     subjects_by_split[split] = subjects
                 summaries[spec.name][split] = summary
+            if not summaries[spec.name]:
+                # `datasets.load_dataset` cannot read a config without a split: fail the build.
+                raise DataError(f"Config {spec.name!r} of {info.name} has no rows in any split; nothing to build.",
+                                "Check that --raw holds the official files and that the CSV lists them.")
             _check_subject_disjoint(spec, subjects_by_split)
 
         files = sorted(p for p in tmp.rglob("*.parquet"))
@@ -238,6 +243,23 @@ def write_dataset(
         card_text = render_card(info, configs, summaries, build_info)
         (tmp / "README.md").write_text(card_text, encoding="utf-8")
     return BuildResult(Path(out_dir), info.name, summaries, list(warnings), fingerprint)
+
+
+def _check_replaceable(out_dir: Path, overwrite: bool) -> None:
+    """``--overwrite`` replaces an earlier build, never a file or a folder of other things.
+
+    The whole output is replaced, so a mistyped ``--out`` (a home folder, the raw download, a
+    file) would otherwise be deleted without a trace.
+    """
+    if not overwrite or not (out_dir.exists() or out_dir.is_symlink()):
+        return
+    if not out_dir.is_dir():
+        raise DataError(f"--out {out_dir} is a file, not a dataset directory; --overwrite will not replace it.",
+                        "Pass a directory path for --out.")
+    if any(out_dir.iterdir()) and not (out_dir / BUILD_INFO_FILE).is_file():
+        raise DataError(f"--out {out_dir} holds files but no {BUILD_INFO_FILE}: it is not an earlier fetal-bench "
+                        "build, so --overwrite will not replace it.",
+                        "Pass a new or empty directory for --out, or delete that one yourself if it is disposable.")
 
 
 def _summary_dict(summary: SplitSummary) -> dict:

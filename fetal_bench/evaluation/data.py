@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,10 +16,11 @@ from fetal_bench.tasks.base import Task
 @dataclass
 class EvalData:
     dataset: object  # datasets.Dataset of the evaluation split
-    source: str
+    source: str  # a Hub id, or "local:<directory name>" (never a machine's absolute path)
     revision: str
-    fingerprint: str | None
+    fingerprint: str | None  # content fingerprint of the scored split(s)
     split: str
+    notes: tuple[str, ...] = ()  # e.g. which split keeps a local build from matching a release
 
 
 def cache_dir() -> Path:
@@ -28,46 +28,117 @@ def cache_dir() -> Path:
     return Path(os.environ.get("FETAL_BENCH_CACHE", Path.home() / ".cache" / "fetal-bench"))
 
 
-def _local_revision(directory: Path, task: Task) -> tuple[str, str | None]:
-    """A local build counts as the task's pinned revision only where that revision is generated
-    in-process (phantom); otherwise it is 'local' (its fingerprint still identifies it)."""
-    info_path = directory / "build_info.json"
-    fingerprint = None
-    if info_path.is_file():
-        fingerprint = json.loads(info_path.read_text(encoding="utf-8")).get("fingerprint")
+def _split_parts(split: str) -> list[str]:
+    """``"train+test"`` -> ``["train", "test"]``: the splits a (combined) evaluation split reads."""
+    return [part.strip() for part in split.split("+") if part.strip()]
+
+
+def content_fingerprints(source, task: Task, split: str, revision: str | None = None) -> dict[str, str]:
+    """Content fingerprint of each split that ``split`` combines, read from ``source``."""
+    from fetal_bench.data.fingerprint import split_fingerprint
+    from fetal_bench.data.loading import open_dataset
+
+    out = {}
+    for part in _split_parts(split):
+        dataset = open_dataset(source, config=task.dataset.config, split=part, revision=revision)
+        out[part] = split_fingerprint(dataset)
+    return out
+
+
+def scored_fingerprint(parts: dict[str, str]) -> str:
+    """The fingerprint a result records: the split's own, or the combination of its parts."""
+    from fetal_bench.data.fingerprint import combined_fingerprint
+
+    return next(iter(parts.values())) if len(parts) == 1 else combined_fingerprint(parts)
+
+
+def recognise(task: Task, parts: dict[str, str]) -> tuple[str | None, list[str]]:
+    """The catalog revision whose pinned content ``parts`` match, or None and why not.
+
+    Each scored split is compared with the task's pinned revision; a split that differs is
+    named, so a user sees which part of their build is not the release.
+    """
+    catalog = CATALOG.get(task.dataset.name)
+    pin = catalog.pin(task.dataset.revision) if catalog is not None else None
+    if pin is None or (task.dataset.config or "default") != pin.config:
+        return None, []
+    differing = []
+    for name, value in parts.items():
+        expected = pin.splits.get(name)
+        if expected is None:
+            differing.append(f"split {name!r} is not part of {catalog.name} {pin.revision}")
+        elif value != expected:
+            differing.append(f"split {name!r} has content fingerprint {value[:12]}..., "
+                             f"{catalog.name} {pin.revision} has {expected[:12]}... ({pin.rows.get(name)} rows)")
+    if differing:
+        return None, [f"Not {catalog.name} {pin.revision}: " + "; ".join(differing)
+                      + ". Scored as revision 'local'; it ranks apart from release results."]
+    return pin.revision, []
+
+
+def _local_revision(directory: Path, task: Task, split: str) -> tuple[str, str, list[str]]:
+    """(revision, fingerprint, notes) of a local build: the pinned revision when its content
+    matches the catalog's pin (or, for the phantom set, always: it is generated in-process),
+    otherwise 'local'."""
+    parts = content_fingerprints(directory, task, split)
+    fingerprint = scored_fingerprint(parts)
     catalog = CATALOG.get(task.dataset.name)
     if catalog is not None and catalog.hub_id is None and catalog.revision == task.dataset.revision:
-        return task.dataset.revision, fingerprint
-    return "local", fingerprint
+        return task.dataset.revision, fingerprint, []
+    revision, notes = recognise(task, parts)
+    return revision or "local", fingerprint, notes
+
+
+def local_source_name(path: Path) -> str:
+    """How a result names a local build: its directory name only, so results travel between
+    machines (the content fingerprint, not the path, says what was scored)."""
+    return f"local:{path.resolve().name}"
 
 
 def load_eval_data(task: Task, data: str | os.PathLike | None = None, split: str | None = None) -> EvalData:
     """The evaluation rows of ``task``: from ``data`` (a local build or a Hub id) or the catalog.
 
-    Without ``data``, a published dataset is read from the Hub at the task's pinned revision,
-    and the phantom set is built once into the fetal-bench cache.
+    Without ``data``, a published dataset is read from the Hub at the task's pinned revision
+    (after a quick check that the Hub can be reached at all), and the phantom set is built once
+    into the fetal-bench cache.
     """
-    from fetal_bench.data.loading import open_dataset
-
     split = split or task.eval_split
     config = task.dataset.config
     if data is None:
         catalog = CATALOG.get(task.dataset.name)
         if catalog is not None and catalog.hub_id is None:
             if catalog.name != "phantom":
-                raise FetalBenchError(f"Dataset {catalog.name!r} is not published.", "Build it and pass --data DIR.")
+                raise FetalBenchError(f"Dataset {catalog.name!r} is not published.",
+                                      f"Build it: fetal-bench datasets build {catalog.name} --raw RAW_DIR --out "
+                                      f"data/{catalog.name}, then pass --data data/{catalog.name}.")
             data = _phantom_build(catalog.revision)
         else:
-            dataset = open_dataset(task.dataset.name, config=config, split=split, revision=task.dataset.revision)
-            fingerprint = _hub_fingerprint(catalog.hub_id if catalog else task.dataset.name, task.dataset.revision)
-            return EvalData(dataset, catalog.hub_id if catalog else task.dataset.name, task.dataset.revision, fingerprint, split)
+            hub_id = catalog.hub_id if catalog else task.dataset.name
+            require_hub(hub_id, task.dataset.name)
+            return _hub_eval_data(task, task.dataset.name, hub_id, split)
     path = Path(data)
     if path.exists():
+        from fetal_bench.data.loading import open_dataset  # imports torch: only once the data is there
+
         dataset = open_dataset(path, config=config, split=split)
-        revision, fingerprint = _local_revision(path, task)
-        return EvalData(dataset, str(path), revision, fingerprint, split)
-    dataset = open_dataset(str(data), config=config, split=split)
-    return EvalData(dataset, str(data), task.dataset.revision, _hub_fingerprint(str(data), task.dataset.revision), split)
+        revision, fingerprint, notes = _local_revision(path, task, split)
+        return EvalData(dataset, local_source_name(path), revision, fingerprint, split, tuple(notes))
+    require_hub(str(data), task.dataset.name)
+    return _hub_eval_data(task, str(data), str(data), split)
+
+
+def _hub_eval_data(task: Task, source: str, hub_id: str, split: str) -> EvalData:
+    """A Hub dataset at the task's revision; a release whose content is not its pin is noted."""
+    from fetal_bench.data.loading import open_dataset
+
+    revision = task.dataset.revision
+    dataset = open_dataset(source, config=task.dataset.config, split=split, revision=revision)
+    parts = content_fingerprints(source, task, split, revision=revision)
+    recognised, notes = recognise(task, parts)
+    catalog = CATALOG.get(task.dataset.name)
+    if recognised is None and catalog is not None and catalog.pin(revision) is not None:
+        notes = [f"The Hub copy {hub_id}@{revision} does not match the catalog's pinned content: " + n for n in notes]
+    return EvalData(dataset, hub_id, revision, scored_fingerprint(parts), split, tuple(notes))
 
 
 def _phantom_build(revision: str) -> Path:
@@ -79,15 +150,62 @@ def _phantom_build(revision: str) -> Path:
     return target
 
 
-def _hub_fingerprint(repo_id: str, revision: str) -> str | None:
-    """The published build's fingerprint (its build_info.json), from the Hub or its cache."""
-    try:
-        from huggingface_hub import hf_hub_download
+_TRUE = {"1", "ON", "YES", "TRUE"}
+HUB_PROBE_TIMEOUT_S = 3.0  # one TCP connect; the Hub's own retries take ~27 s to give up
 
-        path = hf_hub_download(repo_id, "build_info.json", repo_type="dataset", revision=revision)
-        return json.loads(Path(path).read_text(encoding="utf-8")).get("fingerprint")
-    except Exception:  # offline with no cache, or a dataset not built by fetal-bench
-        return None
+
+def _hub_offline() -> bool:
+    from huggingface_hub import constants
+
+    env = any(os.environ.get(name, "").upper() in _TRUE for name in ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE"))
+    return env or bool(getattr(constants, "HF_HUB_OFFLINE", False))
+
+
+def _hub_reachable(timeout: float = HUB_PROBE_TIMEOUT_S) -> bool:
+    """Whether a TCP connection to the Hub endpoint opens within ``timeout`` seconds."""
+    import socket
+    from urllib.parse import urlsplit
+
+    from huggingface_hub import constants
+
+    endpoint = urlsplit(os.environ.get("HF_ENDPOINT") or constants.ENDPOINT)
+    port = endpoint.port or (443 if endpoint.scheme == "https" else 80)
+    try:
+        with socket.create_connection((endpoint.hostname, port), timeout=timeout):
+            return True
+    except OSError:
+        return False
+
+
+def _cached(hub_id: str) -> bool:
+    """Whether the datasets cache holds anything of ``hub_id`` (then offline loading may work)."""
+    from huggingface_hub import constants
+
+    folder = "datasets--" + hub_id.replace("/", "--")
+    roots = [Path(constants.HF_HUB_CACHE)]
+    if os.environ.get("HF_DATASETS_CACHE"):
+        roots.append(Path(os.environ["HF_DATASETS_CACHE"]))
+    return any((root / folder).exists() for root in roots)
+
+
+def require_hub(hub_id: str, name: str) -> None:
+    """Fail in seconds, with a command that works offline, when the Hub cannot serve ``hub_id``."""
+    offline = _hub_offline()
+    if offline and _cached(hub_id):
+        return  # datasets reads the cached copy without the network
+    if not offline and _hub_reachable():
+        return
+    why = ("offline mode is on (HF_HUB_OFFLINE / HF_DATASETS_OFFLINE) and it is not in the local cache"
+           if offline else "the Hugging Face Hub cannot be reached (no network?)")
+    known = name in CATALOG
+    build = (f"fetal-bench datasets build {name} --raw raw/{name} --out data/{name}" if known
+             else "fetal-bench datasets build NAME --raw RAW_DIR --out data/NAME")
+    raise FetalBenchError(
+        f"Dataset {hub_id!r} cannot be loaded: {why}.",
+        f"Score a local build instead: {build} (raw/{name if known else 'NAME'}: the official files, "
+        f"from `fetal-bench datasets download {name if known else 'NAME'} --to raw/{name if known else 'NAME'}` "
+        f"or a browser), then pass --data data/{name if known else 'NAME'}.",
+    )
 
 
 @dataclass

@@ -49,6 +49,11 @@ def evaluate(
     num_workers: int = 0,
     device: str | None = None,
     validate_only: bool = False,
+    command: str | None = None,
+    save_predictions: str | os.PathLike | None = None,
+    paper_url: str | None = None,
+    code_url: str | None = None,
+    zero_shot: bool | None = None,
     log: Callable[[str], None] | None = None,
 ) -> dict:
     """Score a submission on ``task`` and return the result (also written to ``output``).
@@ -57,8 +62,19 @@ def evaluate(
     registered baseline name, with ``checkpoint``) is given. With ``validate_only`` the
     submission is checked and nothing is scored or written; the returned dict then only
     summarises the check.
+
+    ``command`` is the command line that reproduces the result (recorded in it); ``paper_url`` and
+    ``code_url`` (http(s) only) link the submission's paper and code on the leaderboard; ``zero_shot``
+    says whether any image of the task's dataset was used for training (None: the leaderboard infers it);
+    ``save_predictions`` writes what a ``model`` predicted as a predictions submission (CSV for
+    classification, Parquet of PNG masks for segmentation) that scores to the same numbers.
     """
     start = time.perf_counter()
+    for flag, url in (("--paper-url", paper_url), ("--code-url", code_url)):
+        if url is not None and (not url.lower().startswith(("http://", "https://")) or len(url) > 2048
+                                or any(c.isspace() for c in url)):
+            raise FetalBenchError(f"{flag} must be an http(s) URL of at most 2,048 characters without spaces.",
+                                  f"Pass e.g. {flag} https://arxiv.org/abs/2407.20072")
     task = get_task(task) if isinstance(task, str) else task
     if (predictions is None) == (model is None):
         raise FetalBenchError("Give exactly one of --predictions and --model.",
@@ -70,9 +86,15 @@ def evaluate(
         raise FetalBenchError(f"--synthetic-share {synthetic_share} is outside [0, 1].", "Give the fraction of synthetic training images.")
     note = log or (lambda message: None)
     eval_data = load_eval_data(task, data, split)
-    note(f"{task.name}: {len(eval_data.dataset)} rows from {eval_data.source} [{eval_data.split}]")
+    note(f"{task.name}: {len(eval_data.dataset)} rows from {eval_data.source} [{eval_data.split}], "
+         f"revision {eval_data.revision}")
     boot = scoring.BootstrapConfig(n_resamples=n_resamples, seed=seed)
-    notes: list[str] = []
+    notes: list[str] = list(eval_data.notes)
+    for line in eval_data.notes:
+        note(line)
+    if save_predictions is not None and model is None:
+        raise FetalBenchError("--save-predictions writes what a --model predicted.",
+                              "Drop --save-predictions, or score a --model.")
     loaded = None
     if model is not None:
         from fetal_bench.evaluation.model_runner import load_model
@@ -91,6 +113,8 @@ def evaluate(
 
             submission = predict_classification(task, loaded, model, eval_data.dataset, truth.ids,
                                                 batch_size=batch_size, num_workers=num_workers, log=note)
+            if save_predictions is not None:
+                write_classification_predictions(save_predictions, truth.ids, submission)
         if validate_only:
             return {"valid": True, "task": task.name, "n_samples": len(truth.ids)}
         body = _score_classification(task, truth, submission, boot)
@@ -104,6 +128,8 @@ def evaluate(
 
             masks = predict_segmentation(task, loaded, model, eval_data.dataset, truth.ids, truth.shapes,
                                          batch_size=batch_size, num_workers=num_workers, log=note)
+            if save_predictions is not None:
+                write_segmentation_predictions(save_predictions, truth.ids, masks)
         if validate_only:
             return {"valid": True, "task": task.name, "n_samples": len(truth.ids)}
         body = _score_segmentation(task, truth, [masks[i] for i in truth.ids], boot)
@@ -111,6 +137,11 @@ def evaluate(
 
     submission_info = _submission_info(predictions, model, loaded, checkpoint, name, training_data, synthetic_share,
                                        description)
+    if command is not None:
+        submission_info["command"] = command
+    for key, value in (("paper_url", paper_url), ("code_url", code_url), ("zero_shot", zero_shot)):
+        if value is not None:
+            submission_info[key] = value
     result = {
         "schema_version": SCHEMA_VERSION,
         "task": task.name,
@@ -177,7 +208,76 @@ def _submission_info(predictions, model, loaded, checkpoint, name, training_data
 
     meta = checkpoint_metadata(loaded, checkpoint)
     return {"name": name or meta.get("name") or model, "kind": "model", "sha256": meta["sha256"], "model": model,
-            "checkpoint": None if checkpoint is None else str(checkpoint),
+            # The name only: an absolute path means nothing on another machine; sha256 identifies it.
+            "checkpoint": None if checkpoint is None else Path(checkpoint).name,
             "training_data": training_data or meta.get("training_data"),
             "synthetic_share": synthetic_share if synthetic_share is not None else meta.get("synthetic_share"),
             "description": description}
+
+
+def write_classification_predictions(path, ids: list[str], submission: ClassificationSubmission) -> Path:
+    """The model's class probabilities as a submission CSV (``id``, one column per class).
+
+    Probabilities are written with ``repr`` precision so the file scores exactly as the model did.
+    """
+    import pandas as pd
+
+    from fetal_bench._io import atomic_file
+
+    if submission.proba is None:
+        table = {"id": ids, "label": [submission.columns[k] for k in submission.predicted]}
+    else:  # probabilities only: the format takes either them or labels, and the argmax is the label
+        table = {"id": ids, **{column: submission.proba[:, k].astype(np.float64)
+                               for k, column in enumerate(submission.columns)}}
+    path = Path(path)
+    with atomic_file(path, "w", newline="") as handle:
+        pd.DataFrame(table).to_csv(handle, index=False, float_format="%.17g")
+    return path
+
+
+def write_segmentation_predictions(path, ids: list[str], masks: dict[str, np.ndarray]) -> Path:
+    """The model's masks as a submission Parquet (``id``, ``mask`` as 0/255 PNG bytes)."""
+    import io
+
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+    from PIL import Image
+
+    from fetal_bench._io import atomic_file
+
+    encoded = []
+    for row_id in ids:
+        buffer = io.BytesIO()
+        Image.fromarray((np.asarray(masks[row_id]) > 0).astype(np.uint8) * 255).save(buffer, format="PNG")
+        encoded.append(buffer.getvalue())
+    table = pa.table({"id": pa.array(ids, pa.string()), "mask": pa.array(encoded, pa.binary())})
+    path = Path(path)
+    with atomic_file(path, "wb") as handle:
+        pq.write_table(table, handle, compression="zstd")
+    return path
+
+
+def restrict_to_labels(source, target, labels) -> Path:
+    """A classification submission that never predicts outside ``labels``: the other probability
+    columns dropped, the rest renormalised (so the argmax is over ``labels`` only).
+
+    This is how a zero-shot table shows what an extra output (FU-LoRA's and SonoNet's "Other")
+    costs: the same model, scored with and without the chance to answer "Other".
+    """
+    import pandas as pd
+
+    from fetal_bench._io import atomic_file
+
+    table = pd.read_csv(source, dtype={"id": str})
+    labels = list(labels)
+    missing = [label for label in labels if label not in table.columns]
+    if missing:
+        raise FetalBenchError(f"{source} has no probability column for {missing}.",
+                              "Restrict a submission that has one probability column per task label.")
+    proba = table[labels].to_numpy(dtype=np.float64)
+    proba = proba / proba.sum(axis=1, keepdims=True)
+    out = {"id": table["id"], **{label: proba[:, k] for k, label in enumerate(labels)}}
+    target = Path(target)
+    with atomic_file(target, "w", newline="") as handle:
+        pd.DataFrame(out).to_csv(handle, index=False, float_format="%.17g")
+    return target

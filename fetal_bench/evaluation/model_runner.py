@@ -29,10 +29,12 @@ def _device(device: str | None):
     return torch.device("cuda" if torch.cuda.is_available() else "cpu")
 
 
-def load_model(model_name: str, checkpoint, device: str | None = None):
-    from fetal_bench.models import create_model
+def load_model(model_name: str, checkpoint, device: str | None = None, *, random_init: bool = False):
+    """The model to score. Without ``checkpoint`` only a model whose published weights do the
+    task is accepted (an untrained one would put noise on the leaderboard)."""
+    from fetal_bench.models.registry import create_inference_model
 
-    model = create_model(model_name, checkpoint=checkpoint)
+    model = create_inference_model(model_name, checkpoint=checkpoint, random_init=random_init)
     model.eval()
     return model.to(_device(device))
 
@@ -73,6 +75,15 @@ def _autocast(device):
     return contextlib.nullcontext()
 
 
+def _progress(total: int, description: str):
+    """A progress bar on stderr (stdout keeps the result table clean when piped)."""
+    import sys
+
+    from tqdm.auto import tqdm
+
+    return tqdm(total=total, desc=description, unit="image", leave=False, file=sys.stderr)
+
+
 def _loader(model, task: Task, dataset, batch_size: int, num_workers: int):
     from fetal_bench.data.loading import make_dataloader
 
@@ -109,8 +120,9 @@ def predict_classification(task: Task, model, model_name: str, dataset, expected
     wanted = set(expected_ids)
     device_ = next(model.parameters()).device
     ids, chunks = [], []
-    with torch.inference_mode(), _autocast(device_):
+    with torch.inference_mode(), _autocast(device_), _progress(len(dataset), f"{model_name}: predicting") as bar:
         for batch in _loader(model, task, dataset, batch_size, num_workers):
+            bar.update(len(batch["id"]))
             logits = model(batch["pixel_values"].to(device_, non_blocking=True))
             chunks.append(torch.softmax(logits.float(), dim=1).cpu().numpy())
             ids.extend(batch["id"])
@@ -134,8 +146,9 @@ def predict_segmentation(task: Task, model, model_name: str, dataset, expected_i
                               "Pick a segmenter (`fetal-bench models list`).")
     device_ = next(model.parameters()).device
     masks: dict[str, np.ndarray] = {}
-    with torch.inference_mode(), _autocast(device_):
+    with torch.inference_mode(), _autocast(device_), _progress(len(dataset), f"{model_name}: segmenting") as bar:
         for batch in _loader(model, task, dataset, batch_size, num_workers):
+            bar.update(len(batch["id"]))
             logits = model(batch["pixel_values"].to(device_, non_blocking=True)).float()
             for i, row_id in enumerate(batch["id"]):
                 height, width = shapes[row_id]

@@ -100,29 +100,85 @@ def now_iso() -> str:
     return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
 
 
+MAX_RESULT_BYTES = 16 * 1024 * 1024  # a real result file is a few kB; per-group tables stay far below
+MAX_NAME_CHARS = 100  # a submission name is a leaderboard label, and part of a file name
+_MAX_FILENAME_BYTES = 255  # the usual file-system limit on one path component
+
+
 def result_filename(result: dict) -> str:
-    safe = "".join(c if c.isalnum() or c in "-_." else "-" for c in result["submission"]["name"])
-    return f"{result['task']}__{safe}.json"
+    return _filename(result["task"], result["submission"]["name"])
+
+
+def _filename(task: str, name: str) -> str:
+    safe = "".join(c if c.isalnum() or c in "-_." else "-" for c in name)
+    return f"{task}__{safe}.json"
+
+
+def check_result_output(output: str | Path, task: str, name: str | None) -> Path | None:
+    """Check, before any scoring, that a result for ``task`` named ``name`` can go to ``output``.
+
+    Returns the result file's path (None when ``name`` is not known yet: a model run named by
+    its checkpoint). Raises :class:`~fetal_bench.errors.FetalBenchError` for a name that is too
+    long or holds control characters, an ``output`` below a regular file, or a ``.json`` output
+    that is a directory, so that a long scoring run never ends in a write error.
+    """
+    output = Path(output)
+    if name is not None:
+        if not name.strip() or len(name) > MAX_NAME_CHARS or any(not c.isprintable() for c in name):
+            raise FetalBenchError(
+                f"The submission name ({len(name)} characters) must be 1 to {MAX_NAME_CHARS} printable characters.",
+                "Pass a short --name, e.g. `unet-hc18-v2` (the leaderboard shows it, the file name holds it).")
+    directory = output.parent if output.suffix == ".json" else output
+    for ancestor in (directory, *directory.parents):
+        if ancestor.exists() or ancestor.is_symlink():
+            if not ancestor.is_dir():
+                raise FetalBenchError(f"--output {output} is below {ancestor}, which is not a directory.",
+                                      "Pass a directory (or a .json path inside one) for the result file.")
+            break
+    if output.suffix == ".json" and output.is_dir():
+        raise FetalBenchError(f"--output {output} is a directory named like a .json file.",
+                              "Pass the directory's parent, or another .json path.")
+    if name is None:
+        return None
+    path = output if output.suffix == ".json" else output / _filename(task, name)
+    if len(path.name.encode("utf-8")) > _MAX_FILENAME_BYTES:
+        raise FetalBenchError(f"The result file name {path.name[:60]}... is longer than {_MAX_FILENAME_BYTES} bytes.",
+                              "Pass a shorter --name.")
+    return path
 
 
 def write_result(result: dict, output: str | Path) -> Path:
-    """Validate ``result`` and write it atomically; ``output`` is a directory or a .json path."""
+    """Validate ``result`` and write it atomically; ``output`` is a directory or a .json path.
+
+    The write holds the result file's exclusive lock, so two runs writing the same file at the
+    same time cannot both report it as theirs (the CLI takes the lock for the whole run).
+    """
+    from fetal_bench._io import exclusive_lock
+
     validate_result(result)
-    output = Path(output)
-    path = output if output.suffix == ".json" else output / result_filename(result)
-    write_json_atomic(path, result)
+    path = check_result_output(output, result["task"], result["submission"]["name"])
+    with exclusive_lock(path):
+        write_json_atomic(path, result)
     return path
 
 
 def read_result(path: str | Path) -> dict:
+    from fetal_bench._io import UnreadableFile, read_regular_file
+
     path = Path(path)
     try:
-        result = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, json.JSONDecodeError) as error:
-        raise InvalidResultError(f"{path} cannot be read as JSON ({error}).", "Re-run `fetal-bench evaluate`.") from None
+        result = json.loads(read_regular_file(path, max_bytes=MAX_RESULT_BYTES).decode("utf-8"))
+    except UnreadableFile as error:
+        raise InvalidResultError(f"Result file {path} {error.reason}.", "Re-run `fetal-bench evaluate`.") from None
+    except (OSError, ValueError, RecursionError) as error:  # ValueError: bad JSON or UTF-8
+        raise InvalidResultError(f"{path} cannot be read as JSON ({type(error).__name__}: {str(error)[:200]}).",
+                                 "Re-run `fetal-bench evaluate`.") from None
+    if not isinstance(result, dict):
+        raise InvalidResultError(f"{path} holds a JSON {type(result).__name__}, not a result object.",
+                                 "Re-run `fetal-bench evaluate`.")
     validate_result(result, source=str(path))
     return result
 
 
-__all__ = ["SCHEMA_VERSION", "InvalidResultError", "read_result", "result_schema", "score_entry",
+__all__ = ["SCHEMA_VERSION", "MAX_NAME_CHARS", "InvalidResultError", "check_result_output", "read_result", "result_schema", "score_entry",
            "validate_result", "write_result", "environment", "now_iso", "__version__"]

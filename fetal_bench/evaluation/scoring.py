@@ -101,9 +101,12 @@ PerImage = dict[str, np.ndarray]
 
 
 def segmentation_per_image(task: Task, truth_masks, pred_masks, pixel_size_mm, hc_truth) -> PerImage:
+    from fetal_bench.metrics.segmentation import HC_METRICS, hc_scores
+
     values: PerImage = {metric: np.empty(len(truth_masks)) for metric in task.metrics}
     for i, (truth, pred) in enumerate(zip(truth_masks, pred_masks)):
         spacing = float(pixel_size_mm[i])
+        hc = None  # one ellipse fit serves every HC metric of the image
         for metric in task.metrics:
             if metric == "dice":
                 values[metric][i] = M.dice(pred, truth)
@@ -113,8 +116,10 @@ def segmentation_per_image(task: Task, truth_masks, pred_masks, pixel_size_mm, h
                 values[metric][i] = M.hd95_mm(pred, truth, spacing)
             elif metric == "assd_mm":
                 values[metric][i] = M.assd_mm(pred, truth, spacing)
-            elif metric == "hc_abs_diff_mm":
-                values[metric][i] = np.nan if hc_truth is None else M.hc_abs_diff_mm(pred, float(hc_truth[i]), spacing)
+            elif metric in HC_METRICS:
+                if hc_truth is not None and hc is None:
+                    hc = hc_scores(pred, float(hc_truth[i]), spacing)
+                values[metric][i] = np.nan if hc_truth is None else hc[metric]
     return values
 
 
@@ -124,6 +129,11 @@ def segmentation_scores(task: Task, per_image: PerImage, rows: np.ndarray, subje
         subset = values[rows]
         if np.isnan(subset).any():
             scores[metric] = score_entry(None, reason="the evaluation data has no reference for this metric")
+            continue
+        if M.METRICS[metric].aggregate == "median":
+            low, high = M.bootstrap_ci(lambda idx: float(np.median(subset[idx])), len(subset), clusters=subjects[rows],
+                                       n_resamples=boot.n_resamples, seed=boot.seed, confidence=boot.confidence)
+            scores[metric] = score_entry(float(np.median(subset)), (low, high))
             continue
         low, high = M.bootstrap_mean_ci(subset, clusters=subjects[rows], n_resamples=boot.n_resamples,
                                         seed=boot.seed, confidence=boot.confidence)

@@ -5,23 +5,31 @@ column per task label (extra columns only where the task allows them), or a ``la
 of class names. A segmentation submission is a directory of ``<id>.png`` masks, or a Parquet
 file with ``id`` and ``mask`` (PNG bytes). Every problem found is reported at once, in one
 error that lists the offending ids (the first few and a count); nothing is scored then.
+
+Submissions come from strangers: only regular files are opened (never a FIFO, a device or a
+directory named like a mask), sizes are checked before reading, a mask's pixel count is
+checked from its header before it is decoded, and ids are read as text (`NA` stays `NA`).
 """
 
 from __future__ import annotations
 
 import hashlib
 import io
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Mapping, Sequence
 
 import numpy as np
 
-from fetal_bench._io import sha256_file
+from fetal_bench._io import UnreadableFile, read_regular_file, sha256_bytes, sha256_file
 from fetal_bench.errors import FetalBenchError
 
 PROBABILITY_SUM_TOLERANCE = 1e-3  # |sum of a row's probabilities - 1| above this is an error
+MAX_TABLE_BYTES = 1024 * 1024 * 1024  # a predictions CSV/Parquet (12,400 rows of masks fit well below)
+MAX_MASK_BYTES = 32 * 1024 * 1024  # one mask PNG (an 800x540 mask is a few kB)
 _SHOW = 5  # ids shown per problem
+_ID_CHARS = 60  # characters of one id shown in a message
 
 
 class SubmissionError(FetalBenchError):
@@ -29,9 +37,15 @@ class SubmissionError(FetalBenchError):
 
 
 def _ids_text(ids: Sequence) -> str:
+    """``count (first, few, ...)``; each shown id cut short and its control characters made visible."""
     ids = [str(i) for i in ids]
-    shown = ", ".join(ids[:_SHOW])
+    shown = ", ".join(_short(i, 3 * _ID_CHARS) for i in ids[:_SHOW])
     return f"{len(ids)} ({shown}{', ...' if len(ids) > _SHOW else ''})"
+
+
+def _short(text: str, limit: int = _ID_CHARS) -> str:
+    text = text if text.isprintable() else repr(text)[1:-1]
+    return text if len(text) <= limit else text[:limit] + "..."
 
 
 class _Problems:
@@ -42,20 +56,48 @@ class _Problems:
     def add(self, text: str) -> None:
         self.items.append(text)
 
+    def add_ids(self, what: str, ids: Sequence) -> None:
+        """One line for a whole kind of problem: what, how many, and the first few ids."""
+        if ids:
+            self.items.append(f"{what}: {_ids_text(ids)}")
+
     def raise_if_any(self, fix: str) -> None:
         if self.items:
             raise SubmissionError(
                 f"Submission {self.source} is not valid for this task:\n  - " + "\n  - ".join(self.items), fix)
 
 
+def _read_submission_file(path: Path, what: str) -> bytes:
+    try:
+        return read_regular_file(path, max_bytes=MAX_TABLE_BYTES)
+    except UnreadableFile as error:
+        raise SubmissionError(f"Predictions {path} {error.reason}.", f"Pass {what} with --predictions.") from None
+
+
+def _mask_files(directory: Path) -> dict[str, Path]:
+    """``<id>.png`` entries of a mask directory by id: what is read and what is hashed."""
+    return {entry.name[: -len(".png")]: entry for entry in sorted(directory.iterdir()) if entry.name.endswith(".png")}
+
+
 def submission_sha256(path: str | Path) -> str:
-    """sha256 of a predictions file, or of a directory's sorted (name, sha256) listing."""
+    """sha256 of a predictions file, or of a mask directory's sorted (id, mask sha256) listing.
+
+    Only the ``<id>.png`` regular files count, so the same masks hash the same whatever else
+    (a README, a .DS_Store, sub-folders) sits in the directory.
+    """
     path = Path(path)
-    if path.is_file():
+    if path.is_file():  # a regular file (validated before): streamed, not held in memory
         return sha256_file(path)
+    if not path.is_dir():
+        raise SubmissionError(f"Predictions {path} are neither a regular file nor a directory.",
+                              "Pass the predictions file or directory with --predictions.")
     digest = hashlib.sha256()
-    for item in sorted(p for p in path.rglob("*") if p.is_file()):
-        digest.update(f"{item.relative_to(path).as_posix()}:{sha256_file(item)}\n".encode())
+    for row_id, item in _mask_files(path).items():
+        try:
+            data = read_regular_file(item, max_bytes=MAX_MASK_BYTES)
+        except UnreadableFile:
+            continue  # not a mask file (validation reports it before anything is scored)
+        digest.update(f"{row_id}.png:{sha256_bytes(data)}\n".encode())
     return digest.hexdigest()
 
 
@@ -94,17 +136,23 @@ def _read_table(path: Path):
     import pandas as pd
 
     suffix = path.suffix.lower()
+    if suffix not in (".csv", ".parquet", ".pq"):
+        raise SubmissionError(f"{path} is neither .csv nor .parquet.", "Save classification predictions as CSV or Parquet.")
+    data = io.BytesIO(_read_submission_file(path, "the CSV/Parquet predictions file"))
     try:
         if suffix == ".csv":
-            return pd.read_csv(path, dtype={"id": str}, keep_default_na=True)
-        if suffix in (".parquet", ".pq"):
-            table = pd.read_parquet(path)
-            if "id" in table:
-                table["id"] = table["id"].astype(str)
-            return table
-    except Exception as error:  # pandas raises many parser errors; all mean "unreadable"
-        raise SubmissionError(f"Cannot read {path}: {error}", "Write the predictions as UTF-8 CSV or Parquet.") from None
-    raise SubmissionError(f"{path} is neither .csv nor .parquet.", "Save classification predictions as CSV or Parquet.")
+            # Every cell as written: no "NA"/"nan"/"" -> NaN guessing, so an id `NA` stays `NA`
+            # and a blank probability is reported as non-numeric rather than silently NaN.
+            return pd.read_csv(data, dtype=str, keep_default_na=False, na_filter=False)
+        return pd.read_parquet(data)
+    except Exception as error:  # pandas/pyarrow raise many parser errors; all mean "unreadable"
+        raise SubmissionError(f"Cannot read {path}: {str(error)[:300]}",
+                              "Write the predictions as UTF-8 CSV or Parquet.") from None
+
+
+def _text_ids(values) -> list[str]:
+    """Ids as text; a missing id (a Parquet null) becomes "" and is reported as an extra id."""
+    return ["" if value is None or (isinstance(value, float) and np.isnan(value)) else str(value) for value in values]
 
 
 def load_classification_submission(
@@ -114,61 +162,63 @@ def load_classification_submission(
     labels: Sequence[str],
     allowed_extra: Sequence[str] = (),
 ) -> ClassificationSubmission:
+    """Predictions aligned to ``expected_ids``; every problem (ids, columns, values) in one error."""
     path = Path(path)
-    if not path.is_file():
-        raise SubmissionError(f"Predictions file {path} does not exist.", "Pass the CSV/Parquet file with --predictions.")
     table = _read_table(path)
     problems = _Problems(path)
+    fix = _fix(labels, allowed_extra)
     if "id" not in table.columns:
-        problems.add(f"no `id` column (columns: {list(table.columns)})")
+        problems.add(f"no `id` column (columns: {[_short(str(c)) for c in table.columns[:20]]})")
         problems.raise_if_any("The first column must be `id`, the dataset's row id.")
-    ids = [str(i) for i in table["id"]]
+    ids = _text_ids(table["id"])
     _check_ids(ids, expected_ids, problems)
 
     other = [c for c in table.columns if c != "id"]
     known = set(labels) | set(allowed_extra)
     if "label" in other:
         if len(other) > 1:
-            problems.add(f"a `label` column together with other columns {sorted(set(other) - {'label'})}: give either "
-                         "probabilities or labels")
+            problems.add(f"a `label` column together with other columns {sorted(map(str, set(other) - {'label'}))}: "
+                         "give either probabilities or labels")
         columns = tuple(labels) + tuple(allowed_extra)
         values = table["label"]
-        bad = [i for i, v in zip(ids, values) if not isinstance(v, str) or v not in known]
-        if bad:
-            problems.add(f"labels that are not task classes ({', '.join(labels)}): {_ids_text(bad)}")
-        problems.raise_if_any(_fix(labels, allowed_extra))
+        problems.add_ids(f"labels that are not task classes ({', '.join(labels)})",
+                         [i for i, v in zip(ids, values) if not isinstance(v, str) or v not in known])
+        problems.raise_if_any(fix)
         index = {name: k for k, name in enumerate(columns)}
         predicted = np.array([index[v] for v in values], dtype=np.int64)
         return _align(ClassificationSubmission(columns, None, predicted), ids, expected_ids)
 
-    unknown = [c for c in other if c not in known]
+    unknown = [str(c) for c in other if c not in known]
     if unknown:
-        problems.add(f"unknown label columns {unknown} (task labels: {list(labels)}"
+        problems.add(f"unknown label columns {unknown[:20]} (task labels: {list(labels)}"
                      + (f"; allowed extras: {list(allowed_extra)}" if allowed_extra else "") + ")")
     missing_columns = [c for c in labels if c not in table.columns]
     if missing_columns:
         problems.add(f"missing probability columns {missing_columns}")
-    problems.raise_if_any(_fix(labels, allowed_extra))
+    # The values of the columns that are there are checked even when others are missing or the
+    # ids are wrong: one run of --validate-only reports every kind of problem.
+    columns = tuple(c for c in labels if c in table.columns) + tuple(c for c in allowed_extra if c in table.columns)
+    proba = _check_probabilities(table, columns, ids, problems, check_sums=not missing_columns)
+    problems.raise_if_any(fix)
+    predicted = proba.argmax(axis=1)
+    return _align(ClassificationSubmission(columns, proba, predicted), ids, expected_ids)
 
-    columns = tuple(labels) + tuple(c for c in allowed_extra if c in table.columns)
+
+def _check_probabilities(table, columns: Sequence[str], ids: list[str], problems: _Problems, *,
+                         check_sums: bool) -> np.ndarray:
     import pandas as pd
 
     numeric = table[list(columns)].apply(pd.to_numeric, errors="coerce")
-    proba = numeric.to_numpy(dtype=np.float64)
-    not_numbers = [i for i, row in zip(ids, np.isnan(proba).any(axis=1)) if row]
-    if not_numbers:
-        problems.add(f"NaN or non-numeric probabilities: {_ids_text(not_numbers)}")
+    proba = numeric.to_numpy(dtype=np.float64).reshape(len(ids), len(columns))
+    problems.add_ids("NaN or non-numeric probabilities", [i for i, row in zip(ids, np.isnan(proba).any(axis=1)) if row])
     finite = np.nan_to_num(proba, nan=0.5)
-    out_of_range = [i for i, row in zip(ids, ((finite < 0) | (finite > 1)).any(axis=1)) if row]
-    if out_of_range:
-        problems.add(f"probabilities outside [0, 1]: {_ids_text(out_of_range)}")
-    sums = finite.sum(axis=1)
-    bad_sum = [i for i, s in zip(ids, sums) if abs(s - 1.0) > PROBABILITY_SUM_TOLERANCE]
-    if bad_sum:
-        problems.add(f"probabilities not summing to 1 (tolerance {PROBABILITY_SUM_TOLERANCE}): {_ids_text(bad_sum)}")
-    problems.raise_if_any(_fix(labels, allowed_extra))
-    predicted = proba.argmax(axis=1)
-    return _align(ClassificationSubmission(columns, proba, predicted), ids, expected_ids)
+    problems.add_ids("probabilities outside [0, 1]",
+                     [i for i, row in zip(ids, ((finite < 0) | (finite > 1)).any(axis=1)) if row])
+    if check_sums and columns:
+        sums = finite.sum(axis=1)
+        problems.add_ids(f"probabilities not summing to 1 (tolerance {PROBABILITY_SUM_TOLERANCE})",
+                         [i for i, total in zip(ids, sums) if abs(total - 1.0) > PROBABILITY_SUM_TOLERANCE])
+    return proba
 
 
 def _fix(labels: Sequence[str], allowed_extra: Sequence[str]) -> str:
@@ -187,21 +237,83 @@ def _align(submission: ClassificationSubmission, ids: Sequence[str], expected_id
     )
 
 
-def _decode_mask(data: bytes, row_id: str, problems: _Problems) -> np.ndarray | None:
+def _decode_mask(data: object, expected_shape: tuple[int, int]) -> tuple[np.ndarray | None, str | None, str]:
+    """(mask, None, "") or (None, kind, detail); the size is checked from the header before decoding.
+
+    Checking the header size against the ground truth first bounds the pixels ever decoded by the
+    reference mask's, so a PNG claiming 400 megapixels costs nothing.
+    """
     from PIL import Image, UnidentifiedImageError
 
+    if not isinstance(data, (bytes, bytearray, memoryview)):
+        return None, "not-bytes", type(data).__name__
     try:
-        with Image.open(io.BytesIO(data)) as image:
-            array = np.asarray(image)
-    except (UnidentifiedImageError, OSError, ValueError) as error:
-        problems.add(f"mask {row_id} is not a readable image ({error})")
-        return None
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)  # the size check below decides
+            with Image.open(io.BytesIO(data)) as image:
+                width, height = image.size
+                if (height, width) != tuple(expected_shape):
+                    return None, "size", f"{width}x{height} (expected {expected_shape[1]}x{expected_shape[0]})"
+                array = np.asarray(image)
+    except Image.DecompressionBombError:
+        return None, "size", f"over {2 * Image.MAX_IMAGE_PIXELS:,} pixels (expected {expected_shape[1]}x{expected_shape[0]})"
+    except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as error:
+        return None, "unreadable", str(error)[:80]
     if array.ndim == 3:  # an RGB(A) mask is accepted only when its colour channels agree
         if not (array[..., :3] == array[..., :1]).all():
-            problems.add(f"mask {row_id} is a colour image; save a single-channel PNG")
-            return None
+            return None, "colour", ""
         array = array[..., 0]
-    return array
+    if array.ndim != 2:
+        return None, "unreadable", f"{array.ndim}-D pixel data"
+    return array, None, ""
+
+
+_MASK_PROBLEMS = {  # kind -> how the error line starts
+    "file": "mask entries that are not regular files of at most "
+            f"{MAX_MASK_BYTES // (1024 * 1024)} MB (only <id>.png files are read)",
+    "not-bytes": "masks that are not PNG bytes",
+    "unreadable": "masks that are not readable images",
+    "colour": "colour masks (save a single-channel PNG)",
+    "size": "masks not at the image's native size (they are never resized)",
+    "values": "mask values other than 0/1 (or 0/255)",
+}
+
+
+def _read_mask_directory(path: Path, expected: set[str]) -> tuple[list[str], dict[str, object], list[str]]:
+    """(ids listed, raw bytes of the expected ones, "id (reason)" for entries that cannot be read).
+
+    Only entries whose id is expected are opened: extra ids are reported by name, unread.
+    """
+    entries = _mask_files(path)
+    raw: dict[str, object] = {}
+    bad_files = []
+    for row_id, entry in entries.items():
+        if row_id not in expected:
+            continue
+        try:
+            raw[row_id] = read_regular_file(entry, max_bytes=MAX_MASK_BYTES)
+        except UnreadableFile as error:
+            bad_files.append(f"{_short(row_id)} ({error.reason})")
+    return list(entries), raw, bad_files
+
+
+def _read_mask_parquet(path: Path) -> tuple[list[str], dict[str, object]]:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    try:
+        table = pq.read_table(pa.BufferReader(_read_submission_file(path, "the Parquet of masks")))
+    except (pa.ArrowException, OSError, ValueError) as error:
+        raise SubmissionError(f"Cannot read {path} as Parquet: {str(error)[:300]}",
+                              "Write one row per id with the mask as PNG bytes (or a datasets Image column).") from None
+    if "id" not in table.column_names or "mask" not in table.column_names:
+        raise SubmissionError(f"{path} needs columns `id` and `mask` (PNG bytes), has {table.column_names[:20]}.",
+                              "Write one row per id with the mask as PNG bytes (or a datasets Image column).")
+    ids = _text_ids(table.column("id").to_pylist())
+    raw = {}
+    for row_id, cell in zip(ids, table.column("mask").to_pylist()):
+        raw[row_id] = cell.get("bytes") if isinstance(cell, dict) else cell
+    return ids, raw
 
 
 def load_segmentation_submission(
@@ -213,47 +325,30 @@ def load_segmentation_submission(
     """Boolean masks by id, checked against the ground truth's ids and native sizes."""
     path = Path(path)
     problems = _Problems(path)
-    raw: dict[str, bytes] = {}
+    found: dict[str, list[str]] = {kind: [] for kind in _MASK_PROBLEMS}
     if path.is_dir():
-        files = sorted(path.glob("*.png"))
-        ids = [p.stem for p in files]
-        for item, row_id in zip(files, ids):
-            raw[row_id] = item.read_bytes()
-    elif path.is_file() and path.suffix.lower() in (".parquet", ".pq"):
-        import pyarrow.parquet as pq
-
-        table = pq.read_table(path)
-        if "id" not in table.column_names or "mask" not in table.column_names:
-            raise SubmissionError(f"{path} needs columns `id` and `mask` (PNG bytes), has {table.column_names}.",
-                                  "Write one row per id with the mask as PNG bytes (or a datasets Image column).")
-        ids = [str(i) for i in table.column("id").to_pylist()]
-        for row_id, cell in zip(ids, table.column("mask").to_pylist()):
-            raw[row_id] = cell["bytes"] if isinstance(cell, dict) else cell
+        ids, raw, found["file"] = _read_mask_directory(path, set(expected_ids))
+    elif path.suffix.lower() in (".parquet", ".pq") and (path.exists() or path.is_symlink()):
+        ids, raw = _read_mask_parquet(path)
     else:
         raise SubmissionError(f"Segmentation predictions {path} are neither a directory of PNG masks nor a Parquet file.",
                               "Pass a directory holding <id>.png for every evaluation id, or a Parquet with id + mask.")
     _check_ids(ids, expected_ids, problems)
     masks: dict[str, np.ndarray] = {}
-    wrong_size, wrong_values = [], []
     for row_id in expected_ids:
         if row_id not in raw:
             continue
-        array = _decode_mask(raw[row_id], row_id, problems)
+        array, kind, detail = _decode_mask(raw[row_id], tuple(expected_shapes[row_id]))
         if array is None:
-            continue
-        if array.shape != tuple(expected_shapes[row_id]):
-            wrong_size.append(f"{row_id} {array.shape[1]}x{array.shape[0]} (expected "
-                              f"{expected_shapes[row_id][1]}x{expected_shapes[row_id][0]})")
+            found[kind].append(f"{_short(row_id)} ({detail})" if detail else row_id)
             continue
         values = np.unique(array)
         if not (set(values.tolist()) <= {0, 1} or set(values.tolist()) <= {0, 255}):
-            wrong_values.append(f"{row_id} {values[:6].tolist()}")
+            found["values"].append(f"{_short(row_id)} {values[:6].tolist()}")
             continue
         masks[row_id] = array > 0
-    if wrong_size:
-        problems.add(f"masks not at the image's native size (they are never resized): {_ids_text(wrong_size)}")
-    if wrong_values:
-        problems.add(f"mask values other than 0/1 (or 0/255): {_ids_text(wrong_values)}")
+    for kind, what in _MASK_PROBLEMS.items():
+        problems.add_ids(what, found[kind])
     problems.raise_if_any("Save one single-channel PNG per id, at the image's own size, 0 = background and "
                           "1 (or 255) = head. `fetal-bench evaluate --validate-only` checks a submission.")
     return masks

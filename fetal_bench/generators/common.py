@@ -172,15 +172,17 @@ def prepare_pipeline(lora_dir: Path, lora_config: dict, sample: dict, *, base: s
     from fetal_bench.generators.base import base_label, load_base, same_base
     from fetal_bench.generators.training import apply_lora
 
-    trained = lora_config["base"]
+    trained = lora_config["base"]  # None: an external LoRA file, whose base is not recorded
     if base is not None:
         spec, rev = base, revision
-    else:
+    elif (generation_in or {}).get("base") or trained:
         recorded = (generation_in or {}).get("base") or trained
         spec = "tiny" if recorded.get("kind") == "tiny" else recorded["id"]
         rev = revision or (recorded.get("revision") if recorded.get("kind") == "hub" else None)
+    else:
+        spec, rev = lora_config["config"]["base"]["model"], revision
     model = load_base(spec, revision=rev, default=lora_config["config"]["base"])
-    if base is None and not same_base(model.identity, trained):
+    if base is None and trained is not None and not same_base(model.identity, trained):
         raise FetalBenchError(
             f"The base model resolved for sampling ({base_label(model.identity)}) is not the one the LoRA "
             f"was trained on ({base_label(trained)}).",

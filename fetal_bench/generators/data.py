@@ -25,7 +25,10 @@ __all__ = [
     "Letterbox",
     "SourceInfo",
     "decode_gray",
+    "image_size",
     "decode_mask",
+    "bucket_crop",
+    "kohya_bucket",
     "letterbox",
     "open_source",
     "outline",
@@ -154,6 +157,12 @@ def _open(cell: dict | None, what: str, row_id: str):
     return Image.open(io.BytesIO(cell["bytes"])) if cell.get("bytes") is not None else Image.open(cell["path"])
 
 
+def image_size(cell: dict | None, row_id: str) -> tuple[int, int]:
+    """(width, height) of an undecoded Image cell, from its header (no pixel decoding)."""
+    with _open(cell, "image", row_id) as image:
+        return image.size
+
+
 def decode_gray(cell: dict | None, row_id: str) -> np.ndarray:
     """An undecoded Image cell -> uint8 (H, W)."""
     image = _open(cell, "image", row_id)
@@ -195,6 +204,75 @@ def letterbox(array: np.ndarray, size: int, *, nearest: bool = False) -> tuple[n
     # Use the realised scale per axis' mean so geometry maps exactly onto the resized pixels.
     realised = (new_w / width + new_h / height) / 2
     return canvas, Letterbox(realised, float(ox), float(oy), size)
+
+
+def _round_to_steps(x: float, steps: int) -> int:
+    x = int(x + 0.5)
+    return x - x % steps
+
+
+def kohya_bucket(width: int, height: int, *, resolution: int, steps: int = 64, no_upscale: bool = True,
+                 min_size: int = 256, max_size: int = 1024) -> tuple[tuple[int, int], tuple[int, int]]:
+    """``((resized_w, resized_h), (bucket_w, bucket_h))`` of an image, by kohya's bucketing rule.
+
+    kohya sd-scripts ``BucketManager.select_bucket`` (``library/train_util.py``) with
+    ``max_reso = resolution x resolution``. ``no_upscale`` (the FU-LoRA config's
+    ``bucket_no_upscale: true``): an image larger than the maximum area is shrunk, keeping its
+    aspect ratio, to that area with one side on the step grid; a smaller one is not resized; the
+    bucket is the resized size rounded down to the step (a centre crop, never padding). Without
+    ``no_upscale`` the image is scaled to cover the predefined bucket (``min_size``..``max_size``
+    in ``steps``, ``model_util.make_bucket_resolutions``) nearest in aspect ratio.
+    """
+    aspect = width / height
+    max_area = resolution * resolution
+    if no_upscale:
+        if width * height > max_area:
+            resized_w = math.sqrt(max_area * aspect)
+            resized_h = max_area / resized_w
+            by_w = _round_to_steps(resized_w, steps)
+            by_w_h = _round_to_steps(by_w / aspect, steps)
+            by_h = _round_to_steps(resized_h, steps)
+            by_h_w = _round_to_steps(by_h * aspect, steps)
+            if abs(by_w / by_w_h - aspect) < abs(by_h_w / by_h - aspect):
+                resized = (by_w, int(by_w / aspect + 0.5))
+            else:
+                resized = (int(by_h * aspect + 0.5), by_h)
+        else:
+            resized = (width, height)
+        bucket = (resized[0] - resized[0] % steps, resized[1] - resized[1] % steps)
+        if min(bucket) < steps:
+            raise DataError(f"A {width}x{height} image is too small for {steps}-pixel buckets.",
+                            "Use larger images, or data.resize: letterbox.")
+        return resized, bucket
+    resos = set()
+    side = int(math.sqrt(max_area) // steps) * steps
+    resos.add((side, side))
+    w = min_size
+    while w <= max_size:
+        h = min(max_size, int((max_area // w) // steps) * steps)
+        if h >= min_size:
+            resos.update({(w, h), (h, w)})
+        w += steps
+    resos_sorted = sorted(resos)
+    bucket = (width, height) if (width, height) in resos else min(
+        resos_sorted, key=lambda r: abs(r[0] / r[1] - aspect))
+    scale = bucket[1] / height if aspect > bucket[0] / bucket[1] else bucket[0] / width
+    return (int(width * scale + 0.5), int(height * scale + 0.5)), bucket
+
+
+def bucket_crop(array: np.ndarray, resized: tuple[int, int], bucket: tuple[int, int]) -> np.ndarray:
+    """Resize ``array`` (H, W) to ``resized`` (w, h) with an area filter, then centre-crop to ``bucket``
+    (kohya's ``trim_and_resize_if_required`` with ``random_crop: false``)."""
+    from PIL import Image
+
+    height, width = array.shape
+    if (width, height) != tuple(resized):
+        # PIL's BOX filter averages the source area of each output pixel, as cv2.INTER_AREA does
+        # when shrinking (kohya's filter); the two differ in rounding, not in kind.
+        array = np.asarray(Image.fromarray(array).resize(tuple(resized), Image.BOX))
+    top = (array.shape[0] - bucket[1]) // 2
+    left = (array.shape[1] - bucket[0]) // 2
+    return np.ascontiguousarray(array[top : top + bucket[1], left : left + bucket[0]])
 
 
 def outline(mask: np.ndarray, width: int) -> np.ndarray:

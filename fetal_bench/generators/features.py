@@ -56,13 +56,16 @@ class FeatureExtractor:
     dim: int
     comparable: str
     fn: Callable[[Sequence[np.ndarray]], np.ndarray]
+    # False for a network nobody trained (random-cnn): its distances compare pixel statistics,
+    # not what a trained network sees, so FID/KID on it are no measure of image quality.
+    trained: bool = True
 
     def __call__(self, images: Sequence[np.ndarray]) -> np.ndarray:
         return self.fn(images)
 
     def as_dict(self) -> dict:
         return {"name": self.name, "description": self.description, "weights": self.weights, "dim": self.dim,
-                "comparable": self.comparable}
+                "comparable": self.comparable, "trained": self.trained}
 
 
 _REGISTRY: dict[str, Callable[[], FeatureExtractor]] = {}
@@ -165,7 +168,7 @@ def _random_cnn() -> FeatureExtractor:
         "random-cnn", "fixed random CNN (seed 1234), 4 stride-2 conv+ReLU blocks, 256-d mean-pooled, 128 px",
         f"random init, torch seed {_RANDOM_SEED}", 256,
         "ONLY comparable across fetal-bench runs using this same random-cnn network",
-        lambda images: _batched(images, 128, prepare, model),
+        lambda images: _batched(images, 128, prepare, model), trained=False,
     )
 
 

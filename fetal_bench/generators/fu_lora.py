@@ -1,10 +1,14 @@
 """FU-LoRA: a Stable Diffusion LoRA per source set, one prompt per plane class; class-prompted sampling.
 
 Wang et al., "Generative Diffusion Model Bootstraps Zero-shot Classification of Fetal Ultrasound
-Images In Underrepresented African Populations" (MICCAI 2024 PIPPI, arXiv:2407.20072): 20 real
-FETAL_PLANES_DB images per class, kohya LoRA (rank/alpha 128, UNet lr 1e-4, text encoder lr 5e-5,
-constant schedule, batch 1, 512 px, fp16, AdamW8bit, clip-skip 2, seed 1234), sampled with
-Euler, 20 steps, CFG 7, LoRA scale 0.3. Defaults and their sources: ``configs/fu_lora.yaml``.
+Images In Underrepresented African Populations" (MICCAI 2024 PIPPI, arXiv:2407.20072): the
+authors' 20 FETAL_PLANES_DB images per class (their ``lora_train_data.csv``), kohya "Standard"
+LoRA (every Linear/1x1 conv of the UNet's transformer blocks and of CLIP's attention and MLP;
+rank/alpha 128, UNet lr 1e-4, text encoder lr 5e-5, constant schedule, batch 1, aspect-ratio
+buckets up to 512² px, fp16, AdamW8bit, clip-skip 2, seed 1234); sampled (fetal-bench's choice)
+with Euler, 20 steps, CFG 7, LoRA scale 0.3. Defaults and their sources: ``configs/fu_lora.yaml``;
+against the authors' code: ``docs/reproducibility.md``. ``sample`` also takes the authors'
+released kohya files (``--lora fangyijie/fu-lora --weight-name ...``).
 
 Library API (the CLI is a thin layer over it)::
 
@@ -24,6 +28,7 @@ import numpy as np
 from fetal_bench.errors import DataError, FetalBenchError
 from fetal_bench.generators.common import (
     SamplingSetup,
+    check_lora_matches,
     check_output,
     generation_sha256,
     load_generation,
@@ -52,7 +57,7 @@ def class_prompts(label_names: list[str], mapping: Mapping[str, str]) -> tuple[d
     return prompts, skipped
 
 
-def _training_rows(dataset, info, config: dict) -> tuple[list[int], dict[int, str], list[str]]:
+def _training_rows(dataset, info, config: dict) -> tuple[list[int], dict[int, str], list[str], dict[str, str]]:
     from fetal_bench.generators.data import select_per_class
 
     if info.label_names is None:
@@ -73,9 +78,99 @@ def _training_rows(dataset, info, config: dict) -> tuple[list[int], dict[int, st
     if not keep:
         raise DataError(f"Split {info.split!r} has no rows of the prompted classes.", "Use another --split.")
     n = config["data"]["images_per_class"]
-    chosen = select_per_class([ids[i] for i in keep], [labels[i] for i in keep],
+    listed = _listed_rows(config, info.label_names, ids, labels, keep)
+    if listed and n is not None and any(len(r) != int(n) for r in listed.values()):
+        raise FetalBenchError(
+            f"data.images_per_class {n} conflicts with the authors' list ({len(next(iter(listed.values())))} per class), "
+            "which this split holds.",
+            "Keep the list's count, or pass --generator-config with `data: {image_list: null}` to hash-pick N per class.")
+    hashed_keep = [i for i in keep if info.label_names[labels[i]] not in listed]
+    chosen = select_per_class([ids[i] for i in hashed_keep], [labels[i] for i in hashed_keep],
                               None if n is None else int(n), int(config["data"]["selection_seed"]))
-    return [keep[i] for i in chosen], prompts, skipped
+    rows = sorted(row for rows in listed.values() for row in rows) + [hashed_keep[i] for i in chosen]
+    selection = {info.label_names[labels[i]]: ("authors-list" if info.label_names[labels[i]] in listed else "hash")
+                 for i in keep}
+    return rows, prompts, skipped, selection
+
+
+def _listed_rows(config: dict, label_names: list[str], ids: list[str], labels: list[int],
+                 keep: list[int]) -> dict[str, list[int]]:
+    """Class name -> rows of the authors' list (``data.image_list: fu-lora-authors``).
+
+    A class is taken from the list only when every listed image of it is in the split with that
+    class; otherwise (another dataset, e.g. the phantom set, or a split without them) that class
+    falls back to the hash pick, and the LoRA's config says which rule chose each class.
+    """
+    if config["data"].get("image_list") != "fu-lora-authors":
+        return {}
+    import warnings
+
+    from fetal_bench.generators.authors_lists import ES_PLANE_NAMES, ListUnavailableError, lora_training_ids
+
+    if not set(label_names) & set(ES_PLANE_NAMES.values()):
+        return {}  # not FETAL_PLANES_DB's classes (e.g. the phantom set): the list cannot apply
+    try:
+        authors = lora_training_ids()
+    except ListUnavailableError as err:
+        # Every class then falls back to the hash pick, which generator_config.json records.
+        warnings.warn(f"{err.problem} Every class falls back to the hash pick. {err.fix}", stacklevel=2)
+        return {}
+    where = {ids[i]: i for i in keep}
+    listed: dict[str, list[int]] = {}
+    for plane, wanted in authors.items():
+        rows = [where.get(image_id) for image_id in wanted]
+        if all(r is not None and label_names[labels[r]] == plane for r in rows):
+            listed[plane] = rows
+    return listed
+
+
+class _Shaping:
+    """How training images reach the model: kohya aspect-ratio buckets, or letterboxed squares."""
+
+    def __init__(self, mode: str, resolution: int, resized=None, sizes=None, steps=None):
+        self.mode, self.resolution, self.resized, self.sizes, self.steps = mode, resolution, resized, sizes, steps
+
+    def apply(self, i: int, image: np.ndarray) -> np.ndarray:
+        from fetal_bench.generators.data import bucket_crop, letterbox
+
+        if self.mode == "bucket":
+            return bucket_crop(image, self.resized[i], self.sizes[i])
+        return letterbox(image, self.resolution)[0]
+
+    def summary(self) -> dict[str, Any]:
+        if self.mode != "bucket":
+            return {"mode": self.mode, "size": [self.resolution, self.resolution]}
+        counts: dict[str, int] = {}
+        for w, h in self.sizes:
+            counts[f"{w}x{h}"] = counts.get(f"{w}x{h}", 0) + 1
+        return {"mode": "bucket", "steps": self.steps, "buckets": dict(sorted(counts.items()))}
+
+
+def _image_shaping(cfg: dict, dataset, ids, rows: list[int], resolution: int, model) -> _Shaping:
+    from fetal_bench.generators.data import image_size, kohya_bucket
+
+    mode = cfg["data"]["resize"]
+    if mode == "letterbox":
+        return _Shaping(mode, resolution)
+    if mode != "bucket":
+        raise FetalBenchError(f"data.resize {mode!r} is not supported.", "Use bucket (kohya's) or letterbox.")
+    bucket = cfg["data"]["bucket"]
+    multiple = model.vae_scale_factor * 2 ** (len(model.unet.config.block_out_channels) - 1)
+    # "auto" scales kohya's SD 1.5 values (steps 64, sizes 256..1024 at 512 px) to the base's size.
+    steps = max(multiple, resolution // 8) if bucket["steps"] == "auto" else int(bucket["steps"])
+    if steps % multiple:
+        raise FetalBenchError(f"data.bucket.steps {steps} is not a multiple of {multiple} for this base.",
+                              f"Use auto or a multiple of {multiple}.")
+    low = resolution // 2 if bucket["min_size"] == "auto" else int(bucket["min_size"])
+    high = resolution * 2 if bucket["max_size"] == "auto" else int(bucket["max_size"])
+    resized, sizes = [], []
+    for row in rows:
+        width, height = image_size(dataset[row]["image"], ids[row])
+        r, b = kohya_bucket(width, height, resolution=resolution, steps=steps, no_upscale=bool(bucket["no_upscale"]),
+                            min_size=low, max_size=high)
+        resized.append(r)
+        sizes.append(b)
+    return _Shaping("bucket", resolution, resized, sizes, steps)
 
 
 def train(
@@ -99,7 +194,7 @@ def train(
     from its last checkpoint.
     """
     from fetal_bench.generators.base import load_base
-    from fetal_bench.generators.data import decode_gray, letterbox, open_source
+    from fetal_bench.generators.data import decode_gray, open_source
     from fetal_bench.generators.training import TrainingData, train_lora
 
     cfg = resolve_train_config(GENERATOR, generator_config, {
@@ -107,17 +202,17 @@ def train(
         "data": {"split": split, "images_per_class": images_per_class},
     })
     dataset, info = open_source(data, config=config, split=cfg["data"]["split"])
-    rows, prompts, skipped = _training_rows(dataset, info, cfg)
+    rows, prompts, skipped, selection = _training_rows(dataset, info, cfg)
     model = load_base(base or cfg["base"]["model"], revision=revision, default=cfg["base"])
     resolution = resolve_resolution(cfg, model)
     labels = dataset["label"]
     ids = dataset["id"]
+    shaping = _image_shaping(cfg, dataset, ids, rows, resolution, model)
 
     def get(i: int):
         row = rows[i]
-        image = decode_gray(dataset[row]["image"], ids[row])
-        square, _ = letterbox(image, resolution)
-        return np.broadcast_to(square, (3, resolution, resolution)), prompts[labels[row]], None
+        image = shaping.apply(i, decode_gray(dataset[row]["image"], ids[row]))
+        return np.broadcast_to(image, (3, *image.shape)), prompts[labels[row]], None
 
     counts: dict[int, int] = {}
     for row in rows:
@@ -133,9 +228,12 @@ def train(
             "classes": [{"label": k, "name": info.label_names[k], "prompt": p, "n_images": counts.get(k, 0)}
                         for k, p in sorted(prompts.items())],
             "skipped_classes": skipped,
+            "selection": selection,
         },
     }
-    return train_lora(base=model, config=cfg, data=TrainingData(len(rows), get, resolution), output=output,
+    record["data"]["resize"] = shaping.summary()
+    return train_lora(base=model, config=cfg, data=TrainingData(len(rows), get, resolution, sizes=shaping.sizes),
+                      output=output,
                       record=record, overwrite=overwrite, progress=progress)
 
 
@@ -159,16 +257,26 @@ def sample(
     keep_work: bool = False,
     overwrite: bool = False,
     on_shard: Callable[[int, int], None] | None = None,
+    weight_name: str | None = None,
+    lora_revision: str | None = None,
 ):
     """Sample ``per_class`` images per trained class (or per class of ``classes``) into a synthetic dataset at ``output``.
 
     Resumable: shards go to ``work_dir`` (default ``OUTPUT.work``) and a rerun skips finished
     ones. ``config`` reproduces a split from its generation config (a synthetic dataset
     directory, its README.md, or a YAML file); explicit options override it.
+    ``lora`` may also be a kohya-format ``.safetensors`` file, a directory holding one
+    (``weight_name``), or a Hub model repository (``weight_name`` required; ``lora_revision``
+    pins its commit), e.g. the authors' ``fangyijie/fu-lora``: see :func:`external_lora`.
     Returns the :class:`~fetal_bench.data.writer.BuildResult`.
     """
     generation_in = load_generation(config)
-    lora_dir, lora_config = open_lora(lora, generation_in, (GENERATOR,))
+    external = external_lora(lora, weight_name, lora_revision) if lora is not None else None
+    if external is not None:
+        lora_dir, lora_config = external
+        check_lora_matches(generation_in, lora_config, lora_dir)
+    else:
+        lora_dir, lora_config = open_lora(lora, generation_in, (GENERATOR,))
     setup = SamplingSetup(lora_config, generation_in, {
         "per_class": per_class, "seed": seed, "steps": steps, "guidance": guidance,
         "lora_scale": lora_scale, "scheduler": scheduler, "batch_size": batch_size, "shard_size": shard_size,
@@ -177,6 +285,55 @@ def sample(
     return _run_sampling(lora_dir, lora_config, setup, Path(output), base=base, revision=revision,
                          generation_in=generation_in, work_dir=work_dir, keep_work=keep_work,
                          overwrite=overwrite, on_shard=on_shard)
+
+
+def external_lora(lora: str | Path, weight_name: str | None, lora_revision: str | None):
+    """``(directory, in-memory LoRA config)`` for a kohya LoRA file; None for a fetal-bench LoRA directory.
+
+    The file is a local ``.safetensors`` path, ``DIR`` + ``weight_name``, or ``weight_name`` in a
+    Hub model repository (``owner/name`` that is not a local path), fetched with
+    ``hf_hub_download`` at ``lora_revision`` (recorded: the resolved commit and the file's
+    sha256). Its classes are FETAL_PLANES_DB's with the shipped FU-LoRA prompts (the authors'
+    caption files); sampling defaults are the shipped config's.
+    """
+    from fetal_bench._io import sha256_file
+    from fetal_bench.generators.training import CONFIG_FILE
+
+    path = Path(lora)
+    source: dict[str, Any]
+    if path.is_dir() and (path / CONFIG_FILE).is_file() and not weight_name:
+        return None
+    if path.is_dir() and weight_name:
+        file, source = path / Path(weight_name).name, {"kind": "local"}
+    elif path.is_file():
+        file, source = path, {"kind": "local"}
+    elif not path.exists() and str(lora).count("/") == 1 and not str(lora).startswith((".", "/", "~")):
+        from fetal_bench.generators.kohya import download_hub_lora
+
+        file, commit = download_hub_lora(str(lora), weight_name, lora_revision)
+        source = {"kind": "hub", "repo_id": str(lora), "weight_name": weight_name, "commit": commit}
+    else:
+        return None  # open_lora explains what a LoRA directory must hold
+    if not file.is_file() or file.suffix != ".safetensors":
+        raise FetalBenchError(f"{file} is not a .safetensors file.",
+                              "Pass a kohya LoRA .safetensors file (never a pickle), or a fetal-bench LoRA directory.")
+    return file.parent, _external_config(file, source, sha256_file(file))
+
+
+def _external_config(file: Path, source: dict[str, Any], digest: str) -> dict[str, Any]:
+    from fetal_bench.data.builders.planes import ES_PLANES
+    from fetal_bench.generators.config import config_sha256, default_config
+
+    cfg = default_config(GENERATOR)
+    names = list(ES_PLANES)
+    prompts, _ = class_prompts(names, cfg["data"]["class_prompts"])
+    return {
+        "generator": GENERATOR, "format": "kohya", "lora_file": str(file), "source": {**source, "file": file.name},
+        "config_version": cfg["config_version"], "config": cfg, "config_sha256": config_sha256(cfg),
+        "lora_sha256": digest, "base": None, "resolution": None,
+        "data": {"dataset": "fetal-planes-es", "label_names": names,
+                 "classes": [{"label": k, "name": names[k], "prompt": p} for k, p in sorted(prompts.items())]},
+    }
 
 
 def _run_sampling(lora_dir: Path, lora_config: dict, setup: SamplingSetup, output: Path, *, base, revision,
@@ -207,11 +364,13 @@ def _run_sampling(lora_dir: Path, lora_config: dict, setup: SamplingSetup, outpu
             raise FetalBenchError(f"None of the classes {wanted} was trained.",
                                   f"Trained classes: {[c['name'] for c in lora_config['data']['classes']]}.")
     sample_cfg = {**setup.sample, "classes": [c["name"] for c in classes]}
-    resolution = int(lora_config["resolution"])
+    # An external LoRA records no training resolution: the base's native one (512 for SD 1.5).
+    resolution = int(lora_config["resolution"] or model.native_resolution)
     generation = {
         "generator": GENERATOR,
         "config_version": lora_config["config_version"],
-        "lora_path": str(lora_dir.resolve()),
+        "lora_path": str(Path(lora_config.get("lora_file") or lora_dir).resolve()),
+        "lora_source": lora_config.get("source"),
         "lora_sha256": lora_config["lora_sha256"],
         "lora_config_sha256": lora_config["config_sha256"],
         "base": model.identity,

@@ -33,6 +33,10 @@ from fetal_bench.errors import FetalBenchError
 
 __all__ = ["RESULT_FILE", "GRID_FILE", "fid", "kid", "precision_recall", "score"]
 
+UNTRAINED_FEATURES_WARNING = (
+    "UNTRAINED FEATURES: {name} is a random network nobody trained, so FID/KID/precision/recall here compare "
+    "pixel statistics, not image quality or realism (noise can score well). Use them only to compare runs scored "
+    "the same way; for a quality figure use --features sononet16 or inception.")
 RESULT_FILE = "synthetic_quality.json"
 GRID_FILE = "samples_grid.png"
 SCHEMA_VERSION = "1.0"
@@ -224,9 +228,9 @@ def score(
     with _warnings.catch_warnings(record=True) as caught:
         _warnings.simplefilter("always")
         extractor = get_feature_extractor(features)
+    if not extractor.trained:
+        messages.append(UNTRAINED_FEATURES_WARNING.format(name=extractor.name))
     messages += [str(w.message) for w in caught]
-    if extractor.name == "random-cnn" and not caught:
-        messages.append("Feature network: a fixed random CNN; FID/KID are comparable only across runs that use it.")
     f_syn, f_real = extractor(syn_images), extractor(real_images)
     scores = _metrics(f_real, f_syn, k=k, kid_subsets=kid_subsets, seed=seed)
     scores["main_score"] = "fid"
@@ -260,6 +264,7 @@ def score(
         "real": {"path": real_info.path, "dataset": real_info.dataset, "config": real_config, "split": real_split,
                  "fingerprint": real_info.fingerprint, "n": len(real_images)},
         "feature_extractor": extractor.as_dict(),
+        "untrained_features": not extractor.trained,
         "scores": scores,
         "per_class": per_class,
         "counts": counts,

@@ -5,9 +5,11 @@ Shared by every generator: FU-LoRA (class prompts), the paper's mask-guided meth
 channel holding the mask). A generator hands :func:`train_lora` a :class:`TrainingData` (how to
 get example ``i``) and the merged configuration; this module does the rest:
 
-* LoRA adapters from a peft :class:`~peft.LoraConfig` on the configured projections
-  (``to_q, to_k, to_v, to_out.0`` of the UNet; ``q/k/v/out_proj`` of CLIP), initialised from
-  the training seed; for the conditioned variant the UNet's ``conv_in`` gains input channels
+* LoRA adapters from a peft :class:`~peft.LoraConfig` on the configured modules: module
+  classes expand as kohya's "Standard" LoRA does (every Linear and 1x1 Conv2d inside each
+  ``Transformer2DModel`` of the UNet and each ``CLIPAttention``/``CLIPMLP`` of the text
+  encoder, see :func:`resolve_targets`), other names are peft suffixes (``to_q``...);
+  initialised from the training seed; for the conditioned variant the UNet's ``conv_in`` gains input channels
   whose weights start at zero (so step 0 is the base model) and is trained in full.
 * :class:`accelerate.Accelerator` with fp16/bf16 mixed precision on GPU (frozen weights in that
   precision, trainable ones in fp32), optional gradient checkpointing, 8-bit AdamW when
@@ -47,6 +49,7 @@ __all__ = [
     "CONV_IN_FILE",
     "TrainingData",
     "apply_lora",
+    "resolve_targets",
     "encode_text",
     "split_lora_state_dict",
     "expand_conv_in",
@@ -75,6 +78,9 @@ class TrainingData:
     get: Callable[[int], tuple[np.ndarray, str, np.ndarray | None]]
     resolution: int
     extra_input_channels: int = 0
+    #: Aspect-ratio buckets: example i's (width, height); ``get(i)`` returns that size. None =
+    #: every example is ``resolution`` x ``resolution``.
+    sizes: list[tuple[int, int]] | None = None
 
 
 def _mix(*parts: object) -> int:
@@ -126,12 +132,54 @@ def expand_conv_in(unet, extra: int) -> None:
     unet.register_to_config(in_channels=old.in_channels + extra)
 
 
-def _lora_config(lora: dict, targets_key: str):
+#: Module classes that hold kohya "Standard" LoRA targets (sd-scripts ``networks/lora.py``,
+#: ``LoRANetwork.UNET_TARGET_REPLACE_MODULE`` / ``TEXT_ENCODER_TARGET_REPLACE_MODULE``): inside
+#: them every ``Linear`` and every 1x1 ``Conv2d`` gets an adapter.
+KOHYA_UNET_CONTAINERS = ("Transformer2DModel",)
+KOHYA_TEXT_ENCODER_CONTAINERS = ("CLIPAttention", "CLIPSdpaAttention", "CLIPMLP")
+
+
+def resolve_targets(model, targets: list[str]) -> list[str]:
+    """peft ``target_modules`` for ``model`` from a config's target list.
+
+    An entry naming a module *class* of ``model`` (e.g. ``Transformer2DModel``, ``CLIPMLP``) is a
+    container, as in kohya's LoRA: it expands to the full names of every ``Linear`` and 1x1
+    ``Conv2d`` inside each such module (kohya's ``create_modules`` rule). Any other entry is a
+    peft module-name suffix (e.g. ``to_q``) and is kept as is. Sorted, without duplicates.
+    """
+    import torch
+
+    # kohya's container names count as containers even where this transformers version has no
+    # such class (CLIPSdpaAttention is gone from transformers 5): they then match nothing.
+    classes = {type(module).__name__ for module in model.modules()}
+    known = classes | set(KOHYA_UNET_CONTAINERS) | set(KOHYA_TEXT_ENCODER_CONTAINERS)
+    containers = [t for t in targets if t in known]
+    names = [t for t in targets if t not in known]
+    if containers:
+        found = set()
+        for name, module in model.named_modules():
+            if type(module).__name__ not in containers:
+                continue
+            for child_name, child in module.named_modules():
+                linear = type(child) is torch.nn.Linear
+                conv_1x1 = type(child) is torch.nn.Conv2d and tuple(child.kernel_size) == (1, 1)
+                if (linear or conv_1x1) and child_name:
+                    found.add(f"{name}.{child_name}" if name else child_name)
+        if not found:
+            raise FetalBenchError(f"The modules {containers} hold no Linear or 1x1 Conv2d layer.",
+                                  "List module names to adapt instead, e.g. [to_q, to_k, to_v, to_out.0].")
+        names = sorted(found) + names
+    return names
+
+
+def _lora_config(lora: dict, targets_key: str, model=None):
     from peft import LoraConfig
 
     targets = list(lora[targets_key])
     if not targets:
         raise FetalBenchError(f"lora.{targets_key} is empty.", "List the modules to adapt, e.g. [to_q, to_k, to_v, to_out.0].")
+    if model is not None:
+        targets = resolve_targets(model, targets)
     return LoraConfig(r=int(lora["rank"]), lora_alpha=float(lora["alpha"]), init_lora_weights=True,
                       target_modules=targets)
 
@@ -186,11 +234,69 @@ def _make_optimizer(groups: list[dict], train: dict, device) -> tuple[Any, str]:
     return torch.optim.AdamW(groups, **kwargs), "torch.AdamW"
 
 
-def _total_steps(train: dict, n: int, per_step: int) -> int:
+def _total_steps(train: dict, data: TrainingData, per_step: int, seed: int) -> int:
     if train.get("max_steps"):
         return int(train["max_steps"])
-    stream = int(train["epochs"]) * int(train["repeats"]) * n
+    if data.sizes is not None:
+        return int(train["epochs"]) * len(_ExampleOrder(data, int(train["repeats"]), per_step, seed).plan(0))
+    stream = int(train["epochs"]) * int(train["repeats"]) * data.n
     return max(1, math.ceil(stream / per_step))
+
+
+class _ExampleOrder:
+    """Which example fills each slot of each step, from ``(seed, epoch)`` alone.
+
+    Without buckets (every example the same size) the ``repeats * n`` example stream of each
+    epoch is one seeded permutation, cut into consecutive steps. With buckets (``data.sizes``) a
+    step's examples must share a size, as in kohya: each epoch's permuted stream is grouped by
+    bucket, cut into batches of ``per_step`` (a bucket's last batch is filled up from the same
+    bucket), and the batches are put in a seeded order.
+    """
+
+    def __init__(self, data: TrainingData, repeats: int, per_step: int, seed: int):
+        self.data, self.stream, self.per_step, self.seed = data, repeats * data.n, per_step, seed
+        self._epoch: int | None = None
+        self._order: list = []
+
+    def _permutation(self, epoch: int) -> list[int]:
+        import torch
+
+        generator = torch.Generator().manual_seed(_mix(self.seed, "epoch", epoch))
+        return torch.randperm(self.stream, generator=generator).tolist()
+
+    def plan(self, epoch: int) -> list:
+        if self._epoch != epoch:
+            order = [p % self.data.n for p in self._permutation(epoch)]
+            if self.data.sizes is not None:
+                order = self._bucket_batches(order, epoch)
+            self._epoch, self._order = epoch, order
+        return self._order
+
+    def _bucket_batches(self, order: list[int], epoch: int) -> list[list[int]]:
+        import torch
+
+        groups: dict[tuple[int, int], list[int]] = {}
+        for example in order:
+            groups.setdefault(tuple(self.data.sizes[example]), []).append(example)
+        batches = []
+        for size in sorted(groups):
+            members = groups[size]
+            for start in range(0, len(members), self.per_step):
+                batch = members[start : start + self.per_step]
+                batch += [members[k % len(members)] for k in range(self.per_step - len(batch))]
+                batches.append(batch)
+        shuffle = torch.randperm(len(batches), generator=torch.Generator().manual_seed(_mix(self.seed, "batches", epoch)))
+        return [batches[i] for i in shuffle.tolist()]
+
+    def at(self, step: int, first: int, count: int) -> list[tuple[int, int]]:
+        """``(random-stream key, example)`` for slots ``first .. first + count`` of ``step``."""
+        keys = [step * self.per_step + first + k for k in range(count)]
+        if self.data.sizes is None:
+            return [(key, self.plan(key // self.stream)[key % self.stream]) for key in keys]
+        if not hasattr(self, "_n_batches"):
+            self._n_batches = len(self.plan(0))  # the same every epoch: the buckets' sizes do not change
+        batch = self.plan(step // self._n_batches)[step % self._n_batches]
+        return [(key, batch[first + k]) for k, key in enumerate(keys)]
 
 
 def _trainable_state(models: dict) -> dict:
@@ -303,12 +409,12 @@ def _load_adapter(model, state_dict: dict, config, scale: float) -> None:
             module.set_scale(ADAPTER, float(scale))
 
 
-def _peft_configs_from_record(config: dict[str, Any]) -> dict[str, Any]:
+def _peft_configs_from_record(config: dict[str, Any], pipe) -> dict[str, Any]:
     """The LoraConfig of each adapted model, as training made them (from generator_config.json)."""
     lora = config["config"]["lora"]
-    configs = {"unet": _lora_config(lora, "unet_targets")}
+    configs = {"unet": _lora_config(lora, "unet_targets", pipe.unet)}
     if lora.get("train_text_encoder"):
-        configs["text_encoder"] = _lora_config(lora, "text_encoder_targets")
+        configs["text_encoder"] = _lora_config(lora, "text_encoder_targets", pipe.text_encoder)
     return configs
 
 
@@ -344,6 +450,11 @@ def apply_lora(pipe, lora_dir: str | Path, config: dict[str, Any], scale: float)
     import torch
     from safetensors.torch import load_file
 
+    if config.get("format") == "kohya":  # an external kohya file (e.g. the FU-LoRA authors' release)
+        from fetal_bench.generators.kohya import apply_kohya_lora
+
+        apply_kohya_lora(pipe, config["lora_file"], scale)
+        return
     lora_dir = Path(lora_dir)
     extra = int(config.get("extra_input_channels", 0))
     if extra:
@@ -353,7 +464,7 @@ def apply_lora(pipe, lora_dir: str | Path, config: dict[str, Any], scale: float)
             pipe.unet.conv_in.weight.copy_(state["weight"])
             pipe.unet.conv_in.bias.copy_(state["bias"])
     parts = split_lora_state_dict(load_file(str(lora_dir / LORA_FILE)))
-    configs = _peft_configs_from_record(config)
+    configs = _peft_configs_from_record(config, pipe)
     for name, state_dict in parts.items():
         if name not in configs:
             raise FetalBenchError(
@@ -420,12 +531,12 @@ def train_lora(
     for module in (unet, vae, text_encoder):
         module.requires_grad_(False)
     expand_conv_in(unet, data.extra_input_channels)
-    unet_lora = _lora_config(lora, "unet_targets")
+    unet_lora = _lora_config(lora, "unet_targets", unet)
     _add_adapter(unet, unet_lora, _mix(seed, "lora-init", "unet"))
     train_te = bool(lora.get("train_text_encoder"))
     te_lora = None
     if train_te:
-        te_lora = _lora_config(lora, "text_encoder_targets")
+        te_lora = _lora_config(lora, "text_encoder_targets", text_encoder)
         _add_adapter(text_encoder, te_lora, _mix(seed, "lora-init", "text_encoder"))
         _freeze_skipped_layers(text_encoder, train.get("clip_skip"))
     if data.extra_input_channels:
@@ -456,7 +567,7 @@ def train_lora(
     optimizer, optimizer_name = _make_optimizer(groups, train, device)
     per_process = int(train["batch_size"])
     per_step = per_process * accelerator.num_processes
-    total = _total_steps(train, data.n, per_step)
+    total = _total_steps(train, data, per_step, seed)
     # accelerate's prepared scheduler steps once per process at every optimizer step, so its
     # horizon is counted in process-steps (as in diffusers' training scripts).
     lr_scheduler = get_scheduler(str(train["lr_scheduler"]), optimizer=optimizer,
@@ -477,16 +588,7 @@ def train_lora(
         _load_checkpoint(latest[0], models, optimizer, lr_scheduler)
         start = latest[1]
 
-    stream = int(train["repeats"]) * data.n
-    perms: dict[int, list[int]] = {}
-
-    def example_at(position: int) -> int:
-        epoch, offset = divmod(position, stream)
-        if epoch not in perms:
-            order = torch.randperm(stream, generator=torch.Generator().manual_seed(_mix(seed, "epoch", epoch)))
-            perms.clear()
-            perms[epoch] = order.tolist()
-        return perms[epoch][offset] % data.n
+    order = _ExampleOrder(data, int(train["repeats"]), per_step, seed)
 
     clip_skip = train.get("clip_skip")
     dropout = float(train.get("prompt_dropout") or 0.0)
@@ -500,11 +602,11 @@ def train_lora(
     output.mkdir(parents=True, exist_ok=True)
 
     for step in range(start, total):
-        positions = [step * per_step + accelerator.process_index * per_process + k for k in range(per_process)]
+        slots = order.at(step, accelerator.process_index * per_process, per_process)
         pixels, prompts, conds, noise, steps_t, eps = [], [], [], [], [], []
-        for position in positions:
+        for position, example in slots:
             g = torch.Generator().manual_seed(_mix(seed, "sample", position))
-            image, prompt, cond = data.get(example_at(position))
+            image, prompt, cond = data.get(example)
             x = torch.from_numpy(np.ascontiguousarray(image)).float().div(127.5).sub(1.0)
             c = None if cond is None else torch.from_numpy(np.ascontiguousarray(cond, dtype=np.float32))[None]
             flip, drop = torch.rand(2, generator=g).tolist()
@@ -513,7 +615,7 @@ def train_lora(
                 c = None if c is None else c.flip(-1)
             if drop < dropout:
                 prompt = ""
-            latent_shape = (channels, data.resolution // factor, data.resolution // factor)
+            latent_shape = (channels, image.shape[-2] // factor, image.shape[-1] // factor)
             eps.append(torch.randn(latent_shape, generator=g))
             noise.append(torch.randn(latent_shape, generator=g))
             steps_t.append(int(torch.randint(0, noise_scheduler.config.num_train_timesteps, (1,), generator=g)))

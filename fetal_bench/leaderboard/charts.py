@@ -73,6 +73,7 @@ class Interval:
 
 def forest_plot(items: Sequence[Interval], metric: str, higher_is_better: bool, *, title: str) -> Markup:
     """Each entry's main score as a dot with its 95% interval, one line per entry, in rank order."""
+    # A 220 px label margin holds about 30 characters at 12 px (labels are cut to that, keeping the rank).
     width, left, right, top, row_h = 700, 220, 64, 28, 26
     height = top + row_h * len(items) + 34
     ends = [v for it in items for v in (it.value, it.lo, it.hi) if v is not None]
@@ -92,7 +93,7 @@ def forest_plot(items: Sequence[Interval], metric: str, higher_is_better: bool, 
     for index, item in enumerate(items):
         y = top + row_h * index + row_h / 2
         row: list[Markup] = [el("title", item.tooltip),
-                             el("text", _truncate(item.label, 34), x=_n(left - 10), y=_n(y + 4), class_="label",
+                             el("text", _truncate(item.label, 30), x=_n(left - 10), y=_n(y + 4), class_="label",
                                 text_anchor="end")]
         if item.lo is not None and item.hi is not None:
             row.append(el("line", x1=_n(x(item.lo)), x2=_n(x(item.hi)), y1=_n(y), y2=_n(y), class_="ci"))

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
-# Display names; a metric not listed here is shown by its key.
+# Display names: one per metric key, used on every page, chart, caption, tooltip and reason (the
+# tests check that every metric of the registry has one). A metric not listed is shown by its key.
 METRIC_LABELS = {
     "accuracy": "Accuracy",
     "balanced_accuracy": "Balanced accuracy",
@@ -18,6 +20,13 @@ METRIC_LABELS = {
     "hd95_mm": "HD95 (mm)",
     "assd_mm": "ASSD (mm)",
     "hc_abs_diff_mm": "HC abs. diff. (mm)",
+    "hc_abs_diff_mm_median": "HC abs. diff., median (mm)",
+    "hc_no_ellipse_rate": "No-ellipse rate",
+    "f1": "F1",
+    "precision": "Precision",
+    "recall": "Recall",
+    "specificity": "Specificity",
+    "auc": "AUC",
 }
 
 TRAINING_DATA_LABELS = {"real": "real", "synthetic": "synthetic", "hybrid": "hybrid", "none": "none"}
@@ -32,8 +41,19 @@ def decimals(metric: str) -> int:
     return 2 if metric.endswith("_mm") else 3
 
 
-def fmt_value(value: Any, metric: str) -> str:
+def _showable(value: Any) -> bool:
+    """A finite number of sane size. The loader already refuses others; this keeps one page from
+    failing if a caller passes one anyway (int(10**400) cannot even be converted to float)."""
     if not isinstance(value, (int, float)) or isinstance(value, bool):
+        return False
+    try:
+        return math.isfinite(float(value)) and abs(value) < 1e300
+    except OverflowError:
+        return False
+
+
+def fmt_value(value: Any, metric: str) -> str:
+    if not _showable(value):
         return "—"
     return f"{value:.{decimals(metric)}f}"
 
@@ -41,7 +61,7 @@ def fmt_value(value: Any, metric: str) -> str:
 def fmt_ci(ci95: Any, metric: str) -> str:
     """``[0.88, 0.94]`` for unit scores (a decimal fewer than the value: an interval's ends are
     less certain), ``[2.38, 2.42]`` for millimetres (already at 2 decimals, fewer would hide it)."""
-    if not isinstance(ci95, list) or len(ci95) != 2 or not all(isinstance(v, (int, float)) for v in ci95):
+    if not isinstance(ci95, list) or len(ci95) != 2 or not all(_showable(v) for v in ci95):
         return ""
     places = decimals(metric) if metric.endswith("_mm") else decimals(metric) - 1
     return f"[{ci95[0]:.{places}f}, {ci95[1]:.{places}f}]"
@@ -57,7 +77,7 @@ def fmt_score(score: Any, metric: str) -> str:
 
 
 def fmt_share(share: Any) -> str:
-    if not isinstance(share, (int, float)) or isinstance(share, bool):
+    if not _showable(share):
         return "—"
     return f"{share * 100:.0f}%"
 

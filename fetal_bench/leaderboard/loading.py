@@ -4,25 +4,43 @@ A leaderboard is only as trustworthy as its inputs, and its inputs arrive by pul
 ``*.json`` file is therefore parsed strictly (no NaN/Infinity constants, no duplicate keys),
 validated against the result schema that ``fetal-bench evaluate`` writes to, and checked for the
 few things a schema cannot say (the main score is actually reported; a date that parses; the same
-predictions not submitted twice). A file that fails is never ranked: it is returned as an
-:class:`InvalidResult` with a reason, which the site lists.
+predictions not submitted twice; every score inside its metric's range). A file that fails is
+never ranked: it is returned as an :class:`InvalidResult` with a reason, which the site lists.
+
+Nothing in one file can stop the others from loading: a file is read only if it is a regular
+file of bounded size (a FIFO, a device or a huge file is refused before it is read), its JSON
+nesting is bounded before it is parsed (deep nesting would exhaust Python's recursion limit), and
+every number is bounded while it is parsed (a score of ``10**400`` cannot be formatted).
 """
 
 from __future__ import annotations
 
-import contextlib
 import datetime as _dt
 import hashlib
 import json
+import math
 import os
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterable
 
+from fetal_bench._io import UnreadableFile, read_regular_file
 from fetal_bench.evaluation.results import InvalidResultError, validate_result
 
 # A result file is a few kB; a huge one is a mistake (or an attempt to bloat every page).
 MAX_RESULT_BYTES = 5 * 1024 * 1024
+# A result file nests about 7 levels deep (groups -> values -> group -> scores -> score -> ci95).
+# Python's json parser recurses once per level, so a file nested thousands deep would end in a
+# RecursionError; it is refused before parsing instead.
+MAX_NESTING = 32
+# Any number beyond this is a mistake, whatever it measures; it also keeps every number
+# formattable as a float (int(10**400) cannot be converted).
+MAX_ABS_NUMBER = 1e15
+# Millimetre distances on a fetal ultrasound image are at most a few hundred mm; 10 m is surely wrong.
+MAX_MM = 10_000.0
+# A metric the registry does not know has no known range; it is bounded only loosely.
+UNKNOWN_METRIC_RANGE = (-1e9, 1e9)
 
 
 @dataclass(frozen=True)
@@ -101,13 +119,75 @@ def parse_timestamp(text: str) -> _dt.datetime:
 
 
 def _task_of(data: Any) -> str | None:
-    if isinstance(data, dict) and isinstance(data.get("task"), str) and data["task"]:
+    if isinstance(data, dict) and isinstance(data.get("task"), str) and 0 < len(data["task"]) <= 200:
         return data["task"]
     return None
 
 
-def parse_result_bytes(raw: bytes, source: str) -> dict:
-    """Parse and validate one result file's bytes; raise :class:`InvalidResultError` with the reason."""
+def _too_large(text: str) -> ValueError:
+    return ValueError(f"the number {text[:20]}{'…' if len(text) > 20 else ''}, beyond ±{MAX_ABS_NUMBER:g}")
+
+
+def _finite_float(text: str) -> float:
+    # 1e400 parses as inf, which no later check could format; moderate sizes are checked with
+    # the file's task known (check_magnitudes), so the reason can be listed on its task's page.
+    value = float(text)
+    if not math.isfinite(value):
+        raise _too_large(text)
+    return value
+
+
+def _bounded_int(text: str) -> int:
+    # Checked on the text: converting 10**400 digits first would be slow and then overflow float().
+    if len(text.lstrip("-")) > 16:
+        raise _too_large(text)
+    return int(text)
+
+
+def check_magnitudes(value: Any, source: str, path: str = "") -> None:
+    """No number beyond ±MAX_ABS_NUMBER anywhere (runtime, counts, gaps as well as scores)."""
+    if isinstance(value, (int, float)) and not isinstance(value, bool) and abs(value) > MAX_ABS_NUMBER:
+        raise InvalidResultError(f"{source} holds the number {value:.6g} at {path or '(top level)'}, "
+                                 f"beyond ±{MAX_ABS_NUMBER:g}.")
+    if isinstance(value, dict):
+        for key, item in value.items():
+            check_magnitudes(item, source, f"{path}/{key}")
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            check_magnitudes(item, source, f"{path}/{index}")
+
+
+# The only characters that matter for nesting: brackets, quotes and escapes. Scanning for them
+# alone keeps the pass linear (a regex for whole strings can backtrack quadratically on '"\\"\\"...').
+_SPECIAL = re.compile(r'[\[\]{}"\\]')
+
+
+def nesting_depth(text: str) -> int:
+    """How deeply arrays and objects nest in JSON ``text`` (brackets inside strings ignored), without parsing."""
+    depth = deepest = 0
+    in_string = False
+    escaped_at = -1  # index of the character a backslash escapes
+    for match in _SPECIAL.finditer(text):
+        index, char = match.start(), match.group()
+        if index == escaped_at:
+            continue
+        if in_string:
+            if char == "\\":
+                escaped_at = index + 1
+            elif char == '"':
+                in_string = False
+        elif char == '"':
+            in_string = True
+        elif char in "[{":
+            depth += 1
+            deepest = max(deepest, depth)
+        elif char in "]}":
+            depth -= 1
+    return deepest
+
+
+def _parse_json(raw: bytes, source: str) -> Any:
+    """Strict, bounded JSON: UTF-8, no NaN/Infinity, no duplicate keys, bounded nesting and numbers."""
     if len(raw) > MAX_RESULT_BYTES:
         raise InvalidResultError(
             f"{source} is {len(raw):,} bytes, more than the {MAX_RESULT_BYTES:,} a result file may have.")
@@ -115,18 +195,74 @@ def parse_result_bytes(raw: bytes, source: str) -> dict:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as error:
         raise InvalidResultError(f"{source} is not UTF-8 text ({error.reason} at byte {error.start}).") from None
+    depth = nesting_depth(text)
+    if depth > MAX_NESTING:
+        raise InvalidResultError(f"{source} nests arrays/objects {depth:,} levels deep; a result file needs "
+                                 f"fewer than {MAX_NESTING}.")
     try:
-        data = json.loads(text, parse_constant=_reject_constant, object_pairs_hook=_no_duplicate_keys)
+        return json.loads(text, parse_constant=_reject_constant, object_pairs_hook=_no_duplicate_keys,
+                          parse_float=_finite_float, parse_int=_bounded_int)
     except json.JSONDecodeError as error:
         raise InvalidResultError(
             f"{source} is not valid JSON: {error.msg} (line {error.lineno}, column {error.colno}).") from None
-    except ValueError as error:  # our hooks: NaN/Infinity, duplicate keys
+    except ValueError as error:  # our hooks: NaN/Infinity, duplicate keys, numbers out of bounds
         raise InvalidResultError(f"{source} holds {error}.") from None
+
+
+def parse_result_bytes(raw: bytes, source: str) -> dict:
+    """Parse and validate one result file's bytes; raise :class:`InvalidResultError` with the reason."""
+    data = _parse_json(raw, source)
+    _check_parsed(data, source)
+    return data
+
+
+def _check_parsed(data: Any, source: str) -> None:
     if not isinstance(data, dict):
         raise InvalidResultError(f"{source} holds a JSON {_json_type(data)}, not an object.")
     validate_result(data, source=source)
     _check_semantics(data, source)
-    return data
+    check_score_ranges(data, source)
+    check_magnitudes(data, source)
+
+
+def metric_range(metric: str) -> tuple[float, float]:
+    """The values ``metric`` can take: [0, 1] for unitless scores, [0, MAX_MM] for distances in mm."""
+    from fetal_bench.metrics.registry import METRICS
+
+    spec = METRICS.get(metric)
+    if spec is None:
+        return (0.0, MAX_MM) if metric.endswith("_mm") else UNKNOWN_METRIC_RANGE
+    return (0.0, MAX_MM) if spec.unit == "mm" else (0.0, 1.0)
+
+
+def _score_blocks(data: dict) -> Iterable[tuple[str, dict]]:
+    """(where, scores) for the overall scores and every group's."""
+    yield "scores", data["scores"]
+    for column, block in data["groups"].items():
+        for value, entry in block["values"].items():
+            yield f"groups/{column}/{value}", entry["scores"]
+
+
+def check_score_ranges(data: dict, source: str) -> None:
+    """Every score value and interval end within its metric's range, and intervals ordered.
+
+    An accuracy of -5 or 1e308 is a broken file, not the best result: ranked, it would lead.
+    """
+    for where, scores in _score_blocks(data):
+        for metric, score in scores.items():
+            if metric == "main_score":
+                continue
+            low, high = metric_range(metric)
+            numbers = [("value", score["value"])] + [(f"ci95[{i}]", v) for i, v in enumerate(score["ci95"])]
+            for label, number in numbers:
+                if number is not None and not low <= number <= high:
+                    raise InvalidResultError(
+                        f"{source} has {where}/{metric} {label} = {number:.6g}, outside the metric's range "
+                        f"[{low:g}, {high:g}].")
+            lo, hi = score["ci95"]
+            if lo is not None and hi is not None and lo > hi:
+                raise InvalidResultError(f"{source} has {where}/{metric} ci95 = [{lo:.6g}, {hi:.6g}], "
+                                         "whose lower end is above its upper end.")
 
 
 def _json_type(value: Any) -> str:
@@ -152,47 +288,62 @@ def _check_semantics(data: dict, source: str) -> None:
             f"{source} has created_at {data['created_at']!r}, which is not an ISO 8601 date-time.") from None
 
 
-def _result_files(results_dir: Path) -> list[Path]:
-    """Every ``*.json`` under ``results_dir``, hidden files/folders skipped, in a fixed order."""
+def find_result_files(results_dir: Path) -> list[tuple[str, Path]]:
+    """(relative POSIX path, path) of every ``*.json`` under ``results_dir``, hidden ones skipped, sorted.
+
+    Symbolic links to folders are not followed (a link loop would never end); whatever the
+    walk lists is checked by the reader, so a FIFO or a device named ``x.json`` is reported, not read.
+    """
     found = []
     for root, dirs, files in os.walk(results_dir):
         dirs[:] = sorted(d for d in dirs if not d.startswith("."))
         found += [Path(root) / f for f in files if f.endswith(".json") and not f.startswith(".")]
     # Sort on the relative POSIX path so the order (and so the site's bytes) is the same on every OS.
-    return sorted(found, key=lambda p: p.relative_to(results_dir).as_posix())
+    pairs = [(p.relative_to(results_dir).as_posix(), p) for p in found]
+    return sorted(pairs, key=lambda pair: pair[0])
 
 
-def load_results(results_dir: str | os.PathLike) -> LoadedResults:
-    """Read and check every result file under ``results_dir``.
+def _lenient_task(raw: bytes) -> str | None:
+    """The task a file names, read leniently (NaN, duplicate keys and huge numbers allowed), so that
+    a file refused by the strict parser is still listed on its task's page. Only tried on files
+    small and shallow enough to parse safely."""
+    if len(raw) > MAX_RESULT_BYTES:
+        return None
+    text = raw.decode("utf-8", errors="replace")
+    if nesting_depth(text) > MAX_NESTING:
+        return None
+    try:
+        return _task_of(json.loads(text))
+    except ValueError:  # not JSON at all (or an integer too long to convert)
+        return None
 
-    Returns the valid entries (in path order) and the invalid files with their reasons. Besides
-    the schema, a file is rejected when it repeats the predictions (same ``submission.sha256``
-    on the same task, task version and dataset) of an earlier file: the earliest ``created_at``
-    keeps its place, so resubmitting someone's predictions under a new name does not create a
-    second entry.
-    """
-    results_dir = Path(results_dir)
+
+def _read_one(rel: str, path: Path) -> ResultEntry | InvalidResult:
+    """One file as an entry, or as an invalid result with its reason; never raises for bad content."""
+    try:
+        raw = read_regular_file(path, max_bytes=MAX_RESULT_BYTES)
+    except UnreadableFile as error:
+        return InvalidResult(rel, f"cannot be read: it {error.reason}.")
+    # "the file": the reason is shown next to the file's path, which need not be repeated.
+    try:
+        data = _parse_json(raw, "the file")
+    except InvalidResultError as error:
+        return InvalidResult(rel, error.problem, _lenient_task(raw))
+    try:
+        _check_parsed(data, "the file")
+    except InvalidResultError as error:
+        # Name the task where the file says one, so that its page can list the failure.
+        return InvalidResult(rel, error.problem, _task_of(data))
+    return ResultEntry(rel, raw, data)
+
+
+def load_result_files(files: Iterable[tuple[str, Path]]) -> LoadedResults:
+    """Read and check the given ``(label, path)`` files as one leaderboard would (see :func:`load_results`)."""
     entries: list[ResultEntry] = []
     invalid: list[InvalidResult] = []
-    for path in _result_files(results_dir):
-        rel = path.relative_to(results_dir).as_posix()
-        try:
-            raw = path.read_bytes()
-        except OSError as error:
-            invalid.append(InvalidResult(rel, f"cannot be read ({error.strerror or error})."))
-            continue
-        try:
-            # "the file": the reason is shown next to the file's path, which need not be repeated.
-            data = parse_result_bytes(raw, "the file")
-        except InvalidResultError as error:
-            task = None
-            # Name the task where the file is readable, so that its page can list the failure;
-            # an unreadable file already has its reason.
-            with contextlib.suppress(Exception):
-                task = _task_of(json.loads(raw.decode("utf-8")))
-            invalid.append(InvalidResult(rel, error.problem, task))
-            continue
-        entries.append(ResultEntry(rel, raw, data))
+    for rel, path in files:
+        item = _read_one(rel, path)
+        (entries if isinstance(item, ResultEntry) else invalid).append(item)
 
     kept: list[ResultEntry] = []
     first_by_predictions: dict[tuple, ResultEntry] = {}
@@ -218,5 +369,18 @@ def load_results(results_dir: str | os.PathLike) -> LoadedResults:
     return LoadedResults(tuple(kept), tuple(invalid))
 
 
-__all__ = ["InvalidResult", "LoadedResults", "MAX_RESULT_BYTES", "ResultEntry", "load_results",
-           "parse_result_bytes", "parse_timestamp"]
+def load_results(results_dir: str | os.PathLike) -> LoadedResults:
+    """Read and check every result file under ``results_dir``.
+
+    Returns the valid entries (in path order) and the invalid files with their reasons. Besides
+    the schema, a file is rejected when it repeats the predictions (same ``submission.sha256``
+    on the same task, task version and dataset) of an earlier file: the earliest ``created_at``
+    keeps its place, so resubmitting someone's predictions under a new name does not create a
+    second entry.
+    """
+    return load_result_files(find_result_files(Path(results_dir)))
+
+
+__all__ = ["InvalidResult", "LoadedResults", "MAX_NESTING", "MAX_RESULT_BYTES", "ResultEntry", "check_score_ranges",
+           "find_result_files",            "load_result_files", "load_results", "metric_range", "nesting_depth", "parse_result_bytes",
+           "parse_timestamp"]

@@ -18,8 +18,11 @@ import collections
 from dataclasses import dataclass
 from typing import Iterable, Sequence
 
+from fetal_bench.errors import FetalBenchError
+from fetal_bench.leaderboard.formatting import metric_label
 from fetal_bench.leaderboard.loading import ResultEntry
 from fetal_bench.tasks.base import LOWER_IS_BETTER
+from fetal_bench.tasks.registry import get_task, list_tasks
 
 
 @dataclass(frozen=True)
@@ -85,6 +88,7 @@ class Board:
     rows: tuple[RankedRow, ...]
     flagged: bool
     reasons: tuple[str, ...]  # why a flagged board is not the main ranking
+    label: str = ""  # a flagged board's name: what sets it apart, e.g. "revision v0.9"
 
 
 @dataclass(frozen=True)
@@ -119,10 +123,8 @@ def metric_higher_is_better(metric: str, entries: Sequence[ResultEntry] = ()) ->
 def task_info(name: str, entries: Sequence[ResultEntry] = ()) -> TaskInfo:
     """The registry's metadata for task ``name``, or what its result files say."""
     try:
-        from fetal_bench.tasks.registry import get_task
-
         task = get_task(name)
-    except Exception:  # noqa: BLE001 - unknown task (or no registry): fall back to the files
+    except FetalBenchError:  # a task this fetal-bench does not know: fall back to its files
         task = None
     if task is not None:
         return TaskInfo(
@@ -186,10 +188,57 @@ def _short(value: str | None) -> str:
     return value[:12] + "…" if len(value) > 16 else value
 
 
+def _field_text(field_name: str, value: str | None) -> str:
+    # A metric reads by its display name everywhere on the site ("Macro F1", never "macro_f1").
+    return metric_label(value) if field_name == "main_score" and value else _short(value)
+
+
 _FIELD_LABELS = {
     "task_version": "task version", "dataset": "dataset", "config": "dataset config", "split": "split",
     "revision": "dataset revision", "fingerprint": "dataset fingerprint", "main_score": "main score",
 }
+
+
+def _label_parts(key: Comparability, reference: Comparability | None, task: TaskInfo) -> list[str]:
+    """What sets ``key`` apart, shortest first: the name of its table."""
+    parts: list[str] = []
+    pinned_version = task.version if task.known else (reference.task_version if reference else None)
+    if pinned_version is not None and key.task_version != pinned_version:
+        parts.append(f"task version {key.task_version}")
+    pinned_revision = task.revision if task.known else (reference.revision if reference else None)
+    if key.revision == "local":
+        # A local build is identified by its content, so its fingerprint is its name.
+        parts.append(f"dataset fingerprint {_short(key.fingerprint)} (local build)")
+    elif pinned_revision is not None and key.revision != pinned_revision:
+        parts.append(f"revision {key.revision}")
+    if reference is not None:
+        for name, label in (("dataset", "dataset"), ("config", "config"), ("split", "split"),
+                            ("main_score", "ranked by")):
+            if getattr(key, name) != getattr(reference, name):
+                parts.append(f"{label} {_field_text(name, getattr(key, name))}")
+        if key.fingerprint != reference.fingerprint and key.revision == reference.revision != "local":
+            parts.append(f"dataset fingerprint {_short(key.fingerprint)}")
+    return parts
+
+
+def variant_labels(keys: Sequence[Comparability], reference: Comparability | None, task: TaskInfo) -> list[str]:
+    """A distinct name per flagged table, from what differs; where two would read the same, every
+    field that tells them apart is added (fingerprint, split, ...), so no two tables share a title."""
+    labels = [", ".join(_label_parts(k, reference, task)) or "not the main ranking" for k in keys]
+    for field_name, label in (("fingerprint", "dataset fingerprint"), ("split", "split"), ("config", "config"),
+                              ("dataset", "dataset"), ("main_score", "ranked by"), ("task_version", "task version")):
+        clashing: dict[str, list[int]] = collections.defaultdict(list)
+        for i, text in enumerate(labels):
+            clashing[text].append(i)
+        for indices in clashing.values():
+            # Only a field whose values differ within the clash tells the tables apart.
+            if len(indices) < 2 or len({getattr(keys[i], field_name) for i in indices}) < 2:
+                continue
+            for i in indices:
+                value_text = f"{label} {_field_text(field_name, getattr(keys[i], field_name))}"
+                if value_text not in labels[i]:
+                    labels[i] = f"{labels[i]}, {value_text}"
+    return labels
 
 
 def _differences(key: Comparability, reference: Comparability | None, task: TaskInfo) -> list[str]:
@@ -204,13 +253,17 @@ def _differences(key: Comparability, reference: Comparability | None, task: Task
             reasons.append(f"dataset revision {key.revision} (pinned: {task.revision})")
             covered.add("revision")
         if key.main_score != task.main_score:
-            reasons.append(f"ranked by {key.main_score} (task: {task.main_score})")
+            reasons.append(f"ranked by {metric_label(key.main_score)} (task: {metric_label(task.main_score)})")
             covered.add("main_score")
     if reference is not None:
         for field_name, label in _FIELD_LABELS.items():
             mine, theirs = getattr(key, field_name), getattr(reference, field_name)
             if field_name not in covered and mine != theirs:
-                reasons.append(f"{label} {_short(mine)} (main ranking: {_short(theirs)})")
+                reasons.append(f"{label} {_field_text(field_name, mine)} "
+                               f"(main ranking: {_field_text(field_name, theirs)})")
+    elif key.revision == "local":
+        reasons.append(f"dataset fingerprint {_short(key.fingerprint)}, a local build whose content matches "
+                       "no published revision")
     if not reasons:
         reasons.append("no result matches the current task version and pinned dataset revision")
     return reasons
@@ -248,10 +301,11 @@ def build_task_boards(task: TaskInfo, entries: Sequence[ResultEntry]) -> TaskBoa
         main = Board(main_key, main_key.main_score, hib, rank_entries(by_key[main_key], main_key.main_score, hib),
                      flagged=False, reasons=())
     variants = []
-    for key in sorted((k for k in by_key if k != main_key), key=lambda k: (-len(by_key[k]), k.sort_key())):
+    variant_keys = sorted((k for k in by_key if k != main_key), key=lambda k: (-len(by_key[k]), k.sort_key()))
+    for key, label in zip(variant_keys, variant_labels(variant_keys, main_key, task)):
         hib = direction(key)
         variants.append(Board(key, key.main_score, hib, rank_entries(by_key[key], key.main_score, hib),
-                              flagged=True, reasons=tuple(_differences(key, main_key, task))))
+                              flagged=True, reasons=tuple(_differences(key, main_key, task)), label=label))
     return TaskBoards(task, main, tuple(variants))
 
 
@@ -264,17 +318,11 @@ def build_boards(entries: Sequence[ResultEntry], *, include_registry: bool = Tru
     by_task: dict[str, list[ResultEntry]] = collections.defaultdict(list)
     for entry in entries:
         by_task[entry.task].append(entry)
-    names: list[str] = []
-    if include_registry:
-        try:
-            from fetal_bench.tasks.registry import list_tasks
-
-            names = [t.name for t in list_tasks()]
-        except Exception:  # noqa: BLE001 - no registry: only tasks that have results
-            names = []
+    names: list[str] = [t.name for t in list_tasks()] if include_registry else []
     names += sorted(n for n in by_task if n not in names)
     return [build_task_boards(task_info(name, by_task.get(name, [])), by_task.get(name, [])) for name in names]
 
 
 __all__ = ["Board", "Comparability", "RankedRow", "TaskBoards", "TaskInfo", "build_boards",
-           "build_task_boards", "metric_higher_is_better", "rank_entries", "score_value", "task_info"]
+           "build_task_boards", "metric_higher_is_better", "rank_entries", "score_value", "task_info",
+           "variant_labels"]

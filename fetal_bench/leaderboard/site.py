@@ -3,7 +3,9 @@
 Layout of a built site (every link relative, so it works from ``file://`` and any web server)::
 
     index.html                  overview: tasks, their leaders, counts, invalid files
-    tasks/<task>.html           one page per task: ranking, charts, flagged variants
+    index.<table>.csv|json      each overview table as CSV and JSON
+    tasks/<task>.html           one page per task: ranking, reference rows, charts, flagged variants
+    tasks/<task>.<table>.csv|json   each of the page's tables as CSV and JSON
     synthetic/<name>.html       one page per synthetic dataset (with --synthetic)
     synthetic/<name>-samples.png
     results/<file>.json         each valid result file, byte for byte
@@ -31,13 +33,18 @@ from fetal_bench import __version__
 from fetal_bench._io import atomic_directory
 from fetal_bench.errors import FetalBenchError
 from fetal_bench.leaderboard import charts
+from fetal_bench.leaderboard.downloads import TableExport, ordered_columns, to_csv, to_json
 from fetal_bench.leaderboard.formatting import (
     fmt_ci, fmt_date, fmt_score, fmt_share, fmt_value, metric_label, short_hash,
 )
 from fetal_bench.leaderboard.html import Markup, el, join, json_for_script, safe_external_url
 from fetal_bench.leaderboard.loading import InvalidResult, ResultEntry, load_results
+from fetal_bench.leaderboard.local_paths import redact, redact_text
 from fetal_bench.leaderboard.ranking import Board, RankedRow, TaskBoards, build_boards
-from fetal_bench.leaderboard.synthetic import SyntheticDataset, find_dataset_dirs, load_synthetic_dataset, slug
+from fetal_bench.leaderboard.references import Reference, load_references
+from fetal_bench.leaderboard.synthetic import (
+    SyntheticDataset, find_dataset_dirs, generator_name, load_synthetic_dataset, slug,
+)
 from fetal_bench.tasks.base import LOWER_IS_BETTER
 
 # A site folder carries this file; --out is only ever replaced when it holds one (or is empty),
@@ -50,6 +57,11 @@ DATA_ELEMENT_ID = "leaderboard-data"
 # A grouping with more values than this (e.g. dozens of operators) gets only its worst-group and
 # gap columns in the table, which would otherwise become unreadable; its charts show every value.
 MAX_GROUP_VALUE_COLUMNS = 8
+# Secondary metrics shown before the rest collapse behind "more columns" (all are in the downloads):
+# a ranking table must fit a 1,400 px screen without scrolling sideways.
+VISIBLE_SECONDARY_METRICS = 3
+SCORE_COLUMN_BUDGET = 10  # secondary-metric plus per-group columns that fit beside the rest at 1,400 px
+TRAINING_KINDS = ("real", "synthetic", "hybrid", "none")
 
 
 @dataclass(frozen=True)
@@ -87,6 +99,7 @@ class _Context:
     task_pages: dict[str, str]  # task name -> its page
     nav: tuple[tuple[str, str], ...]
     footer: Markup
+    downloads: dict[str, bytes] = field(default_factory=dict)  # filled while pages render
 
 
 @dataclass
@@ -147,7 +160,11 @@ def _section(title: str, *content: Any, class_: str | None = None, id_: str | No
 
 @dataclass(frozen=True)
 class Column:
-    """One table column: header, cell renderer, sort value and first-click direction."""
+    """One table column: header, cell renderer, sort value and first-click direction.
+
+    ``optional`` columns collapse (behind a "more columns" button) once the script runs, so
+    the table fits the screen; without the script every column shows.
+    """
 
     label: Any
     cell: Callable[[Any], Markup]  # row -> <td>
@@ -155,10 +172,44 @@ class Column:
     first: str = "asc"  # direction of the first click
     numeric: bool = False
     title: str | None = None
+    optional: bool = False
+
+
+def _mark_optional(cell: Markup) -> Markup:
+    # Cells come from el("td", ...), so they start with "<td"; the attribute is ours, not data.
+    return Markup(cell.replace("<td", "<td data-opt", 1)) if cell.startswith("<td") else cell
+
+
+def _download_links(page: _Page, table_id: str, export: TableExport) -> Markup:
+    """Write the table's CSV and JSON next to the page and link them."""
+    stem = page.path[:-len(".html")] if page.path.endswith(".html") else page.path
+    links = []
+    for kind, render in (("csv", to_csv), ("json", to_json)):
+        target = f"{stem}.{table_id}.{kind}"
+        page.ctx.downloads[target] = render(export)
+        name = target.rsplit("/", 1)[-1]
+        # The files sit beside the page, so the link is just their name.
+        links.append(el("a", kind.upper(), href=name, download=name, class_=f"dl dl-{kind}",
+                        type="text/csv" if kind == "csv" else "application/json",
+                        title=f"{export.title}: every row and column, full precision, as {kind.upper()}"))
+    return el("span", ["Download ", join(links, " · ")], class_="downloads")
+
+
+def _table_tools(page: _Page, table_id: str, columns: Sequence[Column], export: TableExport | None) -> Markup:
+    n_optional = sum(1 for c in columns if c.optional)
+    toggle = (el("button", f"Show {n_optional} more column{'s' if n_optional != 1 else ''}", type="button",
+                 class_="more-columns", data_table=table_id, aria_expanded="false", hidden=True)
+              if n_optional else None)
+    downloads = _download_links(page, table_id, export) if export is not None else None
+    if toggle is None and downloads is None:
+        return Markup("")
+    return el("div", [toggle, downloads], class_="table-tools")
 
 
 def _table(page: _Page, table_id: str, columns: Sequence[Column], rows: Sequence[Any], *,
-           caption: str, flagged: bool = False, row_class: Callable[[Any], str | None] = lambda r: None) -> Markup:
+           caption: str, flagged: bool = False, row_class: Callable[[Any], str | None] = lambda r: None,
+           row_attrs: Callable[[Any], dict[str, str]] = lambda r: {},
+           export: TableExport | None = None, extra_class: str = "") -> Markup:
     """A table whose sort values go into the page's embedded JSON under ``table_id``."""
     head_cells = []
     meta_columns = []
@@ -169,23 +220,25 @@ def _table(page: _Page, table_id: str, columns: Sequence[Column], rows: Sequence
                       class_="sort") if sortable else column.label)
         head_cells.append(el("th", content, scope="col", data_col=key if sortable else None,
                              aria_sort="ascending" if index == 0 and sortable else None,
-                             class_="num" if column.numeric else None, title=column.title))
+                             class_="num" if column.numeric else None, title=column.title,
+                             data_opt=column.optional))
         meta_columns.append({"key": key, "sortable": sortable, "first": column.first,
                              "type": "num" if column.numeric else "str"})
     body_rows = []
     sort_rows: dict[str, list] = {}
     for position, row in enumerate(rows):
         row_id = f"{table_id}-{position}"
-        body_rows.append(el("tr", [column.cell(row) for column in columns], data_row=row_id,
-                            class_=row_class(row)))
+        cells = [_mark_optional(column.cell(row)) if column.optional else column.cell(row) for column in columns]
+        attrs = {f"data_{k}": v for k, v in row_attrs(row).items()}
+        body_rows.append(el("tr", cells, data_row=row_id, class_=row_class(row), **attrs))
         sort_rows[row_id] = [column.sort(row) if column.sort else None for column in columns]
     page.tables[table_id] = {"columns": meta_columns, "rows": sort_rows,
                              "order": [f"{table_id}-{p}" for p in range(len(rows))]}
+    classes = " ".join(c for c in ("lb-table", "flagged" if flagged else "", extra_class) if c)
     table = el("table", el("caption", caption, class_="visually-hidden"),
                el("thead", el("tr", head_cells)), el("tbody", body_rows),
-               class_="lb-table" + (" flagged" if flagged else ""), id=table_id, data_sortable=True,
-               data_filterable=True)
-    return el("div", table, class_="table-wrap")
+               class_=classes, id=table_id, data_sortable=True, data_filterable=True)
+    return join([_table_tools(page, table_id, columns, export), el("div", table, class_="table-wrap")])
 
 
 def _num(value: Any) -> float | None:
@@ -211,9 +264,28 @@ def _score_cell(score: dict | None, metric: str, *, with_ci: bool, extra_class: 
 
 def _training_badge(submission: dict) -> Markup:
     kind = submission.get("training_data")
-    if kind not in ("real", "synthetic", "hybrid", "none"):
+    if kind not in TRAINING_KINDS:
         return el("span", "—", class_="muted")
     return el("span", kind, class_=f"badge td td-{kind}")
+
+
+def training_kind(entry: ResultEntry) -> str:
+    kind = entry.data["submission"].get("training_data")
+    return kind if kind in TRAINING_KINDS else "unknown"
+
+
+def is_zero_shot(entry: ResultEntry) -> bool:
+    """No image of the task's dataset used in training: the file's ``zero_shot`` where it says,
+    else the task's protocol (a ``*-zero-shot`` task forbids it), else no training at all."""
+    said = entry.data["submission"].get("zero_shot")
+    if isinstance(said, bool):
+        return said
+    return "zero-shot" in entry.task or entry.data["submission"].get("training_data") == "none"
+
+
+def _row_filter_attrs(entry: ResultEntry) -> dict[str, str]:
+    """What the page's training-data and zero-shot filters read."""
+    return {"training": training_kind(entry), "zero_shot": "yes" if is_zero_shot(entry) else "no"}
 
 
 def _group_columns(board_rows: Sequence[RankedRow], group_order: Sequence[str]) -> list[tuple[str, list[str]]]:
@@ -276,14 +348,20 @@ def _board_columns(page: _Page, board: Board, info_metrics: Sequence[str], group
                lambda r: r.value, best_first(metric), numeric=True,
                title=f"Main score: {'higher' if hib else 'lower'} is better"),
     ]
-    columns += [_metric_column(m, best_first(m)) for m in secondary]
-    for column, values in _group_columns(board.rows, group_order):
-        columns += _group_score_columns(column, values, metric, hib)
+    groups = _group_columns(board.rows, group_order)
+    # Score columns share a width budget: with no per-group columns every metric fits.
+    n_group_columns = sum(len(v) + 2 if len(v) <= MAX_GROUP_VALUE_COLUMNS else 2 for _, v in groups[:1]) + \
+        2 * len(groups[1:])
+    visible = max(VISIBLE_SECONDARY_METRICS, SCORE_COLUMN_BUDGET - n_group_columns)
+    columns += [_metric_column(m, best_first(m), optional=i >= visible) for i, m in enumerate(secondary)]
+    for i, (column, values) in enumerate(groups):
+        # The first grouping's values stay visible; further groupings keep only worst and gap.
+        columns += _group_score_columns(column, values, metric, hib, optional_values=i > 0)
     columns += _other_columns(page, entries)
     return columns
 
 
-def _metric_column(metric: str, first: str) -> Column:
+def _metric_column(metric: str, first: str, *, optional: bool = False) -> Column:
     """A secondary metric: its value, the interval in the tooltip."""
 
     def cell(r: RankedRow) -> Markup:
@@ -293,10 +371,12 @@ def _metric_column(metric: str, first: str) -> Column:
         return _num((_score(r.entry, metric) or {}).get("value"))
 
     direction = "lower" if metric in LOWER_IS_BETTER else "higher"
-    return Column(metric_label(metric), cell, value, first, numeric=True, title=f"{metric}: {direction} is better")
+    return Column(metric_label(metric), cell, value, first, numeric=True,
+                  title=f"{metric_label(metric)}: {direction} is better", optional=optional)
 
 
-def _group_score_columns(column: str, values: Sequence[str], metric: str, hib: bool) -> list[Column]:
+def _group_score_columns(column: str, values: Sequence[str], metric: str, hib: bool, *,
+                         optional_values: bool = False) -> list[Column]:
     """Per group value the main score (the row's worst group marked), then the worst group and the gap."""
     first = "desc" if hib else "asc"
     group_header = el("span", column, class_="th-group")
@@ -316,7 +396,7 @@ def _group_score_columns(column: str, values: Sequence[str], metric: str, hib: b
 
     columns = [Column([group_header, value], functools.partial(cell, value=value),
                       functools.partial(value_of, value=value), first, numeric=True,
-                      title=f"{metric_label(metric)} on {column} = {value}")
+                      title=f"{metric_label(metric)} on {column} = {value}", optional=optional_values)
                for value in (values if len(values) <= MAX_GROUP_VALUE_COLUMNS else ())]
     columns.append(Column([group_header, "worst"], lambda r: el("td", worst(r) or "—", class_="worst-name"), worst,
                           title=f"The {column} with the worst {metric_label(metric)}"))
@@ -327,7 +407,7 @@ def _group_score_columns(column: str, values: Sequence[str], metric: str, hib: b
 
 
 def _other_columns(page: _Page, entries: Sequence[ResultEntry]) -> list[Column]:
-    """Training data, provenance and the link to the result file."""
+    """Training data (with the synthetic share), date, the result file; provenance columns collapse."""
 
     def submission(r: RankedRow) -> dict:
         return r.entry.data["submission"]
@@ -335,31 +415,47 @@ def _other_columns(page: _Page, entries: Sequence[ResultEntry]) -> list[Column]:
     def dataset(r: RankedRow) -> dict:
         return r.entry.data["dataset"]
 
-    columns = [Column("Training data", lambda r: el("td", _training_badge(submission(r))),
-                      lambda r: submission(r).get("training_data"))]
-    if any(_num(e.data["submission"].get("synthetic_share")) is not None for e in entries):
-        columns.append(Column("Synthetic share",
-                              lambda r: el("td", fmt_share(submission(r).get("synthetic_share")), class_="num"),
-                              lambda r: _num(submission(r).get("synthetic_share")), "desc", numeric=True))
-    columns += [
-        Column("Dataset rev.", lambda r: el("td", el("code", dataset(r)["revision"]),
-                                            title=f"fingerprint {dataset(r)['fingerprint'] or 'unknown'}"),
-               lambda r: dataset(r)["revision"]),
-        Column("fetal-bench", lambda r: el("td", el("code", r.entry.data["fetal_bench_version"])),
-               lambda r: r.entry.data["fetal_bench_version"]),
+    with_share = any(_num(e.data["submission"].get("synthetic_share")) is not None for e in entries)
+
+    def training_cell(r: RankedRow) -> Markup:
+        share = _num(submission(r).get("synthetic_share"))
+        note = (el("div", f"{fmt_share(share)} synthetic", class_="td-share")
+                if with_share and share is not None and submission(r).get("training_data") != "real" else None)
+        return el("td", [_training_badge(submission(r)), note], class_="training")
+
+    def training_sort(r: RankedRow) -> Any:
+        # By kind, then by share: "hybrid 25%" before "hybrid 50%".
+        return f"{submission(r).get('training_data') or '~'} {_num(submission(r).get('synthetic_share')) or 0:.4f}"
+
+    return [
+        Column("Training data", training_cell, training_sort,
+               title="Training images: real, synthetic, hybrid (both; the synthetic share below) or none"),
         Column("Date", lambda r: el("td", fmt_date(r.entry.data["created_at"]), title=r.entry.data["created_at"],
                                     class_="date"),
-               lambda r: r.entry.data["created_at"], "desc"),
+               lambda r: r.entry.data["created_at"], "desc", optional=True),
         Column("Result", lambda r: el("td", el("a", "JSON", href=page.link(page.ctx.json_paths[r.entry.path]),
-                                               class_="json-link", type="application/json")), None),
+                                               class_="json-link", type="application/json",
+                                               title=_reproduce_note(submission(r)))), None),
+        Column("Dataset rev.", lambda r: el("td", el("code", dataset(r)["revision"]),
+                                            title=f"fingerprint {dataset(r)['fingerprint'] or 'unknown'}"),
+               lambda r: dataset(r)["revision"], optional=True),
+        Column("fetal-bench", lambda r: el("td", el("code", r.entry.data["fetal_bench_version"])),
+               lambda r: r.entry.data["fetal_bench_version"], optional=True),
     ]
-    return columns
 
 
+def _command(submission: dict) -> str | None:
+    command = submission.get("command")
+    return redact_text(command)[:2000] if isinstance(command, str) and command.strip() else None
+
+
+def _reproduce_note(submission: dict) -> str:
+    command = _command(submission)
+    return f"The result file. Reproduce with: {command}" if command else "The result file"
 
 
 def _submission_cell(page: _Page, row: RankedRow) -> Markup:
-    """Name on the first line; kind, model, predictions hash and link on a compact second line.
+    """Name on the first line; kind, model, predictions hash and links on a compact second line.
 
     The free-text description goes into the name's tooltip: it can be long, and the table has to
     stay readable with a dozen score columns beside it.
@@ -370,13 +466,23 @@ def _submission_cell(page: _Page, row: RankedRow) -> Markup:
         meta.append(el("code", submission["model"], title="model"))
     meta.append(el("span", short_hash(submission["sha256"], 10), title=f"predictions sha256 {submission['sha256']}",
                    class_="hash"))
-    url = safe_external_url(submission.get("url"))
-    if url:
-        meta.append(el("a", "link ↗", href=url, rel="nofollow noopener noreferrer", class_="ext", title=url))
+    meta += _external_links(submission.get("paper_url"), submission.get("code_url"), submission.get("url"))
+    description = submission.get("description")
     return el("td", [
-        el("div", submission["name"], class_="sub-name", title=submission.get("description") or None),
+        el("div", submission["name"], class_="sub-name", title=redact_text(description) if description else None),
         el("div", join(meta, " "), class_="sub-meta"),
     ], class_="sub")
+
+
+def _external_links(paper: Any, code: Any, other: Any = None) -> list[Markup]:
+    """Links to a paper, code and any other page: http(s) only (a javascript: URL never becomes a link)."""
+    links = []
+    for label, raw in (("paper", paper), ("code", code), ("link", other)):
+        url = safe_external_url(raw)
+        if url:
+            links.append(el("a", f"{label} ↗", href=url, rel="nofollow noopener noreferrer",
+                            class_=f"ext ext-{label}", title=url))
+    return links
 
 
 # --------------------------------------------------------------------------------------------
@@ -483,25 +589,177 @@ def _scatter(board: Board) -> Markup | None:
               el("figcaption", title + " (labels are ranks; bars are 95% intervals)."), class_="chart-figure")
 
 
-def _invalid_table(invalid: Sequence[InvalidResult], *, with_task: bool) -> Markup:
+def _invalid_table(page: _Page, invalid: Sequence[InvalidResult], *, with_task: bool) -> Markup:
     head = ["File"] + (["Task"] if with_task else []) + ["Why it is not ranked"]
     rows = [el("tr", [el("td", el("code", item.path))] + ([el("td", item.task or "—")] if with_task else [])
                + [el("td", item.reason, class_="reason")]) for item in invalid]
-    return el("div", el("table", el("thead", el("tr", [el("th", h, scope="col") for h in head])), el("tbody", rows),
-                        class_="invalid-table"), class_="table-wrap")
+    export = TableExport("Invalid result files", ("file", "task", "reason"),
+                         tuple({"file": i.path, "task": i.task, "reason": i.reason} for i in invalid))
+    return join([_table_tools(page, "invalid", (), export),
+                 el("div", el("table", el("thead", el("tr", [el("th", h, scope="col") for h in head])),
+                              el("tbody", rows), class_="invalid-table"), class_="table-wrap")])
 
 
-def _filter_box() -> Markup:
-    # Hidden until the script runs: without JavaScript it could not do anything.
-    return el("div", [
+def _filter_box(*, row_filters: bool = False) -> Markup:
+    """The text filter and, on task pages, the training-data and zero-shot filters.
+
+    Hidden until the script runs: without JavaScript they could not do anything.
+    """
+    controls: list[Any] = [
         el("label", "Filter", for_="lb-filter", class_="filter-label"),
         el("input", type="search", id="lb-filter", placeholder="Filter by submission, model, training data…",
            autocomplete="off", spellcheck="false"),
-        el("span", "", class_="filter-status", aria_live="polite"),
-    ], class_="filter", hidden=True)
+    ]
+    if row_filters:
+        boxes = [el("label", [el("input", type="checkbox", name="training", value=kind, checked=True,
+                                 class_="filter-training"), " ", kind], class_="chip")
+                 for kind in TRAINING_KINDS]
+        controls.append(el("fieldset", [el("legend", "Training data"), *boxes], class_="filter-group"))
+        controls.append(el("label", [el("input", type="checkbox", id="lb-zero-shot", class_="filter-zero-shot"),
+                                     " zero-shot only"], class_="chip zero-shot",
+                           title="Only results whose training used no image of this task's dataset"))
+    controls.append(el("span", "", class_="filter-status", aria_live="polite"))
+    return el("div", controls, class_="filter", hidden=True)
 
 
-def render_task_page(page: _Page, boards: TaskBoards, invalid: Sequence[InvalidResult]) -> str:
+def _score_fields(prefix: str, score: dict | None) -> dict[str, Any]:
+    score = score or {}
+    ci = score.get("ci95") if isinstance(score.get("ci95"), list) else [None, None]
+    return {prefix: score.get("value"), f"{prefix} ci95 low": ci[0], f"{prefix} ci95 high": ci[1]}
+
+
+def _board_export(board: Board, info_metrics: Sequence[str], group_order: Sequence[str], json_paths: dict[str, str],
+                  title: str) -> TableExport:
+    """Every row of a ranking with every number at full precision (the page rounds and collapses)."""
+    rows = []
+    metrics = [board.metric] + [m for m in info_metrics if m != board.metric]
+    for row in board.rows:
+        entry, submission, dataset = row.entry, row.entry.data["submission"], row.entry.data["dataset"]
+        record: dict[str, Any] = {"rank": row.rank, "submission": submission["name"], "kind": submission["kind"],
+                                  "model": submission.get("model"), "main_score": board.metric}
+        present = [m for m in metrics if m in entry.data["scores"]]
+        present += sorted(m for m in entry.data["scores"] if m not in present and m != "main_score")
+        for metric in present:
+            record.update(_score_fields(metric, _score(entry, metric)))
+        for column, values in _group_columns(board.rows, group_order):
+            for value in values:
+                record[f"{column}={value} {board.metric}"] = _num(
+                    (_group_score(entry, column, value, board.metric) or {}).get("value"))
+            worst, gap = worst_and_gap(entry, column, board.metric, board.higher_is_better)
+            record.update({f"{column} worst": worst, f"{column} gap": gap})
+        record.update({
+            "training_data": submission.get("training_data"), "synthetic_share": submission.get("synthetic_share"),
+            "zero_shot": is_zero_shot(entry), "paper_url": safe_external_url(submission.get("paper_url")),
+            "code_url": safe_external_url(submission.get("code_url")), "url": safe_external_url(submission.get("url")),
+            "task_version": entry.data["task_version"], "dataset": dataset["name"], "config": dataset.get("config"),
+            "split": dataset["split"], "revision": dataset["revision"], "fingerprint": dataset["fingerprint"],
+            "predictions_sha256": submission["sha256"], "command": _command(submission),
+            "fetal_bench_version": entry.data["fetal_bench_version"],
+            "created_at": entry.data["created_at"], "result_file": json_paths.get(entry.path)})
+        rows.append(record)
+    return TableExport(title, ordered_columns(rows), tuple(rows))
+
+
+def _ranking_section(page: _Page, boards: TaskBoards) -> Markup:
+    info, board = boards.task, boards.main
+    assert board is not None
+    columns = _board_columns(page, board, info.metrics, info.group_by)
+    key = board.key
+    lead = [f"{len(board.rows)} result{'s' if len(board.rows) != 1 else ''} on task version ",
+            el("code", key.task_version), ", ", key.dataset, " @ ", el("code", key.revision), " (fingerprint ",
+            el("code", short_hash(key.fingerprint)), "), split ", el("code", key.split),
+            ". Ranked by ", metric_label(board.metric), ", ",
+            "higher is better" if board.higher_is_better else "lower is better",
+            "; equal scores share a rank. Click a column header to sort; click again to reverse."]
+    export = _board_export(board, info.metrics, info.group_by, page.ctx.json_paths, f"{info.name} ranking")
+    return _section("Ranking", _table(page, "main", columns, board.rows,
+                                      caption=f"{info.name} ranking by {metric_label(board.metric)}",
+                                      row_class=lambda r: "leader" if r.rank == 1 else None,
+                                      row_attrs=lambda r: _row_filter_attrs(r.entry), export=export),
+                    lead=lead, id_="ranking")
+
+
+def _variant_section(page: _Page, boards: TaskBoards, index: int, board: Board) -> Markup:
+    info = boards.task
+    columns = _board_columns(page, board, info.metrics, info.group_by)
+    table_id = f"variant-{index}"
+    export = _board_export(board, info.metrics, info.group_by, page.ctx.json_paths,
+                           f"{info.name}, not comparable: {board.label}")
+    return el("section", [
+        el("h2", [el("span", "Not comparable", class_="badge flag"), " ", board.label]),
+        el("p", ["These results are ranked only among themselves, never with the main ranking: ",
+                 join(board.reasons, "; "), "."], class_="flag-reason"),
+        _table(page, table_id, columns, board.rows, flagged=True,
+               caption=f"{info.name}: {board.label} (not comparable with the main ranking)",
+               row_attrs=lambda r: _row_filter_attrs(r.entry), export=export),
+    ], class_="variant", id=table_id)
+
+
+def _reference_metrics(info_metrics: Sequence[str], main: str, references: Sequence[Reference]) -> list[str]:
+    present = {m for r in references for m in r.scores}
+    ordered = [m for m in [main, *info_metrics] if m in present]
+    return list(dict.fromkeys(ordered + sorted(present - set(ordered))))
+
+
+def _reference_section(page: _Page, boards: TaskBoards, references: Sequence[Reference]) -> Markup:
+    """Published numbers: marked, never ranked, each with its source and why it is not comparable."""
+    info = boards.task
+    metrics = _reference_metrics(info.metrics, info.main_score, references)
+
+    def source_cell(r: Reference) -> Markup:
+        return el("td", [el("div", [el("span", "Reference", class_="badge ref"), " ", el("span", r.name,
+                                                                                         class_="sub-name")]),
+                         el("div", join([el("span", r.short_citation or r.citation, class_="cite"),
+                                         *_external_links(r.paper_url, r.code_url)], " "), class_="sub-meta",
+                            title=r.citation)],
+                  class_="sub")
+
+    def metric_cell(metric: str) -> Callable[[Reference], Markup]:
+        # Published percentages have two decimals (82.40%), so a fraction needs four to show them all.
+        def cell(r: Reference) -> Markup:
+            if metric not in r.scores:
+                return el("td", "—", class_="num muted", title="not reported")
+            places = 2 if metric.endswith("_mm") else 4
+            return el("td", el("span", f"{r.scores[metric]:.{places}f}", class_="v"), class_="num")
+        return cell
+
+    columns = [Column("#", lambda r: el("td", "ref", class_="num rank ref", title="published number: not ranked"),
+                      None, title="Reference rows are never ranked"),
+               Column("Published result", source_cell, lambda r: r.name.casefold())]
+    columns += [Column(metric_label(m), metric_cell(m), functools.partial(lambda m, r: r.scores.get(m), m),
+                       "asc" if m in LOWER_IS_BETTER else "desc", numeric=True) for m in metrics]
+    columns += [
+        Column("Also reported", lambda r: el("td", join([el("span", f"{label} {value:.4g}", class_="also")
+                                                         for label, value in r.other_scores], "; ") or "—",
+                                             class_="also-cell"), None),
+        Column("Training data", lambda r: el("td", _training_badge({"training_data": r.training_data})),
+               lambda r: r.training_data),
+        Column("Test set and why it differs", lambda r: el("td", [el("div", r.test_set, class_="test-set"),
+                                                                   el("div", r.why_different, class_="why"),
+                                                                   el("div", ["Source: ", r.source], class_="src")],
+                                                             class_="why-cell"), None),
+    ]
+    rows = []
+    for r in references:
+        record: dict[str, Any] = {"row": "reference (not ranked)", "name": r.name, "citation": r.citation}
+        record.update({m: r.scores.get(m) for m in metrics})
+        record.update({label: value for label, value in r.other_scores})
+        record.update({"training_data": r.training_data, "zero_shot": r.zero_shot, "test_set": r.test_set,
+                       "why_different": r.why_different, "source": r.source, "paper_url": r.paper_url,
+                       "code_url": r.code_url})
+        rows.append(record)
+    export = TableExport(f"{info.name} published reference results", ordered_columns(rows), tuple(rows))
+    table = _table(page, "references", columns, references, caption=f"{info.name}: published reference results",
+                   row_class=lambda r: "reference",
+                   row_attrs=lambda r: {"training": r.training_data, "zero_shot": "yes" if r.zero_shot else "no"},
+                   export=export, extra_class="ref-table")
+    return _section("Published results (reference, not ranked)", table, id_="references", class_="references",
+                    lead="Numbers as their papers report them, not produced by fetal-bench: no intervals, and "
+                         "each says on what test set and why it is not directly comparable with the ranking.")
+
+
+def render_task_page(page: _Page, boards: TaskBoards, invalid: Sequence[InvalidResult],
+                     references: Sequence[Reference] = ()) -> str:
     info = boards.task
     body: list[Any] = [el("p", el("a", "← All tasks", href=page.link("index.html")), class_="crumbs"),
                        el("h1", info.name)]
@@ -511,23 +769,18 @@ def render_task_page(page: _Page, boards: TaskBoards, invalid: Sequence[InvalidR
         body.append(el("p", "This task is not in this fetal-bench's task registry; what is shown comes from its "
                             "result files.", class_="notice"))
     body.append(_task_meta(boards))
-    has_rows = bool(boards.main and boards.main.rows) or bool(boards.variants)
-    if has_rows:
-        body.append(_filter_box())
+    if (boards.main and boards.main.rows) or boards.variants or references:
+        body.append(_filter_box(row_filters=True))
+    if boards.main and boards.main.rows:
+        body.append(_ranking_section(page, boards))
+    else:
+        body.append(_section("Ranking", el("p", [
+            "No comparable results yet. " if boards.variants else "No results yet. ",
+            "See ", el("a", "how to submit", href=SUBMIT_URL), "."], class_="empty"), id_="ranking"))
+    if references:
+        body.append(_reference_section(page, boards, references))
     if boards.main and boards.main.rows:
         board = boards.main
-        columns = _board_columns(page, board, info.metrics, info.group_by)
-        key = board.key
-        lead = [f"{len(board.rows)} result{'s' if len(board.rows) != 1 else ''} on task version ",
-                el("code", key.task_version), ", ", key.dataset, " @ ", el("code", key.revision), " (fingerprint ",
-                el("code", short_hash(key.fingerprint)), "), split ", el("code", key.split),
-                ". Ranked by ", metric_label(board.metric), ", ",
-                "higher is better" if board.higher_is_better else "lower is better",
-                "; equal scores share a rank. Click a column header to sort; click again to reverse."]
-        body.append(_section("Ranking", _table(page, "main", columns, board.rows,
-                                               caption=f"{info.name} ranking by {board.metric}",
-                                               row_class=lambda r: "leader" if r.rank == 1 else None),
-                             lead=lead, id_="ranking"))
         # The interval plot and the synthetic-share scatter side by side (they wrap on narrow
         # screens), then the per-group small multiples.
         overview_charts = [f for f in (_forest(board), _scatter(board)) if f]
@@ -535,21 +788,10 @@ def render_task_page(page: _Page, boards: TaskBoards, invalid: Sequence[InvalidR
         figures += _group_charts(board, info.group_by)
         if figures:
             body.append(_section("Charts", *figures, id_="charts"))
-    else:
-        body.append(_section("Ranking", el("p", [
-            "No comparable results yet. " if boards.variants else "No results yet. ",
-            "See ", el("a", "how to submit", href=SUBMIT_URL), "."], class_="empty"), id_="ranking"))
     for index, board in enumerate(boards.variants, start=1):
-        columns = _board_columns(page, board, info.metrics, info.group_by)
-        body.append(el("section", [
-            el("h2", [el("span", "Not comparable", class_="badge flag"), f" Variant {index}"]),
-            el("p", ["These results are ranked only among themselves, never with the main ranking: ",
-                     join(board.reasons, "; "), "."], class_="flag-reason"),
-            _table(page, f"variant-{index}", columns, board.rows, flagged=True,
-                   caption=f"{info.name} variant {index} (not comparable with the main ranking)"),
-        ], class_="variant", id=f"variant-{index}"))
+        body.append(_variant_section(page, boards, index, board))
     if invalid:
-        body.append(_section("Invalid result files", _invalid_table(invalid, with_task=False), class_="invalid",
+        body.append(_section("Invalid result files", _invalid_table(page, invalid, with_task=False), class_="invalid",
                              id_="invalid", lead="These files failed validation and are not shown in any ranking."))
     return _frame(page, f"{info.name} · fetal-bench leaderboard", join(body, "\n"))
 
@@ -614,28 +856,52 @@ def render_index(page: _Page, all_boards: Sequence[TaskBoards], invalid: Sequenc
                  el("a", "How to submit", href=SUBMIT_URL), "."], class_="description"),
         stats,
         _filter_box(),
-        _section("Tasks", _table(page, "tasks", columns, all_boards, caption="Benchmark tasks"), id_="tasks"),
+        _section("Tasks", _table(page, "tasks", columns, all_boards, caption="Benchmark tasks",
+                                 export=_tasks_export(all_boards)), id_="tasks"),
     ]
     if synthetic:
-        syn_rows = []
-        for dataset, target in synthetic:
-            generator = dataset.generator_config.get("generator")
-            generator_text = generator.get("name") if isinstance(generator, dict) else generator
-            total = sum(n for splits in dataset.counts.values() for n in splits.values())
-            syn_rows.append(el("tr", [el("td", el("a", dataset.name, href=page.link(target))),
-                                      el("td", str(generator_text) if generator_text else "—"),
-                                      el("td", f"{total:,}", class_="num")]))
-        body.append(_section("Synthetic datasets", el("div", el("table", el("thead", el("tr", [
-            el("th", "Dataset", scope="col"), el("th", "Generator", scope="col"),
-            el("th", "Rows", scope="col", class_="num")])), el("tbody", syn_rows), class_="plain-table"),
-            class_="table-wrap fit"), id_="synthetic"))
+        body.append(_synthetic_section(page, synthetic))
     if invalid:
-        body.append(_section("Invalid results", _invalid_table(invalid, with_task=True), class_="invalid",
+        body.append(_section("Invalid results", _invalid_table(page, invalid, with_task=True), class_="invalid",
                              id_="invalid", lead="These files failed validation: they are listed here and shown "
                                                  "in no ranking."))
     else:
         body.append(el("p", "Every result file passed validation.", class_="ok-note"))
     return _frame(page, "fetal-bench leaderboard", join(body, "\n"))
+
+
+def _tasks_export(all_boards: Sequence[TaskBoards]) -> TableExport:
+    rows = []
+    for b in all_boards:
+        leaders = _leaders(b.main)
+        best = _score(leaders[0].entry, b.main.metric) if leaders and b.main else None
+        record: dict[str, Any] = {"task": b.task.name, "type": b.task.type, "main_score": b.task.main_score,
+                                  "main_score_label": metric_label(b.task.main_score),
+                                  "higher_is_better": b.task.higher_is_better,
+                                  "leader": ", ".join(r.entry.name for r in leaders) or None}
+        record.update(_score_fields("best", best))
+        record.update({"ranked": len(b.main.rows) if b.main else 0,
+                       "not_comparable": sum(len(v.rows) for v in b.variants),
+                       "dataset": b.task.dataset, "revision": b.task.revision})
+        rows.append(record)
+    return TableExport("fetal-bench tasks", ordered_columns(rows), tuple(rows))
+
+
+def _synthetic_section(page: _Page, synthetic: Sequence[tuple[SyntheticDataset, str]]) -> Markup:
+    syn_rows = []
+    records = []
+    for dataset, target in synthetic:
+        generator = generator_name(dataset)
+        total = sum(n for splits in dataset.counts.values() for n in splits.values())
+        syn_rows.append(el("tr", [el("td", el("a", dataset.name, href=page.link(target))),
+                                  el("td", el("code", generator) if generator else "—"),
+                                  el("td", f"{total:,}", class_="num")]))
+        records.append({"dataset": dataset.name, "generator": generator, "rows": total})
+    export = TableExport("Synthetic datasets", ("dataset", "generator", "rows"), tuple(records))
+    return _section("Synthetic datasets", _table_tools(page, "synthetic", (), export), el("div", el("table", el(
+        "thead", el("tr", [el("th", "Dataset", scope="col"), el("th", "Generator", scope="col"),
+                           el("th", "Rows", scope="col", class_="num")])), el("tbody", syn_rows),
+        class_="plain-table"), class_="table-wrap fit"), id_="synthetic")
 
 
 def _leader_cell(boards: TaskBoards) -> Markup:
@@ -659,6 +925,9 @@ def render_synthetic_page(page: _Page, dataset: SyntheticDataset, grid_name: str
                        el("h1", dataset.name),
                        el("p", ["Synthetic dataset directory ", el("code", dataset.path.name), "."],
                           class_="description")]
+    generator = generator_name(dataset)
+    if generator:
+        body.append(el("dl", join([el("dt", "Generator"), el("dd", el("code", generator))]), class_="meta"))
     if dataset.counts:
         rows = [el("tr", [el("td", config), el("td", split), el("td", f"{n:,}", class_="num")])
                 for config, splits in sorted(dataset.counts.items()) for split, n in sorted(splits.items())]
@@ -669,7 +938,8 @@ def render_synthetic_page(page: _Page, dataset: SyntheticDataset, grid_name: str
     if grid_name:
         caption = f"The first {len(dataset.samples)} images of the dataset, letterboxed."
         sample_rows = [el("tr", [el("td", str(i), class_="num"), el("td", el("code", s.id)), el("td", s.label or "—"),
-                                 el("td", join([el("span", [el("span", k, class_="k"), " ", str(v)], class_="prov")
+                                 el("td", join([el("span", [el("span", k, class_="k"), " ", redact_text(str(v))],
+                                                        class_="prov")
                                                 for k, v in sorted(s.provenance.items())], " "))])
                        for i, s in enumerate(dataset.samples, start=1)]
         body.append(_section("Samples", el("figure", el("img", src=grid_name, alt=caption, class_="sample-grid"),
@@ -679,16 +949,18 @@ def render_synthetic_page(page: _Page, dataset: SyntheticDataset, grid_name: str
                                                                             ("#", "id", "label", "provenance")])),
                                              el("tbody", sample_rows), class_="plain-table"),
                                    class_="table-wrap fit"))))
-    config_text = json.dumps(dataset.generator_config, indent=2, sort_keys=True, ensure_ascii=False, default=str)
+    # Paths of the machine that generated the set (e.g. lora_path) are cut to their last part.
+    config_text = json.dumps(redact(dataset.generator_config), indent=2, sort_keys=True, ensure_ascii=False, default=str)
     body.append(_section("Generator configuration", el("pre", el("code", config_text)) if dataset.generator_config
                          else el("p", "build_info.json records no generator configuration.", class_="muted")))
     if dataset.card_body.strip():
         from fetal_bench.leaderboard.mdlite import render
 
-        body.append(_section("Dataset card", el("div", render(dataset.card_body), class_="card-body")))
+        body.append(_section("Dataset card", el("div", render(redact_text(dataset.card_body)), class_="card-body")))
     if dataset.card_yaml:
-        body.append(el("details", el("summary", "Card metadata (YAML)"), el("pre", el("code", dataset.card_yaml))))
-    record = {k: v for k, v in dataset.build_info.items() if k != "files"}
+        body.append(el("details", el("summary", "Card metadata (YAML)"),
+                       el("pre", el("code", redact_text(dataset.card_yaml)))))
+    record = redact({k: v for k, v in dataset.build_info.items() if k != "files"})
     body.append(el("details", el("summary", "Build record (build_info.json, without per-file checksums)"),
                    el("pre", el("code", json.dumps(record, indent=2, sort_keys=True, ensure_ascii=False,
                                                    default=str)))))
@@ -742,14 +1014,30 @@ def _source_date() -> _dt.datetime | None:
     return None
 
 
+def _site_copy(entry: ResultEntry) -> bytes:
+    """The result file as the site serves it: byte for byte, unless it holds absolute local paths
+    (older files recorded ``dataset.source`` and ``submission.checkpoint`` as given), which are cut
+    to their last component and the JSON written again."""
+    cleaned = redact(entry.data)
+    if cleaned == entry.data:
+        return entry.raw
+    return (json.dumps(cleaned, indent=2, ensure_ascii=False) + "\n").encode("utf-8")
+
+
 def render_site(results_dir: str | os.PathLike, *, synthetic_dirs: Sequence[str | os.PathLike] = (),
-                build_timestamp: _dt.datetime | None = None) -> tuple[dict[str, bytes], SiteSummary]:
-    """Render every file of the site in memory: ``{relative path: bytes}`` and a summary (``out_dir`` unset)."""
+                build_timestamp: _dt.datetime | None = None,
+                references_path: str | os.PathLike | None = None) -> tuple[dict[str, bytes], SiteSummary]:
+    """Render every file of the site in memory: ``{relative path: bytes}`` and a summary (``out_dir`` unset).
+
+    ``references_path``: the published reference results to show (default: the shipped
+    ``references.json``); an invalid file is an error, as it is ours, not a submission.
+    """
     results_dir = Path(results_dir)
     if not results_dir.is_dir():
         raise FetalBenchError(f"--results {results_dir} is not a folder.",
                               "Point it at the folder of result JSON files, e.g. leaderboard/results.")
     loaded = load_results(results_dir)
+    references = load_references(references_path)
     all_boards = build_boards(loaded.entries)
 
     task_pages: dict[str, str] = {}
@@ -790,7 +1078,8 @@ def render_site(results_dir: str | os.PathLike, *, synthetic_dirs: Sequence[str 
     for boards in all_boards:
         path = task_pages[boards.task.name]
         task_invalid = invalid_by_task.get(boards.task.name, [])
-        files[path] = render_task_page(_Page(path, ctx), boards, task_invalid).encode("utf-8")
+        task_references = [r for r in references if r.task == boards.task.name]
+        files[path] = render_task_page(_Page(path, ctx), boards, task_invalid, task_references).encode("utf-8")
         summaries.append(TaskSummary(boards.task.name, path, len(boards.main.rows) if boards.main else 0,
                                      sum(len(v.rows) for v in boards.variants), len(task_invalid),
                                      tuple(r.entry.name for r in _leaders(boards.main))))
@@ -801,9 +1090,10 @@ def render_site(results_dir: str | os.PathLike, *, synthetic_dirs: Sequence[str 
             files[f"synthetic/{grid_name}"] = dataset.grid_png
         files[path] = render_synthetic_page(_Page(path, ctx), dataset, grid_name).encode("utf-8")
     for entry in loaded.entries:
-        files[ctx.json_paths[entry.path]] = entry.raw  # byte for byte, so its sha256 still matches
+        files[ctx.json_paths[entry.path]] = _site_copy(entry)
     files["index.html"] = render_index(_Page("index.html", ctx), all_boards, loaded.invalid, synthetic,
                                        len(loaded.entries)).encode("utf-8")
+    files.update(ctx.downloads)
     summary = SiteSummary(Path(), Path("index.html"), tuple(sorted(files)), tuple(summaries), len(loaded.entries),
                           loaded.invalid, tuple(d.name for d, _ in synthetic))
     return files, summary
@@ -811,7 +1101,8 @@ def render_site(results_dir: str | os.PathLike, *, synthetic_dirs: Sequence[str 
 
 def build_site(results_dir: str | os.PathLike, out_dir: str | os.PathLike, *,
                synthetic_dirs: Sequence[str | os.PathLike] = (),
-               build_timestamp: _dt.datetime | None | bool = None) -> SiteSummary:
+               build_timestamp: _dt.datetime | None | bool = None,
+               references_path: str | os.PathLike | None = None) -> SiteSummary:
     """Build the leaderboard site from the result files in ``results_dir`` into ``out_dir``.
 
     The whole site is rendered in memory, written into a temporary sibling folder and only then
@@ -828,7 +1119,8 @@ def build_site(results_dir: str | os.PathLike, out_dir: str | os.PathLike, *,
         build_timestamp = _source_date() or _dt.datetime.now(_dt.timezone.utc).replace(microsecond=0)
     elif build_timestamp is False:
         build_timestamp = None
-    files, summary = render_site(results_dir, synthetic_dirs=synthetic_dirs, build_timestamp=build_timestamp)
+    files, summary = render_site(results_dir, synthetic_dirs=synthetic_dirs, build_timestamp=build_timestamp,
+                                 references_path=references_path)
     with atomic_directory(out_dir, overwrite=True) as tmp:
         for relative, data in files.items():
             target = tmp / relative

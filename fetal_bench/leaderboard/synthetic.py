@@ -20,7 +20,7 @@ from fetal_bench.errors import FetalBenchError
 
 BUILD_INFO = "build_info.json"
 # build_info.json keys that hold the generator's configuration, in the order they are looked for.
-GENERATOR_KEYS = ("generator", "generator_config", "generation", "config", "config_sha256")
+GENERATOR_KEYS = ("generator", "generator_config", "generation", "generation_config", "config", "config_sha256")
 # Per-row provenance columns of synthetic rows (see DESIGN.md), shown beside the samples.
 PROVENANCE_COLUMNS = ("generator", "generator_revision", "seed", "prompt", "condition", "config_sha256")
 GRID_COLUMNS = 4
@@ -114,7 +114,7 @@ def sample_grid(images: list[bytes]) -> bytes | None:
     for data in images:
         try:
             tiles.append(_tile(data))
-        except Exception:  # noqa: BLE001 - an undecodable image leaves a gap, not a failed build
+        except (OSError, ValueError, Image.DecompressionBombError):  # undecodable: a gap, not a failed build
             continue
     if not tiles:
         return None
@@ -131,6 +131,7 @@ def sample_grid(images: list[bytes]) -> bytes | None:
 
 
 def _read_samples(files: list[Path], limit: int) -> tuple[list[Sample], list[bytes], list[str]]:
+    import pyarrow as pa
     import pyarrow.parquet as pq
 
     samples: list[Sample] = []
@@ -141,7 +142,7 @@ def _read_samples(files: list[Path], limit: int) -> tuple[list[Sample], list[byt
             break
         try:
             parquet = pq.ParquetFile(file)
-        except Exception as error:  # noqa: BLE001 - report and go on with the other shards
+        except (OSError, pa.ArrowException) as error:  # report and go on with the other shards
             warnings.append(f"{file.name}: not readable as Parquet ({error}).")
             continue
         names = parquet.schema_arrow.names
@@ -198,10 +199,33 @@ def load_synthetic_dataset(path: str | os.PathLike, *, max_samples: int = MAX_SA
                             grid_png=sample_grid(images), warnings=tuple(warnings))
 
 
+def generator_name(dataset: SyntheticDataset) -> str | None:
+    """The generator that made the set (e.g. ``fu-lora``), wherever the build record keeps it.
+
+    ``fetal-bench generate`` records it as ``generation.generator``; other builders may write a
+    top-level ``generator`` (a name or an object with ``name``); the rows' own provenance is the
+    last resort. The overview and the dataset's page both use this, so they always agree.
+    """
+    for key in ("generator", "generation", "generator_config", "generation_config"):
+        value = dataset.build_info.get(key)
+        if isinstance(value, dict):
+            value = value.get("generator", value.get("name"))
+            if isinstance(value, dict):
+                value = value.get("name")
+        if isinstance(value, str) and value.strip():
+            return value.strip()[:100]
+    for sample in dataset.samples:
+        value = sample.provenance.get("generator")
+        if isinstance(value, str) and value.strip():
+            return value.strip()[:100]
+    return None
+
+
 def slug(text: str) -> str:
     """A file-name-safe version of ``text`` (letters, digits, ``-``, ``_``, ``.``)."""
     cleaned = re.sub(r"[^A-Za-z0-9._-]+", "-", text).strip("-.")
     return cleaned[:80] or "item"
 
 
-__all__ = ["SyntheticDataset", "find_dataset_dirs", "load_synthetic_dataset", "sample_grid", "slug"]
+__all__ = ["SyntheticDataset", "find_dataset_dirs", "generator_name", "load_synthetic_dataset", "sample_grid",
+           "slug"]

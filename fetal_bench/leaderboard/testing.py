@@ -24,15 +24,22 @@ def score(value: float | None, half_width: float = 0.02, reason: str | None = No
     """``{"value", "ci95"}`` with a symmetric made-up interval (null value: null interval and a reason)."""
     if value is None:
         return {"value": None, "ci95": [None, None], "reason": reason or "not computable (test)"}
-    return {"value": value, "ci95": [round(value - half_width, 6), round(value + half_width, 6)]}
+    low, high = round(value - half_width, 6), round(value + half_width, 6)
+    # Kept inside the range a real score has (the leaderboard refuses a Dice interval above 1).
+    if value >= 0:
+        low = max(low, 0.0)
+    if 0 <= value <= 1:
+        high = min(high, 1.0)
+    return {"value": value, "ci95": [low, high]}
 
 
 def _task_defaults(task: str) -> dict[str, Any]:
-    try:
-        from fetal_bench.tasks.registry import get_task
+    from fetal_bench.errors import FetalBenchError
+    from fetal_bench.tasks.registry import get_task
 
+    try:
         t = get_task(task)
-    except Exception:  # noqa: BLE001 - an unknown task: the caller passes what it needs
+    except FetalBenchError:  # an unknown task: the caller passes what it needs
         return {}
     return {"task_version": t.version, "dataset_name": t.dataset.name, "revision": t.dataset.revision,
             "config": t.dataset.config, "split": t.eval_split, "main_score": t.main_score,

@@ -7,7 +7,9 @@ Conventions shared by every function here:
   ``n_classes`` stands for "a class outside the task" (e.g. FU-LoRA's ``Other`` output on the
   four-plane zero-shot task). Such a prediction is always wrong: it is a
   miss for the true class and a false positive of no task class. This is exactly what
-  scikit-learn does with a predicted label outside ``labels=range(k)``.
+  scikit-learn does with a predicted label outside ``labels=range(k)``. The one exception is
+  :func:`auc_ovr_hard`, FU-LoRA's AUC, which follows the authors' code: there such a
+  prediction is a positive for every class (:func:`auc_ovr_hard_strict` keeps it a miss).
   :func:`confusion_matrix` is the exception: there ``y_pred`` must lie in ``[0, n_classes)``.
 * ``proba`` is an ``(n, k)`` array of class probabilities in [0, 1]; rows need not sum to 1
   (the harness checks sums on the submission; a task scored on a subset of a submission's
@@ -34,6 +36,8 @@ __all__ = [
     "accuracy",
     "auc",
     "auc_ovr_hard",
+    "auc_ovr_hard_per_class",
+    "auc_ovr_hard_strict",
     "auc_ovr_macro",
     "balanced_accuracy",
     "confusion_matrix",
@@ -186,24 +190,63 @@ def auc_ovr_macro(y_true: object, proba: object) -> float | None:
     return float(np.mean([_binary_auc(truth == c, scores[:, c]) for c in scoreable]))
 
 
-def auc_ovr_hard(y_true: object, y_pred: object, n_classes: int) -> float | None:
-    """FU-LoRA's AUC: one-vs-rest ROC AUC of the binarised argmax prediction, macro-averaged.
+def auc_ovr_hard_per_class(y_true: object, y_pred: object, n_classes: int, *,
+                           outside: str = "positive") -> np.ndarray:
+    """Per-class one-vs-rest ROC AUC of the binarised argmax prediction; NaN where not scoreable.
 
-    For each class c, the score of sample i is 1 if ``y_pred_i == c`` else 0; with a binary
-    score the ROC AUC is (TPR_c + TNR_c) / 2. Averaged over the classes present in ``y_true``
-    that are not the only class present (same rule as :func:`auc_ovr_macro`); None when no
-    class is scoreable. Out-of-task predictions (value ``n_classes``) score 0 for every class.
+    For class c, sample i is a predicted positive when ``y_pred_i == c``; with a binary score the
+    ROC AUC is (TPR_c + TNR_c) / 2. ``outside`` says what a prediction of a label *not among the
+    classes present in* ``y_true`` (``n_classes`` = FU-LoRA's ``Other``, or a task class absent
+    from this sample) is:
+
+    * ``"positive"``: a positive for every class. This is FU-LoRA's ``roc_auc_score_multiclass``
+      (``Replicate_All_Planes_Classification.ipynb``, github.com/13204942/FU-LoRA at 9b84b6f),
+      which binarises each prediction with ``0 if x in other_class else 1``, ``other_class``
+      being the true classes other than c.
+    * ``"negative"``: a positive for no class (the sample is a miss of its true class only).
     """
+    if outside not in ("positive", "negative"):
+        raise ValueError(f"outside={outside!r}: use 'positive' or 'negative'.")
     truth, predicted, k = _labels_and_predictions(y_true, y_pred, n_classes)
     true_positive, support, predicted_count = _counts(truth, predicted, k)
     negatives = truth.size - support
+    false_positive = predicted_count - true_positive
+    if outside == "positive":
+        present = np.append(support > 0, False)  # index k: a class outside the task is never present
+        is_outside = ~present[predicted]
+        outside_of_c = np.bincount(truth[is_outside], minlength=k)  # outside predictions on true c
+        true_positive = true_positive + outside_of_c
+        false_positive = false_positive + (int(is_outside.sum()) - outside_of_c)
     scoreable = (support > 0) & (negatives > 0)
-    if not scoreable.any():
-        return None
+    result = np.full(k, np.nan)
     tpr = true_positive[scoreable] / support[scoreable]
-    false_positive = predicted_count[scoreable] - true_positive[scoreable]
-    tnr = 1.0 - false_positive / negatives[scoreable]
-    return float(np.mean((tpr + tnr) / 2.0))
+    tnr = 1.0 - false_positive[scoreable] / negatives[scoreable]
+    result[scoreable] = (tpr + tnr) / 2.0
+    return result
+
+
+def _mean_or_none(values: np.ndarray) -> float | None:
+    kept = values[~np.isnan(values)]
+    return float(kept.mean()) if kept.size else None
+
+
+def auc_ovr_hard(y_true: object, y_pred: object, n_classes: int) -> float | None:
+    """FU-LoRA's AUC, exactly as the authors compute it: one-vs-rest ROC AUC of the binarised
+    argmax prediction, unweighted mean over the classes present in ``y_true``.
+
+    A prediction of a label outside the classes present (``n_classes``, e.g. the classifiers'
+    ``Other`` output) counts as a positive for **every** class, as in the authors'
+    ``roc_auc_score_multiclass`` (see :func:`auc_ovr_hard_per_class`). Classes present but the
+    only class present are not scoreable; None when no class is scoreable.
+    """
+    return _mean_or_none(auc_ovr_hard_per_class(y_true, y_pred, n_classes, outside="positive"))
+
+
+def auc_ovr_hard_strict(y_true: object, y_pred: object, n_classes: int) -> float | None:
+    """As :func:`auc_ovr_hard`, but a prediction outside the task is a positive for **no**
+    class (only a miss of the true class): fetal-bench's stricter reading, which does not
+    reward an ``Other`` prediction as a hit of every class. Not the paper's definition."""
+    return _mean_or_none(auc_ovr_hard_per_class(y_true, y_pred, n_classes, outside="negative"))
 
 
 def ece(y_true: object, proba: object, n_bins: int = 15) -> float:

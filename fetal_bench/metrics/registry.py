@@ -13,8 +13,10 @@ class MetricSpec:
     """What a metric is: its key in result files, what it needs, and how to read it.
 
     ``needs``: ``labels`` (predicted class indices), ``proba`` (class probabilities) or ``mask``.
-    ``per_sample``: the score is the mean of per-image values (bootstrapped with
-    :func:`fetal_bench.metrics.bootstrap_mean_ci`); otherwise it is computed on the whole set.
+    ``per_sample``: the score aggregates per-image values (``aggregate``: their ``mean``,
+    bootstrapped with :func:`fetal_bench.metrics.bootstrap_mean_ci`, or their ``median``,
+    bootstrapped with :func:`fetal_bench.metrics.bootstrap_ci`); otherwise it is computed on
+    the whole set.
     """
 
     name: str
@@ -24,6 +26,7 @@ class MetricSpec:
     per_sample: bool
     unit: str | None
     description: str
+    aggregate: Literal["mean", "median"] = "mean"
 
 
 _SPECS = (
@@ -60,7 +63,15 @@ _SPECS = (
     MetricSpec("assd_mm", "segmentation", "mask", False, True, "mm",
                "Average symmetric surface distance between mask boundaries, mean over images."),
     MetricSpec("hc_abs_diff_mm", "segmentation", "mask", False, True, "mm",
-               "Absolute difference between the head circumference of an ellipse fitted to the predicted mask and the reference HC, mean over images."),
+               "Absolute difference between the head circumference of an ellipse fitted to the predicted mask and the "
+               "reference HC, mean over images; a prediction without a usable ellipse (none fits, or over 5% of it lies "
+               "outside the image) measures 0 mm, so it costs the reference HC."),
+    MetricSpec("hc_abs_diff_mm_median", "segmentation", "mask", False, True, "mm",
+               "The same per-image HC absolute differences as hc_abs_diff_mm, median over images (robust to a few "
+               "failed images).", aggregate="median"),
+    MetricSpec("hc_no_ellipse_rate", "segmentation", "mask", False, True, None,
+               "Share of images whose predicted mask gives no usable ellipse (empty, degenerate, or over 5% of the "
+               "fitted ellipse outside the image): the images hc_abs_diff_mm charges the full reference HC."),
 )
 
 METRICS: dict[str, MetricSpec] = {spec.name: spec for spec in _SPECS}

@@ -22,16 +22,25 @@ import math
 
 import numpy as np
 
+from fetal_bench.geometry import Ellipse
 from fetal_bench.metrics._validation import as_mask, as_positive, same_shape
 
 __all__ = [
+    "HC_METRICS",
+    "MAX_ELLIPSE_OUTSIDE_FRACTION",
     "assd_mm",
     "dice",
+    "ellipse_outside_fraction",
     "hc_abs_diff_mm",
+    "hc_abs_diff_mm_median",
+    "hc_no_ellipse_rate",
+    "hc_scores",
     "hd95_mm",
     "head_circumference_mm",
+    "head_ellipse",
     "iou",
     "surface_distances_mm",
+    "usable_head_ellipse",
 ]
 
 
@@ -160,26 +169,34 @@ def assd_mm(pred: object, truth: object, pixel_size_mm: float) -> float:
     return float((p_to_t.sum() + t_to_p.sum()) / (p_to_t.size + t_to_p.size))
 
 
-def head_circumference_mm(mask: object, pixel_size_mm: float) -> float | None:
-    """Head circumference in mm of the ellipse fitted to the mask's largest component.
+#: A fitted ellipse with more than this share of its area outside the image is no usable
+#: ellipse. Every one of HC18's 999 reference ellipses keeps at most 0.74% of its area outside
+#: the image (186_HC; tests/test_hc_plausibility.py checks all 999 on the shared copy); a fragmented
+#: prediction's boundary can fit an ellipse thousands of times the image, which would make the
+#: HC error unbounded (an 11,065,435 mm mean was seen on HC18's test split).
+MAX_ELLIPSE_OUTSIDE_FRACTION = 0.05
+
+#: The per-image HC keys :func:`hc_scores` fills: the absolute difference (averaged), the same
+#: value (aggregated by the median) and whether no usable ellipse was found (averaged: a rate).
+HC_METRICS = ("hc_abs_diff_mm", "hc_abs_diff_mm_median", "hc_no_ellipse_rate")
+
+
+def head_ellipse(mask: object) -> Ellipse | None:
+    """The least-squares ellipse through the boundary of the mask's largest component, or None.
 
     1. The largest 8-connected foreground component (ties: the first in row-major order).
     2. Its boundary pixels (4-connected background neighbour, :func:`fetal_bench.geometry.mask_boundary`).
-    3. The least-squares ellipse through their centres (:func:`fetal_bench.geometry.fit_ellipse`).
-    4. Its perimeter (Ramanujan's second approximation) times ``pixel_size_mm``.
+    3. The direct least-squares ellipse through their centres (:func:`fetal_bench.geometry.fit_ellipse`).
 
-    Returns None when there is no ellipse: an empty mask, fewer than 6 boundary pixels, or
-    points that determine no ellipse. Because boundary pixel centres lie half a pixel inside
-    the mask's edge, a rasterised ellipse measures about pi pixels short of its analytic
-    perimeter; HC18's reference masks include the drawn outline, so there a perfect mask
-    measures about 0.5 mm above the reference HC (docs/metrics.md).
+    None when there is no ellipse: an empty mask, fewer than 6 boundary pixels, points that
+    determine no ellipse, or non-finite parameters. No plausibility check: see
+    :func:`usable_head_ellipse`.
     """
     from scipy import ndimage
 
     from fetal_bench.geometry import fit_ellipse, mask_boundary
 
     m = as_mask(mask, "mask")
-    spacing = as_positive(pixel_size_mm, "pixel_size_mm")
     if not m.any():
         return None
     components, count = ndimage.label(m, structure=np.ones((3, 3), dtype=bool))
@@ -194,19 +211,100 @@ def head_circumference_mm(mask: object, pixel_size_mm: float) -> float | None:
         ellipse = fit_ellipse(cols, rows)
     except ValueError:
         return None
+    values = (ellipse.cx, ellipse.cy, ellipse.a, ellipse.b, ellipse.angle)
+    if not all(math.isfinite(v) for v in values) or ellipse.b <= 0:
+        return None
+    return ellipse
+
+
+def ellipse_outside_fraction(ellipse: Ellipse, shape: tuple[int, int]) -> float:
+    """Share of the ellipse's analytic area whose pixels fall outside an image of ``shape``.
+
+    Counted on the window of the image the ellipse's bounding box covers, so a huge ellipse
+    costs no more than the image. Pixel counting makes it a little negative for small ellipses
+    that lie inside (clipped to 0).
+    """
+    from fetal_bench.geometry import ellipse_mask
+
+    height, width = shape
+    area = ellipse.area
+    if not math.isfinite(area) or area <= 0:
+        return 1.0
+    cos, sin = math.cos(ellipse.angle), math.sin(ellipse.angle)
+    half_w = math.hypot(ellipse.a * cos, ellipse.b * sin)
+    half_h = math.hypot(ellipse.a * sin, ellipse.b * cos)
+    c0, c1 = max(0, math.floor(ellipse.cx - half_w)), min(width, math.ceil(ellipse.cx + half_w) + 1)
+    r0, r1 = max(0, math.floor(ellipse.cy - half_h)), min(height, math.ceil(ellipse.cy + half_h) + 1)
+    if c0 >= c1 or r0 >= r1:
+        return 1.0
+    window = Ellipse(ellipse.cx - c0, ellipse.cy - r0, ellipse.a, ellipse.b, ellipse.angle)
+    inside = float(np.count_nonzero(ellipse_mask((r1 - r0, c1 - c0), window)))
+    return float(min(1.0, max(0.0, 1.0 - inside / area)))
+
+
+def usable_head_ellipse(mask: object) -> Ellipse | None:
+    """:func:`head_ellipse`, or None when it is implausible: more than
+    :data:`MAX_ELLIPSE_OUTSIDE_FRACTION` of its area lies outside the image."""
+    m = as_mask(mask, "mask")
+    ellipse = head_ellipse(m)
+    if ellipse is None or ellipse_outside_fraction(ellipse, m.shape) > MAX_ELLIPSE_OUTSIDE_FRACTION:
+        return None
+    return ellipse
+
+
+def head_circumference_mm(mask: object, pixel_size_mm: float) -> float | None:
+    """Head circumference in mm of the usable ellipse of the mask (:func:`usable_head_ellipse`).
+
+    The ellipse's perimeter (Ramanujan's second approximation) times ``pixel_size_mm``.
+
+    Returns None when there is no usable ellipse: an empty mask, fewer than 6 boundary pixels,
+    points that determine no ellipse, or an ellipse with more than
+    :data:`MAX_ELLIPSE_OUTSIDE_FRACTION` of its area outside the image. Because boundary pixel
+    centres lie half a pixel inside the mask's edge, a rasterised ellipse measures about pi
+    pixels short of its analytic perimeter; HC18's reference masks include the drawn outline,
+    so there a perfect mask measures about 0.5 mm above the reference HC (docs/metrics.md).
+    """
+    spacing = as_positive(pixel_size_mm, "pixel_size_mm")
+    ellipse = usable_head_ellipse(mask)
+    if ellipse is None:
+        return None
     perimeter = ellipse.perimeter * spacing
     return perimeter if math.isfinite(perimeter) and perimeter > 0 else None
+
+
+def hc_scores(pred_mask: object, truth_hc_mm: float, pixel_size_mm: float) -> dict[str, float]:
+    """The per-image values of :data:`HC_METRICS` for one prediction.
+
+    ``hc_abs_diff_mm`` and ``hc_abs_diff_mm_median``: ``|HC(pred) - truth_hc_mm|``, HC as in
+    :func:`head_circumference_mm`; without a usable ellipse the prediction is taken to measure
+    0 mm, so the value is ``truth_hc_mm`` (finite: an empty mask and an absurd ellipse cost the
+    same). ``hc_no_ellipse_rate``: 1.0 without a usable ellipse, else 0.0.
+    """
+    truth = as_positive(truth_hc_mm, "truth_hc_mm")
+    predicted = head_circumference_mm(pred_mask, pixel_size_mm)
+    difference = truth if predicted is None else abs(predicted - truth)
+    return {"hc_abs_diff_mm": difference, "hc_abs_diff_mm_median": difference,
+            "hc_no_ellipse_rate": 1.0 if predicted is None else 0.0}
 
 
 def hc_abs_diff_mm(pred_mask: object, truth_hc_mm: float, pixel_size_mm: float) -> float:
     """|HC(pred_mask) - truth_hc_mm| in mm, HC as in :func:`head_circumference_mm`.
 
-    When no ellipse fits the prediction (empty or degenerate mask) the score is
-    ``truth_hc_mm``: the prediction is taken to measure 0 mm, a finite penalty as large as
-    that of any prediction up to twice the true circumference.
+    When the prediction has no usable ellipse (empty or degenerate mask, or an ellipse mostly
+    outside the image) the score is ``truth_hc_mm``: the prediction is taken to measure 0 mm, a
+    finite penalty as large as that of any prediction up to twice the true circumference.
     """
-    truth = as_positive(truth_hc_mm, "truth_hc_mm")
-    predicted = head_circumference_mm(pred_mask, pixel_size_mm)
-    if predicted is None:
-        return truth
-    return abs(predicted - truth)
+    return hc_scores(pred_mask, truth_hc_mm, pixel_size_mm)["hc_abs_diff_mm"]
+
+
+def hc_abs_diff_mm_median(pred_mask: object, truth_hc_mm: float, pixel_size_mm: float) -> float:
+    """The per-image value of the ``hc_abs_diff_mm_median`` score: the same as
+    :func:`hc_abs_diff_mm`; the score is its median over images, not its mean."""
+    return hc_scores(pred_mask, truth_hc_mm, pixel_size_mm)["hc_abs_diff_mm_median"]
+
+
+def hc_no_ellipse_rate(pred_mask: object) -> float:
+    """The per-image value of the ``hc_no_ellipse_rate`` score: 1.0 when the prediction has no
+    usable ellipse (:func:`usable_head_ellipse`), else 0.0; its mean over images is the rate."""
+    return 1.0 if usable_head_ellipse(pred_mask) is None else 0.0
+

@@ -62,6 +62,7 @@ def build_torchvision_classifier(
     dropout: float | None = None,
     weights: str | Path | None = None,
     restore: bool = False,
+    normalize: str = "auto",
 ) -> ImageClassifier:
     """Build a torchvision classifier for ``labels`` on gray images.
 
@@ -77,6 +78,8 @@ def build_torchvision_classifier(
         weights: not supported (torchvision weights come from its cache); kept so that
             ``create_model(name, checkpoint=FILE)`` fails with a clear message.
         restore: build the structure only (a checkpoint is about to be loaded).
+        normalize: ``"auto"`` (as ``channels`` says), ``"imagenet"``, ``"per_image"`` or
+            ``"none"`` (pixels in [0, 1], as FU-LoRA's ``Normalize([0,0,0],[1,1,1])``).
     """
     import torchvision
 
@@ -95,6 +98,8 @@ def build_torchvision_classifier(
     if arch in _VIT and (size[0] != size[1] or size[0] % 16):
         raise FetalBenchError(f"ViT-B/16 needs a square image_size that is a multiple of 16, got {size}.",
                               "Pass e.g. image_size=(224, 224).")
+    if normalize not in ("auto", "imagenet", "per_image", "none"):
+        raise FetalBenchError(f"normalize={normalize!r} is not understood.", "Use 'auto', 'imagenet', 'per_image' or 'none'.")
     if pretrained not in ("auto", True, False):
         raise FetalBenchError(f"pretrained={pretrained!r} is not understood.", "Use 'auto', True or False.")
 
@@ -115,11 +120,12 @@ def build_torchvision_classifier(
 
     spec = ModelSpec(
         name=arch, task_type="classification", labels=labels, image_size=size, channels=channels,
-        normalize="per_image" if channels == 1 else IMAGENET_NORMALIZE,
+        normalize={"auto": "per_image" if channels == 1 else IMAGENET_NORMALIZE, "imagenet": IMAGENET_NORMALIZE,
+                   "per_image": "per_image", "none": None}[normalize],
         extra={} if restore else {"initialised_from": used},
     )
     cfg = {"arch": arch, "labels": list(labels), "channels": channels, "image_size": list(size),
-           "pretrained": pretrained, "dropout": dropout}
+           "pretrained": pretrained, "dropout": dropout, "normalize": normalize}
     return ImageClassifier(backbone, spec, cfg)
 
 

@@ -11,9 +11,20 @@ linear head on the pooled image embedding. Two backbones here:
   ``FetalCLIP_config.json``. Those weights are under a non-commercial licence and are never
   downloaded or required by fetal-bench.
 
-LoRA targets (peft): each block's attention (``nn.MultiheadAttention``: peft adapts its fused
-q/k/v input projection and its output projection) and both MLP linears; ``r``=8, alpha 16,
-dropout 0.1 by default (the paper's). Everything else is frozen except the head.
+LoRA (peft) with ``r``=8, alpha 16, dropout 0.1 (the paper's: FetalCLIP-IQA ``main.py``,
+commit fbcbdd21cc5d3ea12b257735b5316319cec3f49a). Everything else is frozen except the head.
+
+* ``fetalclip_lora`` targets, by default, exactly the authors' module names ``c_fc``, ``c_proj``,
+  ``out_proj`` (``lora_targets="paper"``): 2,359,296 LoRA parameters on ViT-L/14, the "2.4 M" of
+  their table. ``out_proj`` is the output projection inside ``nn.MultiheadAttention``, whose
+  forward reads ``out_proj.weight`` directly, so those 393,216 adapter parameters never change
+  the output (peft 0.21, open_clip 3.3; ``spec.extra["inert_lora_parameters"]``): reproduced as
+  the authors ran it. ``lora_targets="attention"`` adapts each whole attention module instead
+  (peft's ``nn.MultiheadAttention`` support: fused q/k/v and output projection) and both MLP
+  linears, so every adapter acts.
+* ``vit_lora`` adapts each block's attention (as ``"attention"`` above) and both MLP linears of
+  torchvision's ViT-B/16 (the authors' ViT baseline is timm's CLIP ViT-L/14 with targets
+  ``proj``, ``fc1``, ``fc2``: a different backbone, docs/image_quality.md).
 
 Checkpoints hold every weight (frozen ones too) in safetensors, so a checkpoint rebuilds the
 model without the original pretrained file; FetalCLIP's architecture config is stored in the
@@ -38,6 +49,12 @@ from fetal_bench.models.spec import IMAGENET_NORMALIZE, ModelSpec
 __all__ = ["LoRAClassifier", "build_fetalclip_lora", "build_vit_lora"]
 
 LORA_DEFAULTS = {"lora_r": 8, "lora_alpha": 16, "lora_dropout": 0.1}
+#: FetalCLIP LoRA target sets: ``paper`` = the module names of FetalCLIP-IQA's main.py
+#: (commit fbcbdd21cc5d3ea12b257735b5316319cec3f49a); ``attention`` = every adapter effective.
+FETALCLIP_LORA_TARGETS: dict[str, str | tuple[str, ...]] = {
+    "paper": ("c_fc", "c_proj", "out_proj"),
+    "attention": r".*resblocks\.\d+\.(attn|mlp\.c_fc|mlp\.c_proj)$",
+}
 IQA_LABELS = ("unusable", "usable")
 CLIP_NORMALIZE = ((0.48145466, 0.4578275, 0.40821073), (0.26862954, 0.26130258, 0.27577711))
 # A tiny torchvision ViT for tests: 2 blocks of width 32.
@@ -67,16 +84,18 @@ def _labels(labels: Sequence[str]) -> tuple[str, ...]:
     return labels
 
 
-def add_lora(encoder: nn.Module, target_modules: str, *, r: int, alpha: float, dropout: float) -> int:
+def add_lora(encoder: nn.Module, target_modules: str | Sequence[str], *, r: int, alpha: float, dropout: float) -> int:
     """Freeze ``encoder`` and inject LoRA adapters into the modules matching ``target_modules``
-    (a regular expression on module names); return the number of adapted modules."""
+    (a regular expression on module names, or peft's list of name suffixes); return the number
+    of adapted modules."""
     from peft import LoraConfig, inject_adapter_in_model
 
     if r < 1 or alpha <= 0 or not 0 <= dropout < 1:
         raise FetalBenchError(f"LoRA r={r}, alpha={alpha}, dropout={dropout}.", "Use r >= 1, alpha > 0, 0 <= dropout < 1.")
     for parameter in encoder.parameters():
         parameter.requires_grad = False
-    config = LoraConfig(r=int(r), lora_alpha=alpha, lora_dropout=dropout, target_modules=target_modules)
+    targets = target_modules if isinstance(target_modules, str) else list(target_modules)
+    config = LoraConfig(r=int(r), lora_alpha=alpha, lora_dropout=dropout, target_modules=targets)
     inject_adapter_in_model(config, encoder)  # in place; only the lora_A/lora_B weights train
     adapted = {name.rsplit(".lora_", 1)[0] for name, _ in encoder.named_parameters() if ".lora_" in name}
     if not adapted:  # a bug in the target pattern, not a user error
@@ -86,6 +105,39 @@ def add_lora(encoder: nn.Module, target_modules: str, *, r: int, alpha: float, d
 
 def _trainable(model: nn.Module) -> int:
     return sum(p.numel() for p in model.parameters() if p.requires_grad)
+
+
+def inert_lora_parameters(model: nn.Module) -> int:
+    """LoRA parameters on the ``out_proj`` of an ``nn.MultiheadAttention`` adapted on its own.
+
+    ``nn.MultiheadAttention.forward`` passes ``out_proj.weight`` to the functional kernel and
+    never calls ``out_proj``, so an adapter there gets no gradient and changes nothing. An
+    attention module that peft wraps as a whole (its ``base_layer``) merges the adapters before
+    the call, so its adapters all act and are not counted.
+    """
+    wrapped = {id(m.base_layer) for m in model.modules() if isinstance(getattr(m, "base_layer", None), nn.MultiheadAttention)}
+    total = 0
+    for module in model.modules():
+        if isinstance(module, nn.MultiheadAttention) and id(module) not in wrapped:
+            total += sum(p.numel() for name, p in module.out_proj.named_parameters() if "lora_" in name)
+    return total
+
+
+@contextlib.contextmanager
+def _registered_open_clip_config(open_clip, name: str, architecture: dict):
+    """open_clip builds registered configs only: register ours for the build, then restore the
+    registry as it was (no global state leaks into the caller's process)."""
+    registry = open_clip.factory._MODEL_CONFIGS
+    missing = object()
+    previous = registry.get(name, missing)
+    registry[name] = architecture
+    try:
+        yield
+    finally:
+        if previous is missing:
+            registry.pop(name, None)
+        else:
+            registry[name] = previous
 
 
 def build_vit_lora(
@@ -201,6 +253,7 @@ def build_fetalclip_lora(
     lora_r: int = 8,
     lora_alpha: float = 16,
     lora_dropout: float = 0.1,
+    lora_targets: str = "paper",
     weights: str | Path | None = None,
     restore: bool = False,
 ) -> LoRAClassifier:
@@ -212,7 +265,12 @@ def build_fetalclip_lora(
             the dict so that a trained model rebuilds without the file).
         weights: FetalCLIP_weights.pt, the user's own copy (``--checkpoint FILE``, or
             ``--model-opt weights=PATH`` when training). Required unless restoring a checkpoint.
+        lora_targets: ``"paper"`` (the authors' ``c_fc``, ``c_proj``, ``out_proj``) or
+            ``"attention"`` (module docstring).
     """
+    if lora_targets not in FETALCLIP_LORA_TARGETS:
+        raise FetalBenchError(f"lora_targets={lora_targets!r} is not a FetalCLIP target set.",
+                              f"Use one of: {', '.join(FETALCLIP_LORA_TARGETS)}.")
     open_clip = _open_clip()
     labels = _labels(labels)
     architecture = _fetalclip_config(config)
@@ -226,22 +284,22 @@ def build_fetalclip_lora(
         if not Path(weights).is_file():
             raise FetalBenchError(f"FetalCLIP weights file {weights} does not exist.", "Pass the path of FetalCLIP_weights.pt.")
     name = "fetal-bench-FetalCLIP"
-    open_clip.factory._MODEL_CONFIGS[name] = architecture  # open_clip builds registered configs only
     try:
-        with _quiet_logging(restore):  # open_clip warns "initialized randomly": the checkpoint follows
+        # open_clip warns "initialized randomly" when restoring: the checkpoint follows.
+        with _registered_open_clip_config(open_clip, name, architecture), _quiet_logging(restore):
             clip = open_clip.create_model(name, pretrained=None if restore else str(weights))
     except Exception as err:  # a wrong or damaged weights file surfaces here in many forms
         raise FetalBenchError(f"open_clip could not build FetalCLIP from {weights}: {err}",
                               "Pass the FetalCLIP_weights.pt that matches FetalCLIP_config.json.") from err
     encoder = clip.visual
     del clip  # the text tower is not used
-    adapted = add_lora(encoder, r".*resblocks\.\d+\.(attn|mlp\.c_fc|mlp\.c_proj)$",
-                       r=lora_r, alpha=lora_alpha, dropout=lora_dropout)
+    adapted = add_lora(encoder, FETALCLIP_LORA_TARGETS[lora_targets], r=lora_r, alpha=lora_alpha, dropout=lora_dropout)
     head = nn.Linear(int(architecture["embed_dim"]), len(labels))
     size = int(architecture["vision_cfg"].get("image_size", 224))
     cfg = {"labels": list(labels), "config": architecture, "lora_r": lora_r, "lora_alpha": lora_alpha,
-           "lora_dropout": lora_dropout}
+           "lora_dropout": lora_dropout, "lora_targets": lora_targets}
     model = LoRAClassifier(encoder, head, _spec("fetalclip_lora", labels, (size, size), 3, CLIP_NORMALIZE), cfg)
     model.spec.extra.update({"initialised_from": "checkpoint" if restore else "FetalCLIP", "lora_modules": adapted,
-                             "trainable_parameters": _trainable(model)})
+                             "trainable_parameters": _trainable(model),
+                             "lora_parameters": _trainable(encoder), "inert_lora_parameters": inert_lora_parameters(encoder)})
     return model

@@ -26,7 +26,7 @@ import numpy as np
 
 from fetal_bench.errors import FetalBenchError
 
-__all__ = ["PredictResult", "load_image_file", "predict_files"]
+__all__ = ["PredictResult", "collect_images", "load_image_file", "predict_files"]
 
 _EXTENSIONS = {".png", ".tif", ".tiff", ".jpg", ".jpeg", ".bmp"}
 
@@ -61,27 +61,59 @@ def load_image_file(path: str | os.PathLike, spec=None) -> bytes:
     return buffer.getvalue()
 
 
+def collect_images(paths: list[str | os.PathLike]) -> list[Path]:
+    """Image files of ``paths``, in the given order; a directory gives its images, sorted by name.
+
+    A directory is read one level deep: its regular files with an image extension (hidden files
+    and anything else are skipped). A directory without images is an error, not an empty run.
+    """
+    files: list[Path] = []
+    for given in map(Path, paths):
+        if given.is_dir():
+            found = sorted((p for p in given.iterdir()
+                            if p.suffix.lower() in _EXTENSIONS and not p.name.startswith(".") and p.is_file()),
+                           key=lambda p: p.name)
+            if not found:
+                raise FetalBenchError(f"Directory {given} holds no PNG/TIFF/JPEG/BMP image.",
+                                      "Pass a directory of images, or the image files themselves.")
+            files.extend(found)
+        elif given.is_file():
+            if given.suffix.lower() not in _EXTENSIONS:
+                raise FetalBenchError(f"{given} is not a PNG/TIFF/JPEG/BMP image.", "Pass image files.")
+            files.append(given)
+        else:
+            raise FetalBenchError(f"{given} is not a file or directory.", "Pass image files or a directory of them.")
+    if not files:
+        raise FetalBenchError("No images were given.", "Pass one or more image files, or a directory of them.")
+    return files
+
+
 def predict_files(model_name: str, images: list[str | os.PathLike], output: str | os.PathLike, *,
                   checkpoint: str | os.PathLike | None = None, batch_size: int = 16, device: str | None = None,
-                  model=None) -> PredictResult:
-    """Classify or segment ``images``; write the CSV ``output`` (and masks beside it)."""
+                  model=None, random_init: bool = False, progress: bool = False) -> PredictResult:
+    """Classify or segment ``images`` (files, or directories of them); write the CSV ``output``
+    (and masks beside it).
+
+    Without ``checkpoint`` only a model whose published weights do the task predicts (see
+    :func:`~fetal_bench.models.registry.create_inference_model`); ``random_init`` allows an
+    untrained one on purpose. ``progress``: a progress bar on stderr.
+    """
     import datasets
     import torch
     import torch.nn.functional as F
+    from tqdm.auto import tqdm
 
     from fetal_bench._io import atomic_file
     from fetal_bench.data.loading import make_dataloader
-    from fetal_bench.models import create_model
+    from fetal_bench.models.registry import create_inference_model
 
-    if not images:
-        raise FetalBenchError("No images were given.", "Pass one or more image files.")
+    files = collect_images(images)  # before the model: a typo costs no weight loading
     if model is None:
-        model = create_model(model_name, checkpoint=checkpoint)
+        model = create_inference_model(model_name, checkpoint=checkpoint, random_init=random_init)
     model.eval()
     torch_device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
     model.to(torch_device)
     spec = model.spec
-    files = [Path(p) for p in images]
     ids = [str(i) for i in range(len(files))]
     table = datasets.Dataset.from_dict(
         {"id": ids, "image": [{"bytes": load_image_file(p, spec), "path": None} for p in files]},
@@ -90,22 +122,24 @@ def predict_files(model_name: str, images: list[str | os.PathLike], output: str 
     loader = make_dataloader(table, task=spec.task_type, image_size=tuple(spec.image_size), batch_size=batch_size,
                              channels=spec.channels, normalize=spec.normalize, label_column=None, mask_column=None)
     output = Path(output)
-    rows: list[dict[str, Any]] = []
+    rows: list[dict[str, Any]] = [{} for _ in files]  # filled by index: the loader's order may differ
     mask_dir = None
     if spec.task_type == "segmentation":
         mask_dir = output.with_name(output.stem + "_masks")
         mask_dir.mkdir(parents=True, exist_ok=True)
     stems = _unique_stems(files)
-    with torch.inference_mode():
+    bar = tqdm(total=len(files), desc=f"{model_name}: predicting", unit="image", disable=not progress, leave=False)
+    with torch.inference_mode(), bar:
         for batch in loader:
+            bar.update(len(batch["id"]))
             logits = model(batch["pixel_values"].to(torch_device)).float()
             for j, row_id in enumerate(batch["id"]):
                 index = int(row_id)
                 if spec.task_type == "classification":
                     proba = torch.softmax(logits[j], dim=0).cpu().numpy()
                     best = int(proba.argmax())
-                    rows.append({"file": str(files[index]), "label": spec.labels[best], "score": float(proba[best]),
-                                 **{label: float(p) for label, p in zip(spec.labels, proba)}})
+                    rows[index] = {"file": str(files[index]), "label": spec.labels[best], "score": float(proba[best]),
+                                   **{label: float(p) for label, p in zip(spec.labels, proba)}}
                 else:
                     height, width = (int(v) for v in batch["original_size"][j])
                     # As the harness does: resize the logits, not the labels, then threshold.
@@ -113,9 +147,8 @@ def predict_files(model_name: str, images: list[str | os.PathLike], output: str 
                     mask = (full.argmax(dim=0) > 0 if full.shape[0] > 1 else full[0] > 0).cpu().numpy()
                     mask_path = mask_dir / f"{stems[index]}.png"
                     _save_mask(mask, mask_path)
-                    rows.append({"file": str(files[index]), "mask": os.path.relpath(mask_path, output.parent),
-                                 "foreground_fraction": float(mask.mean()), **_ellipse_columns(mask)})
-    rows.sort(key=lambda row: [str(f) for f in files].index(row["file"]))
+                    rows[index] = {"file": str(files[index]), "mask": os.path.relpath(mask_path, output.parent),
+                                   "foreground_fraction": float(mask.mean()), **_ellipse_columns(mask)}
     with atomic_file(output, "w", newline="", encoding="utf-8") as handle:
         writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
         writer.writeheader()

@@ -19,6 +19,7 @@ import importlib
 import inspect
 import json
 import os
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -28,12 +29,17 @@ from fetal_bench.errors import FetalBenchError
 if TYPE_CHECKING:
     import torch
 
-__all__ = ["MODELS", "ModelInfo", "create_model", "get_model_info", "list_models"]
+__all__ = ["MODELS", "ModelInfo", "create_inference_model", "create_model", "get_model_info", "list_models"]
 
 CONFIG_NAME = "config.json"
 WEIGHTS_NAME = "model.safetensors"
 
 _TV = "fetal_bench.models.classifiers:build_torchvision_classifier"
+_SONONET_FIX = ("Put SonoNet16.npz (github.com/baumgach/SonoNet-weights) at {weights_dir}/SonoNet16.npz, or set "
+                "FETAL_BENCH_SONONET16=PATH, or pass --checkpoint PATH/SonoNet16.npz.")
+_SAM_FIX = ("Cache facebook/sam-vit-base once online (python -c \"from transformers import SamModel; "
+            "SamModel.from_pretrained('facebook/sam-vit-base')\"), or pass --checkpoint DIR of a SAM trained by "
+            "`fetal-bench train sam`.")
 _TV_REFERENCE = "torchvision {arch} (ImageNet-1k weights where available); grayscale input via a summed first convolution."
 
 
@@ -55,6 +61,17 @@ class ModelInfo:
     # A classifier trained on the task's masks (segmentation loss), scored on its labels:
     # ``forward(x, output="mask")`` gives segmentation logits for training.
     trains_on_masks: bool = False
+    # Inference without a checkpoint (`predict`, `evaluate --model`): ``pretrained_predictor``
+    # says the published weights alone make a working model (SonoNet's 14 planes, SAM's boxes);
+    # every other model is untrained without a checkpoint. ``random_init`` is the cfg that builds
+    # it without fetching anything (only on an explicit --random-init); ``weights_fix`` tells
+    # where the published file goes ({weights_dir}: the fetal-bench weights cache).
+    pretrained_predictor: bool = False
+    # Named training recipes: TrainConfig fields (``image_size``, ``batch_size``, ``model_cfg``)
+    # filled in where the user gave none. ``--recipe auto`` takes "cpu" when no GPU is present.
+    recipes: dict[str, dict[str, Any]] = field(default_factory=dict)
+    random_init: dict[str, Any] = field(default_factory=dict)
+    weights_fix: str = ""
 
     def build(self, **cfg: Any) -> torch.nn.Module:
         module_name, function_name = self.builder.split(":")
@@ -74,7 +91,7 @@ def _classifier(name: str, arch: str, description: str, **defaults: Any) -> Mode
         name=name, task_type="classification", builder=_TV, family="torchvision classifier",
         description=description, defaults={"arch": arch, **defaults},
         weights="ImageNet-1k (torchvision) when cached or downloadable, else random with a warning",
-        reference=_TV_REFERENCE.format(arch=arch), tiny=tiny,
+        reference=_TV_REFERENCE.format(arch=arch), tiny=tiny, random_init={"pretrained": False},
         train_defaults={"optimizer": "adamw", "lr": 3e-4, "weight_decay": 1e-4, "batch_size": 32},
     )
 
@@ -95,6 +112,10 @@ MODELS: dict[str, ModelInfo] = {
             reference="Ronneberger et al., MICCAI 2015; the HC18 baseline of van den Heuvel et al. 2018 is a U-Net.",
             tiny={"image_size": (32, 48), "base_channels": 4, "depth": 2},
             train_defaults={"optimizer": "adamw", "lr": 1e-3, "weight_decay": 1e-4, "batch_size": 8},
+            # "cpu": the configuration of the HC18 reference run in docs/baselines.md (Dice 0.969 after
+            # 33 min on two CPU cores); the registered 256x384, 32-channel network is GPU work
+            # (about 45 s per batch of 16 on those cores).
+            recipes={"gpu": {}, "cpu": {"image_size": (128, 192), "batch_size": 8, "model_cfg": {"base_channels": 16}}},
         ),
         ModelInfo(
             name="vit_lora", task_type="classification", builder="fetal_bench.models.lora:build_vit_lora",
@@ -103,7 +124,7 @@ MODELS: dict[str, ModelInfo] = {
                         "projections and a linear head: the IQA paper's adaptation recipe on an ImageNet backbone.",
             weights="ImageNet-1k (torchvision) when cached or downloadable, else random with a warning",
             reference="He, Wang, Yaqub, arXiv:2507.22802 (2025); LoRA: Hu et al., ICLR 2022 (peft).",
-            tiny={"variant": "tiny", "image_size": (32, 32)},
+            tiny={"variant": "tiny", "image_size": (32, 32)}, random_init={"pretrained": False},
             # The paper's settings: AdamW, lr 3e-4, batch 32, 5 epochs (no schedule given: constant).
             train_defaults={"optimizer": "adamw", "lr": 3e-4, "weight_decay": 0.01, "batch_size": 32, "epochs": 5,
                             "scheduler": "none"},
@@ -123,7 +144,7 @@ MODELS: dict[str, ModelInfo] = {
             name="unet-iqa", task_type="classification", builder="fetal_bench.models.seg_to_cls:build_unet_iqa",
             family="U-Net",
             description="The segmentation route to image quality: a U-Net trained on the abdomen masks; a frame is "
-                        "usable when at least 1% of its pixels are predicted foreground.",
+                        "usable when the predicted abdomen covers at least 1% of the frame padded to a square (the paper's rule).",
             reference="He, Wang, Yaqub, arXiv:2507.22802 (2025): segmentation repurposed for classification, F1 0.771.",
             tiny={"image_size": (32, 48), "base_channels": 4, "depth": 2},
             train_defaults={"optimizer": "adamw", "lr": 3e-4, "weight_decay": 1e-4, "batch_size": 32, "epochs": 5},
@@ -135,7 +156,8 @@ MODELS: dict[str, ModelInfo] = {
             defaults={"head": "sononet"},
             weights="SonoNet16.npz from github.com/baumgach/SonoNet-weights (sha256-verified)",
             reference="Baumgartner et al., IEEE TMI 36(11):2204-2215, 2017.",
-            tiny={"weights": None},
+            tiny={"weights": None}, weights_fix=_SONONET_FIX,
+            random_init={"weights": None}, pretrained_predictor=True,
             train_defaults={"optimizer": "adamw", "lr": 1e-4, "weight_decay": 1e-4, "batch_size": 32},
         ),
         ModelInfo(
@@ -146,7 +168,8 @@ MODELS: dict[str, ModelInfo] = {
             defaults={"head": "fetal-planes"},
             weights="SonoNet16.npz from github.com/baumgach/SonoNet-weights (sha256-verified)",
             reference="Baumgartner et al., IEEE TMI 36(11):2204-2215, 2017.",
-            tiny={"weights": None},
+            tiny={"weights": None}, weights_fix=_SONONET_FIX,
+            random_init={"weights": None}, pretrained_predictor=True,
             train_defaults={"optimizer": "adamw", "lr": 1e-4, "weight_decay": 1e-4, "batch_size": 32},
         ),
         ModelInfo(
@@ -157,7 +180,8 @@ MODELS: dict[str, ModelInfo] = {
             defaults={"backend": "transformers", "variant": "vit_b"},
             weights="transformers: facebook/sam-vit-base (HF cache); segment-anything: official .pth (md5-verified)",
             reference="Kirillov et al., ICCV 2023; box-prompted fine-tuning as in arXiv:2506.23664 (mask-guided diffusion for fetal head segmentation).",
-            tiny={"variant": "tiny", "pretrained": False},
+            tiny={"variant": "tiny", "pretrained": False}, random_init={"pretrained": False},
+            pretrained_predictor=True, weights_fix=_SAM_FIX,
             # The mask-guided paper: Adam, lr 1e-5, batch 5, Dice + CE, box jitter 0-20 px.
             train_defaults={"optimizer": "adam", "lr": 1e-5, "weight_decay": 0.0, "batch_size": 5, "scheduler": "none"},
         ),
@@ -229,6 +253,44 @@ def create_model(name: str, checkpoint: str | os.PathLike | None = None, **cfg: 
     model = info.build(**{**config.get("cfg", {}), **cfg, "restore": True})
     load_weights(model, path / WEIGHTS_NAME)
     return _finish(model, info.name)
+
+
+def create_inference_model(name: str, checkpoint: str | os.PathLike | None = None, *,
+                           random_init: bool = False) -> torch.nn.Module:
+    """A model to predict with (``fetal-bench predict``, ``evaluate --model``): never silently untrained.
+
+    With ``checkpoint``: :func:`create_model`. Without one, a model whose published weights do
+    the task (``pretrained_predictor``: SonoNet-16, SAM) loads them or raises a
+    :class:`FetalBenchError` saying where the file goes; any other model has nothing trained to
+    predict with and is refused. ``random_init=True`` builds it untrained on purpose, fetching
+    nothing.
+    """
+    import warnings
+
+    from fetal_bench.models.weights import PretrainedWeightsWarning, weights_dir
+
+    info = get_model_info(name)
+    if checkpoint is not None:
+        return create_model(name, checkpoint=checkpoint)
+    if random_init:
+        return create_model(name, **info.random_init)
+    untrained = "--random-init runs it untrained on purpose (its outputs are then meaningless)."
+    if not info.pretrained_predictor:
+        raise FetalBenchError(
+            f"Model {name!r} has no trained weights without --checkpoint: it would predict with a random "
+            f"{'head' if info.task_type == 'classification' else 'network'}.",
+            f"Train it (fetal-bench train {name} --task TASK --output DIR) and pass --checkpoint DIR; {untrained}")
+    with warnings.catch_warnings():
+        # The builders fall back to random weights with this warning: here that is an error.
+        warnings.simplefilter("error", PretrainedWeightsWarning)
+        try:
+            return create_model(name)
+        except PretrainedWeightsWarning as warning:
+            # Only the builder's first sentence (what is missing): the rest is about its random fallback.
+            said = re.split(r"(?<=[.;])\s+", str(warning))[0].rstrip(";.")
+            fix = info.weights_fix.format(weights_dir=weights_dir())
+            raise FetalBenchError(f"{name} predicts with its pretrained weights, which are not available: {said}.",
+                                  f"{fix} {untrained}") from None
 
 
 def _finish(model: torch.nn.Module, name: str) -> torch.nn.Module:

@@ -33,9 +33,10 @@ class Protocol:
 PROTOCOLS: dict[str, Protocol] = {
     p.name: p
     for p in (
-        Protocol("fu-lora-zero-shot", "1.0", "fu_lora_zero_shot.yaml", "fetal_bench.protocols.runners:run_fu_lora",
+        Protocol("fu-lora-zero-shot", "1.1", "fu_lora_zero_shot.yaml", "fetal_bench.protocols.runners:run_fu_lora",
                  "Spanish -> African zero-shot plane classification: ES / ES+DA / HB / HB+DA x five ImageNet backbones, "
-                 "SGD lr 1e-3 momentum 0.9, batch 24, 20 epochs.",
+                 "SGD lr 1e-3 momentum 0.9, batch 24, 20 epochs, 224x224 stretched, no input normalisation, the "
+                 "authors' HB list (settings and sources: docs/reproducibility.md).",
                  "Wang, Whelan, Silvestre, Curran. arXiv:2407.20072 (2024), Table 1."),
         Protocol("tian-pretrain-finetune", "1.0", "tian_pretrain_finetune.yaml", "fetal_bench.protocols.runners:run_tian",
                  "Pre-train on synthetic images, fine-tune on real ones; compared with real-only and synthetic-only.",

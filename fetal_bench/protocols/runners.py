@@ -19,7 +19,7 @@ Log = Callable[[str], None]
 
 #: Score columns copied into the summary rows (those the papers report).
 _CLASSIFICATION_SCORES = ("accuracy", "macro_f1", "auc_ovr_hard", "auc_ovr_macro", "balanced_accuracy")
-_SEGMENTATION_SCORES = ("dice", "hc_abs_diff_mm", "hd95_mm")
+_SEGMENTATION_SCORES = ("dice", "hc_abs_diff_mm", "hc_abs_diff_mm_median", "hc_no_ellipse_rate", "hd95_mm")
 STANDIN = "@phantom-standin"
 
 
@@ -112,6 +112,22 @@ def _eval_data(config: dict[str, Any], task) -> str | None:
 # --------------------------------------------------------------------------------------------
 
 
+def _image_policy(config: dict[str, Any]) -> dict[str, Any]:
+    """The one resize policy (and input normalisation) every image of the protocol goes through.
+
+    The training loaders and the evaluation harness resize real and synthetic images alike to
+    ``train.image_size`` without keeping the aspect ratio (``stretch``), which is what FU-LoRA's
+    notebook does; a protocol that asks for anything else is refused rather than half applied.
+    """
+    resize = config.get("resize", "stretch")
+    if resize != "stretch":
+        raise FetalBenchError(f"Protocol {config['name']!r} asks for resize {resize!r}.",
+                              "Only `stretch` is applied to real and synthetic images alike (by the loaders and the harness).")
+    size = config.get("train", {}).get("image_size")
+    normalize = (config.get("train", {}).get("model_cfg") or {}).get("normalize", "auto")
+    return {"resize": f"stretch to {size[0]}x{size[1]}" if size else "stretch", "normalize": normalize}
+
+
 def run_fu_lora(config: dict[str, Any], output: Path, *, dry_run: bool, log: Log) -> list[dict[str, Any]]:
     """FU-LoRA Table 1: variants (ES, ES+DA, HB, HB+DA) x backbones x seeds."""
     from fetal_bench.tasks import get_task
@@ -122,6 +138,7 @@ def run_fu_lora(config: dict[str, Any], output: Path, *, dry_run: bool, log: Log
     if needs_synthetic and synthetic is None:
         _require(config, "synthetic", "the HB variants mix in synthetic images")
     eval_data = _eval_data(config, task)
+    policy = _image_policy(config)
     rows = []
     for backbone in config["backbones"]:
         for variant, settings in config["variants"].items():
@@ -132,7 +149,7 @@ def run_fu_lora(config: dict[str, Any], output: Path, *, dry_run: bool, log: Log
                                     data=config.get("data"), exclude_labels=tuple(config.get("exclude_labels", ())),
                                     synthetic=synthetic if uses_synthetic else None, seed=seed, **settings)
                 scored = _evaluate_run(config, output, run_id, backbone, dry_run=dry_run, log=log, data=eval_data)
-                rows.append({"run": run_id, "variant": variant, "backbone": backbone, "seed": seed,
+                rows.append({"run": run_id, "variant": variant, "backbone": backbone, "seed": seed, **policy,
                              **_training_columns(result), **_scores(scored, _CLASSIFICATION_SCORES)})
     return rows
 
@@ -146,6 +163,7 @@ def run_tian(config: dict[str, Any], output: Path, *, dry_run: bool, log: Log) -
     if synthetic is None:
         _require(config, "synthetic", "the pre-training stage trains on synthetic images")
     eval_data = _eval_data(config, task)
+    policy = _image_policy(config)
     rows = []
     for backbone in config["backbones"]:
         for seed in config.get("seeds", [0]):
@@ -166,7 +184,7 @@ def run_tian(config: dict[str, Any], output: Path, *, dry_run: bool, log: Log) -
                 result = _train_run(config, output, run_id, dry_run=dry_run, log=log, **fields)
                 stage_dirs[stage] = str(output / "runs" / run_id)
                 scored = _evaluate_run(config, output, run_id, backbone, dry_run=dry_run, log=log, data=eval_data)
-                rows.append({"run": run_id, "stage": stage, "backbone": backbone, "seed": seed,
+                rows.append({"run": run_id, "stage": stage, "backbone": backbone, "seed": seed, **policy,
                              **_training_columns(result), **_scores(scored, _CLASSIFICATION_SCORES)})
     return rows
 
@@ -180,6 +198,7 @@ def run_ratio_curve(config: dict[str, Any], output: Path, *, dry_run: bool, log:
     if synthetic is None and any(r > 0 for r in config["ratios"]):
         _require(config, "synthetic", "shares above 0 mix in synthetic rows")
     eval_data = _eval_data(config, task)
+    policy = _image_policy(config)
     names = _CLASSIFICATION_SCORES if task.type == "classification" else _SEGMENTATION_SCORES
     rows = []
     for ratio in config["ratios"]:
@@ -189,8 +208,8 @@ def run_ratio_curve(config: dict[str, Any], output: Path, *, dry_run: bool, log:
                                 data=config.get("data"), synthetic=synthetic if ratio > 0 else None,
                                 synthetic_ratio=ratio if ratio > 0 else None, seed=seed)
             scored = _evaluate_run(config, output, run_id, config["model"], dry_run=dry_run, log=log, data=eval_data)
-            rows.append({"run": run_id, "requested_share": ratio, "seed": seed, **_training_columns(result),
-                         **_scores(scored, names)})
+            rows.append({"run": run_id, "requested_share": ratio, "seed": seed, **policy,
+                         **_training_columns(result), **_scores(scored, names)})
     if not dry_run and rows:
         from fetal_bench.training.plots import plot_curves
 

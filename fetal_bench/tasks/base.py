@@ -17,9 +17,10 @@ TaskType = Literal["classification", "segmentation"]
 CLASSIFICATION_METRICS = ("accuracy", "balanced_accuracy", "macro_f1", "weighted_f1", "auc_ovr_macro", "auc_ovr_hard", "ece")
 # Scored for a task's `positive_label` against the rest (binary tasks).
 BINARY_METRICS = ("f1", "precision", "recall", "specificity", "auc")
-SEGMENTATION_METRICS = ("dice", "iou", "hd95_mm", "assd_mm", "hc_abs_diff_mm")
+SEGMENTATION_METRICS = ("dice", "iou", "hd95_mm", "assd_mm", "hc_abs_diff_mm", "hc_abs_diff_mm_median",
+                        "hc_no_ellipse_rate")
 # Lower is better for these; every other metric is higher-is-better.
-LOWER_IS_BETTER = frozenset({"ece", "hd95_mm", "assd_mm", "hc_abs_diff_mm"})
+LOWER_IS_BETTER = frozenset({"ece", "hd95_mm", "assd_mm", "hc_abs_diff_mm", "hc_abs_diff_mm_median", "hc_no_ellipse_rate"})
 
 
 @dataclass(frozen=True)

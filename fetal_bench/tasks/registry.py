@@ -54,8 +54,9 @@ TASKS: dict[str, Task] = {
             eval_split="test",
             description=(
                 "Models trained without African data, scored on the 233 images of the African official test "
-                "split on the four planes shared with FETAL_PLANES_DB, by country: the FU-LoRA protocol, so "
-                "its Table 1 is directly comparable."
+                "split on the four planes shared with FETAL_PLANES_DB, by country: FU-LoRA's test set and its "
+                "rule that a prediction outside the four planes is an error, so its Table 1 is comparable; not "
+                "directly, since its training settings differ in the ways docs/reproducibility.md lists."
             ),
             **_ZERO_SHOT,
         ),
@@ -95,7 +96,7 @@ TASKS: dict[str, Task] = {
             main_score="dice",
             subject_column="subject_id",
             description=(
-                "Fetal head segmentation on the HC18 test subjects: Dice, IoU, HD95 and ASSD in mm, and the head "
+                "Fetal head segmentation on the HC18 test exams: Dice, IoU, HD95 and ASSD in mm, and the head "
                 "circumference of an ellipse fitted to the predicted mask against the reference (the HC18 "
                 "challenge's ranking measure)."
             ),

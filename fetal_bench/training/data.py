@@ -149,6 +149,7 @@ def prepare_training_data(
     train_split: str = "train",
     val_split: str | None = "validation",
     exclude_labels: Sequence[str] = (),
+    real_list: str | None = None,
     real_per_class: int | None = None,
     real_n: int | None = None,
     synthetic: str | os.PathLike | None = None,
@@ -162,7 +163,9 @@ def prepare_training_data(
     """Open, filter, subsample and mix the training (and validation) rows for ``task``.
 
     ``with_masks``: a classification task's rows also keep the task's mask column (for a
-    classifier trained on masks, e.g. ``unet-iqa``).
+    classifier trained on masks, e.g. ``unet-iqa``). ``real_list``: a named list of real rows
+    (:data:`REAL_LISTS`, e.g. the FU-LoRA authors' hybrid subset) replaces the random per-class
+    cap; every listed id must be in the training split with the listed class.
     """
     if synthetic_ratio is not None and not 0 <= synthetic_ratio <= 1:
         raise FetalBenchError(f"synthetic_ratio={synthetic_ratio} is outside [0, 1].",
@@ -195,6 +198,9 @@ def prepare_training_data(
                                   "Train on data whose classes include the task's labels (or exclude fewer classes).")
         train, rows = _with_targets(train, label_column, mapping, "training")
         targets = np.asarray(train[TARGET_COLUMN])
+        if real_list is not None:
+            rows = _listed(train, rows, real_list, names, label_column)
+            sources["real_list"] = real_list
         rows = _take(_cap_per_class(targets, rows, real_per_class, rng), real_n, rng)
         keep = ["id", "image", TARGET_COLUMN]
         if with_masks:
@@ -266,6 +272,38 @@ def prepare_training_data(
                         label_column=TARGET_COLUMN if classification else None,
                         mask_column=task.mask_column if with_masks or not classification else None,
                         n_real=n_real, n_synthetic=n_synthetic, sources=sources)
+
+
+#: Named lists of real training rows: name -> (where it comes from, loader of {id: class name}).
+REAL_LISTS = {
+    "fu-lora-hb": "the FU-LoRA authors' spain_train_1150_balanced.csv (13204942/FU-LoRA@9b84b6f): "
+                  "230 official-train images per class, their hybrid (HB) set's real part",
+}
+
+
+def _listed(train: datasets.Dataset, rows: np.ndarray, name: str, names: list[str], label_column: str) -> np.ndarray:
+    """The rows of ``train`` named by list ``name``, checked: each listed id present, with its class."""
+    if name not in REAL_LISTS:
+        raise FetalBenchError(f"Unknown real_list {name!r}.", f"Use one of: {', '.join(REAL_LISTS)}.")
+    from fetal_bench.generators.authors_lists import hybrid_real_ids
+
+    wanted = hybrid_real_ids()
+    ids = train["id"]
+    labels = train[label_column]
+    kept = set(rows.tolist())
+    found = {}
+    for index, row_id in enumerate(ids):
+        if row_id in wanted and index in kept:
+            if names[labels[index]] != wanted[row_id]:
+                raise DataError(f"Row {row_id!r} is {names[labels[index]]!r} here but {wanted[row_id]!r} in {name}.",
+                                "Pass a build of fetal-planes-es (FETAL_PLANES_DB's labels).")
+            found[row_id] = index
+    missing = sorted(set(wanted) - set(found))
+    if missing:
+        raise DataError(f"{len(missing)} of the {len(wanted)} images of {name} are not in the training split "
+                        f"(e.g. {missing[:3]}).",
+                        "Train on all official training rows of fetal-planes-es: train_split train+validation.")
+    return np.sort(np.fromiter(found.values(), dtype=np.int64))
 
 
 def _concatenate(real: datasets.Dataset, synthetic: datasets.Dataset) -> datasets.Dataset:

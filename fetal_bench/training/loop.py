@@ -25,8 +25,11 @@ from __future__ import annotations
 
 import json
 import math
+import pickle
 import shutil
+import sys
 import time
+import zipfile
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
@@ -50,7 +53,11 @@ class TrainConfig:
 
     ``None`` for ``epochs``, ``optimizer``, ``lr``, ``weight_decay``, ``batch_size`` and
     ``scheduler`` means the model's registered training default (``fetal-bench models list
-    --json``; 20 epochs unless the model says otherwise).
+    --json``; 20 epochs unless the model says otherwise). A model's ``recipe`` fills
+    ``image_size``, ``batch_size`` and ``model_cfg`` entries that are not given.
+
+    ``max_minutes`` bounds the whole run, closing validation and saving included: a step is
+    only started when it and the closing work still fit.
     """
 
     model: str
@@ -61,6 +68,7 @@ class TrainConfig:
     train_split: str = "train"
     val_split: str | None = "validation"
     exclude_labels: tuple[str, ...] = ()
+    real_list: str | None = None  # a named list of real rows (training.data.REAL_LISTS)
     real_per_class: int | None = None
     real_n: int | None = None
     synthetic: str | None = None
@@ -69,6 +77,7 @@ class TrainConfig:
     synthetic_per_class: int | None = None
     synthetic_n: int | None = None
     model_cfg: dict[str, Any] = field(default_factory=dict)
+    recipe: str = "auto"  # a named recipe of the model ("cpu", "gpu"); "auto": "cpu" without a GPU
     image_size: tuple[int, int] | None = None
     init_from: str | None = None
     epochs: int | None = None
@@ -119,11 +128,28 @@ class TrainResult:
     epochs_completed: int
     steps: int
     stopped_by: str
-    train_time_s: float
-    resumed: bool
-    n_train: int
-    training_data: str
-    synthetic_share: float
+    train_time_s: float = 0.0
+    resumed: bool = False
+    n_train: int = 0
+    training_data: str = "real"
+    synthetic_share: float = 0.0
+    recipe: str | None = None
+    best_step: int | None = None
+    partial_epoch_steps: int = 0  # steps made in an epoch that the stop cut short
+    steps_per_epoch: int | None = None
+
+    def epochs_text(self) -> str:
+        """``2``, or ``0 full + 11 of 12 steps`` when the stop cut an epoch short."""
+        if not self.partial_epoch_steps:
+            return str(self.epochs_completed)
+        of = f" of {self.steps_per_epoch}" if self.steps_per_epoch else ""
+        return f"{self.epochs_completed} full + {self.partial_epoch_steps}{of} steps"
+
+    def best_text(self) -> str:
+        if self.best_metric is None:
+            return "n/a"
+        step = f", step {self.best_step}" if self.best_step is not None else ""
+        return f"{self.best_metric:.4f} (epoch {self.best_epoch}{step})"
 
 
 class _StopTraining(Exception):
@@ -134,7 +160,7 @@ def _resolve(config: TrainConfig) -> TrainConfig:
     from fetal_bench.models import get_model_info
 
     info = get_model_info(config.model)
-    resolved = TrainConfig.from_dict(config.to_dict())
+    resolved = _apply_recipe(TrainConfig.from_dict(config.to_dict()), info)
     defaults = {"epochs": 20, "optimizer": "adamw", "lr": 1e-3, "weight_decay": 1e-4, "batch_size": 16,
                 "scheduler": "cosine", **info.train_defaults}
     for key, value in defaults.items():
@@ -162,6 +188,33 @@ def _resolve(config: TrainConfig) -> TrainConfig:
     return resolved
 
 
+def _apply_recipe(config: TrainConfig, info) -> TrainConfig:
+    """Fill what the user left unset from the model's named recipe; record which one ran."""
+    import torch
+
+    name = config.recipe
+    if name == "auto":
+        name = "cpu" if "cpu" in info.recipes and not torch.cuda.is_available() else ("gpu" if info.recipes else "default")
+    elif name not in info.recipes and name != "default":
+        known = ", ".join(["auto", "default", *info.recipes])
+        raise FetalBenchError(f"Model {info.name!r} has no recipe {name!r}.", f"Use one of: {known}.")
+    recipe = info.recipes.get(name, {})
+    config.recipe = name
+    if config.image_size is None and "image_size" in recipe:
+        config.image_size = tuple(recipe["image_size"])
+    if config.batch_size is None and "batch_size" in recipe:
+        config.batch_size = recipe["batch_size"]
+    config.model_cfg = {**recipe.get("model_cfg", {}), **config.model_cfg}
+    return config
+
+
+def _recipe_note(config: TrainConfig) -> str:
+    size = "x".join(map(str, config.image_size)) if config.image_size else "the model's default"
+    options = ", ".join(f"{k}={v}" for k, v in sorted(config.model_cfg.items())) or "the model's defaults"
+    why = " (no GPU found; --recipe gpu trains the full-size network)" if config.recipe == "cpu" else ""
+    return f"recipe {config.recipe}{why}: input {size}, batch {config.batch_size}, {options}"
+
+
 def _mixed_precision(choice: str) -> str:
     import torch
 
@@ -184,7 +237,7 @@ def _prepare_output(out: Path, config: TrainConfig) -> dict[str, Any] | None:
             what = "" if state_file.is_file() else " and holds no resumable run"
             raise FetalBenchError(f"Output directory {out} already exists{what}.",
                                   "Choose another --output, or pass --overwrite to start over.")
-        saved = json.loads((out / "train_config.json").read_text(encoding="utf-8"))
+        saved, saved_state = _read_json(out / "train_config.json"), _read_json(state_file)
         current = config.to_dict()
         changed = sorted(k for k in set(saved) | set(current)
                          if k not in _RESUMABLE_CHANGES and saved.get(k) != current.get(k))
@@ -192,9 +245,22 @@ def _prepare_output(out: Path, config: TrainConfig) -> dict[str, Any] | None:
             raise FetalBenchError(
                 f"{out} holds a run with other settings ({', '.join(f'{k}: {saved.get(k)!r} -> {current.get(k)!r}' for k in changed[:4])}).",
                 "Resume with the same options, or pass --overwrite (or another --output) to start a new run.")
-        return json.loads(state_file.read_text(encoding="utf-8"))
+        return saved_state
     out.mkdir(parents=True, exist_ok=True)
     return None
+
+
+def _read_json(path: Path) -> dict[str, Any]:
+    """A run directory's JSON record, or a clean error when it is missing or damaged."""
+    try:
+        value = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
+        raise FetalBenchError(f"Cannot resume: {path} is unreadable ({type(err).__name__}).",
+                              "Pass --overwrite to start the run over, or choose another --output.") from None
+    if not isinstance(value, dict):
+        raise FetalBenchError(f"Cannot resume: {path} is not a JSON object.",
+                              "Pass --overwrite to start the run over, or choose another --output.")
+    return value
 
 
 def train(config: TrainConfig | None = None, *, callbacks: Sequence[Callable[[dict[str, Any]], None]] = (),
@@ -217,12 +283,15 @@ def train(config: TrainConfig | None = None, *, callbacks: Sequence[Callable[[di
     from fetal_bench.tasks import get_task
     from fetal_bench.training.data import prepare_training_data
 
+    entered = time.perf_counter()  # the budget counts setup (data, model) too
     if config is None:
         config = TrainConfig(**options)
     elif options:
         config = TrainConfig.from_dict({**config.to_dict(), **options})
     config = _resolve(config)
     note = log or (lambda message: None)
+    if get_model_info(config.model).recipes:
+        note(_recipe_note(config))
     task = get_task(config.task)
     out = Path(config.output)
     saved_state = _prepare_output(out, config)
@@ -240,7 +309,8 @@ def train(config: TrainConfig | None = None, *, callbacks: Sequence[Callable[[di
 
     data = prepare_training_data(
         task, data=config.data, config=config.config, train_split=config.train_split, val_split=config.val_split,
-        exclude_labels=config.exclude_labels, real_per_class=config.real_per_class, real_n=config.real_n,
+        exclude_labels=config.exclude_labels, real_list=config.real_list, real_per_class=config.real_per_class,
+        real_n=config.real_n,
         synthetic=config.synthetic, synthetic_config=config.synthetic_config, synthetic_ratio=config.synthetic_ratio,
         synthetic_per_class=config.synthetic_per_class, synthetic_n=config.synthetic_n, seed=config.seed,
         with_masks=by_masks)
@@ -276,7 +346,7 @@ def train(config: TrainConfig | None = None, *, callbacks: Sequence[Callable[[di
 
     state: dict[str, Any] = {"epoch": 0, "batch_in_epoch": 0, "global_step": 0, "best": None, "best_epoch": None,
                              "bad_validations": 0, "elapsed_s": 0.0, "epoch_loss_sum": 0.0, "epoch_loss_n": 0,
-                             "stopped_by": None, "finished": False}
+                             "stopped_by": None, "finished": False, "steps_per_epoch": steps_per_epoch}
     resumed = saved_state is not None
     if resumed:
         _load_state(out / "last", accelerator.unwrap_model(model), optimizer, saved_state)
@@ -286,7 +356,9 @@ def train(config: TrainConfig | None = None, *, callbacks: Sequence[Callable[[di
 
     logger = _JsonlLog(out / "train_log.jsonl", enabled=accelerator.is_main_process)
     budget_s = None if config.max_minutes is None else 60.0 * config.max_minutes
-    started = time.perf_counter() - state["elapsed_s"]
+    started = entered - state["elapsed_s"]
+    n_val_batches = 0 if data.validation is None else math.ceil(len(data.validation) / (config.eval_batch_size or batch_size))
+    budget = _Budget(budget_s, n_val_batches)
     val_loader = None
     if data.validation is not None:
         val_loader = accelerator.prepare(_loader(data.validation, loader_options, config.eval_batch_size or batch_size,
@@ -296,20 +368,25 @@ def train(config: TrainConfig | None = None, *, callbacks: Sequence[Callable[[di
         return time.perf_counter() - started
 
     def save_state() -> None:
+        begun = time.perf_counter()
         state["elapsed_s"] = elapsed()
         if accelerator.is_main_process:
             _save_state(out / "last", accelerator.unwrap_model(model), optimizer, state)
         accelerator.wait_for_everyone()
+        budget.saved(time.perf_counter() - begun)
 
     def validate() -> None:
-        if val_loader is None:
-            return
+        if val_loader is None or state.get("validated_step") == state["global_step"]:
+            return  # nothing changed since the last validation
+        begun = time.perf_counter()
         scores = _validate(model, val_loader, accelerator, classification, spec, config, by_masks, positive)
+        budget.validated(time.perf_counter() - begun)
         value = scores[metric_name]
-        state["last_val"] = value
+        state["last_val"], state["validated_step"] = value, state["global_step"]
         improved = state["best"] is None or value > state["best"] + config.min_delta
         if improved:
             state["best"], state["best_epoch"], state["bad_validations"] = value, state["epoch"] + 1, 0
+            state["best_step"] = state["global_step"]
             if config.keep == "best":
                 _save_best(accelerator.unwrap_model(model), out, config, data, state, metric_name, task, accelerator)
         else:
@@ -319,9 +396,14 @@ def train(config: TrainConfig | None = None, *, callbacks: Sequence[Callable[[di
         note(f"epoch {state['epoch'] + 1} step {state['global_step']}: val loss {scores['loss']:.4f}, "
              f"{metric_name} {value:.4f}" + (" (best)" if improved else ""))
 
-    progress = None
+    # One bar for the whole run, on stderr (tqdm's default): piped stdout stays clean.
+    progress = _progress(config.progress and accelerator.is_local_main_process, total_steps, state["global_step"],
+                         f"training {config.model}")
     try:
         while state["epoch"] < config.epochs and state["stopped_by"] is None:
+            if not budget.allows_step(elapsed()):
+                state["stopped_by"] = "max_minutes"
+                break
             epoch = state["epoch"]
             loader = accelerator.prepare(_loader(data.train, loader_options, batch_size, shuffle=True,
                                                  seed=_epoch_seed(config.seed, epoch), transform=augment,
@@ -329,19 +411,19 @@ def train(config: TrainConfig | None = None, *, callbacks: Sequence[Callable[[di
             if state["batch_in_epoch"]:
                 loader = accelerator.skip_first_batches(loader, state["batch_in_epoch"])
             model.train()
-            progress = _progress(config.progress and accelerator.is_local_main_process, steps_per_epoch,
-                                 state["batch_in_epoch"], f"epoch {epoch + 1}/{config.epochs}")
+            step_began = time.perf_counter()
             for batch in loader:
-                scheduler.apply(state["global_step"], elapsed(), budget_s)
+                scheduler.apply(state["global_step"], elapsed(), budget.training_s)
                 loss = _step(model, batch, optimizer, accelerator, classification, spec, config,
                              params, state["global_step"], by_masks)
                 state["global_step"] += 1
                 state["batch_in_epoch"] += 1
                 state["epoch_loss_sum"] += loss
                 state["epoch_loss_n"] += 1
+                budget.stepped(time.perf_counter() - step_began)
                 if progress is not None:
                     progress.update(1)
-                    progress.set_postfix(loss=f"{loss:.4f}")
+                    progress.set_postfix(epoch=f"{epoch + 1}/{config.epochs}", loss=f"{loss:.4f}", refresh=False)
                 if state["global_step"] % config.log_every_steps == 0:
                     logger.write({"type": "step", "epoch": epoch + 1, "step": state["global_step"], "loss": loss,
                                   "lr": scheduler.last_lr, "time_s": round(elapsed(), 2)})
@@ -353,22 +435,23 @@ def train(config: TrainConfig | None = None, *, callbacks: Sequence[Callable[[di
                     model.train()
                 if config.max_steps is not None and state["global_step"] >= config.max_steps:
                     state["stopped_by"] = "max_steps"
-                elif budget_s is not None and elapsed() >= budget_s:
+                elif not budget.allows_step(elapsed()):
                     state["stopped_by"] = "max_minutes"
                 if state["stopped_by"]:
                     break
                 if state["global_step"] % config.checkpoint_every_steps == 0:
                     save_state()
-            if progress is not None:
-                progress.close()
-                progress = None
+                step_began = time.perf_counter()
             epoch_done = state["stopped_by"] is None
             if state["epoch_loss_n"]:
                 logger.write({"type": "epoch", "epoch": epoch + 1, "step": state["global_step"],
                               "train_loss": state["epoch_loss_sum"] / state["epoch_loss_n"], "complete": epoch_done,
                               "time_s": round(elapsed(), 2)})
-            if not config.val_every_steps or state["stopped_by"]:
+            if (not config.val_every_steps or state["stopped_by"]) and budget.fits_closing(elapsed()):
                 validate()
+            elif state["stopped_by"] == "max_minutes" and val_loader is not None:
+                note("the time budget is spent: no closing validation; the checkpoint holds the "
+                     + ("best validated weights" if state["best"] is not None else "last weights"))
             if config.patience and state["bad_validations"] >= config.patience:  # 0 or None: off
                 state["stopped_by"] = state["stopped_by"] or "early_stopping"
             if epoch_done:
@@ -376,6 +459,8 @@ def train(config: TrainConfig | None = None, *, callbacks: Sequence[Callable[[di
                 state["batch_in_epoch"] = 0
                 state["epoch_loss_sum"], state["epoch_loss_n"] = 0.0, 0
             save_state()
+        if progress is not None:
+            progress.close()
         state["stopped_by"] = state["stopped_by"] or "epochs"
         state["finished"] = True
         state["elapsed_s"] = elapsed()
@@ -392,7 +477,9 @@ def train(config: TrainConfig | None = None, *, callbacks: Sequence[Callable[[di
         raise
     if accelerator.is_main_process:
         _plot(out)
-    return _result_from_state(out, config, state, resumed=resumed, data=data)
+    result = _result_from_state(out, config, state, resumed=resumed, data=data)
+    result.train_time_s = round(elapsed(), 1)  # the whole run, closing saves and plot included
+    return result
 
 
 # --------------------------------------------------------------------------------------------
@@ -456,6 +543,60 @@ def _optimizer(config: TrainConfig, params):
     if config.optimizer == "adam":
         return torch.optim.Adam(params, lr=config.lr, weight_decay=config.weight_decay)
     return torch.optim.AdamW(params, lr=config.lr, weight_decay=config.weight_decay)
+
+
+class _Budget:
+    """``--max-minutes`` for the whole run: a step starts only if it, the closing validation and
+    the closing saves (weights, resumable state, curves) still fit in the budget.
+
+    Durations are measured as the run goes (a moving average of steps; the last validation and
+    save). Until a validation has been measured, one is estimated as 0.35 training steps per
+    validation batch (a forward pass is about a third of forward + backward), and the saves and
+    plot at 3 s.
+    The first step always runs: there is nothing to estimate from before it.
+    """
+
+    _SAVE_GUESS_S = 3.0
+    _VALIDATION_PER_BATCH = 0.35
+
+    def __init__(self, budget_s: float | None, n_val_batches: int):
+        self.budget_s = budget_s
+        self.n_val_batches = n_val_batches
+        self.step_s: float | None = None
+        self.validation_s: float | None = None
+        self.save_s: float | None = None
+
+    def stepped(self, seconds: float) -> None:
+        self.step_s = seconds if self.step_s is None else 0.8 * self.step_s + 0.2 * seconds
+
+    def validated(self, seconds: float) -> None:
+        self.validation_s = seconds
+
+    def saved(self, seconds: float) -> None:
+        self.save_s = seconds if self.save_s is None else max(self.save_s, seconds)
+
+    def closing_s(self) -> float:
+        """What the run still has to do after its last step: validate, save twice, plot."""
+        step = self.step_s or 0.0
+        validation = self.validation_s if self.validation_s is not None else \
+            self._VALIDATION_PER_BATCH * step * self.n_val_batches
+        return 1.1 * validation + 2 * (self.save_s if self.save_s is not None else self._SAVE_GUESS_S)
+
+    @property
+    def training_s(self) -> float | None:
+        """The part of the budget that steps can use (the cosine schedule follows it)."""
+        if self.budget_s is None:
+            return None
+        return max(1e-6, self.budget_s - self.closing_s())
+
+    def fits_closing(self, elapsed_s: float) -> bool:
+        """Whether the closing validation and saves still fit (a step may have overrun)."""
+        return self.budget_s is None or elapsed_s + self.closing_s() <= self.budget_s
+
+    def allows_step(self, elapsed_s: float) -> bool:
+        if self.budget_s is None or self.step_s is None:
+            return True
+        return elapsed_s + self.step_s + self.closing_s() <= self.budget_s
 
 
 class _Schedule:
@@ -545,7 +686,7 @@ def _validate(model, loader, accelerator, classification: bool, spec, config: Tr
     import torch.nn.functional as F
 
     from fetal_bench import metrics as M
-    from fetal_bench.training.losses import macro_f1, segmentation_dice
+    from fetal_bench.training.losses import segmentation_dice
 
     model.eval()
     losses, truth, predicted, dices = [], [], [], []
@@ -588,7 +729,9 @@ def _validate(model, loader, accelerator, classification: bool, spec, config: Tr
     if truth:
         y_true, y_pred = torch.cat(truth).numpy(), torch.cat(predicted).numpy()
         scores["accuracy"] = float(np.mean(y_true == y_pred))
-        scores["macro_f1"] = macro_f1(y_true, y_pred, len(spec.labels))
+        # The reported metric's own definition (every class of the model counts), so the best
+        # epoch is chosen on the number the harness will report.
+        scores["macro_f1"] = M.macro_f1(y_true, y_pred, len(spec.labels))
         if positive is not None:
             scores["f1"] = M.f1(y_true, y_pred, positive) or 0.0  # undefined (no positive at all) counts as 0
     return scores
@@ -670,11 +813,25 @@ def _load_state(directory: Path, model, optimizer, state: dict[str, Any]) -> Non
     from fetal_bench.models import load_weights
 
     load_weights(model, directory / "model.safetensors")
-    saved = torch.load(directory / "trainer_state.pt", map_location="cpu", weights_only=True)
-    optimizer.load_state_dict(saved["optimizer"])
-    torch.set_rng_state(saved["rng"]["torch"])
-    if "cuda" in saved["rng"] and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(saved["rng"]["cuda"])
+    path = directory / "trainer_state.pt"
+    fix = "Pass --overwrite to start the run over, or choose another --output."
+    try:
+        # weights_only: tensors and plain containers only; a pickle that asks for anything else
+        # (code, arbitrary classes) is refused by torch's restricted unpickler.
+        saved = torch.load(path, map_location="cpu", weights_only=True)
+    except FileNotFoundError:
+        raise FetalBenchError(f"The resumable state {path} is missing.", fix) from None
+    except (pickle.UnpicklingError, EOFError, RuntimeError, ValueError, zipfile.BadZipFile) as err:
+        first = str(err).strip().splitlines()[0][:200] if str(err).strip() else type(err).__name__
+        raise FetalBenchError(f"Cannot resume: {path} is not a trainer state fetal-bench wrote ({first}).", fix) from None
+    try:
+        optimizer.load_state_dict(saved["optimizer"])
+        torch.set_rng_state(saved["rng"]["torch"])
+        if "cuda" in saved["rng"] and torch.cuda.is_available():
+            torch.cuda.set_rng_state_all(saved["rng"]["cuda"])
+    except (KeyError, TypeError, ValueError, RuntimeError) as err:
+        raise FetalBenchError(f"Cannot resume: {path} does not hold this run's optimizer and RNG state "
+                              f"({type(err).__name__}: {str(err)[:200]}).", fix) from None
 
 
 class _JsonlLog:
@@ -750,7 +907,8 @@ def _progress(enabled: bool, total: int, initial: int, description: str):
         return None
     from tqdm.auto import tqdm
 
-    return tqdm(total=total, initial=initial, desc=description, leave=False, dynamic_ncols=True)
+    return tqdm(total=total, initial=initial, desc=description, unit="step", leave=False, dynamic_ncols=True,
+                file=sys.stderr)
 
 
 def _result_from_state(out: Path, config: TrainConfig, state: dict[str, Any], *, resumed: bool, data=None) -> TrainResult:
@@ -762,6 +920,8 @@ def _result_from_state(out: Path, config: TrainConfig, state: dict[str, Any], *,
         metric=(best.get("name") or "").removeprefix("val_") or _metric_name(config.task),
         best_metric=state.get("best"), best_epoch=state.get("best_epoch"),
         epochs_completed=state["epoch"], steps=state["global_step"], stopped_by=state.get("stopped_by") or "",
+        best_step=state.get("best_step"), partial_epoch_steps=state.get("batch_in_epoch", 0),
+        steps_per_epoch=state.get("steps_per_epoch"), recipe=config.recipe,
         train_time_s=round(state.get("elapsed_s", 0.0), 1), resumed=resumed,
         n_train=training.get("n_train_real", 0) + training.get("n_train_synthetic", 0),
         training_data=training.get("training_data", "real"), synthetic_share=training.get("synthetic_share", 0.0),

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 
@@ -71,14 +70,3 @@ def boxes_from_masks(masks: torch.Tensor, *, jitter: tuple[float, float] = (0.0,
             min(width - 1.0, x1 + float(draws[i, 2])), min(height - 1.0, y1 + float(draws[i, 3])),
         ])
     return boxes.to(masks.device)
-
-
-def macro_f1(y_true: np.ndarray, y_pred: np.ndarray, k: int) -> float:
-    """Macro F1 over the classes present in ``y_true`` (a quick validation figure)."""
-    scores = []
-    for cls in np.unique(y_true):
-        tp = np.sum((y_pred == cls) & (y_true == cls))
-        fp = np.sum((y_pred == cls) & (y_true != cls))
-        fn = np.sum((y_pred != cls) & (y_true == cls))
-        scores.append(2 * tp / max(1, 2 * tp + fp + fn))
-    return float(np.mean(scores)) if scores else 0.0

@@ -15,6 +15,7 @@ import os
 from pathlib import Path
 from typing import Any
 
+from fetal_bench.data.builders._common import check_paths_apart
 from fetal_bench.data.catalog import CATALOG, get_dataset_info
 from fetal_bench.data.writer import BuildResult
 from fetal_bench.errors import FetalBenchError
@@ -25,6 +26,7 @@ BUILDERS: dict[str, str] = {
     "fetal-planes-africa": "fetal_bench.data.builders.planes:build_fetal_planes_africa",
     "phantom": "fetal_bench.data.builders.phantom:build_phantom",
     "acouslic-iqa": "fetal_bench.data.builders.acouslic:build_acouslic_iqa",
+    "fu-lora-synthetic": "fetal_bench.data.builders.fu_lora_synthetic:build_fu_lora_synthetic",
 }
 
 
@@ -70,4 +72,5 @@ def build_dataset(
             f"Raw directory {raw} does not exist or is not a directory.",
             f"Point --raw at the extracted official download. {info.manual_download}",
         )
+    check_paths_apart(raw, Path(out_dir))
     return builder(raw, Path(out_dir), overwrite=overwrite, progress=progress, **options)

@@ -12,6 +12,24 @@ from typing import Sequence
 from fetal_bench.errors import DataError
 
 
+def check_paths_apart(raw_dir: Path, out_dir: Path) -> None:
+    """Refuse an output that is, contains or sits inside the raw directory.
+
+    A build replaces its output directory as a whole (``--overwrite``), so ``--out`` equal to or
+    above ``--raw`` would delete the raw download; one inside ``--raw`` would be read back as raw
+    files. Both are compared after resolving symbolic links, before anything is written.
+    """
+    raw = raw_dir.resolve()
+    out = out_dir.resolve()  # resolves the existing part of a path that does not exist yet
+    if out == raw or out.is_relative_to(raw) or raw.is_relative_to(out):
+        relation = "is" if out == raw else "is inside" if out.is_relative_to(raw) else "contains"
+        raise DataError(
+            f"The output directory {out_dir} {relation} the raw directory {raw_dir} "
+            f"(resolved: {out} and {raw}); building there could delete or mix up the raw files.",
+            "Pass an --out outside --raw (for example a sibling folder such as data/NAME next to raw/NAME).",
+        )
+
+
 def find_file(raw_dir: Path, name: str, *, dataset: str) -> Path:
     """Find ``name`` in ``raw_dir`` or one directory below it (archives often add a top folder)."""
     candidates = [raw_dir / name, *sorted(raw_dir.glob(f"*/{name}"))]
@@ -25,13 +43,20 @@ def find_file(raw_dir: Path, name: str, *, dataset: str) -> Path:
     )
 
 
+MAX_CSV_BYTES = 256 * 1024 * 1024  # the largest official CSV (FETAL_PLANES_DB) is about 1 MB
+
+
 def read_csv(path: Path, *, expected_header: Sequence[str], delimiter: str = ",") -> list[dict[str, str]]:
     """Read a CSV whose header must be exactly ``expected_header`` (cells whitespace-stripped).
 
     Values are whitespace-stripped too: the official FETAL_PLANES_DB CSV pads its last column.
     """
+    from fetal_bench._io import UnreadableFile, read_regular_file
+
     try:
-        text = path.read_text(encoding="utf-8-sig")
+        text = read_regular_file(path, max_bytes=MAX_CSV_BYTES).decode("utf-8-sig")
+    except UnreadableFile as error:
+        raise DataError(f"{path} {error.reason}.", "Use the CSV file from the official download.") from None
     except UnicodeDecodeError as error:
         raise DataError(f"{path} is not UTF-8 text ({error}).", "Re-download the file; it may be corrupt.") from None
     reader = csv.reader(io.StringIO(text), delimiter=delimiter)
@@ -55,31 +80,58 @@ def read_csv(path: Path, *, expected_header: Sequence[str], delimiter: str = ","
                 "Use the unmodified CSV from the official download.",
             )
         rows.append({key: value.strip() for key, value in zip(header, cells)})
+    if not rows:
+        # An empty table would build an empty dataset that `datasets` cannot even load.
+        raise DataError(f"{path} has a header but no rows.", "Use the complete CSV from the official download.")
     return rows
 
 
-def read_image_bytes(path: Path) -> tuple[bytes, tuple[int, int]]:
+# Bounds on one raw image: ultrasound frames are well under 1 MP and a few MB; anything far
+# larger is a corrupt or hostile file, refused before it is decoded.
+MAX_IMAGE_BYTES = 64 * 1024 * 1024
+MAX_IMAGE_PIXELS = 50_000_000
+
+
+def read_image_bytes(path: Path, *, modes: Sequence[str] | None = None,
+                     expected: str = "") -> tuple[bytes, tuple[int, int]]:
     """Read an image file, checking that it decodes completely; returns (bytes, (width, height)).
 
     The original bytes are kept (embedded as published, no re-encoding); decoding them once
-    catches truncated or corrupt files at build time instead of at training time.
+    catches truncated or corrupt files at build time instead of at training time. Only a regular
+    file of at most :data:`MAX_IMAGE_BYTES` and :data:`MAX_IMAGE_PIXELS` is decoded. ``modes``
+    (PIL modes, e.g. ``("L",)``) are the ones the source format allows; ``expected`` describes
+    them for the error message.
     """
     from PIL import Image, UnidentifiedImageError
 
+    from fetal_bench._io import UnreadableFile, read_regular_file
+
     try:
-        data = path.read_bytes()
-    except FileNotFoundError:
-        raise DataError(f"Image file missing: {path}.", "Re-extract the official archive; the file should be there.") from None
+        data = read_regular_file(path, max_bytes=MAX_IMAGE_BYTES)
+    except UnreadableFile as error:
+        raise DataError(f"Image file {path} {error.reason}.",
+                        "Re-extract the official archive; every listed image is a regular PNG file.") from None
     try:
         with Image.open(io.BytesIO(data)) as image:
+            width, height = image.size
+            if width * height > MAX_IMAGE_PIXELS:
+                raise DataError(f"Image file {path} claims {width}x{height} pixels, over the limit of "
+                                f"{MAX_IMAGE_PIXELS:,}.", "Re-extract the official archive; the file is not an "
+                                "ultrasound frame of the dataset.")
+            if modes is not None and image.mode not in modes:
+                raise DataError(f"Image file {path} is {image.mode} but {expected or 'the format'} is "
+                                f"{' or '.join(modes)}.", "Use the unmodified file from the official download "
+                                "(an edited or re-saved image changes its format).")
             image.load()
-            size = image.size
+    except Image.DecompressionBombError as error:
+        raise DataError(f"Image file {path} is too large to decode ({error}).",
+                        "Re-extract the official archive; the file is not an ultrasound frame.") from None
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as error:
         raise DataError(
             f"Image file {path} is corrupt or not an image ({error}).",
             "Re-download and re-extract the official archive (fetal-bench datasets download verifies checksums).",
         ) from None
-    return data, size
+    return data, (width, height)
 
 
 class SourceDigest:

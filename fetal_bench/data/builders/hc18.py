@@ -8,8 +8,9 @@ Official raw layout (what the Zenodo archives extract to)::
     RAW/test_set/NNN_HC.png                     optional: 335 challenge images, labels hidden
     RAW/test_set_pixel_size.csv                 optional: filename,pixel size(mm)
 
-The mask is the filled outline. `NNN_2HC.png` etc. are further images of subject NNN, so
-splits are by subject, never by image.
+The mask is the filled outline. `NNN_2HC.png` etc. are further images of exam NNN, so
+splits are by exam (the `subject_id` column, a published name kept), never by image. An exam is
+not a woman: HC18 has 1,334 images from 551 women and publishes no woman id.
 """
 
 from __future__ import annotations
@@ -38,6 +39,10 @@ TEST_CSV = "test_set_pixel_size.csv"
 TRAIN_HEADER = ("filename", "pixel size(mm)", "head circumference (mm)")
 TEST_HEADER = ("filename", "pixel size(mm)")
 SPLIT_FRACTIONS = (("train", 0.7), ("validation", 0.1), ("test", 0.2))
+# Every official image and annotation is an 8-bit grayscale PNG (all 1,998 files of the shared
+# copy are mode L): another mode means an edited file, refused rather than silently embedded.
+GRAYSCALE = ("L",)
+FORMAT = "the HC18 format (8-bit grayscale PNG)"
 _FILENAME = re.compile(r"^(?P<subject>\d{3})_(?P<k>\d?)HC\.png$")
 
 FEATURES = Features(
@@ -97,7 +102,7 @@ def _missing_error(kind: str, missing: list[Path]) -> DataError:
     shown = ", ".join(str(p) for p in missing[:5])
     more = f" and {len(missing) - 5} more" if len(missing) > 5 else ""
     return DataError(
-        f"{len(missing)} {kind} listed in the CSV are missing: {shown}{more}.",
+        f"{len(missing)} {kind} listed in the CSV are not regular files or are missing: {shown}{more}.",
         "Re-extract the official archive into --raw, or remove those rows from a deliberately partial copy's CSV.",
     )
 
@@ -117,7 +122,8 @@ def build_hc18(raw_dir: Path, out_dir: Path, *, overwrite: bool = False, progres
         subject = _check_filename(name, path=train_csv, row=line)
         image_path = image_dir / name
         annotation_path = image_dir / name.replace(".png", "_Annotation.png")
-        missing += [p for p in (image_path, annotation_path) if not p.exists()]
+        # is_file(): a directory, FIFO or device named like an image is refused here, before any output.
+        missing += [p for p in (image_path, annotation_path) if not p.is_file()]
         labelled.append(
             {
                 "name": name,
@@ -158,8 +164,9 @@ def build_hc18(raw_dir: Path, out_dir: Path, *, overwrite: bool = False, progres
         from PIL import Image as PILImage
 
         for item in items:
-            image_bytes, size = read_image_bytes(item["image_path"])
-            annotation_bytes, annotation_size = read_image_bytes(item["annotation_path"])
+            image_bytes, size = read_image_bytes(item["image_path"], modes=GRAYSCALE, expected=FORMAT)
+            annotation_bytes, annotation_size = read_image_bytes(item["annotation_path"], modes=GRAYSCALE,
+                                                                 expected=FORMAT)
             images_digest.add(item["name"], image_bytes)
             images_digest.add(item["annotation_path"].name, annotation_bytes)
             if annotation_size != size:
@@ -187,7 +194,7 @@ def build_hc18(raw_dir: Path, out_dir: Path, *, overwrite: bool = False, progres
 
     def challenge_rows():
         for item in challenge:
-            image_bytes, _ = read_image_bytes(item["image_path"])
+            image_bytes, _ = read_image_bytes(item["image_path"], modes=GRAYSCALE, expected=FORMAT)
             challenge_digest.add(item["name"], image_bytes)
             bar.update()
             yield {
@@ -238,7 +245,7 @@ def _challenge_items(raw_dir: Path, warnings: list[str]) -> list[dict]:
         name = row["filename"]
         subject = _check_filename(name, path=test_csv, row=line)
         path = test_dir / name
-        if not path.exists():
+        if not path.is_file():
             missing.append(path)
         items.append({"name": name, "subject": subject, "image_path": path,
                       "pixel_size_mm": parse_positive_float(row["pixel size(mm)"], path=test_csv, line=line, column="pixel size(mm)")})

@@ -83,7 +83,7 @@ def _require_images(items: list[dict], *, rows_expected: int, csv_path: Path, wa
         shown = ", ".join(str(p) for p in missing[:5])
         more = f" and {len(missing) - 5} more" if len(missing) > 5 else ""
         raise DataError(
-            f"{len(missing)} image(s) listed in {csv_path.name} are missing: {shown}{more}.",
+            f"{len(missing)} image(s) listed in {csv_path.name} are not regular files or are missing: {shown}{more}.",
             "Extract the complete official archive into --raw (images sit where the CSV says).",
         )
     if len(items) != rows_expected:

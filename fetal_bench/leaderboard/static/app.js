@@ -1,4 +1,4 @@
-// fetal-bench leaderboard: sortable tables and a text filter.
+// fetal-bench leaderboard: sortable tables, filters (text, training data, zero-shot) and collapsible columns.
 //
 // The tables arrive fully rendered, in rank order, so a page works without this script. The
 // values to sort on come from the JSON block the build embeds (#leaderboard-data), not from the
@@ -105,6 +105,8 @@
     });
   }
 
+  // The text filter and, on task pages, the training-data checkboxes and the zero-shot switch.
+  // A row shows when it passes all three; the rows carry data-training and data-zero-shot.
   function setupFilter() {
     var box = document.querySelector(".filter");
     var input = document.getElementById("lb-filter");
@@ -114,24 +116,70 @@
     box.hidden = false;
     var status = box.querySelector(".filter-status");
     var rows = document.querySelectorAll("table[data-filterable] tbody tr");
+    var kinds = box.querySelectorAll("input.filter-training");
+    var zeroShot = box.querySelector("input.filter-zero-shot");
+
+    function allowedKinds() {
+      var allowed = {};
+      var restricted = false;
+      Array.prototype.forEach.call(kinds, function (box) {
+        allowed[box.value] = box.checked;
+        restricted = restricted || !box.checked;
+      });
+      return restricted ? allowed : null;
+    }
 
     function apply() {
       var query = input.value.trim().toLowerCase();
+      var allowed = allowedKinds();
+      var onlyZeroShot = zeroShot ? zeroShot.checked : false;
       var shown = 0;
       Array.prototype.forEach.call(rows, function (row) {
         var match = !query || row.textContent.toLowerCase().indexOf(query) !== -1;
+        var kind = row.getAttribute("data-training");
+        if (match && allowed && kind !== null) {
+          // A row of unknown training data is hidden as soon as any kind is unticked.
+          match = allowed[kind] === true;
+        }
+        if (match && onlyZeroShot && row.hasAttribute("data-zero-shot")) {
+          match = row.getAttribute("data-zero-shot") === "yes";
+        }
         row.hidden = !match;
         if (match) {
           shown += 1;
         }
       });
       if (status) {
-        status.textContent = query ? shown + " of " + rows.length + " rows shown" : "";
+        var active = query || allowed || onlyZeroShot;
+        status.textContent = active ? shown + " of " + rows.length + " rows shown" : "";
       }
     }
 
     input.addEventListener("input", apply);
+    Array.prototype.forEach.call(kinds, function (box) {
+      box.addEventListener("change", apply);
+    });
+    if (zeroShot) {
+      zeroShot.addEventListener("change", apply);
+    }
     apply();
+  }
+
+  // Optional columns collapse so a ranking fits the screen; one button per table shows them.
+  function setupColumnToggles() {
+    Array.prototype.forEach.call(document.querySelectorAll("button.more-columns"), function (button) {
+      var table = document.getElementById(button.getAttribute("data-table"));
+      if (!table) {
+        return;
+      }
+      var label = button.textContent;
+      button.hidden = false;
+      button.addEventListener("click", function () {
+        var open = table.classList.toggle("show-all");
+        button.setAttribute("aria-expanded", open ? "true" : "false");
+        button.textContent = open ? "Show fewer columns" : label;
+      });
+    });
   }
 
   function init() {
@@ -141,6 +189,7 @@
       setupTable(table, tables[table.id]);
     });
     setupFilter();
+    setupColumnToggles();
     document.documentElement.classList.add("js");
   }
 

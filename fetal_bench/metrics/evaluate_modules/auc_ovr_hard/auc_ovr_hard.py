@@ -11,9 +11,10 @@ from fetal_bench.metrics import auc_ovr_hard
 from fetal_bench.metrics._evaluate_support import CITATION, REFERENCE_URLS, infer_n_classes, label_features
 
 _DESCRIPTION = """\
-FU-LoRA's AUC: for each class c, the ROC AUC of the binarised prediction (1 if the predicted
-class is c), i.e. (TPR_c + TNR_c) / 2, averaged over the classes that have both positive and
-negative reference samples; None when no class does.
+FU-LoRA's AUC, as the authors compute it: for each class c present in the references, the
+ROC AUC of the binarised prediction (1 if the predicted class is c, or is a label not present in
+the references, e.g. "Other"), i.e. (TPR_c + TNR_c) / 2, averaged over the classes that have both
+positive and negative reference samples; None when no class does.
 """
 
 _KWARGS_DESCRIPTION = """\

@@ -1,0 +1,106 @@
+#!/usr/bin/env bash
+# Regenerate the committed baselines: every file in leaderboard/results/ and the predictions in
+# leaderboard/predictions/ that tests/test_real_data.py scores again. CPU only, seeded and
+# epoch-based (never wall-clock), so the numbers do not depend on how busy the machine is.
+#
+#   RAW=../shared/data leaderboard/reproduce.sh [STEP ...]     # run from the repository root
+#
+# STEP: data, hc18-unet, sononet16-zero-shot, sononet16-africa-ft, resnet18-africa-scratch
+# (default: all of them, in that order). Each result records `leaderboard/reproduce.sh STEP`.
+#
+# RAW holds the official files: hc18/ (training_set/ and training_set_pixel_size_and_HC.csv from
+# Zenodo 1327317), african_planes/ (the extracted Zenodo 7540448 archive: <Center>/<Filename>.png
+# and African_planes_database.csv) and sononet16/SonoNet16.npz (github.com/baumgach/SonoNet-weights;
+# sha256-checked on load). Builds and training runs go to WORK (default runs/reproduce).
+# Wall times on two busy shared CPU cores: data 30 s; hc18-unet 42 min; the others 5-25 min each.
+set -euo pipefail
+
+RAW=${RAW:-${FETAL_BENCH_SHARED_DATA:-../shared/data}}
+WORK=${WORK:-runs/reproduce}
+RESULTS=leaderboard/results
+PREDICTIONS=leaderboard/predictions
+# Two threads, as the committed runs: CPU float sums depend on how work is split across threads.
+export OMP_NUM_THREADS=${OMP_NUM_THREADS:-2}
+export FETAL_BENCH_OFFLINE=1 HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1
+export FETAL_BENCH_SONONET16=${FETAL_BENCH_SONONET16:-$RAW/sononet16/SonoNet16.npz}
+HC18=$WORK/hc18
+AFRICA=$WORK/fetal-planes-africa
+mkdir -p "$WORK" "$RESULTS" "$PREDICTIONS"
+
+# The African set has no validation split and the train CLI validates on `validation`, so the
+# classifiers are trained through the Python API with val_split=None: fixed epochs, final weights.
+train_api() {
+    python - "$1" <<'EOF'
+import json
+import sys
+
+from fetal_bench.training import train
+
+result = train(log=print, progress=False, **json.loads(sys.argv[1]))
+print(f"trained {result.output}: {result.epochs_completed} epochs, {result.steps} steps")
+EOF
+}
+
+step_data() {
+    [ -f "$HC18/build_info.json" ] || fetal-bench datasets build hc18 --raw "$RAW/hc18" --out "$HC18"
+    [ -f "$AFRICA/build_info.json" ] || \
+        fetal-bench datasets build fetal-planes-africa --raw "$RAW/african_planes" --out "$AFRICA"
+}
+
+step_hc18_unet() {
+    fetal-bench train unet --task hc18-head-seg --data "$HC18" --image-size 128 192 \
+        --model-opt base_channels=16 --batch-size 8 --epochs 2 --patience 0 --seed 0 \
+        --run-name unet-hc18-cpu-128x192-2ep --no-progress --output "$WORK/hc18-unet-2ep"
+    fetal-bench evaluate --task hc18-head-seg --model unet --checkpoint "$WORK/hc18-unet-2ep" --data "$HC18" \
+        --output "$RESULTS" --save-predictions "$PREDICTIONS/unet-hc18-cpu-128x192-2ep.parquet" \
+        --description "U-Net, 16 base channels, 128x192 input, 2 epochs (168 steps of 8) on the HC18 v1.0 train split, CPU; best validation epoch" \
+        --command "leaderboard/reproduce.sh hc18-unet"
+}
+
+step_sononet16_zero_shot() {
+    fetal-bench evaluate --task planes-africa-zero-shot --model sononet16-planes \
+        --checkpoint "$FETAL_BENCH_SONONET16" --data "$AFRICA" --output "$RESULTS" --name sononet16-planes \
+        --training-data none --save-predictions "$PREDICTIONS/sononet16-planes.csv" \
+        --description "SonoNet-16 as published (UK fetal standard planes), 14 classes pooled onto the 4 planes plus Other; no African image seen" \
+        --command "leaderboard/reproduce.sh sononet16-zero-shot"
+    # The same probabilities with Other dropped and renormalised: argmax over the task's labels only.
+    python -c "from fetal_bench.evaluation.harness import restrict_to_labels as r; from fetal_bench.tasks import get_task as t; \
+r('$PREDICTIONS/sononet16-planes.csv', '$PREDICTIONS/sononet16-planes-task-labels.csv', t('planes-africa-zero-shot').labels)"
+    fetal-bench evaluate --task planes-africa-zero-shot --predictions "$PREDICTIONS/sononet16-planes-task-labels.csv" \
+        --data "$AFRICA" --output "$RESULTS" --name sononet16-planes-task-labels --training-data none \
+        --description "SonoNet-16 as published, pooled onto the 4 planes with Other removed (argmax over the task's labels only); no African image seen" \
+        --command "leaderboard/reproduce.sh sononet16-zero-shot"
+}
+
+step_sononet16_africa_ft() {
+    train_api "{\"model\": \"sononet16\", \"task\": \"planes-africa\", \"data\": \"$AFRICA\", \"val_split\": null,
+        \"epochs\": 10, \"lr\": 0.001, \"seed\": 0, \"run_name\": \"sononet16-africa-ft\",
+        \"output\": \"$WORK/sononet16-africa-ft\"}"
+    fetal-bench evaluate --task planes-africa --model sononet16 --checkpoint "$WORK/sononet16-africa-ft" --data "$AFRICA" \
+        --output "$RESULTS" --save-predictions "$PREDICTIONS/sononet16-africa-ft.csv" \
+        --description "SonoNet-16 from the published weights, new 4-plane head, fine-tuned 10 epochs on the 217 African train images (AdamW 1e-3, cosine, batch 32, ultrasound augmentation); 22 test images have a pixel-identical twin in train (official split)" \
+        --command "leaderboard/reproduce.sh sononet16-africa-ft"
+}
+
+step_resnet18_africa_scratch() {
+    train_api "{\"model\": \"resnet18\", \"task\": \"planes-africa\", \"data\": \"$AFRICA\", \"val_split\": null,
+        \"epochs\": 10, \"image_size\": [128, 128], \"model_cfg\": {\"pretrained\": false}, \"seed\": 0,
+        \"run_name\": \"resnet18-africa-scratch\", \"output\": \"$WORK/resnet18-africa-scratch\"}"
+    fetal-bench evaluate --task planes-africa --model resnet18 --checkpoint "$WORK/resnet18-africa-scratch" \
+        --data "$AFRICA" --output "$RESULTS" --save-predictions "$PREDICTIONS/resnet18-africa-scratch.csv" \
+        --description "ResNet-18 from RANDOM initialisation (ImageNet weights cannot be downloaded on the machine that made it), gray 128x128, 10 epochs on the 217 African train images; 22 test images have a pixel-identical twin in train (official split)" \
+        --command "leaderboard/reproduce.sh resnet18-africa-scratch"
+}
+
+steps=("$@")
+[ ${#steps[@]} -gt 0 ] || steps=(data hc18-unet sononet16-zero-shot sononet16-africa-ft resnet18-africa-scratch)
+for step in "${steps[@]}"; do
+    case "$step" in
+        data|hc18-unet|sononet16-zero-shot|sononet16-africa-ft|resnet18-africa-scratch)
+            [ "$step" = data ] || step_data
+            "step_${step//-/_}" ;;
+        *) echo "Error: unknown step '$step'." >&2
+           echo "Fix: use one of: data hc18-unet sononet16-zero-shot sononet16-africa-ft resnet18-africa-scratch" >&2
+           exit 2 ;;
+    esac
+done
