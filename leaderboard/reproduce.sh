@@ -12,7 +12,7 @@
 # Zenodo 1327317), african_planes/ (the extracted Zenodo 7540448 archive: <Center>/<Filename>.png
 # and African_planes_database.csv) and sononet16/SonoNet16.npz (github.com/baumgach/SonoNet-weights;
 # sha256-checked on load). Builds and training runs go to WORK (default runs/reproduce).
-# Wall times on two busy shared CPU cores: data 30 s; hc18-unet 42 min; the others 5-25 min each.
+# Wall times on two busy shared CPU cores: data 30 s; hc18-unet about 30 min; the others 5-25 min each.
 set -euo pipefail
 
 RAW=${RAW:-${FETAL_BENCH_SHARED_DATA:-../shared/data}}
@@ -49,11 +49,11 @@ step_data() {
 
 step_hc18_unet() {
     fetal-bench train unet --task hc18-head-seg --data "$HC18" --image-size 128 192 \
-        --model-opt base_channels=16 --batch-size 8 --epochs 2 --patience 0 --seed 0 \
-        --run-name unet-hc18-cpu-128x192-2ep --no-progress --output "$WORK/hc18-unet-2ep"
-    fetal-bench evaluate --task hc18-head-seg --model unet --checkpoint "$WORK/hc18-unet-2ep" --data "$HC18" \
-        --output "$RESULTS" --save-predictions "$PREDICTIONS/unet-hc18-cpu-128x192-2ep.parquet" \
-        --description "U-Net, 16 base channels, 128x192 input, 2 epochs (168 steps of 8) on the HC18 v1.0 train split, CPU; best validation epoch" \
+        --model-opt base_channels=16 --batch-size 8 --epochs 8 --patience 0 --seed 0 \
+        --run-name unet-hc18-cpu-128x192-8ep --no-progress --output "$WORK/hc18-unet-8ep"
+    fetal-bench evaluate --task hc18-head-seg --model unet --checkpoint "$WORK/hc18-unet-8ep" --data "$HC18" \
+        --output "$RESULTS" --save-predictions "$PREDICTIONS/unet-hc18-cpu-128x192-8ep.parquet" \
+        --description "U-Net, 16 base channels, 128x192 input, 8 epochs (672 steps of 8) on the HC18 v1.0 train split, CPU; best validation epoch" \
         --command "leaderboard/reproduce.sh hc18-unet"
 }
 

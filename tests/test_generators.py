@@ -515,13 +515,17 @@ def test_generation_hash_ignores_where_files_live():
     assert generation_sha256(a) != generation_sha256({**a, "source": {"path": "/a/data", "fingerprint": "g"}})
 
 
-def test_generators_demo_step(phantom, tmp_path):
+def test_generators_demo_step(phantom, tmp_path, capsys):
     from fetal_bench.generators.demo import run_generators_demo
 
     lines: list[str] = []
     outputs = run_generators_demo(phantom, tmp_path, log=lines.append, sample_steps=2)
     assert len(load(Path(outputs["synthetic split (load_dataset(DIR, split='train'))"]))) == 8
     assert Path(outputs["synthetic-quality result"]).is_file() and len(lines) == 3
+    # Progress on stderr for both long parts: 4 training steps, then 8 images one shard each.
+    err = capsys.readouterr().err
+    assert "FU-LoRA training" in err and "4/4" in err
+    assert "sampling" in err and "8/8" in err
 
 
 def test_two_processes_split_the_shards_and_give_the_same_bytes(fu_lora_run, tmp_path):

@@ -324,3 +324,56 @@ def test_ranking_fits_1400px_without_sideways_scrolling(site, watched, tmp_path,
     if task == "planes-africa":
         watched.screenshot(tmp_path, "leaderboard-planes-africa.png")
     assert watched.dialogs == [] and watched.errors == []
+
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def committed_site(tmp_path_factory) -> Path:
+    """The site as the project publishes it: built from the committed baseline results."""
+    out = tmp_path_factory.mktemp("committed") / "site"
+    build_site(REPO / "leaderboard" / "results", out)
+    return out
+
+
+def _committed(task: str) -> dict[str, dict]:
+    results = {}
+    for path in sorted((REPO / "leaderboard" / "results").glob(f"{task}__*.json")):
+        result = json.loads(path.read_text(encoding="utf-8"))
+        results[result["submission"]["name"]] = result
+    return results
+
+
+@pytest.mark.parametrize(("task", "references"), [("hc18-head-seg", 1), ("planes-africa-zero-shot", 3),
+                                                  ("planes-africa", 0)])
+def test_committed_baselines_are_ranked_with_references_and_downloads(committed_site, watched, tmp_path, task,
+                                                                      references):
+    committed = _committed(task)
+    assert committed and all(r["dataset"]["revision"] == "v1.0" for r in committed.values())
+    watched.open(committed_site / "tasks" / f"{task}.html")
+    page = watched.page
+    # Every committed result is ranked in the main table (v1.0: none is set apart as not comparable),
+    # best main score first.
+    names = _column(page, "main", ".sub-name")
+    main = next(iter(committed.values()))["scores"]["main_score"]
+    expected = sorted(committed, key=lambda n: -committed[n]["scores"][main]["value"])
+    assert names == expected
+    assert _column(page, "main", "td.rank") == [str(i + 1) for i in range(len(expected))]
+    assert page.locator("section.variant").count() == 0
+    assert page.locator("#references tbody tr").count() == references
+    if references:
+        assert set(_column(page, "references", "td.rank")) == {"ref"}
+    # The ranking's CSV download holds exactly those rows with the committed scores.
+    link = page.locator("#ranking a.dl-csv")
+    with page.expect_download() as info:
+        link.click()
+    target = tmp_path / f"{task}.csv"
+    info.value.save_as(target)
+    rows = list(csv.DictReader(io.StringIO(target.read_text(encoding="utf-8"))))
+    assert [r["submission"] for r in rows] == expected
+    for row in rows:
+        assert float(row[main]) == pytest.approx(committed[row["submission"]]["scores"][main]["value"], abs=5e-4)
+    shot = watched.screenshot(tmp_path, f"leaderboard-committed-{task}.png")
+    print(f"screenshot: {shot}")
+    assert watched.dialogs == [] and [e for e in watched.errors if not e.endswith(f"/{task}.main.csv")] == []

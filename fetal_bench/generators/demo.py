@@ -13,11 +13,26 @@ from typing import Callable
 SYNTHETIC_SPLIT = "synthetic split (load_dataset(DIR, split='train'))"
 
 
+def _bar(description: str, enabled: bool):
+    """A progress bar on stderr and the callback that moves it to (done, total)."""
+    from tqdm.auto import tqdm
+
+    bar = tqdm(desc=description, total=None, disable=not enabled, leave=False, unit="step")
+
+    def update(done: int, total: int, *_: object) -> None:
+        bar.total = total
+        bar.update(done - bar.n)
+
+    return bar, update
+
+
 def run_generators_demo(phantom_dir: str | Path, out_dir: str | Path, *,
-                        log: Callable[[str], None] = print, sample_steps: int = 20) -> dict[str, str]:
+                        log: Callable[[str], None] = print, sample_steps: int = 20,
+                        progress: bool = True) -> dict[str, str]:
     """Train, sample and score on ``phantom_dir``; write under ``out_dir``; return {what: where}.
 
     ``sample_steps``: Euler steps per image (FU-LoRA's 20 by default; fewer for a quicker check).
+    ``progress``: progress bars on stderr for training steps and sampled images.
     """
     import time
 
@@ -27,11 +42,17 @@ def run_generators_demo(phantom_dir: str | Path, out_dir: str | Path, *,
     out_dir = Path(out_dir)
     lora_dir, synthetic_dir, score_dir = out_dir / "fu-lora-tiny", out_dir / "synthetic-planes", out_dir / "synthetic-score"
     start = time.perf_counter()
-    fu_lora.train(data=phantom_dir, config="planes", base="tiny", max_steps=4, output=lora_dir, overwrite=True)
+    bar, update = _bar("FU-LoRA training", progress)
+    with bar:
+        fu_lora.train(data=phantom_dir, config="planes", base="tiny", max_steps=4, output=lora_dir, overwrite=True,
+                      progress=update)
     log(f"   trained a tiny FU-LoRA (4 steps) in {time.perf_counter() - start:.1f} s")
     start = time.perf_counter()
-    result = fu_lora.sample(lora=lora_dir, per_class=2, seed=7, steps=sample_steps, output=synthetic_dir,
-                            overwrite=True)
+    # One image per shard, so the bar moves per image (the images do not depend on the sharding).
+    bar, update = _bar("sampling", progress)
+    with bar:
+        result = fu_lora.sample(lora=lora_dir, per_class=2, seed=7, steps=sample_steps, output=synthetic_dir,
+                                overwrite=True, shard_size=1, on_shard=update)
     rows = result.configs["default"]["train"].num_examples
     log(f"   sampled {rows} synthetic images in {time.perf_counter() - start:.1f} s "
         "(random tiny base: noise, not ultrasound)")
