@@ -112,8 +112,8 @@ MODELS: dict[str, ModelInfo] = {
             reference="Ronneberger et al., MICCAI 2015; the HC18 baseline of van den Heuvel et al. 2018 is a U-Net.",
             tiny={"image_size": (32, 48), "base_channels": 4, "depth": 2},
             train_defaults={"optimizer": "adamw", "lr": 1e-3, "weight_decay": 1e-4, "batch_size": 8},
-            # "cpu": the configuration of the HC18 reference run in docs/baselines.md (Dice 0.969 after
-            # 33 min on two CPU cores); the registered 256x384, 32-channel network is GPU work
+            # "cpu": the configuration of the HC18 baseline in docs/baselines.md (Dice 0.971 after 8
+            # epochs, 22 min on two CPU cores); the registered 256x384, 32-channel network is GPU work
             # (about 45 s per batch of 16 on those cores).
             recipes={"gpu": {}, "cpu": {"image_size": (128, 192), "batch_size": 8, "model_cfg": {"base_channels": 16}}},
         ),
