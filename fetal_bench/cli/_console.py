@@ -49,6 +49,14 @@ class _Console(Console):
         Console.size.fset(self, new_size)
 
 
+    def rule(self, title: str = "", **kwargs) -> None:
+        """A rule across a terminal; a short plain heading elsewhere (not 10,000 characters)."""
+        if self.is_terminal:
+            super().rule(title, **kwargs)
+        else:
+            self.print(f"── {title} ──" if title else "──", highlight=False)
+
+
 console = _Console()
 err_console = _Console(stderr=True)
 

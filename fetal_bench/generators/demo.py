@@ -17,7 +17,9 @@ def _bar(description: str, enabled: bool):
     """A progress bar on stderr and the callback that moves it to (done, total)."""
     from tqdm.auto import tqdm
 
-    bar = tqdm(desc=description, total=None, disable=not enabled, leave=False, unit="step")
+    # Redrawn at every update (a handful of them): the bar shows each step, not a sample of them.
+    bar = tqdm(desc=description, total=None, disable=not enabled, leave=False, unit="step", mininterval=0,
+               miniters=1)
 
     def update(done: int, total: int, *_: object) -> None:
         bar.total = total
