@@ -17,7 +17,7 @@ _EXPORTS = {
     "get_task": "fetal_bench.tasks.registry",
     "list_tasks": "fetal_bench.tasks.registry",
     "build_dataset": "fetal_bench.data.builders",
-    "open_dataset": "fetal_bench.data.loading",
+    "open_dataset": "fetal_bench.data.opening",
 }
 
 __all__ = ["FetalBenchError", "__version__", *_EXPORTS]

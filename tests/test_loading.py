@@ -358,3 +358,14 @@ def test_missing_mask_in_a_subset_is_reported_by_its_row(head):
     loader = make_dataloader(subset, task="segmentation", image_size=8, batch_size=2)
     with pytest.raises(DataError, match="'head-002' has no mask"):
         next(iter(loader))
+
+
+def test_open_dataset_imports_no_torch():
+    """Opening a dataset is a datasets call: importing it must not pay for torch (the design's lazy rule)."""
+    import subprocess
+    import sys
+
+    code = ("import sys; from fetal_bench import open_dataset; from fetal_bench.data import open_dataset as o; "
+            "assert o is open_dataset; print('torch' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "False"

@@ -24,7 +24,7 @@ _EXPORTS = {
     "build_dataset": "fetal_bench.data.builders",
     "dataset_report": "fetal_bench.data.report",
     "push_dataset": "fetal_bench.data.publish",
-    "open_dataset": "fetal_bench.data.loading",
+    "open_dataset": "fetal_bench.data.opening",
     "make_dataloader": "fetal_bench.data.loading",
 }
 
