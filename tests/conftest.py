@@ -31,6 +31,16 @@ def shared_data() -> Path:
     return Path(root)
 
 
+@pytest.fixture(scope="session")
+def phantom(tmp_path_factory) -> Path:
+    """The embedded phantom set, built once per test session (tests only read it)."""
+    from fetal_bench.data.builders import build_dataset
+
+    out = tmp_path_factory.mktemp("phantom") / "phantom"
+    build_dataset("phantom", out)
+    return out
+
+
 @pytest.fixture
 def fu_lora_lists(shared_data, monkeypatch) -> Path:
     """The FU-LoRA authors' lists from the shared copy (fetal-bench downloads them, pinned by

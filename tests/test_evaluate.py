@@ -15,20 +15,12 @@ from PIL import Image
 from sklearn import metrics as skm
 
 from fetal_bench.cli import cli
-from fetal_bench.data.builders import build_dataset
 from fetal_bench.evaluation import evaluate, read_result, validate_result
 from fetal_bench.evaluation.results import InvalidResultError
 from fetal_bench.evaluation.submissions import SubmissionError
 from fetal_bench.tasks import get_task
 
 BOOT = 50  # resamples: enough to exercise the intervals, fast
-
-
-@pytest.fixture(scope="session")
-def phantom(tmp_path_factory):
-    path = tmp_path_factory.mktemp("phantom") / "phantom"
-    build_dataset("phantom", path)
-    return path
 
 
 @pytest.fixture(scope="session")

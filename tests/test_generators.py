@@ -35,15 +35,6 @@ def _one_thread():
     torch.set_num_threads(threads)
 
 
-@pytest.fixture(scope="session")
-def phantom(tmp_path_factory) -> Path:
-    from fetal_bench.data.builders import build_dataset
-
-    out = tmp_path_factory.mktemp("generators") / "phantom"
-    build_dataset("phantom", out)
-    return out
-
-
 def run(*args: str) -> str:
     result = CliRunner().invoke(cli, [str(a) for a in args], catch_exceptions=False)
     assert result.exit_code == 0, result.output

@@ -24,7 +24,6 @@ from PIL import Image
 from fetal_bench import _io
 from fetal_bench.cli import cli
 from fetal_bench.cli._console import safe
-from fetal_bench.data.builders import build_dataset
 from fetal_bench.errors import DataError, FetalBenchError
 from fetal_bench.evaluation.submissions import (
     SubmissionError, load_classification_submission, load_segmentation_submission, submission_sha256,
@@ -87,13 +86,6 @@ def hc18_raw(tmp_path) -> Path:
     raw = tmp_path / "raw"
     make_hc18_raw(raw, subjects=4, size=(48, 64))
     return raw
-
-
-@pytest.fixture(scope="module")
-def phantom(tmp_path_factory) -> Path:
-    path = tmp_path_factory.mktemp("phantom") / "phantom"
-    build_dataset("phantom", path)
-    return path
 
 
 @pytest.fixture(scope="module")

@@ -28,15 +28,6 @@ def _one_thread():
     torch.set_num_threads(threads)
 
 
-@pytest.fixture(scope="module")
-def phantom(tmp_path_factory) -> Path:
-    from fetal_bench.data.builders import build_dataset
-
-    out = tmp_path_factory.mktemp("review") / "phantom"
-    build_dataset("phantom", out)
-    return out
-
-
 def _heads(phantom: Path, n: int):
     """(image, filled mask) of the first ``n`` phantom heads of the validation split."""
     from fetal_bench.generators.data import decode_gray, decode_mask, open_source
