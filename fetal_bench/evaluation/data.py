@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
+from fetal_bench._cache import cache_root
 from fetal_bench.data.catalog import CATALOG
 from fetal_bench.errors import FetalBenchError
 from fetal_bench.tasks.base import Task
@@ -25,7 +26,7 @@ class EvalData:
 
 def cache_dir() -> Path:
     """Where fetal-bench keeps what it can regenerate (e.g. the phantom set built on demand)."""
-    return Path(os.environ.get("FETAL_BENCH_CACHE", Path.home() / ".cache" / "fetal-bench"))
+    return cache_root()
 
 
 def _split_parts(split: str) -> list[str]:

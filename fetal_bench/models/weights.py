@@ -17,6 +17,7 @@ import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
+from fetal_bench._cache import cache_dir
 from fetal_bench.errors import FetalBenchError
 
 __all__ = ["PretrainedWeightsWarning", "WeightsFile", "find_weights", "offline", "verify_file", "weights_dir"]
@@ -50,8 +51,7 @@ def offline() -> bool:
 
 def weights_dir() -> Path:
     """``$FETAL_BENCH_CACHE/weights`` (default ``~/.cache/fetal-bench/weights``)."""
-    root = os.environ.get("FETAL_BENCH_CACHE", Path.home() / ".cache" / "fetal-bench")
-    return Path(root) / "weights"
+    return cache_dir("weights")
 
 
 def verify_file(path: Path, spec: WeightsFile) -> str | None:

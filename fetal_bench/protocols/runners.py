@@ -13,6 +13,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from fetal_bench._cache import cache_root
 from fetal_bench.errors import FetalBenchError
 
 Log = Callable[[str], None]
@@ -33,8 +34,7 @@ def _resolve_synthetic(value: str | None, log: Log) -> str | None:
         return value
     from fetal_bench.data.builders.phantom import build_phantom
 
-    root = Path(os.environ.get("FETAL_BENCH_CACHE", Path.home() / ".cache" / "fetal-bench"))
-    target = root / "phantom-standin-seed1"
+    target = cache_root() / "phantom-standin-seed1"
     if not (target / "build_info.json").is_file():
         log(f"building the phantom stand-in for a synthetic split in {target}")
         build_phantom(target, overwrite=True, seed=1)

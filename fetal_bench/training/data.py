@@ -14,13 +14,13 @@ only. Per-class caps (``real_per_class``, ``synthetic_per_class``) and row count
 from __future__ import annotations
 
 import os
-from pathlib import Path
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from fetal_bench._cache import cache_root
 from fetal_bench.errors import DataError, FetalBenchError
 from fetal_bench.tasks import Task
 
@@ -85,8 +85,7 @@ def _open_task_default(task: Task, split: str) -> tuple[datasets.Dataset, str]:
     catalog = CATALOG.get(task.dataset.name)
     if catalog is not None and catalog.simulated:
         # Same place as the evaluation harness builds it, so both share one build.
-        root = Path(os.environ.get("FETAL_BENCH_CACHE", Path.home() / ".cache" / "fetal-bench"))
-        target = root / f"{catalog.name}-{task.dataset.revision}"
+        target = cache_root() / f"{catalog.name}-{task.dataset.revision}"
         if not (target / "build_info.json").is_file():
             from fetal_bench.data.builders import build_dataset
 
