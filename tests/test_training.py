@@ -65,13 +65,15 @@ def test_interrupted_run_resumes_from_its_last_checkpoint_and_ends_identical(pha
     interrupted = tmp_path / "interrupted"
     with pytest.raises(_Crash):
         train(_unet_config(phantom_dir, interrupted), callbacks=[_crash_at(9)])
-    state = json.loads((interrupted / "last" / "state.json").read_text())
+    snapshots = sorted((interrupted / "checkpoints").glob("step-*"))
+    assert [p.name for p in snapshots] == ["step-00000008"]  # the last one only: keep_last=1
+    state = json.loads((snapshots[0] / "state.json").read_text())["state"]
     assert state["global_step"] == 8 and state["epoch"] == 1 and state["batch_in_epoch"] == 2  # mid-epoch
 
     resumed = train(_unet_config(phantom_dir, interrupted))
     assert resumed.resumed and resumed.steps == 12 and resumed.epochs_completed == 2
-    final_a = load_file(tmp_path / "straight" / "last" / "model.safetensors")
-    final_b = load_file(interrupted / "last" / "model.safetensors")
+    final_a = load_file(tmp_path / "straight" / "checkpoints" / "step-00000012" / "weights.safetensors")
+    final_b = load_file(interrupted / "checkpoints" / "step-00000012" / "weights.safetensors")
     assert final_a.keys() == final_b.keys()
     assert all(torch.equal(final_a[k], final_b[k]) for k in final_a)
     # The log holds each step once, however often the run was restarted.
@@ -98,7 +100,8 @@ def test_keyboard_interrupt_saves_state(phantom_dir, tmp_path):
 
     with pytest.raises(KeyboardInterrupt):
         train(_unet_config(phantom_dir, tmp_path / "run", checkpoint_every_steps=100), callbacks=[interrupt])
-    assert json.loads((tmp_path / "run" / "last" / "state.json").read_text())["global_step"] == 3
+    state_file = tmp_path / "run" / "checkpoints" / "step-00000003" / "state.json"
+    assert json.loads(state_file.read_text())["state"]["global_step"] == 3
 
 
 def test_outputs_log_curves_and_best_checkpoint(phantom_dir, tmp_path):
@@ -322,7 +325,7 @@ def test_a_damaged_or_malicious_trainer_state_is_a_clean_error(damage, phantom_d
     out = tmp_path / "run"
     with pytest.raises(_Crash):
         train(_unet_config(phantom_dir, out), callbacks=[_crash_at(3)])
-    state = out / "last" / "trainer_state.pt"
+    state = out / "checkpoints" / "step-00000002" / "trainer_state.pt"
     if damage == "malicious":
         torch.save({"optimizer": _Payload(), "rng": {}}, state)
     elif damage == "truncated":

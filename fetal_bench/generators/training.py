@@ -42,6 +42,7 @@ from typing import Any, Callable
 import numpy as np
 
 from fetal_bench.errors import FetalBenchError
+from fetal_bench.training.rundir import RunDirectory, fingerprint
 
 __all__ = [
     "CONFIG_FILE",
@@ -307,46 +308,21 @@ def _trainable_state(models: dict) -> dict:
     }
 
 
-def _save_checkpoint(directory: Path, step: int, models: dict, optimizer, scheduler, key: str) -> None:
-    import torch
-    from safetensors.torch import save_file
+def _restore_trainable(models: dict):
+    """A loader for :meth:`RunDirectory.restore`: copy saved trainable tensors into ``models``."""
 
-    from fetal_bench._io import atomic_directory
+    def load(state: dict) -> None:
+        import torch
 
-    with atomic_directory(directory / f"step-{step:08d}", overwrite=True) as tmp:
-        save_file(_trainable_state(models), str(tmp / "trainable.safetensors"))
-        torch.save(optimizer.state_dict(), tmp / "optimizer.pt")
-        torch.save(scheduler.state_dict(), tmp / "scheduler.pt")
-        (tmp / "state.json").write_text(json.dumps({"step": step, "resume_key": key}) + "\n")
-    for old in sorted(directory.glob("step-*"))[:-_KEEP_CHECKPOINTS]:
-        shutil.rmtree(old, ignore_errors=True)
+        for prefix, model in models.items():
+            if model is None:
+                continue
+            with torch.no_grad():
+                for name, p in model.named_parameters():
+                    if p.requires_grad:
+                        p.copy_(state[f"{prefix}.{name}"].to(p.dtype))
 
-
-def _latest_checkpoint(directory: Path, key: str) -> tuple[Path, int] | None:
-    for candidate in sorted(directory.glob("step-*"), reverse=True):
-        try:
-            state = json.loads((candidate / "state.json").read_text())
-        except (OSError, json.JSONDecodeError):
-            continue
-        if state.get("resume_key") == key:
-            return candidate, int(state["step"])
-    return None
-
-
-def _load_checkpoint(path: Path, models: dict, optimizer, scheduler) -> None:
-    import torch
-    from safetensors.torch import load_file
-
-    state = load_file(str(path / "trainable.safetensors"))
-    for prefix, model in models.items():
-        if model is None:
-            continue
-        with torch.no_grad():
-            for name, p in model.named_parameters():
-                if p.requires_grad:
-                    p.copy_(state[f"{prefix}.{name}"].to(p.dtype))
-    optimizer.load_state_dict(torch.load(path / "optimizer.pt", weights_only=True))
-    scheduler.load_state_dict(torch.load(path / "scheduler.pt", weights_only=True))
+    return load
 
 
 def canonical_safetensors(path: Path) -> None:
@@ -502,8 +478,7 @@ def train_lora(
 
     output = Path(output)
     train, lora = config["train"], config["lora"]
-    key = hashlib.sha256(json.dumps({"config": config_sha256(config), "base": record.get("base"),
-                                     "data": record.get("data")}, sort_keys=True, default=str).encode()).hexdigest()
+    key = fingerprint({"config": config_sha256(config), "base": record.get("base"), "data": record.get("data")})
     final = output / CONFIG_FILE
     if final.is_file():
         existing = json.loads(final.read_text())
@@ -581,12 +556,12 @@ def train_lora(
               "text_encoder": accelerator.unwrap_model(text_encoder) if train_te else None}
 
     noise_scheduler = DDPMScheduler.from_config(base.scheduler_config)
-    checkpoints = output / "checkpoints"
+    run = RunDirectory(output, fingerprint=key, keep_last=_KEEP_CHECKPOINTS)
     start = 0
-    latest = _latest_checkpoint(checkpoints, key)
+    latest = run.latest()
     if latest is not None:
-        _load_checkpoint(latest[0], models, optimizer, lr_scheduler)
-        start = latest[1]
+        run.restore(latest, weights=_restore_trainable(models), optimizer=optimizer, scheduler=lr_scheduler)
+        start = latest.step
 
     order = _ExampleOrder(data, int(train["repeats"]), per_step, seed)
 
@@ -658,7 +633,7 @@ def train_lora(
         done = step + 1
         if every and done % every == 0 and done < total:
             if accelerator.is_main_process:
-                _save_checkpoint(checkpoints, done, models, optimizer, lr_scheduler, key)
+                run.save(done, weights=_trainable_state(models), optimizer=optimizer, scheduler=lr_scheduler)
             accelerator.wait_for_everyone()
         if progress is not None:
             progress(done, total, loss_value)
@@ -679,7 +654,7 @@ def train_lora(
                                  "final_loss": None if math.isnan(loss_value) else loss_value,
                                  "runtime_s": round(time.perf_counter() - began, 3),
                              })
-        shutil.rmtree(checkpoints, ignore_errors=True)
+        run.clear()
     accelerator.wait_for_everyone()
     if not result:
         result = json.loads(final.read_text())

@@ -11,11 +11,12 @@ Output directory::
     OUT/train_config.json                    the TrainConfig of the run
     OUT/train_log.jsonl                      one JSON object per logged step, validation and epoch
     OUT/curves.png                           losses and the validation metric per epoch
-    OUT/last/                                resumable state: weights, optimizer, scheduler, RNG, counters
+    OUT/checkpoints/step-NNNNNNNN/           resumable state: weights, optimizer, RNG, counters
+                                             (fetal_bench.training.rundir, shared with the generators)
 
 Resuming: run the same command again. Every ``checkpoint_every_steps`` steps and at each epoch's
-end, ``OUT/last`` is replaced atomically; a new run with the same output directory and config
-restores it and skips the batches already seen in the current epoch, so (on CPU, where kernels
+end, a new snapshot is written atomically (the previous one is deleted only once it is complete);
+a new run with the same output directory and config restores it and skips the batches already seen in the current epoch, so (on CPU, where kernels
 are deterministic) an interrupted run ends with the same weights as an uninterrupted one. Row
 order and augmentation depend only on (seed, epoch, row), box-prompt jitter on (seed, step).
 Ctrl-C saves the state before exiting.
@@ -25,11 +26,9 @@ from __future__ import annotations
 
 import json
 import math
-import pickle
 import shutil
 import sys
 import time
-import zipfile
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
@@ -37,8 +36,9 @@ from typing import Any
 
 import numpy as np
 
-from fetal_bench._io import atomic_directory, write_json_atomic
+from fetal_bench._io import write_json_atomic
 from fetal_bench.errors import FetalBenchError
+from fetal_bench.training.rundir import RunDirectory, Snapshot, fingerprint
 
 __all__ = ["TrainConfig", "TrainResult", "train"]
 
@@ -152,8 +152,33 @@ class TrainResult:
         return f"{self.best_metric:.4f} (epoch {self.best_epoch}{step})"
 
 
-class _StopTraining(Exception):
-    pass
+@dataclass
+class LoopState:
+    """The loop's progress: saved with every snapshot, restored on resume."""
+
+    epoch: int = 0  # completed epochs
+    batch_in_epoch: int = 0  # batches done in the current epoch
+    global_step: int = 0
+    steps_per_epoch: int = 0
+    best: float | None = None  # best validation score so far
+    best_epoch: int | None = None
+    best_step: int | None = None
+    last_val: float | None = None
+    validated_step: int | None = None
+    bad_validations: int = 0  # validations in a row without improvement (early stopping)
+    elapsed_s: float = 0.0
+    epoch_loss_sum: float = 0.0
+    epoch_loss_n: int = 0
+    stopped_by: str | None = None
+    finished: bool = False
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> LoopState:
+        known = {f.name for f in fields(cls)}
+        return cls(**{key: value for key, value in data.items() if key in known})
 
 
 def _resolve(config: TrainConfig) -> TrainConfig:
@@ -225,27 +250,37 @@ def _mixed_precision(choice: str) -> str:
     return "bf16" if torch.cuda.is_bf16_supported() else "fp16"
 
 
-def _prepare_output(out: Path, config: TrainConfig) -> dict[str, Any] | None:
-    """Create/clean ``out``; return the saved resumable state when resuming."""
-    state_file = out / "last" / "state.json"
+def _run_directory(out: Path, config: TrainConfig) -> RunDirectory:
+    """The run's snapshots, identified by the settings that may not change on resume."""
+    settings = {k: v for k, v in config.to_dict().items() if k not in _RESUMABLE_CHANGES}
+    return RunDirectory(out, fingerprint=fingerprint(settings), keep_last=1)
+
+
+def _prepare_output(out: Path, config: TrainConfig) -> Snapshot | None:
+    """Create/clean ``out``; return the snapshot to resume from, when resuming."""
     # A run that failed before its first checkpoint left only its config/log: start it afresh.
     never_checkpointed = out.is_dir() and {p.name for p in out.iterdir()} <= {"train_config.json", "train_log.jsonl"}
     if out.exists() and (config.overwrite or never_checkpointed):
         shutil.rmtree(out)
     if out.exists() and any(out.iterdir()):
-        if not state_file.is_file() or not config.resume:
-            what = "" if state_file.is_file() else " and holds no resumable run"
+        if config.resume and (out / "train_config.json").is_file():
+            saved, current = _read_json(out / "train_config.json"), config.to_dict()
+            changed = sorted(k for k in set(saved) | set(current)
+                             if k not in _RESUMABLE_CHANGES and saved.get(k) != current.get(k))
+            if changed:
+                raise FetalBenchError(
+                    f"{out} holds a run with other settings ({', '.join(f'{k}: {saved.get(k)!r} -> {current.get(k)!r}' for k in changed[:4])}).",
+                    "Resume with the same options, or pass --overwrite (or another --output) to start a new run.")
+        latest = _run_directory(out, config).latest()
+        if latest is None or not config.resume:
+            what = ""
+            if (out / "last" / "state.json").is_file():
+                what = " and holds a run of an older fetal-bench (OUT/last), which cannot be resumed"
+            elif latest is None:
+                what = " and holds no resumable run"
             raise FetalBenchError(f"Output directory {out} already exists{what}.",
                                   "Choose another --output, or pass --overwrite to start over.")
-        saved, saved_state = _read_json(out / "train_config.json"), _read_json(state_file)
-        current = config.to_dict()
-        changed = sorted(k for k in set(saved) | set(current)
-                         if k not in _RESUMABLE_CHANGES and saved.get(k) != current.get(k))
-        if changed:
-            raise FetalBenchError(
-                f"{out} holds a run with other settings ({', '.join(f'{k}: {saved.get(k)!r} -> {current.get(k)!r}' for k in changed[:4])}).",
-                "Resume with the same options, or pass --overwrite (or another --output) to start a new run.")
-        return saved_state
+        return latest
     out.mkdir(parents=True, exist_ok=True)
     return None
 
@@ -294,10 +329,11 @@ def train(config: TrainConfig | None = None, *, callbacks: Sequence[Callable[[di
         note(_recipe_note(config))
     task = get_task(config.task)
     out = Path(config.output)
-    saved_state = _prepare_output(out, config)
-    if saved_state is not None and saved_state.get("finished"):
+    snapshot = _prepare_output(out, config)
+    if snapshot is not None and LoopState.from_dict(snapshot.state).finished:
         note(f"{out} holds a finished run; nothing to do (pass --overwrite to train again).")
-        return _result_from_state(out, config, saved_state, resumed=True)
+        return _result_from_state(out, config, LoopState.from_dict(snapshot.state), resumed=True)
+    run = _run_directory(out, config)
 
     accelerator = Accelerator(mixed_precision=_mixed_precision(config.mixed_precision))
     if accelerator.is_main_process:
@@ -317,7 +353,7 @@ def train(config: TrainConfig | None = None, *, callbacks: Sequence[Callable[[di
     note(f"training rows: {data.n_real} real + {data.n_synthetic} synthetic; validation rows: "
          f"{0 if data.validation is None else len(data.validation)}")
 
-    model = _build_model(config, data, resumed=saved_state is not None)
+    model = _build_model(config, data, resumed=snapshot is not None)
     spec = model.spec
     classification = task.type == "classification" and not by_masks  # learns from labels
     metric_name = _metric_name(task.name)
@@ -344,19 +380,17 @@ def train(config: TrainConfig | None = None, *, callbacks: Sequence[Callable[[di
                           normalize=spec.normalize, label_column=data.label_column, mask_column=data.mask_column,
                           num_workers=config.num_workers)
 
-    state: dict[str, Any] = {"epoch": 0, "batch_in_epoch": 0, "global_step": 0, "best": None, "best_epoch": None,
-                             "bad_validations": 0, "elapsed_s": 0.0, "epoch_loss_sum": 0.0, "epoch_loss_n": 0,
-                             "stopped_by": None, "finished": False, "steps_per_epoch": steps_per_epoch}
-    resumed = saved_state is not None
+    state = LoopState(steps_per_epoch=steps_per_epoch)
+    resumed = snapshot is not None
     if resumed:
-        _load_state(out / "last", accelerator.unwrap_model(model), optimizer, saved_state)
-        state.update(saved_state)
-        _truncate_log(out / "train_log.jsonl", state["global_step"])
-        note(f"resuming {out} at epoch {state['epoch'] + 1}, step {state['global_step']}")
+        run.restore(snapshot, weights=accelerator.unwrap_model(model), optimizer=optimizer, rng=True)
+        state = LoopState.from_dict({**state.to_dict(), **snapshot.state})
+        _truncate_log(out / "train_log.jsonl", state.global_step)
+        note(f"resuming {out} at epoch {state.epoch + 1}, step {state.global_step}")
 
     logger = _JsonlLog(out / "train_log.jsonl", enabled=accelerator.is_main_process)
     budget_s = None if config.max_minutes is None else 60.0 * config.max_minutes
-    started = entered - state["elapsed_s"]
+    started = entered - state.elapsed_s
     n_val_batches = 0 if data.validation is None else math.ceil(len(data.validation) / (config.eval_batch_size or batch_size))
     budget = _Budget(budget_s, n_val_batches)
     val_loader = None
@@ -369,102 +403,103 @@ def train(config: TrainConfig | None = None, *, callbacks: Sequence[Callable[[di
 
     def save_state() -> None:
         begun = time.perf_counter()
-        state["elapsed_s"] = elapsed()
+        state.elapsed_s = elapsed()
         if accelerator.is_main_process:
-            _save_state(out / "last", accelerator.unwrap_model(model), optimizer, state)
+            run.save(state.global_step, weights=accelerator.unwrap_model(model), optimizer=optimizer,
+                     state=state.to_dict(), rng=True)
         accelerator.wait_for_everyone()
         budget.saved(time.perf_counter() - begun)
 
     def validate() -> None:
-        if val_loader is None or state.get("validated_step") == state["global_step"]:
+        if val_loader is None or state.validated_step == state.global_step:
             return  # nothing changed since the last validation
         begun = time.perf_counter()
         scores = _validate(model, val_loader, accelerator, classification, spec, config, by_masks, positive)
         budget.validated(time.perf_counter() - begun)
         value = scores[metric_name]
-        state["last_val"], state["validated_step"] = value, state["global_step"]
-        improved = state["best"] is None or value > state["best"] + config.min_delta
+        state.last_val, state.validated_step = value, state.global_step
+        improved = state.best is None or value > state.best + config.min_delta
         if improved:
-            state["best"], state["best_epoch"], state["bad_validations"] = value, state["epoch"] + 1, 0
-            state["best_step"] = state["global_step"]
+            state.best, state.best_epoch, state.bad_validations = value, state.epoch + 1, 0
+            state.best_step = state.global_step
             if config.keep == "best":
                 _save_best(accelerator.unwrap_model(model), out, config, data, state, metric_name, task, accelerator)
         else:
-            state["bad_validations"] += 1
-        logger.write({"type": "validation", "epoch": state["epoch"] + 1, "step": state["global_step"],
-                      **scores, "best": state["best"], "improved": improved, "time_s": round(elapsed(), 2)})
-        note(f"epoch {state['epoch'] + 1} step {state['global_step']}: val loss {scores['loss']:.4f}, "
+            state.bad_validations += 1
+        logger.write({"type": "validation", "epoch": state.epoch + 1, "step": state.global_step,
+                      **scores, "best": state.best, "improved": improved, "time_s": round(elapsed(), 2)})
+        note(f"epoch {state.epoch + 1} step {state.global_step}: val loss {scores['loss']:.4f}, "
              f"{metric_name} {value:.4f}" + (" (best)" if improved else ""))
 
     # One bar for the whole run, on stderr (tqdm's default): piped stdout stays clean.
-    progress = _progress(config.progress and accelerator.is_local_main_process, total_steps, state["global_step"],
+    progress = _progress(config.progress and accelerator.is_local_main_process, total_steps, state.global_step,
                          f"training {config.model}")
     try:
-        while state["epoch"] < config.epochs and state["stopped_by"] is None:
+        while state.epoch < config.epochs and state.stopped_by is None:
             if not budget.allows_step(elapsed()):
-                state["stopped_by"] = "max_minutes"
+                state.stopped_by = "max_minutes"
                 break
-            epoch = state["epoch"]
+            epoch = state.epoch
             loader = accelerator.prepare(_loader(data.train, loader_options, batch_size, shuffle=True,
                                                  seed=_epoch_seed(config.seed, epoch), transform=augment,
                                                  drop_last=drop_last))
-            if state["batch_in_epoch"]:
-                loader = accelerator.skip_first_batches(loader, state["batch_in_epoch"])
+            if state.batch_in_epoch:
+                loader = accelerator.skip_first_batches(loader, state.batch_in_epoch)
             model.train()
             step_began = time.perf_counter()
             for batch in loader:
-                scheduler.apply(state["global_step"], elapsed(), budget.training_s)
+                scheduler.apply(state.global_step, elapsed(), budget.training_s)
                 loss = _step(model, batch, optimizer, accelerator, classification, spec, config,
-                             params, state["global_step"], by_masks)
-                state["global_step"] += 1
-                state["batch_in_epoch"] += 1
-                state["epoch_loss_sum"] += loss
-                state["epoch_loss_n"] += 1
+                             params, state.global_step, by_masks)
+                state.global_step += 1
+                state.batch_in_epoch += 1
+                state.epoch_loss_sum += loss
+                state.epoch_loss_n += 1
                 budget.stepped(time.perf_counter() - step_began)
                 if progress is not None:
                     progress.update(1)
                     progress.set_postfix(epoch=f"{epoch + 1}/{config.epochs}", loss=f"{loss:.4f}", refresh=False)
-                if state["global_step"] % config.log_every_steps == 0:
-                    logger.write({"type": "step", "epoch": epoch + 1, "step": state["global_step"], "loss": loss,
+                if state.global_step % config.log_every_steps == 0:
+                    logger.write({"type": "step", "epoch": epoch + 1, "step": state.global_step, "loss": loss,
                                   "lr": scheduler.last_lr, "time_s": round(elapsed(), 2)})
-                info = {"step": state["global_step"], "epoch": epoch + 1, "loss": loss, "elapsed_s": elapsed()}
+                info = {"step": state.global_step, "epoch": epoch + 1, "loss": loss, "elapsed_s": elapsed()}
                 for callback in callbacks:
                     callback(info)
-                if config.val_every_steps and state["global_step"] % config.val_every_steps == 0:
+                if config.val_every_steps and state.global_step % config.val_every_steps == 0:
                     validate()
                     model.train()
-                if config.max_steps is not None and state["global_step"] >= config.max_steps:
-                    state["stopped_by"] = "max_steps"
+                if config.max_steps is not None and state.global_step >= config.max_steps:
+                    state.stopped_by = "max_steps"
                 elif not budget.allows_step(elapsed()):
-                    state["stopped_by"] = "max_minutes"
-                if state["stopped_by"]:
+                    state.stopped_by = "max_minutes"
+                if state.stopped_by:
                     break
-                if state["global_step"] % config.checkpoint_every_steps == 0:
+                if state.global_step % config.checkpoint_every_steps == 0:
                     save_state()
                 step_began = time.perf_counter()
-            epoch_done = state["stopped_by"] is None
-            if state["epoch_loss_n"]:
-                logger.write({"type": "epoch", "epoch": epoch + 1, "step": state["global_step"],
-                              "train_loss": state["epoch_loss_sum"] / state["epoch_loss_n"], "complete": epoch_done,
+            epoch_done = state.stopped_by is None
+            if state.epoch_loss_n:
+                logger.write({"type": "epoch", "epoch": epoch + 1, "step": state.global_step,
+                              "train_loss": state.epoch_loss_sum / state.epoch_loss_n, "complete": epoch_done,
                               "time_s": round(elapsed(), 2)})
-            if (not config.val_every_steps or state["stopped_by"]) and budget.fits_closing(elapsed()):
+            if (not config.val_every_steps or state.stopped_by) and budget.fits_closing(elapsed()):
                 validate()
-            elif state["stopped_by"] == "max_minutes" and val_loader is not None:
+            elif state.stopped_by == "max_minutes" and val_loader is not None:
                 note("the time budget is spent: no closing validation; the checkpoint holds the "
-                     + ("best validated weights" if state["best"] is not None else "last weights"))
-            if config.patience and state["bad_validations"] >= config.patience:  # 0 or None: off
-                state["stopped_by"] = state["stopped_by"] or "early_stopping"
+                     + ("best validated weights" if state.best is not None else "last weights"))
+            if config.patience and state.bad_validations >= config.patience:  # 0 or None: off
+                state.stopped_by = state.stopped_by or "early_stopping"
             if epoch_done:
-                state["epoch"] += 1
-                state["batch_in_epoch"] = 0
-                state["epoch_loss_sum"], state["epoch_loss_n"] = 0.0, 0
+                state.epoch += 1
+                state.batch_in_epoch = 0
+                state.epoch_loss_sum, state.epoch_loss_n = 0.0, 0
             save_state()
         if progress is not None:
             progress.close()
-        state["stopped_by"] = state["stopped_by"] or "epochs"
-        state["finished"] = True
-        state["elapsed_s"] = elapsed()
-        if val_loader is None or state["best"] is None or config.keep == "last":
+        state.stopped_by = state.stopped_by or "epochs"
+        state.finished = True
+        state.elapsed_s = elapsed()
+        if val_loader is None or state.best is None or config.keep == "last":
             _save_best(accelerator.unwrap_model(model), out, config, data, state, metric_name, task, accelerator)
         else:
             _update_training_info(out, config, data, state, metric_name, task, accelerator)
@@ -494,12 +529,13 @@ def _epoch_seed(seed: int, epoch: int) -> int:
 def _loader(dataset, options: dict[str, Any], batch_size: int, *, shuffle: bool, seed: int, transform, drop_last: bool):
     from fetal_bench.data.loading import make_dataloader
 
+    # decoded_cache: every epoch (and validation) reads the images decoded once (docs/caching.md).
     return make_dataloader(dataset, batch_size=batch_size, shuffle=shuffle, seed=seed, transform=transform,
-                           drop_last=drop_last, **options)
+                           drop_last=drop_last, decoded_cache=True, **options)
 
 
 def _build_model(config: TrainConfig, data, *, resumed: bool):
-    from fetal_bench.models import create_model, get_model_info, load_weights
+    from fetal_bench.models import create_model, get_model_info
 
     info = get_model_info(config.model)
     cfg = dict(config.model_cfg)
@@ -511,7 +547,7 @@ def _build_model(config: TrainConfig, data, *, resumed: bool):
         cfg["labels"] = list(data.labels)
     if info.task_type == "classification" and "labels" not in cfg and info.defaults.get("head") == "sononet":
         cfg["labels"] = list(data.labels)
-    if (resumed or config.init_from) and "restore" in options:
+    if (resumed or config.init_from) and "restore" in options and not info.adapter_checkpoints:
         cfg["restore"] = True  # the weights are about to be replaced: do not fetch pretrained ones
     if info.task_type != ("classification" if data.label_column else "segmentation"):
         raise FetalBenchError(f"Model {config.model!r} is a {info.task_type} model; task {config.task!r} is not.",
@@ -521,9 +557,9 @@ def _build_model(config: TrainConfig, data, *, resumed: bool):
         raise FetalBenchError(f"Model {config.model!r} predicts {list(model.spec.labels)}; the training data has {list(data.labels)}.",
                               "Train a model whose label set matches the data (or exclude classes).")
     if config.init_from and not resumed:
-        from fetal_bench.models.registry import WEIGHTS_NAME
+        from fetal_bench.models.checkpoint import read_checkpoint, restore_weights
 
-        load_weights(model, Path(config.init_from) / WEIGHTS_NAME)
+        restore_weights(model, read_checkpoint(config.init_from))
     return model
 
 
@@ -746,7 +782,7 @@ def _positive_index(task, spec, by_masks: bool) -> int | None:
     return list(spec.labels).index(task.positive_label)
 
 
-def _training_info(config: TrainConfig, data, state: dict[str, Any], metric: str, task) -> dict[str, Any]:
+def _training_info(config: TrainConfig, data, state: LoopState, metric: str, task) -> dict[str, Any]:
     return {
         "task": task.name,
         "training_data": data.training_data,
@@ -754,14 +790,14 @@ def _training_info(config: TrainConfig, data, state: dict[str, Any], metric: str
         "n_train_real": data.n_real,
         "n_train_synthetic": data.n_synthetic,
         "n_validation": 0 if data.validation is None else len(data.validation),
-        "epochs": state["epoch"] + (1 if state["batch_in_epoch"] else 0),
-        "steps": state["global_step"],
-        "best_metric": None if state["best"] is None else {"name": f"val_{metric}", "value": state["best"],
-                                                            "epoch": state["best_epoch"]},
-        "last_val_metric": state.get("last_val"),
-        "weights": "best validation epoch" if config.keep == "best" and state["best"] is not None else "last step",
-        "stopped_by": state.get("stopped_by"),
-        "train_time_s": round(state.get("elapsed_s", 0.0), 1),
+        "epochs": state.epoch + (1 if state.batch_in_epoch else 0),
+        "steps": state.global_step,
+        "best_metric": None if state.best is None else {"name": f"val_{metric}", "value": state.best,
+                                                            "epoch": state.best_epoch},
+        "last_val_metric": state.last_val,
+        "weights": "best validation epoch" if config.keep == "best" and state.best is not None else "last step",
+        "stopped_by": state.stopped_by,
+        "train_time_s": round(state.elapsed_s, 1),
         "seed": config.seed,
         "optimizer": {"name": config.optimizer, "lr": config.lr, "weight_decay": config.weight_decay,
                       "momentum": config.momentum if config.optimizer == "sgd" else None, "scheduler": config.scheduler},
@@ -782,56 +818,12 @@ def _save_best(model, out: Path, config, data, state, metric: str, task, acceler
 
 
 def _update_training_info(out: Path, config, data, state, metric: str, task, accelerator) -> None:
-    """Rewrite config.json's training block at the end (the weights stay the best ones)."""
+    """Rewrite the checkpoint's training record at the end (the weights stay the best ones)."""
+    from fetal_bench.models.checkpoint import update_training_info
+
     if accelerator.is_main_process:
-        path = out / "config.json"
-        saved = json.loads(path.read_text(encoding="utf-8"))
-        state = {**state, "elapsed_s": state.get("elapsed_s", 0.0)}
-        saved["training"] = json.loads(json.dumps(_training_info(config, data, state, metric, task)))
-        write_json_atomic(path, saved)
+        update_training_info(out, json.loads(json.dumps(_training_info(config, data, state, metric, task))))
     accelerator.wait_for_everyone()
-
-
-def _save_state(directory: Path, model, optimizer, state: dict[str, Any]) -> None:
-    import torch
-    from safetensors.torch import save_model
-
-    with atomic_directory(directory, overwrite=True) as tmp:
-        save_model(model, str(tmp / "model.safetensors"))
-        rng = {"torch": torch.get_rng_state()}
-        if torch.cuda.is_available():
-            rng["cuda"] = torch.cuda.get_rng_state_all()
-        # Tensors, numbers and strings only: reloadable with weights_only=True (no pickle code).
-        torch.save({"optimizer": optimizer.state_dict(), "rng": rng},
-                   tmp / "trainer_state.pt")
-        write_json_atomic(tmp / "state.json", state)
-
-
-def _load_state(directory: Path, model, optimizer, state: dict[str, Any]) -> None:
-    import torch
-
-    from fetal_bench.models import load_weights
-
-    load_weights(model, directory / "model.safetensors")
-    path = directory / "trainer_state.pt"
-    fix = "Pass --overwrite to start the run over, or choose another --output."
-    try:
-        # weights_only: tensors and plain containers only; a pickle that asks for anything else
-        # (code, arbitrary classes) is refused by torch's restricted unpickler.
-        saved = torch.load(path, map_location="cpu", weights_only=True)
-    except FileNotFoundError:
-        raise FetalBenchError(f"The resumable state {path} is missing.", fix) from None
-    except (pickle.UnpicklingError, EOFError, RuntimeError, ValueError, zipfile.BadZipFile) as err:
-        first = str(err).strip().splitlines()[0][:200] if str(err).strip() else type(err).__name__
-        raise FetalBenchError(f"Cannot resume: {path} is not a trainer state fetal-bench wrote ({first}).", fix) from None
-    try:
-        optimizer.load_state_dict(saved["optimizer"])
-        torch.set_rng_state(saved["rng"]["torch"])
-        if "cuda" in saved["rng"] and torch.cuda.is_available():
-            torch.cuda.set_rng_state_all(saved["rng"]["cuda"])
-    except (KeyError, TypeError, ValueError, RuntimeError) as err:
-        raise FetalBenchError(f"Cannot resume: {path} does not hold this run's optimizer and RNG state "
-                              f"({type(err).__name__}: {str(err)[:200]}).", fix) from None
 
 
 class _JsonlLog:
@@ -911,18 +903,19 @@ def _progress(enabled: bool, total: int, initial: int, description: str):
                 file=sys.stderr)
 
 
-def _result_from_state(out: Path, config: TrainConfig, state: dict[str, Any], *, resumed: bool, data=None) -> TrainResult:
-    saved = json.loads((out / "config.json").read_text(encoding="utf-8")) if (out / "config.json").is_file() else {}
-    training = saved.get("training", {})
+def _result_from_state(out: Path, config: TrainConfig, state: LoopState, *, resumed: bool, data=None) -> TrainResult:
+    from fetal_bench.models.checkpoint import is_checkpoint_directory, read_checkpoint
+
+    training = read_checkpoint(out).training if is_checkpoint_directory(out) else {}
     best = training.get("best_metric") or {}
     return TrainResult(
         output=out, model=config.model, task=config.task,
         metric=(best.get("name") or "").removeprefix("val_") or _metric_name(config.task),
-        best_metric=state.get("best"), best_epoch=state.get("best_epoch"),
-        epochs_completed=state["epoch"], steps=state["global_step"], stopped_by=state.get("stopped_by") or "",
-        best_step=state.get("best_step"), partial_epoch_steps=state.get("batch_in_epoch", 0),
-        steps_per_epoch=state.get("steps_per_epoch"), recipe=config.recipe,
-        train_time_s=round(state.get("elapsed_s", 0.0), 1), resumed=resumed,
+        best_metric=state.best, best_epoch=state.best_epoch,
+        epochs_completed=state.epoch, steps=state.global_step, stopped_by=state.stopped_by or "",
+        best_step=state.best_step, partial_epoch_steps=state.batch_in_epoch,
+        steps_per_epoch=state.steps_per_epoch, recipe=config.recipe,
+        train_time_s=round(state.elapsed_s, 1), resumed=resumed,
         n_train=training.get("n_train_real", 0) + training.get("n_train_synthetic", 0),
         training_data=training.get("training_data", "real"), synthetic_share=training.get("synthetic_share", 0.0),
     )
