@@ -16,8 +16,9 @@ Output directory::
 
 Resuming: run the same command again. Every ``checkpoint_every_steps`` steps and at each epoch's
 end, a new snapshot is written atomically (the previous one is deleted only once it is complete);
-a new run with the same output directory and config restores it and skips the batches already seen in the current epoch, so (on CPU, where kernels
-are deterministic) an interrupted run ends with the same weights as an uninterrupted one. Row
+a new run with the same output directory and config restores it and skips the batches already
+seen in the current epoch, so (on CPU, where kernels are deterministic) an interrupted run ends
+with the same weights as an uninterrupted one. Row
 order and augmentation depend only on (seed, epoch, row), box-prompt jitter on (seed, step).
 Ctrl-C saves the state before exiting.
 """
