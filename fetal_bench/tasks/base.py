@@ -11,6 +11,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Literal, Mapping
 
 from fetal_bench.errors import FetalBenchError
+from fetal_bench.tasks.kinds import TASK_KINDS, TaskKind
 
 TaskType = Literal["classification", "segmentation"]
 
@@ -18,9 +19,11 @@ CLASSIFICATION_METRICS = ("accuracy", "balanced_accuracy", "macro_f1", "weighted
 # Scored for a task's `positive_label` against the rest (binary tasks).
 BINARY_METRICS = ("f1", "precision", "recall", "specificity", "auc")
 SEGMENTATION_METRICS = ("dice", "iou", "hd95_mm", "assd_mm", "hc_abs_diff_mm", "hc_abs_diff_mm_median",
-                        "hc_no_ellipse_rate")
-# Lower is better for these; every other metric is higher-is-better.
+                        "hc_no_ellipse_rate", "hc_diff_mm")
+# Lower is better for these; every other metric is higher-is-better, except the signed ones.
 LOWER_IS_BETTER = frozenset({"ece", "hd95_mm", "assd_mm", "hc_abs_diff_mm", "hc_abs_diff_mm_median", "hc_no_ellipse_rate"})
+# Signed metrics (0 is best, neither sign is better): reported to show a bias, never a main score.
+SIGNED_METRICS = frozenset({"hc_diff_mm"})
 
 
 @dataclass(frozen=True)
@@ -65,9 +68,9 @@ class Task:
             problems.append("name and version are required")
         if not self.dataset.revision:
             problems.append(f"dataset {self.dataset.name!r} has no pinned revision")
-        if self.type not in ("classification", "segmentation"):
-            problems.append(f"type {self.type!r} is not classification or segmentation")
-        known = CLASSIFICATION_METRICS + BINARY_METRICS if self.type == "classification" else SEGMENTATION_METRICS
+        if self.type not in TASK_KINDS:
+            problems.append(f"type {self.type!r} is not one of {', '.join(TASK_KINDS)}")
+        known = self.kind.known_metrics() if self.type in TASK_KINDS else ()
         unknown = [m for m in self.metrics if m not in known]
         binary = [m for m in self.metrics if m in BINARY_METRICS]
         if binary and self.positive_label is None:
@@ -78,6 +81,8 @@ class Task:
             problems.append(f"metrics {unknown} are not {self.type} metrics ({', '.join(known)})")
         if self.main_score not in self.metrics:
             problems.append(f"main_score {self.main_score!r} is not among its metrics")
+        if self.main_score in SIGNED_METRICS:
+            problems.append(f"main_score {self.main_score!r} is signed (0 is best), so it cannot rank submissions")
         if len(set(self.labels)) != len(self.labels) or len(self.labels) < 2:
             problems.append("labels must be at least two distinct names")
         if self.label_map is not None:
@@ -91,6 +96,11 @@ class Task:
             raise FetalBenchError(f"Invalid task {self.name!r}: " + "; ".join(problems) + ".",
                                   "Fix the task definition in fetal_bench/tasks/registry.py.")
         object.__setattr__(self, "higher_is_better", self.main_score not in LOWER_IS_BETTER)
+
+    @property
+    def kind(self) -> TaskKind:
+        """The object that knows how tasks of this type are trained and scored."""
+        return TASK_KINDS[self.type]
 
     def to_dict(self) -> dict:
         data = asdict(self)

@@ -342,7 +342,7 @@ def train(config: TrainConfig | None = None, *, callbacks: Sequence[Callable[[di
     set_seed(config.seed)
     # A classifier registered as trained on masks (the segmentation route to a frame label) learns
     # from the task's masks with the segmentation loss and is validated on its frame labels.
-    by_masks = task.type == "classification" and get_model_info(config.model).trains_on_masks
+    by_masks = task.kind.has_labels and get_model_info(config.model).trains_on_masks
 
     data = prepare_training_data(
         task, data=config.data, config=config.config, train_split=config.train_split, val_split=config.val_split,
@@ -356,9 +356,10 @@ def train(config: TrainConfig | None = None, *, callbacks: Sequence[Callable[[di
 
     model = _build_model(config, data, resumed=snapshot is not None)
     spec = model.spec
-    classification = task.type == "classification" and not by_masks  # learns from labels
-    metric_name = _metric_name(task.name)
-    positive = _positive_index(task, spec, by_masks)
+    classification = task.kind.has_labels and not by_masks  # learns from labels
+    metric_name = task.kind.validation_metric(task)
+    # Trained on masks, class 1 is "foreground present"; else the task's positive class, if any.
+    positive = 1 if by_masks else task.kind.positive_index(task, spec.labels)
     params = [p for p in model.parameters() if p.requires_grad]
     if not params:
         raise FetalBenchError(f"Model {config.model!r} has no trainable parameters with these options.", "Check model_cfg.")
@@ -376,7 +377,7 @@ def train(config: TrainConfig | None = None, *, callbacks: Sequence[Callable[[di
     from fetal_bench.training.augment import make_augment
 
     augment = make_augment(config.augment)
-    loader_options = dict(task="segmentation" if by_masks else task.type, image_size=tuple(spec.image_size),
+    loader_options = dict(task="segmentation" if by_masks else task.kind.name, image_size=tuple(spec.image_size),
                           channels=spec.channels,
                           normalize=spec.normalize, label_column=data.label_column, mask_column=data.mask_column,
                           num_workers=config.num_workers)
@@ -774,15 +775,6 @@ def _validate(model, loader, accelerator, classification: bool, spec, config: Tr
     return scores
 
 
-def _positive_index(task, spec, by_masks: bool) -> int | None:
-    """Model-space index of the task's positive class (for validation F1), or None."""
-    if by_masks:
-        return 1  # trained on masks: class 1 is "foreground present"
-    if task.type != "classification" or task.positive_label is None:
-        return None
-    return list(spec.labels).index(task.positive_label)
-
-
 def _training_info(config: TrainConfig, data, state: LoopState, metric: str, task) -> dict[str, Any]:
     return {
         "task": task.name,
@@ -884,17 +876,6 @@ def _plot(out: Path) -> None:
     plot_curves(out / "curves.png", panels, xlabel="epoch", title=out.name)
 
 
-def _metric_name(task_name: str) -> str:
-    """The validation score that picks the best epoch: the task's main score where validation
-    computes it (F1 for binary tasks, macro F1), else accuracy; Dice for segmentation."""
-    from fetal_bench.tasks import get_task
-
-    task = get_task(task_name)
-    if task.type != "classification":
-        return "dice"
-    return task.main_score if task.main_score in ("f1", "macro_f1") else "accuracy"
-
-
 def _progress(enabled: bool, total: int, initial: int, description: str):
     if not enabled:
         return None
@@ -906,12 +887,14 @@ def _progress(enabled: bool, total: int, initial: int, description: str):
 
 def _result_from_state(out: Path, config: TrainConfig, state: LoopState, *, resumed: bool, data=None) -> TrainResult:
     from fetal_bench.models.checkpoint import is_checkpoint_directory, read_checkpoint
+    from fetal_bench.tasks import get_task
 
+    task = get_task(config.task)
     training = read_checkpoint(out).training if is_checkpoint_directory(out) else {}
     best = training.get("best_metric") or {}
     return TrainResult(
         output=out, model=config.model, task=config.task,
-        metric=(best.get("name") or "").removeprefix("val_") or _metric_name(config.task),
+        metric=(best.get("name") or "").removeprefix("val_") or task.kind.validation_metric(task),
         best_metric=state.best, best_epoch=state.best_epoch,
         epochs_completed=state.epoch, steps=state.global_step, stopped_by=state.stopped_by or "",
         best_step=state.best_step, partial_epoch_steps=state.batch_in_epoch,
