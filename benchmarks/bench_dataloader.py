@@ -1,41 +1,43 @@
-"""Training-loader throughput: fetal-bench's Parquet loader vs torchvision ImageFolder.
+"""Training-data loading over several epochs: fetal-bench's loader vs torchvision ImageFolder.
 
 The same PNG bytes are written twice: as an ``ImageFolder`` tree of files, and embedded in a
-built dataset directory (Parquet shards + a README.md with ``configs:``, as ``fetal-bench
-datasets build`` writes them). One epoch of each is then timed at the same batch size, output
-size, shuffling and number of worker processes, with the same per-image work (decode PNG to
-8-bit gray, antialiased bilinear resize, per-image standardisation), so the ratio measures the
-storage and wrapper overhead, not different image processing.
+dataset directory written by fetal-bench's own writer (``fetal_bench.data.writer``, as
+``fetal-bench datasets build`` writes it). Each case then builds its loader and runs
+``--epochs`` full epochs at the same batch size, output size, shuffling and number of worker
+processes, with the same per-image work (decode the PNG to 8-bit gray, antialiased bilinear
+resize, per-image standardisation). The cases:
 
-A third, optional row ("hf-decode") lets ``datasets`` decode the images itself
-(``Dataset.with_transform`` on the decoded PIL images), the stock recipe that
-``make_dataloader``'s decode-in-the-worker design replaces.
+* ``imagefolder``: torchvision ``ImageFolder`` on the files;
+* ``fetal-bench``: ``make_dataloader``, decoding every epoch;
+* ``fetal-bench-cached``: ``make_dataloader(..., decoded_cache=True)`` starting from an empty
+  cache, so the one-time decoding pass (and hashing the rows for the cache key) is timed: what
+  a first training run pays;
+* ``fetal-bench-cached-warm``: the same with the cache entry already there (a second run on the
+  same rows, e.g. another learning rate);
+* ``hf-decode`` (optional): ``datasets`` decodes the images itself (``Dataset.with_transform``).
 
-Images are HC18-sized (800x540) synthetic ultrasound-like frames (speckle, a fan-shaped field of
-view, a bright skull ellipse), or real PNGs with ``--images-from`` (e.g. the HC18
-``training_set``; ``*_Annotation.png`` files are skipped).
+Cases run interleaved, one round after another in one process, the first round discarded; the
+median over ``--repeats`` rounds is reported with min-max, and "vs IF" is ImageFolder's median
+time over the case's (> 1: faster than ImageFolder). The load average is printed before and
+after (``--wait-quiet`` waits for a quiet machine). A second table times a full read of the
+written Parquet shards (what ``load_dataset`` does when it first prepares a build) against the
+same rows written the way fetal-bench wrote them before (zstd on every column including the PNG
+bytes, 64-row row groups, no page index).
 
-Timing: each loader first runs a discarded ``--warmup``-batch pass (it starts the persistent
-worker processes and touches the data); then ``--repeats`` full epochs are timed, each from
-``iter()`` to the last batch, interleaved across loaders, and the median images/s is reported.
-"vs IF" is the median of per-repeat ratios (repeat r of each loader ran back to back). The
-CPU-time column (this process + its workers, needs psutil) moves less than wall time when other
-jobs share the machine. The files are in the page cache (just written, or read by the warm-up):
-this compares warm-cache throughput. ``--workdir`` keeps the written data for later runs.
+Images are HC18-sized (800x540) synthetic ultrasound-like frames, or real PNGs with
+``--images-from`` (e.g. HC18's ``training_set``; ``*_Annotation.png`` files are skipped). The
+files are in the page cache (just written): this compares warm-file-cache throughput.
 
-    python benchmarks/bench_dataloader.py --n 1000 --workers 0 2 --json bench.json
+    python benchmarks/bench_dataloader.py --n 500 --images-from HC18/training_set --json bench.json
 """
 
 from __future__ import annotations
 
 import argparse
-import gc
 import io
 import json
 import os
-import platform
 import shutil
-import statistics
 import sys
 import tempfile
 import time
@@ -44,18 +46,12 @@ from pathlib import Path
 
 import numpy as np
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _common import (add_common_arguments, check_machine, finish_machine, format_stats,  # noqa: E402
+                     ratio, time_interleaved, write_json)
+
 HEIGHT, WIDTH = 540, 800  # HC18's frame size
 N_CLASSES = 2
-_CARD = """---
-license: apache-2.0
-configs:
-- config_name: default
-  data_files:
-  - split: train
-    path: data/train-*
----
-# bench_dataloader synthetic dataset (not clinical data)
-"""
 
 
 # ------------------------------------------------------------------------------ the images
@@ -118,30 +114,37 @@ def _write_imagefolder(root: Path, images: list[bytes]) -> None:
         (folder / f"img_{i:05d}.png").write_bytes(data)
 
 
-def _write_built_dataset(root: Path, images: list[bytes], shard_rows: int) -> None:
+def _write_built_dataset(root: Path, images: list[bytes], source: str) -> None:
+    """The images as a dataset directory, through fetal-bench's writer (what a build writes)."""
     import datasets
 
-    features = datasets.Features(
-        {
-            "id": datasets.Value("string"),
-            "image": datasets.Image(),
-            "label": datasets.ClassLabel(names=[f"class_{k}" for k in range(N_CLASSES)]),
-        }
-    )
-    (root / "data").mkdir(parents=True)
-    shards = max(1, -(-len(images) // shard_rows))
-    for shard in range(shards):
-        rows = range(shard * shard_rows, min(len(images), (shard + 1) * shard_rows))
-        table = datasets.Dataset.from_dict(
-            {
-                "id": [f"img_{i:05d}" for i in rows],
-                "image": [{"bytes": images[i], "path": None} for i in rows],
-                "label": [i % N_CLASSES for i in rows],
-            },
-            features=features,
-        )
-        table.to_parquet(str(root / "data" / f"train-{shard:05d}-of-{shards:05d}.parquet"))
-    (root / "README.md").write_text(_CARD)
+    from fetal_bench.data.catalog import DatasetInfo
+    from fetal_bench.data.writer import ConfigSpec, write_dataset
+
+    features = datasets.Features({"id": datasets.Value("string"), "image": datasets.Image(),
+                                  "label": datasets.ClassLabel(names=[f"class_{k}" for k in range(N_CLASSES)])})
+
+    def rows():
+        for i, data in enumerate(images):
+            yield {"id": f"img_{i:05d}", "image": {"bytes": data, "path": None}, "label": i % N_CLASSES}
+
+    info = DatasetInfo(name="bench-dataloader", title="bench_dataloader images (benchmark input, not published)",
+                       description=f"Benchmark input: {source}.", hub_id=None, revision=None, license="other",
+                       citation="", homepage="")
+    write_dataset(root, info, [ConfigSpec("default", features, {"train": rows}, label_column="label")])
+
+
+def _write_old_style(built: Path, old: Path) -> list[Path]:
+    """The same shards as fetal-bench wrote them before: zstd everywhere, 64-row groups, no page index."""
+    import pyarrow.parquet as pq
+
+    old.mkdir(parents=True, exist_ok=True)
+    written = []
+    for shard in sorted((built / "data").glob("*.parquet")):
+        target = old / shard.name
+        pq.write_table(pq.read_table(shard), target, compression="zstd", row_group_size=64)
+        written.append(target)
+    return written
 
 
 # ------------------------------------------------------------------------------- the loaders
@@ -193,149 +196,79 @@ def _collate_hf(rows: list[dict]) -> dict:
     }
 
 
+CASES = ("imagefolder", "fetal-bench", "fetal-bench-cached", "fetal-bench-cached-warm", "hf-decode")
+
+
 def _make_loader(kind: str, *, folder: Path, dataset, size: int, batch_size: int, workers: int, seed: int):
     import torch
     from torch.utils.data import DataLoader
 
     from fetal_bench.data.loading import make_dataloader
 
-    common = {
-        "batch_size": batch_size,
-        "shuffle": True,
-        "num_workers": workers,
-        "generator": torch.Generator().manual_seed(seed),
-        "persistent_workers": workers > 0,
-    }
+    common = {"batch_size": batch_size, "shuffle": True, "num_workers": workers,
+              "generator": torch.Generator().manual_seed(seed), "persistent_workers": workers > 0}
     if kind == "imagefolder":
         from torchvision import datasets as tv_datasets
         from torchvision import transforms
 
-        tv = tv_datasets.ImageFolder(
-            str(folder),
-            loader=_gray_loader,
-            transform=transforms.Compose([transforms.Resize((size, size)), _to_standardised_tensor]),
-        )
+        tv = tv_datasets.ImageFolder(str(folder), loader=_gray_loader,
+                                     transform=transforms.Compose([transforms.Resize((size, size)), _to_standardised_tensor]))
         return DataLoader(tv, **common)
-    if kind == "fetal-bench":
-        return make_dataloader(
-            dataset, task="classification", image_size=(size, size), batch_size=batch_size,
-            shuffle=True, num_workers=workers, seed=seed, pin_memory=False,
-        )
+    if kind.startswith("fetal-bench"):
+        return make_dataloader(dataset, task="classification", image_size=(size, size), batch_size=batch_size,
+                               shuffle=True, num_workers=workers, seed=seed, pin_memory=False,
+                               decoded_cache=kind != "fetal-bench")
     if kind == "hf-decode":
         return DataLoader(dataset.with_transform(_HfDecodeTransform(size)), collate_fn=_collate_hf, **common)
     raise ValueError(kind)
 
 
-def _warm_up(loader, batches: int) -> float:
-    """Start the (persistent) workers and touch the data; the partial epoch is thrown away."""
-    start = time.perf_counter()
-    for i, _ in enumerate(loader):
-        if i + 1 >= batches:
-            break
-    return time.perf_counter() - start
+def _training_run(kind: str, epochs: int, cache: Path, **loader_options):
+    """A callable that builds the loader and runs ``epochs`` full epochs, as a training run does."""
+    from fetal_bench.data import decoded_cache
 
+    def run() -> int:
+        if kind == "fetal-bench-cached":
+            shutil.rmtree(cache / "decoded", ignore_errors=True)  # a first run: nothing decoded yet
+        decoded_cache._KEYS.clear()  # a new run re-derives the cache key from the rows
+        loader = _make_loader(kind, **loader_options)
+        images = 0
+        for _ in range(epochs):
+            for batch in loader:
+                # ImageFolder batches are (pixels, labels) pairs, ours are dicts.
+                images += len(batch[0] if isinstance(batch, (list, tuple)) else batch["pixel_values"])
+        del loader  # shuts persistent workers down inside the timed region, for every case alike
+        return images
 
-def _cpu_seconds() -> float | None:
-    """User+system CPU time of this process and its live children (the loader workers).
-
-    Unlike wall time, it barely moves when other jobs share the machine, so it is the steadier
-    measure of how much work a loader does per image. None without psutil.
-    """
-    try:
-        import psutil
-    except ImportError:
-        return None
-    me = psutil.Process()
-    total = sum(me.cpu_times()[:2])
-    for child in me.children(recursive=True):
-        try:
-            total += sum(child.cpu_times()[:2])
-        except psutil.NoSuchProcess:
-            pass
-    return total
-
-
-def _time_epoch(loader) -> dict:
-    """One full epoch, from iter() (workers already running) to the last batch."""
-    cpu_start, start = _cpu_seconds(), time.perf_counter()
-    images = 0
-    for batch in loader:
-        # ImageFolder batches are (pixels, labels) pairs, ours are dicts.
-        images += len(batch[0] if isinstance(batch, (list, tuple)) else batch["pixel_values"])
-    elapsed, cpu_end = time.perf_counter() - start, _cpu_seconds()
-    cpu_ms = None if cpu_start is None or cpu_end is None else (cpu_end - cpu_start) / images * 1e3
-    return {"images": images, "seconds": elapsed, "images_per_s": images / elapsed, "cpu_ms_per_image": cpu_ms}
+    return run
 
 
 # ------------------------------------------------------------------------------------ main
 
 
-def _summarise(results: dict[tuple[str, int], list[dict]], warmup_s: dict[tuple[str, int], float]) -> list[dict]:
-    """Medians per (loader, workers), and ratios to ImageFolder.
-
-    A ratio is the median of per-repeat ratios: repeat r of every loader ran back to back, so
-    pairing them cancels most of the drift a shared machine adds between repeats.
-    """
-    rows = []
-    for (kind, workers), runs in results.items():
-        base = results.get(("imagefolder", workers))
-        rates = [r["images_per_s"] for r in runs]
-        cpu = [r["cpu_ms_per_image"] for r in runs if r["cpu_ms_per_image"] is not None]
-        row = {"loader": kind, "num_workers": workers, "images_per_s": statistics.median(rates),
-               "min": min(rates), "max": max(rates), "cpu_ms_per_image": statistics.median(cpu) if cpu else None,
-               "ratio_vs_imagefolder": None, "cpu_ratio_vs_imagefolder": None,
-               "warmup_s": warmup_s[kind, workers], "runs": runs}
-        if base:
-            row["ratio_vs_imagefolder"] = statistics.median(
-                ours["images_per_s"] / theirs["images_per_s"] for ours, theirs in zip(runs, base)
-            )
-            if cpu:
-                row["cpu_ratio_vs_imagefolder"] = statistics.median(
-                    theirs["cpu_ms_per_image"] / ours["cpu_ms_per_image"] for ours, theirs in zip(runs, base)
-                )
-        rows.append(row)
-    return rows
-
-
-def _print_table(rows: list[dict]) -> None:
-    print(f"{'workers':>7}  {'loader':<12} {'images/s':>9} {'(min-max)':>11} {'vs IF':>6}   "
-          f"{'CPU ms/img':>10} {'vs IF':>6}")
-    for row in rows:
-        ratio = f"{row['ratio_vs_imagefolder']:.2f}x" if row["ratio_vs_imagefolder"] else "-"
-        cpu = f"{row['cpu_ms_per_image']:.2f}" if row["cpu_ms_per_image"] is not None else "-"
-        cpu_ratio = f"{row['cpu_ratio_vs_imagefolder']:.2f}x" if row["cpu_ratio_vs_imagefolder"] else "-"
-        spread = f"({row['min']:.0f}-{row['max']:.0f})"
-        print(f"{row['num_workers']:>7}  {row['loader']:<12} {row['images_per_s']:>9.1f} {spread:>11} {ratio:>6}   "
-              f"{cpu:>10} {cpu_ratio:>6}")
-    print("vs IF: median over repeats of ours/ImageFolder (images/s) and ImageFolder/ours (CPU time); "
-          "> 1 means ours is faster/cheaper")
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--n", type=int, default=1000, help="number of images (default 1000)")
+    parser.add_argument("--n", type=int, default=500, help="number of images (default 500)")
+    parser.add_argument("--epochs", type=int, default=3, help="epochs per training run (default 3)")
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--image-size", type=int, default=224, help="square output side (default 224)")
     parser.add_argument("--workers", type=int, nargs="+", default=[0, 2], help="num_workers values (default 0 2)")
-    parser.add_argument("--repeats", type=int, default=3, help="epochs per cell; the median is reported")
-    parser.add_argument("--warmup", type=int, default=5,
-                        help="batches of a discarded first pass per loader (starts workers, warms caches)")
-    parser.add_argument("--loaders", nargs="+", default=["imagefolder", "fetal-bench", "hf-decode"],
-                        choices=["imagefolder", "fetal-bench", "hf-decode"])
+    parser.add_argument("--loaders", nargs="+", default=list(CASES[:4]), choices=CASES,
+                        help="cases to time (default: all but hf-decode); imagefolder is the reference")
     parser.add_argument("--images-from", type=Path, help="use the PNGs in this directory instead of synthetic ones")
-    parser.add_argument("--shard-rows", type=int, default=500, help="rows per Parquet shard")
     parser.add_argument("--workdir", type=Path, help="where to write the data (default: a temp dir, removed)")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--json", type=Path, help="also write the results here")
+    add_common_arguments(parser, repeats=3)
     args = parser.parse_args(argv)
+    if "imagefolder" not in args.loaders:
+        parser.error("--loaders must include imagefolder, the reference")
 
     workdir = args.workdir or Path(tempfile.mkdtemp(prefix="bench-dataloader-"))
     workdir.mkdir(parents=True, exist_ok=True)
-    # A private, offline HF cache: the one-time Parquet -> Arrow preparation is measured from
-    # cold, and the user's cache is left alone. Set before datasets is imported.
-    os.environ["HF_HOME"] = str(workdir / "hf-home")
-    os.environ["HF_HUB_OFFLINE"] = "1"
-    os.environ["HF_DATASETS_OFFLINE"] = "1"
+    # A private, offline HF cache and fetal-bench cache: the user's caches are left alone. Set
+    # before datasets is imported.
+    os.environ.update({"HF_HOME": str(workdir / "hf-home"), "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1",
+                       "FETAL_BENCH_CACHE": str(workdir / "fetal-bench-cache")})
     try:
         return _run(args, workdir)
     finally:
@@ -343,82 +276,88 @@ def main(argv: list[str] | None = None) -> int:
             shutil.rmtree(workdir, ignore_errors=True)
 
 
+def _prepare(args: argparse.Namespace, workdir: Path) -> dict:
+    """Write (or reuse) the ImageFolder tree, the built set and its old-style copy."""
+    source = str(args.images_from.resolve()) if args.images_from else f"synthetic {WIDTH}x{HEIGHT} gray"
+    manifest_path, wanted = workdir / "manifest.json", {"n": args.n, "source": source, "writer": 2}
+    if manifest_path.is_file() and json.loads(manifest_path.read_text()).get("data") == wanted:
+        print(f"reusing the data in {workdir}")
+        return json.loads(manifest_path.read_text())
+    for name in ("imagefolder", "built", "old-style"):
+        shutil.rmtree(workdir / name, ignore_errors=True)
+    images = _png_bytes(args.n, args.images_from, jobs=os.cpu_count() or 1)
+    _write_imagefolder(workdir / "imagefolder", images)
+    _write_built_dataset(workdir / "built", images, source)
+    _write_old_style(workdir / "built", workdir / "old-style")
+    sizes = {name: sum(p.stat().st_size for p in (workdir / name).rglob("*.parquet")) for name in ("built", "old-style")}
+    manifest = {"data": wanted, "source": source, "mean_png_kib": sum(map(len, images)) / len(images) / 1024,
+                "parquet_bytes": sizes}
+    manifest_path.write_text(json.dumps(manifest))
+    return manifest
+
+
+def _time_parquet(workdir: Path, repeats: int) -> dict:
+    import pyarrow.parquet as pq
+
+    def reader(folder: Path):
+        files = sorted(folder.rglob("*.parquet"))
+        return lambda: [pq.read_table(f) for f in files]
+
+    return time_interleaved({"datasets' options (now)": reader(workdir / "built"),
+                             "zstd everywhere (before)": reader(workdir / "old-style")}, repeats=max(repeats, 5))
+
+
 def _run(args: argparse.Namespace, workdir: Path) -> int:
     import datasets
-    import PIL
-    import torch
-    import torchvision
 
     from fetal_bench.data.loading import open_dataset
 
     datasets.disable_progress_bars()
-    folder, built = workdir / "imagefolder", workdir / "built"
-    source = str(args.images_from.resolve()) if args.images_from else f"synthetic {WIDTH}x{HEIGHT} gray"
-    manifest_path = workdir / "manifest.json"
-    manifest = {"n": args.n, "source": source, "shard_rows": args.shard_rows}
-    # The HF cache always starts empty, so the Parquet -> Arrow preparation is timed cold.
-    shutil.rmtree(workdir / "hf-home", ignore_errors=True)
-    t0 = time.perf_counter()
-    if manifest_path.is_file() and json.loads(manifest_path.read_text()).get("data") == manifest:
-        mean_png_kb = json.loads(manifest_path.read_text())["mean_png_kib"]
-        t1 = t2 = time.perf_counter()
-        print(f"reusing the data in {workdir} (generation and writing skipped)")
-    else:
-        shutil.rmtree(folder, ignore_errors=True)
-        shutil.rmtree(built, ignore_errors=True)
-        manifest_path.unlink(missing_ok=True)
-        images = _png_bytes(args.n, args.images_from, jobs=os.cpu_count() or 1)
-        t1 = time.perf_counter()
-        _write_imagefolder(folder, images)
-        _write_built_dataset(built, images, args.shard_rows)
-        t2 = time.perf_counter()
-        mean_png_kb = sum(map(len, images)) / len(images) / 1024
-        manifest_path.write_text(json.dumps({"data": manifest, "mean_png_kib": mean_png_kb}))
-        del images
-    dataset = open_dataset(built, split="train")  # first load: Parquet -> Arrow cache
-    t3 = time.perf_counter()
-    print(f"{args.n} images ({source}, mean PNG {mean_png_kb:.0f} KiB): generated in {t1 - t0:.1f} s, "
-          f"written in {t2 - t1:.1f} s; first open_dataset (Parquet -> Arrow cache) {t3 - t2:.1f} s")
+    machine = check_machine(args)
+    data = _prepare(args, workdir)
+    shutil.rmtree(workdir / "hf-home", ignore_errors=True)  # the Parquet -> Arrow preparation, timed cold
+    start = time.perf_counter()
+    dataset = open_dataset(workdir / "built", split="train")
+    prepare_s = time.perf_counter() - start
+    old_kib, new_kib = (data["parquet_bytes"][k] / 1024 for k in ("old-style", "built"))
+    print(f"{args.n} images ({data['source']}, mean PNG {data['mean_png_kib']:.0f} KiB); first open_dataset "
+          f"(Parquet -> Arrow) {prepare_s:.2f} s; Parquet {new_kib:.0f} KiB ({100 * (new_kib / old_kib - 1):+.2f}% vs before)")
 
-    results: dict[tuple[str, int], list[dict]] = {}
-    warmup_s: dict[tuple[str, int], float] = {}
+    parquet = _time_parquet(workdir, args.repeats)
+    print("\nfull read of the Parquet shards (pyarrow.parquet.read_table):")
+    for name, stats in parquet.items():
+        print(format_stats(name, stats))
+    parquet_speedup = ratio(parquet, "zstd everywhere (before)", "datasets' options (now)")
+    print(f"  speed-up {parquet_speedup:.2f}x")
+
+    loaders = {}
     for workers in args.workers:
-        loaders = {
-            kind: _make_loader(kind, folder=folder, dataset=dataset, size=args.image_size,
-                               batch_size=args.batch_size, workers=workers, seed=args.seed)
-            for kind in args.loaders
-        }
-        for kind, loader in loaders.items():
-            warmup_s[kind, workers] = _warm_up(loader, args.warmup)
-        for _ in range(args.repeats):
-            for kind, loader in loaders.items():  # interleaved: drift on a shared machine hits all alike
-                results.setdefault((kind, workers), []).append(_time_epoch(loader))
-        del loaders, loader  # shuts the persistent workers down before the next setting
-        gc.collect()
-
-    rows = _summarise(results, warmup_s)
-    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
-    print(f"\nbatch {args.batch_size}, {args.image_size}x{args.image_size}, shuffle, median of {args.repeats} full "
-          f"epochs after a {args.warmup}-batch warm-up; {os.cpu_count()} CPUs, load average {load:.1f}")
-    _print_table(rows)
-
-    if args.json:
-        payload = {
-            "benchmark": "bench_dataloader",
-            "command": " ".join([Path(sys.argv[0]).name, *sys.argv[1:]]),
-            "config": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()},
-            "data": {"source": source, "n": args.n, "mean_png_kib": mean_png_kb,
-                     "prepare_s": t3 - t2, "write_s": t2 - t1},
-            "environment": {"python": platform.python_version(), "platform": platform.platform(),
-                            "cpus": os.cpu_count(), "torch": torch.__version__,
-                            "torchvision": torchvision.__version__, "datasets": datasets.__version__,
-                            "pillow": PIL.__version__, "load_average_1min_at_end": load},
-            "results": rows,
-        }
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps(payload, indent=2) + "\n")
-        print(f"\nwrote {args.json}")
+        options = dict(folder=workdir / "imagefolder", dataset=dataset, size=args.image_size,
+                       batch_size=args.batch_size, workers=workers, seed=args.seed)
+        cases = {kind: _training_run(kind, args.epochs, workdir / "fetal-bench-cache", **options) for kind in args.loaders}
+        stats = time_interleaved(cases, repeats=args.repeats)
+        loaders[str(workers)] = {"seconds": stats,
+                                 "ratio_vs_imagefolder": {k: ratio(stats, "imagefolder", k) for k in stats}}
+    _print_loaders(args, loaders)
+    report = {"benchmark": "bench_dataloader", "config": {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()},
+              "data": {**data, "prepare_s": round(prepare_s, 3)},
+              "parquet_read_s": parquet, "parquet_read_speedup": parquet_speedup,
+              "loaders": loaders, **finish_machine(machine)}
+    write_json(args.json_path, report)
     return 0
+
+
+def _print_loaders(args: argparse.Namespace, loaders: dict) -> None:
+    print(f"\n{args.epochs} epochs of {args.n} images per run (loader built inside the run), batch {args.batch_size}, "
+          f"{args.image_size}x{args.image_size}, shuffled; median of {args.repeats} interleaved rounds after a warm-up round")
+    print(f"{'workers':>7}  {'loader':<24} {'seconds':>8} {'(min-max)':>15} {'images/s':>9} {'vs IF':>6}")
+    for workers, result in loaders.items():
+        for kind, stats in result["seconds"].items():
+            rate = args.n * args.epochs / stats["median"]
+            spread = f"({stats['min']:.2f}-{stats['max']:.2f})"
+            print(f"{workers:>7}  {kind:<24} {stats['median']:>8.2f} {spread:>15} {rate:>9.1f} "
+                  f"{result['ratio_vs_imagefolder'][kind]:>5.2f}x")
+    print("vs IF: ImageFolder's median time / the case's; > 1 means faster than ImageFolder")
 
 
 if __name__ == "__main__":

@@ -7,7 +7,9 @@ skip cleanly where it is unset.
 
 from __future__ import annotations
 
+import atexit
 import os
+import shutil
 import tempfile
 from pathlib import Path
 
@@ -15,7 +17,13 @@ from pathlib import Path
 os.environ["HF_HUB_OFFLINE"] = "1"
 os.environ["HF_DATASETS_OFFLINE"] = "1"
 os.environ["HF_HUB_DISABLE_TELEMETRY"] = "1"
-os.environ.setdefault("HF_HOME", tempfile.mkdtemp(prefix="fetal-bench-hf-home-"))
+# One private folder per test session for the HF cache and fetal-bench's own cache (decoded
+# images, fingerprints, weights): tests never read or fill the user's ~/.cache, and nothing is
+# left behind in /tmp when the session ends.
+_SESSION_DIR = tempfile.mkdtemp(prefix="fetal-bench-tests-")
+atexit.register(shutil.rmtree, _SESSION_DIR, ignore_errors=True)
+os.environ.setdefault("HF_HOME", os.path.join(_SESSION_DIR, "hf-home"))
+os.environ.setdefault("FETAL_BENCH_CACHE", os.path.join(_SESSION_DIR, "fetal-bench-cache"))
 
 import pytest  # noqa: E402
 

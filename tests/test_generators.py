@@ -495,6 +495,32 @@ def test_sample_refuses_another_generators_lora(paper_lora, tmp_path):
     assert "not fu-lora" in output
 
 
+def test_generator_config_merge_is_strict():
+    from fetal_bench.generators.config import default_config, merge_config
+
+    defaults = default_config("fu-lora")
+    with pytest.raises(FetalBenchError) as error:
+        merge_config(defaults, {"trian": {"unet_lr": 1e-4}})
+    assert error.value.problem == "Unknown configuration key 'trian'."
+    assert error.value.fix.startswith("Did you mean 'train'? Keys allowed at the top level: base, config_version, data,")
+    with pytest.raises(FetalBenchError, match="Unknown configuration key 'train.unet_rl'") as error:
+        merge_config(defaults, {"train": {"unet_rl": 1e-4}})
+    assert "Did you mean 'train.unet_lr'?" in error.value.fix
+    with pytest.raises(FetalBenchError, match="'train' must be a mapping"):
+        merge_config(defaults, {"train": 5})
+    with pytest.raises(FetalBenchError, match="'data.class_prompts' must be a mapping"):
+        merge_config(defaults, {"data": {"class_prompts": None}})
+    with pytest.raises(FetalBenchError, match="'train.unet_lr' must be a single value"):
+        merge_config(defaults, {"train": {"unet_lr": {"value": 1}}})
+    # Class prompts are data: a new class is added, the others kept; the defaults are not modified.
+    merged = merge_config(defaults, {"data": {"class_prompts": {"Fetal cervix": "a photo of fetal cervix"}},
+                                     "train": {"unet_lr": 0.5}})
+    assert merged["data"]["class_prompts"]["Fetal cervix"] == "a photo of fetal cervix"
+    assert merged["data"]["class_prompts"]["brain"] == defaults["data"]["class_prompts"]["brain"]
+    assert merged["train"]["unet_lr"] == 0.5 and defaults["train"]["unet_lr"] != 0.5
+    assert "Fetal cervix" not in defaults["data"]["class_prompts"]
+
+
 def test_generation_hash_ignores_where_files_live():
     from fetal_bench.generators.common import generation_sha256
 

@@ -19,10 +19,12 @@ from fetal_bench.errors import FetalBenchError
 from fetal_bench.leaderboard import build_boards, build_site, load_results, rank_entries, render_site
 from fetal_bench.leaderboard.html import el, escape, json_for_script, safe_external_url
 from fetal_bench.leaderboard.loading import ResultEntry
-from fetal_bench.leaderboard.mdlite import render as render_markdown
+from fetal_bench.leaderboard.markdown import MAX_CARD_CHARS, render as render_markdown
 from fetal_bench.leaderboard.ranking import task_info
 from fetal_bench.leaderboard.site import MARKER
-from fetal_bench.leaderboard.testing import XSS_NAME, example_results, make_result, write_results
+from fetal_bench.leaderboard.testing import (
+    XSS_NAME, example_results, make_result, make_synthetic_dataset, write_results,
+)
 
 
 def _entry(result: dict, path: str = "x.json") -> ResultEntry:
@@ -267,18 +269,59 @@ def test_html_builder_escapes_and_checks_urls():
     assert json.loads(text) == {"a": "</script><!--<script>", "b": "\u2028&"}
 
 
-def test_markdown_subset_is_safe():
+def test_markdown_card_is_safe():
     html_text = render_markdown(
         "# Title\n\nSome *em* and **bold** and `code <x>` and [a link](https://example.org) "
         "and [bad](javascript:alert(1)).\n\n<script>alert(1)</script>\n\n"
         "| a | b |\n|---|---:|\n| <i>1</i> | 2 |\n\n- one\n- two\n\n> **Note** quoted\n\n```\n<raw>\n```\n")
-    assert "<script>" not in html_text and "&lt;script&gt;alert(1)&lt;/script&gt;" in html_text
+    assert "<script>" not in html_text and "<p>&lt;script&gt;alert(1)&lt;/script&gt;</p>" in html_text
     assert "<h2>Title</h2>" in html_text and "<em>em</em>" in html_text and "<strong>bold</strong>" in html_text
     assert "<code>code &lt;x&gt;</code>" in html_text
-    assert 'href="https://example.org"' in html_text and "javascript" not in html_text.split("[bad]")[0]
-    assert 'href="javascript' not in html_text
-    assert "<td>&lt;i&gt;1&lt;/i&gt;</td>" in html_text and "<li>one</li>" in html_text
-    assert "<blockquote>" in html_text and "<pre><code>&lt;raw&gt;</code></pre>" in html_text
+    assert '<a href="https://example.org" rel="nofollow noopener noreferrer">a link</a>' in html_text
+    assert "[bad](javascript:alert(1))" in html_text and 'href="javascript' not in html_text
+    # The right-aligned column gets the stylesheet's class: an inline style would break the CSP.
+    assert '<div class="table-wrap"><table>' in html_text and "style=" not in html_text
+    assert '<td>&lt;i&gt;1&lt;/i&gt;</td>\n<td class="num">2</td>' in html_text
+    assert "<li>one</li>" in html_text
+    assert "<blockquote>\n<p><strong>Note</strong> quoted</p>\n</blockquote>" in html_text
+    assert "<pre><code>&lt;raw&gt;\n</code></pre>" in html_text
+
+
+def test_markdown_card_constructs_the_old_subset_got_wrong():
+    nested = render_markdown("- a\n  - a.1\n  - a.2\n- b\n")
+    assert nested == "<ul>\n<li>a\n<ul>\n<li>a.1</li>\n<li>a.2</li>\n</ul>\n</li>\n<li>b</li>\n</ul>\n"
+    assert render_markdown("one  \ntwo\\\nthree\nfour") == "<p>one<br>\ntwo<br>\nthree\nfour</p>\n"
+    assert render_markdown("Title\n=====\n\nPart\n----\n") == "<h2>Title</h2>\n<h3>Part</h3>\n"
+    assert render_markdown("###### six") == "<h6>six</h6>\n"  # already the last level: stays there
+    assert render_markdown("<https://x.org/a?b=1&c=2>") == (
+        '<p><a href="https://x.org/a?b=1&amp;c=2" rel="nofollow noopener noreferrer">https://x.org/a?b=1&amp;c=2</a></p>\n')
+    # Autolinks and links to anything but absolute http(s) stay text.
+    for source in ("<javascript:alert(1)>", "<mailto:a@b.org>", "<a@b.org>", "[x](JavaScript:alert(1))",
+                   "[x](data:text/html,hi)", "[x](/relative)", "[x](#anchor)", "[x](//evil.org)",
+                   "[x]: javascript:alert(1)\n\n[x]"):
+        assert "<a " not in render_markdown(source), source
+
+
+def test_markdown_card_raw_html_and_images():
+    for hostile in ('<img src=x onerror="alert(1)">', "<iframe src=https://evil.org></iframe>",
+                    '<a href="javascript:alert(1)">x</a>', "<!-- comment -->", "<svg onload=alert(1)>"):
+        for source in (hostile, f"text {hostile} text"):
+            out = render_markdown(source)
+            assert "<" not in out.replace("<p>", "").replace("</p>", ""), out
+    # Images are never loaded (CSP img-src 'self'; a remote fetch would track the reader): a link instead.
+    assert render_markdown("![a *scan*](https://img.org/x.png)") == (
+        '<p><a href="https://img.org/x.png" rel="nofollow noopener noreferrer">Image: a scan</a></p>\n')
+    assert render_markdown('![x](javascript:alert(1))') == "<p>![x](javascript:alert(1))</p>\n"
+    assert "<img" not in render_markdown("![x](https://img.org/x.png)")
+    # A fence's info string cannot break out of its attribute.
+    assert render_markdown('```py"><script>\nx\n```') == (
+        '<pre><code class="language-py&quot;&gt;&lt;script&gt;">x\n</code></pre>\n')
+
+
+def test_markdown_card_size_is_bounded():
+    out = render_markdown("word " * (MAX_CARD_CHARS // 5 + 10))
+    assert out.count("word") == MAX_CARD_CHARS // 5
+    assert out.endswith('<p class="muted">(The card is longer than 200,000 characters; the rest is not shown.)</p>')
 
 
 # ---------------------------------------------------------------------------------------------
@@ -388,43 +431,10 @@ def test_output_is_replaced_atomically_and_guarded(tmp_path, monkeypatch):
 # Synthetic dataset pages
 
 
-def _fake_synthetic_dataset(root: Path, n: int = 6) -> Path:
-    """A built-dataset-shaped folder: card, build record, one Parquet shard of PNG images."""
-    import pyarrow as pa
-    import pyarrow.parquet as pq
-    from PIL import Image
-
-    root.mkdir(parents=True)
-    (root / "data").mkdir()
-    images = []
-    for i in range(n):
-        image = Image.new("L", (64 + 16 * i, 48), color=40 * i % 255)
-        buffer = io.BytesIO()
-        image.save(buffer, format="PNG")
-        images.append({"bytes": buffer.getvalue(), "path": None})
-    features = {"id": {"dtype": "string", "_type": "Value"}, "image": {"_type": "Image"},
-                "label": {"names": ["abdomen", "brain"], "_type": "ClassLabel"},
-                "seed": {"dtype": "int64", "_type": "Value"}, "prompt": {"dtype": "string", "_type": "Value"}}
-    table = pa.table({"id": [f"syn-{i:03d}" for i in range(n)], "image": images, "label": [i % 2 for i in range(n)],
-                      "seed": list(range(n)), "prompt": ["<b>an ultrasound</b> of a fetal brain"] * n})
-    table = table.replace_schema_metadata({"huggingface": json.dumps({"info": {"features": features}})})
-    pq.write_table(table, root / "data/train-00000-of-00001.parquet")
-    build_info = {"dataset": "synthetic-example", "fingerprint": "c" * 64,
-                  "generator": {"name": "fu-lora", "base": "tiny", "steps": 2, "note": "<script>alert(5)</script>"},
-                  "config_sha256": "d" * 64, "files": {"data/train-00000-of-00001.parquet": "e" * 64},
-                  "configs": {"default": {"train": {"num_examples": n, "files": ["data/train-00000-of-00001.parquet",
-                                                                                 "../../outside.parquet"]}}}}
-    (root / "build_info.json").write_text(json.dumps(build_info))
-    (root / "README.md").write_text("---\nlicense: cc-by-4.0\n---\n\n# Synthetic example\n\n"
-                                    "> **Simulated data.** Not clinical.\n\n<script>alert(6)</script>\n\n"
-                                    "| split | rows |\n|---|---:|\n| train | 6 |\n")
-    return root
-
-
 def test_synthetic_dataset_page(tmp_path):
     from PIL import Image
 
-    dataset = _fake_synthetic_dataset(tmp_path / "syn" / "synthetic-example")
+    dataset = make_synthetic_dataset(tmp_path / "syn" / "synthetic-example")
     write_results(tmp_path / "r", example_results()[:2])
     summary = build_site(tmp_path / "r", tmp_path / "site", synthetic_dirs=[tmp_path / "syn"])
     assert summary.synthetic == ("synthetic-example",)
@@ -816,7 +826,7 @@ def test_no_absolute_local_path_reaches_the_site(tmp_path):
     result["submission"]["checkpoint"] = "/home/alice/runs/unet-7"
     result["submission"]["command"] = "fetal-bench evaluate --data /home/alice/data/hc18 --output results/"
     write_results(tmp_path / "r", [result])
-    dataset = _fake_synthetic_dataset(tmp_path / "syn" / "synthetic-example")
+    dataset = make_synthetic_dataset(tmp_path / "syn" / "synthetic-example")
     info = json.loads((dataset / "build_info.json").read_text())
     info.pop("generator")
     info["generation"] = {"generator": "fu-lora", "lora_path": "/home/alice/secret-project/lora-fu",

@@ -23,7 +23,9 @@ from pathlib import Path
 import pytest
 
 from fetal_bench.leaderboard import build_site
-from fetal_bench.leaderboard.testing import XSS_NAME, example_results, make_result, write_results
+from fetal_bench.leaderboard.testing import (
+    EXAMPLE_CARD, XSS_NAME, example_results, make_result, make_synthetic_dataset, write_results,
+)
 
 sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is not installed (pip install playwright)")
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
@@ -377,3 +379,31 @@ def test_committed_baselines_are_ranked_with_references_and_downloads(committed_
     shot = watched.screenshot(tmp_path, f"leaderboard-committed-{task}.png")
     print(f"screenshot: {shot}")
     assert watched.dialogs == [] and [e for e in watched.errors if not e.endswith(f"/{task}.main.csv")] == []
+
+
+HOSTILE_CARD = EXAMPLE_CARD + (
+    "\n- plain\n  - nested *one*\n  - nested two\n\nline one  \nline two\n\n"
+    "[ok](https://example.org/card) [bad](javascript:alert(7)) <javascript:alert(8)>\n\n"
+    "![remote image](https://example.org/x.png) <img src=x onerror=alert(9)>\n\n"
+    '<a href="javascript:alert(10)">raw link</a> <iframe src="https://example.org"></iframe>\n')
+
+
+def test_synthetic_card_renders_safely_under_the_csp(tmp_path, watched):
+    """A synthetic dataset's card (untrusted Markdown) in the browser: the constructs render, nothing
+    runs, no image is fetched, and nothing breaks the Content-Security-Policy (an inline style would
+    show here as a console error)."""
+    make_synthetic_dataset(tmp_path / "syn" / "synthetic-example", card=HOSTILE_CARD)
+    write_results(tmp_path / "results", example_results()[:1])
+    build_site(tmp_path / "results", tmp_path / "site", synthetic_dirs=[tmp_path / "syn"])
+    watched.open(tmp_path / "site" / "synthetic" / "synthetic-example.html")
+    card = watched.page.locator("section .card-body")
+    assert card.locator("h2").inner_text() == "Synthetic example"
+    assert card.locator("td.num").inner_text() == "6"  # the right-aligned column, by class
+    assert card.locator("ul ul li").all_inner_texts() == ["nested one", "nested two"]
+    assert card.locator("p", has_text="line one").inner_html() == "line one<br>\nline two"
+    hrefs = card.locator("a").evaluate_all("links => links.map(a => a.getAttribute('href'))")
+    assert hrefs == ["https://example.org/card", "https://example.org/x.png"]
+    assert card.locator("img, iframe, script").count() == 0
+    assert "<script>alert(6)</script>" in card.inner_text() and "raw link</a>" in card.inner_text()
+    assert watched.dialogs == [] and watched.errors == []
+

@@ -13,6 +13,8 @@ from PIL import Image
 from scipy.ndimage import binary_erosion
 
 from fetal_bench.data import phantom
+from fetal_bench.data.phantom.fan import _fan_mask
+from fetal_bench.data.phantom.seeds import _png_bytes
 from fetal_bench.errors import FetalBenchError
 from fetal_bench.geometry import Ellipse, ellipse_mask, ellipse_perimeter, fit_ellipse, mask_boundary
 
@@ -131,15 +133,15 @@ def test_black_outside_the_fan(rows):
     for split in SPLITS:
         for row in rows["planes", split][:40]:
             image = decode(row["image"])
-            fan = phantom._fan_mask(phantom.SITES.index(row["site"]), image.shape)
+            fan = _fan_mask(phantom.SITES.index(row["site"]), image.shape)
             assert not image[~fan].any()
             assert (image[fan] > 0).mean() > 0.9  # the fan itself is not black
     for seed in range(6):
         image, mask, params = phantom.render_head_image(np.random.default_rng(seed))
-        fan = phantom._fan_mask(params["site"], image.shape)
+        fan = _fan_mask(params["site"], image.shape)
         assert not image[~fan].any()
         assert not (mask.astype(bool) & ~fan).any()  # the head lies wholly inside the fan
-    fans = [phantom._fan_mask(site) for site in range(len(phantom.SITES))]
+    fans = [_fan_mask(site) for site in range(len(phantom.SITES))]
     assert all(not np.array_equal(fans[0], other) for other in fans[1:])  # sites differ
 
 
@@ -208,7 +210,7 @@ def test_rows_round_trip_through_datasets():
 
 def test_png_encoder_multi_block():
     array = np.random.default_rng(0).integers(0, 256, size=(300, 301), dtype=np.uint8)  # > 64 KiB
-    assert np.array_equal(decode({"bytes": phantom._png_bytes(array)}), array)
+    assert np.array_equal(decode({"bytes": _png_bytes(array)}), array)
 
 
 def test_classes_differ_nearest_class_mean(rows):

@@ -41,6 +41,56 @@ def test_configs_hold_the_papers_settings():
         load_config("sam-few-shot", overrides={"profile": "huge"})
 
 
+def test_overrides_are_strict():
+    # A misspelt key is refused with the closest valid key and the list of valid ones.
+    with pytest.raises(FetalBenchError) as error:
+        load_config("fu-lora-zero-shot", overrides={"trainng.lr": 0.1})
+    assert str(error.value).startswith("Unknown configuration key 'trainng' (in --set trainng.lr=0.1).")
+    assert "Did you mean 'train'?" in error.value.fix and "backbones, bootstrap, data, eval_data" in error.value.fix
+    with pytest.raises(FetalBenchError, match="Unknown configuration key 'train.lrr'") as error:
+        load_config("fu-lora-zero-shot", overrides={"train.lrr": 0.1})
+    assert "Did you mean 'train.lr'?" in error.value.fix
+    # Inside a variant, the keys are training options.
+    with pytest.raises(FetalBenchError, match="Unknown configuration key 'variants.ES.augmnt'") as error:
+        load_config("fu-lora-zero-shot", overrides={"variants.ES.augmnt": "none"})
+    assert "Did you mean 'variants.ES.augment'?" in error.value.fix
+    # A value of the wrong shape: a mapping where one value belongs, or the reverse.
+    with pytest.raises(FetalBenchError, match="'train.lr' .* must be a single value"):
+        load_config("fu-lora-zero-shot", overrides={"train.lr.x": 1})
+    with pytest.raises(FetalBenchError, match="'train' .* must be a mapping"):
+        load_config("fu-lora-zero-shot", overrides={"train": 3})
+    with pytest.raises(FetalBenchError, match="empty part"):
+        load_config("fu-lora-zero-shot", overrides={"train..lr": 1})
+    # What is allowed: known keys, training options the YAML leaves at their default, model
+    # options (checked by the model), one setting of one variant (the others are kept).
+    config = load_config("fu-lora-zero-shot", overrides={
+        "train.lr": 0.1, "train.max_steps": 7, "train.model_cfg.dropout": 0.5, "variants.HB.augment": "fu-lora"})
+    assert config["train"]["lr"] == 0.1 and config["train"]["max_steps"] == 7 and config["train"]["momentum"] == 0.9
+    assert config["train"]["model_cfg"] == {"pretrained": True, "channels": 3, "normalize": "none", "dropout": 0.5}
+    assert config["variants"]["HB"] == {"augment": "fu-lora", "real_list": "fu-lora-hb", "synthetic_per_class": 1000}
+    assert config["variants"]["ES"] == {"augment": "none"} and len(config["variants"]) == 4
+    only_es = load_config("fu-lora-zero-shot", overrides={"variants": {"ES": {"augment": "fu-lora"}}})
+    assert only_es["variants"] == {"ES": {"augment": "fu-lora"}}  # a whole mapping replaces the list
+    # A profile's variants replace the full run's; every shipped profile passes the strict merge.
+    assert list(load_config("fu-lora-zero-shot", overrides={"profile": "tiny"})["variants"]) == ["ES", "HB+DA"]
+    for protocol in list_protocols():
+        load_config(protocol.name, overrides={"profile": "tiny"})
+
+
+def test_cli_refuses_a_misspelt_override(tmp_path):
+    from click.testing import CliRunner
+
+    from fetal_bench.cli import cli
+
+    result = CliRunner().invoke(cli, ["protocols", "run", "fu-lora-zero-shot", "--output", str(tmp_path / "out"),
+                                      "--dry-run", "--set", "trainng.lr=0.1"])
+    assert result.exit_code == 2, result.output
+    text = " ".join(result.output.split())
+    assert "Error: Unknown configuration key 'trainng' (in --set trainng.lr=0.1)." in text
+    assert "Fix: Did you mean 'train'?" in text
+    assert not (tmp_path / "out").exists()
+
+
 def test_full_runs_ask_for_their_data(tmp_path):
     with pytest.raises(FetalBenchError, match="needs `synthetic`"):
         run_protocol("fu-lora-zero-shot", tmp_path / "fu", dry_run=True)

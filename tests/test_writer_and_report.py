@@ -123,3 +123,52 @@ def test_existing_output_needs_overwrite(tmp_path):
     with pytest.raises(FetalBenchError, match="already exists"):
         write_dataset(tmp_path / "out", PHANTOM, [_spec(train=lambda: _rows("train", 2))])
     assert (tmp_path / "out" / "keep.txt").read_text() == "mine"
+
+
+def test_parquet_is_written_with_datasets_own_options(tmp_path):
+    """Image bytes uncompressed and PLAIN, other columns snappy with a dictionary, a page index,
+    content-defined chunking and row groups bounded in bytes: what ``datasets`` itself writes."""
+    import pyarrow.parquet as pq
+
+    write_dataset(tmp_path / "out", PHANTOM, [_spec(train=lambda: _rows("train", 200))], max_row_group_bytes=40_000)
+    parquet = pq.ParquetFile(tmp_path / "out" / "data" / "train-00000-of-00001.parquet")
+    meta = parquet.metadata
+    columns = {meta.row_group(0).column(i).path_in_schema: meta.row_group(0).column(i) for i in range(meta.num_columns)}
+    assert {name: c.compression for name, c in columns.items()} == {
+        "id": "SNAPPY", "image.bytes": "UNCOMPRESSED", "image.path": "UNCOMPRESSED", "label": "SNAPPY",
+        "patient_id": "SNAPPY", "site": "SNAPPY"}
+    assert "PLAIN_DICTIONARY" not in columns["image.bytes"].encodings and "RLE_DICTIONARY" not in columns["image.bytes"].encodings
+    assert "RLE_DICTIONARY" in columns["site"].encodings
+    assert all(c.has_offset_index and c.has_column_index for c in columns.values())
+    assert json.loads(meta.metadata[b"content_defined_chunking"]) == {
+        "min_chunk_size": 262144, "max_chunk_size": 1048576, "norm_level": 0}
+    # 64-row Arrow batches of ~20 kB collect into row groups of at most 40 kB (two batches).
+    sizes = [meta.row_group(i).num_rows for i in range(meta.num_row_groups)]
+    assert sizes == [128, 72]
+    assert load_dataset(str(tmp_path / "out"))["train"]["id"] == [f"train-{i}" for i in range(200)]
+
+
+def test_column_options_match_the_installed_datasets():
+    """Our copy of the rule (for datasets < 4) agrees with datasets' own function where it has one."""
+    arrow_writer = pytest.importorskip("datasets.arrow_writer")
+    if not hasattr(arrow_writer, "get_parquet_column_options"):
+        pytest.skip("this datasets has no get_parquet_column_options")
+    from fetal_bench.data.writer import _column_options
+
+    features = Features({**FEATURES, "mask": Image(), "size": Value("float64")})
+    assert _column_options(features) == arrow_writer.get_parquet_column_options(features, features.arrow_schema)
+
+
+def test_builds_written_with_the_old_options_still_load(tmp_path):
+    """A shard written as before (zstd on every column, no page index) loads unchanged."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    write_dataset(tmp_path / "out", PHANTOM, [_spec(train=lambda: _rows("train", 10))])
+    shard = tmp_path / "out" / "data" / "train-00000-of-00001.parquet"
+    table = pq.read_table(shard)
+    expected = load_dataset(str(tmp_path / "out"))["train"].to_dict()
+    pq.write_table(table, shard, compression="zstd")
+    assert pq.ParquetFile(shard).metadata.row_group(0).column(1).compression == "ZSTD"
+    again = load_dataset(str(tmp_path / "out"), download_mode="force_redownload")["train"]
+    assert again.to_dict() == expected and isinstance(table, pa.Table)

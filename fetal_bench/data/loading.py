@@ -90,6 +90,7 @@ def make_dataloader(
     drop_last: bool = False,
     pin_memory: bool | None = None,
     normalize: Normalize = "per_image",
+    decoded_cache: bool = False,
 ) -> DataLoader:
     """Batches of decoded, resized, normalised images from one split of a built dataset.
 
@@ -117,6 +118,11 @@ def make_dataloader(
             ``masks``), e.g. HC18's ``challenge_test``.
         pin_memory: default: True when CUDA is available.
         normalize: see :data:`Normalize`; default per-image standardisation.
+        decoded_cache: decode and resize every image (and mask) once, into the on-disk cache of
+            :mod:`fetal_bench.data.decoded_cache`, and read later epochs (and later loaders over
+            the same rows) from it; the batches are bit-identical to the uncached ones. For
+            several passes over the same rows (training); off by default, since a single
+            pass only pays for writing the cache.
 
     Every batch also has ``id`` (list[str]); source images in RGB/RGBA/palette modes are
     converted to 8-bit gray ("L").
@@ -161,6 +167,11 @@ def make_dataloader(
     for column in ("image", mask_col):
         if column is not None:
             raw = raw.cast_column(column, datasets.Image(decode=False))
+    decoded = None
+    if decoded_cache:
+        from fetal_bench.data.decoded_cache import open_decoded
+
+        decoded = open_decoded(raw, size=size, mask_column=mask_col, decode=decode_row, num_workers=num_workers)
 
     rows = _Rows(
         raw,
@@ -174,6 +185,7 @@ def make_dataloader(
         normalize=normalize if normalize == "per_image" else None,
         mean=mean,
         std=std,
+        decoded=decoded,
     )
     if pin_memory is None:
         pin_memory = torch.cuda.is_available()
@@ -340,8 +352,14 @@ class _Rows(TorchDataset):
         normalize: str | None,
         mean: np.ndarray | None,
         std: np.ndarray | None,
+        decoded: Any = None,
     ):
         self.raw = raw
+        # With a decoded cache (fetal_bench.data.decoded_cache.DecodedSplit) only the small
+        # columns are read from Arrow; the pixels come from the cache.
+        self.decoded = decoded
+        image_columns = ("image", mask_column)
+        self.light = raw.select_columns([c for c in raw.column_names if c not in image_columns]) if decoded else None
         self.task = task
         self.size = size
         self.channels = channels
@@ -362,28 +380,23 @@ class _Rows(TorchDataset):
     def __getitems__(self, keys: list[tuple[int, int]]) -> list[dict[str, Any]]:
         # DataLoader hands a whole batch of keys here: one Arrow read per batch instead of one
         # per row.
-        columns = self.raw[[index for index, _ in keys]]
-        return [self._sample(columns, j, row_seed) for j, (_, row_seed) in enumerate(keys)]
+        indices = [index for index, _ in keys]
+        if self.decoded is not None:
+            columns = self.light[indices]
+            decoded = [self.decoded.row(index) for index in indices]
+        else:
+            columns = self.raw[indices]
+            decoded = [decode_row(columns, j, self.size, self.mask_column) for j in range(len(indices))]
+        return [self._sample(columns, j, row_seed, *decoded[j]) for j, (_, row_seed) in enumerate(keys)]
 
-    def _sample(self, columns: dict[str, list], j: int, row_seed: int) -> dict[str, Any]:
-        from PIL import Image
-
+    def _sample(self, columns: dict[str, list], j: int, row_seed: int, gray: np.ndarray,
+                mask_u8: np.ndarray | None, original_size: tuple[int, int]) -> dict[str, Any]:
         row_id = columns["id"][j]
-        height, width = self.size
-        image = _open_gray(columns["image"][j], row_id)
-        original_size = (image.height, image.width)
         # Per-image arithmetic is done in numpy: torch would split these ~50k-element ops over
         # its OpenMP threads, which costs more than it saves when num_workers=0 and fights the
         # training step for the same cores.
-        pixels = np.asarray(image.resize((width, height), Image.BILINEAR), dtype=np.float32)
-        pixels = pixels[None] * np.float32(1 / 255)
-
-        mask = None
-        if self.mask_column is not None:
-            mask_image = _open_mask(columns[self.mask_column][j], row_id, original_size)
-            # NEAREST: a resized mask may only hold values the original had.
-            mask = mask_image.resize((width, height), Image.NEAREST)
-            mask = torch.from_numpy(np.asarray(mask).astype(np.int64))
+        pixels = np.asarray(gray, dtype=np.float32)[None] * np.float32(1 / 255)
+        mask = None if mask_u8 is None else torch.from_numpy(mask_u8.astype(np.int64))
 
         if self.transform is not None:
             tensor, mask = self.transform(torch.from_numpy(pixels), mask, np.random.default_rng(row_seed))
@@ -417,6 +430,30 @@ class _Rows(TorchDataset):
                 value = columns["pixel_size_mm"][j]
                 sample["pixel_size_mm"] = float("nan") if value is None else float(value)
         return sample
+
+
+def decode_row(
+    columns: dict[str, list], j: int, size: tuple[int, int], mask_column: str | None
+) -> tuple[np.ndarray, np.ndarray | None, tuple[int, int]]:
+    """Row ``j`` of undecoded columns -> (gray uint8 image at ``size``, uint8 mask or None, original size).
+
+    The one decoder of the training/evaluation loader, also what the decoded cache stores: the
+    image converted to 8-bit gray and resized with PIL's antialiased bilinear filter (its output
+    is uint8, so caching it loses nothing), the mask with NEAREST so it keeps its label values.
+    """
+    from PIL import Image
+
+    row_id = columns["id"][j]
+    height, width = size
+    image = _open_gray(columns["image"][j], row_id)
+    original_size = (image.height, image.width)
+    gray = np.asarray(image.resize((width, height), Image.BILINEAR), dtype=np.uint8)
+    mask = None
+    if mask_column is not None:
+        mask_image = _open_mask(columns[mask_column][j], row_id, original_size)
+        # A mode "1" mask reads as bool: as uint8 it is 0/1, the same labels.
+        mask = np.asarray(mask_image.resize((width, height), Image.NEAREST), dtype=np.uint8)
+    return gray, mask, original_size
 
 
 def _open_png(cell: dict | None, row_id: str, what: str):

@@ -10,6 +10,15 @@ Layout (``datasets.load_dataset(DIR[, CONFIG])`` reads it offline; the Hub reads
     DIR/build_info.json                   provenance: sources + checksums, counts, warnings
     DIR/data/train-00000-of-00002.parquet  single-config datasets
     DIR/<config>/train-00000-of-00001.parquet  multi-config datasets
+
+The Parquet files are written the way ``datasets`` writes its own (``datasets`` 5.2.0,
+``datasets/arrow_writer.py``: ``ParquetWriter._build_writer`` and
+``get_parquet_column_options``): image bytes stored uncompressed with PLAIN encoding (PNG is
+already compressed; a second compression costs a decompression on every read and saves almost
+nothing), snappy and dictionaries for the other columns, a page index, content-defined chunking
+(so a re-upload of a changed build deduplicates on the Hub), and row groups of at most
+``datasets.config.MAX_ROW_GROUP_SIZE`` (100 MB) uncompressed. Readers need nothing new: builds
+written before (zstd everywhere) load exactly as they did.
 """
 
 from __future__ import annotations
@@ -17,7 +26,9 @@ from __future__ import annotations
 import collections
 import datetime as _dt
 import hashlib
+import inspect
 import io
+import json
 import os
 import platform
 from dataclasses import dataclass, field
@@ -35,7 +46,52 @@ from fetal_bench.errors import DataError
 
 BUILD_INFO_FILE = "build_info.json"
 DEFAULT_MAX_SHARD_BYTES = 256 * 1024 * 1024  # below the Hub's recommended 500 MB per file
+DEFAULT_MAX_ROW_GROUP_BYTES = 100 * 1000 * 1000  # datasets.config.MAX_ROW_GROUP_SIZE ("100MB")
 _ROWS_PER_BATCH = 64  # rows encoded per Arrow record batch; bounds memory between flushes
+# datasets.config.DEFAULT_CDC_OPTIONS in datasets 5.2.0 (older datasets have no such setting).
+_CDC_OPTIONS = {"min_chunk_size": 256 * 1024, "max_chunk_size": 1024 * 1024, "norm_level": 0}
+
+
+def _leaf_paths(path: str, pa_type: pa.DataType) -> list[str]:
+    """Parquet leaf column paths under one Arrow field (``image.bytes``, ``x.list.element``)."""
+    if isinstance(pa_type, pa.ExtensionType):
+        pa_type = pa_type.storage_type
+    if pa.types.is_struct(pa_type):
+        return [leaf for child in pa_type for leaf in _leaf_paths(f"{path}.{child.name}", child.type)]
+    if pa.types.is_list(pa_type) or pa.types.is_large_list(pa_type) or pa.types.is_fixed_size_list(pa_type):
+        return _leaf_paths(f"{path}.list.element", pa_type.value_type)
+    return [path]
+
+
+def _column_options(features: Features) -> dict:
+    """Per-leaf ``compression``/``use_dictionary``/``column_encoding``, as ``datasets`` chooses them.
+
+    The same rule as ``datasets.arrow_writer.get_parquet_column_options`` (datasets 5.2.0),
+    written out because older ``datasets`` (the package allows >= 3.0) lack that function:
+    columns whose storage embeds file bytes (Image, Audio, Video) are stored uncompressed and
+    PLAIN-encoded, every other leaf snappy-compressed with a dictionary.
+    """
+    from datasets.features.features import require_storage_embed
+
+    compression, use_dictionary, column_encoding = {}, [], {}
+    for arrow_field in features.arrow_schema:
+        embed = require_storage_embed(features[arrow_field.name])
+        for leaf in _leaf_paths(arrow_field.name, arrow_field.type):
+            compression[leaf] = "none" if embed else "snappy"
+            if embed:
+                column_encoding[leaf] = "PLAIN"
+            else:
+                use_dictionary.append(leaf)
+    return {"compression": compression, "use_dictionary": use_dictionary, "column_encoding": column_encoding}
+
+
+def parquet_writer_options(features: Features) -> dict:
+    """Keyword arguments for :class:`pyarrow.parquet.ParquetWriter`: what ``datasets`` passes."""
+    options = _column_options(features)
+    options["write_page_index"] = True
+    if "use_content_defined_chunking" in inspect.signature(pq.ParquetWriter.__init__).parameters:
+        options["use_content_defined_chunking"] = dict(_CDC_OPTIONS)  # pyarrow >= 21
+    return options
 
 
 @dataclass
@@ -75,36 +131,60 @@ class BuildResult:
 
 
 class _ShardWriter:
-    """Writes one split's rows into numbered Parquet shards of bounded size."""
+    """Writes one split's rows into numbered Parquet shards of bounded size.
 
-    def __init__(self, directory: Path, split: str, features: Features, max_shard_bytes: int):
+    Rows are encoded into small Arrow tables (``_ROWS_PER_BATCH`` rows) that collect into one
+    row group of up to ``max_row_group_bytes``; memory is bounded by one row group.
+    """
+
+    def __init__(self, directory: Path, split: str, features: Features, max_shard_bytes: int,
+                 max_row_group_bytes: int = DEFAULT_MAX_ROW_GROUP_BYTES):
         self.directory = directory
         self.split = split
         self.features = features
         self.schema = features.arrow_schema  # carries the `huggingface` features metadata
+        self.options = parquet_writer_options(features)
         self.max_shard_bytes = max_shard_bytes
+        self.max_row_group_bytes = max_row_group_bytes
         self.paths: list[Path] = []
         self._writer: pq.ParquetWriter | None = None
         self._shard_bytes = 0
         self._pending: list[dict] = []
+        self._group: list[pa.Table] = []
+        self._group_bytes = 0
         self.total_bytes = 0
 
     def add(self, encoded_row: dict) -> None:
         self._pending.append(encoded_row)
         if len(self._pending) >= _ROWS_PER_BATCH:
-            self._flush()
+            self._encode_pending()
 
-    def _flush(self) -> None:
+    def _encode_pending(self) -> None:
         if not self._pending:
             return
         table = pa.Table.from_pylist(self._pending, schema=self.schema)
         self._pending = []
+        self._group.append(table)
+        self._group_bytes += table.nbytes
+        # A row group never straddles shards: it ends where the shard would pass its limit.
+        if self._group_bytes >= min(self.max_row_group_bytes, self.max_shard_bytes - self._shard_bytes):
+            self._write_group()
+
+    def _write_group(self) -> None:
+        if not self._group:
+            return
+        table = pa.concat_tables(self._group)
+        self._group, self._group_bytes = [], 0
         if self._writer is None:
             path = self.directory / f"{self.split}-{len(self.paths):05d}.parquet.partial"
             self.paths.append(path)
-            self._writer = pq.ParquetWriter(path, self.schema, compression="zstd")
+            self._writer = pq.ParquetWriter(path, self.schema, **self.options)
+            if "use_content_defined_chunking" in self.options:
+                # As datasets does: readers and the Hub see how the pages were chunked.
+                self._writer.add_key_value_metadata(
+                    {"content_defined_chunking": json.dumps(self.options["use_content_defined_chunking"])})
             self._shard_bytes = 0
-        self._writer.write_table(table)
+        self._writer.write_table(table, row_group_size=max(1, table.num_rows))  # one row group
         self._shard_bytes += table.nbytes
         self.total_bytes += table.nbytes
         if self._shard_bytes >= self.max_shard_bytes:
@@ -112,7 +192,8 @@ class _ShardWriter:
             self._writer = None
 
     def close(self) -> list[Path]:
-        self._flush()
+        self._encode_pending()
+        self._write_group()
         if self._writer is not None:
             self._writer.close()
             self._writer = None
@@ -147,6 +228,7 @@ def write_dataset(
     extra_build_info: Mapping | None = None,
     overwrite: bool = False,
     max_shard_bytes: int = DEFAULT_MAX_SHARD_BYTES,
+    max_row_group_bytes: int = DEFAULT_MAX_ROW_GROUP_BYTES,
     progress: Callable[[str, int], None] | None = None,
 ) -> BuildResult:
     """Stream every config/split into Parquet shards under ``out_dir`` and write the card.
@@ -155,8 +237,9 @@ def write_dataset(
     sha256) or objects with ``as_dict()`` that are filled in while the rows stream.
     ``warnings`` (what is missing or odd) and ``notes`` (how rows were made) are read after all
     rows are written, so a builder may append to them while its rows stream.
-    ``progress(split, n_done)`` is called as rows are written. Row ids must be unique within
-    a config; a duplicate is a :class:`DataError`.
+    ``max_shard_bytes`` and ``max_row_group_bytes`` bound a file and a Parquet row group
+    (uncompressed Arrow bytes). ``progress(split, n_done)`` is called as rows are written.
+    Row ids must be unique within a config; a duplicate is a :class:`DataError`.
     """
     from fetal_bench.data.card import render_card  # card rendering needs the summaries
 
@@ -173,7 +256,7 @@ def write_dataset(
             summaries[spec.name] = {}
             for split, make_rows in spec.splits.items():
                 summary = SplitSummary()
-                writer = _ShardWriter(config_path, split, spec.features, max_shard_bytes)
+                writer = _ShardWriter(config_path, split, spec.features, max_shard_bytes, max_row_group_bytes)
                 labels: collections.Counter = collections.Counter()
                 groups = {column: collections.Counter() for column in spec.group_columns}
                 subjects: set = set()

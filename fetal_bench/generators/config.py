@@ -13,7 +13,6 @@ runs that would produce the same data have the same hash.
 
 from __future__ import annotations
 
-import copy
 import hashlib
 import json
 import re
@@ -21,6 +20,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any, Mapping
 
+from fetal_bench._config import merge_strict
 from fetal_bench.errors import FetalBenchError
 
 __all__ = [
@@ -78,35 +78,12 @@ def load_yaml(path: str | Path) -> dict[str, Any]:
     return data
 
 
-def merge_config(base: Mapping[str, Any], override: Mapping[str, Any], *, _path: tuple[str, ...] = ()) -> dict[str, Any]:
-    """``base`` updated with ``override``, recursively; unknown keys are a :class:`FetalBenchError`."""
-    merged = copy.deepcopy(dict(base))
-    for key, value in override.items():
-        path = (*_path, str(key))
-        if path in _FREE_MAPPINGS:
-            if not isinstance(value, Mapping):
-                raise FetalBenchError(
-                    f"Configuration key {'.'.join(path)!r} must be a mapping, got {value!r}.",
-                    "Give `name: value` pairs.",
-                )
-            merged[key] = {**(merged.get(key) or {}), **copy.deepcopy(dict(value))}
-            continue
-        if key not in merged:
-            known = ", ".join(sorted(merged)) or "(none)"
-            raise FetalBenchError(
-                f"Unknown configuration key {'.'.join(path)!r}.",
-                f"Keys allowed at {'.'.join(_path) or 'the top level'}: {known}.",
-            )
-        if isinstance(merged[key], Mapping) and isinstance(value, Mapping):
-            merged[key] = merge_config(merged[key], value, _path=path)
-        elif isinstance(merged[key], Mapping) and value is not None:
-            raise FetalBenchError(
-                f"Configuration key {'.'.join(path)!r} must be a mapping, got {value!r}.",
-                "Give the nested keys (see fetal_bench/generators/configs).",
-            )
-        else:
-            merged[key] = copy.deepcopy(value)
-    return merged
+def merge_config(base: Mapping[str, Any], override: Mapping[str, Any]) -> dict[str, Any]:
+    """``base`` updated with ``override``, recursively; unknown keys are a :class:`FetalBenchError`.
+
+    The strict merge every fetal-bench configuration shares (:func:`fetal_bench._config.merge_strict`).
+    """
+    return merge_strict(base, override, open_paths=_FREE_MAPPINGS)
 
 
 def config_sha256(config: Mapping[str, Any]) -> str:

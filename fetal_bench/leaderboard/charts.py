@@ -14,9 +14,6 @@ from typing import Sequence
 from fetal_bench.leaderboard.formatting import fmt_value, metric_label
 from fetal_bench.leaderboard.html import Markup, el
 
-FONT_PX = 12  # the stylesheet's chart font size; used to estimate label widths
-
-
 def _n(x: float) -> str:
     """A coordinate as short, stable text."""
     text = f"{x:.2f}".rstrip("0").rstrip(".")

@@ -22,14 +22,13 @@ METRIC_LABELS = {
     "hc_abs_diff_mm": "HC abs. diff. (mm)",
     "hc_abs_diff_mm_median": "HC abs. diff., median (mm)",
     "hc_no_ellipse_rate": "No-ellipse rate",
+    "hc_diff_mm": "HC signed diff. (mm)",
     "f1": "F1",
     "precision": "Precision",
     "recall": "Recall",
     "specificity": "Specificity",
     "auc": "AUC",
 }
-
-TRAINING_DATA_LABELS = {"real": "real", "synthetic": "synthetic", "hybrid": "hybrid", "none": "none"}
 
 
 def metric_label(metric: str) -> str:

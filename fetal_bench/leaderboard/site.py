@@ -11,11 +11,10 @@ Layout of a built site (every link relative, so it works from ``file://`` and an
     results/<file>.json         each valid result file, byte for byte
     assets/style.css, assets/app.js
 
-Pages are complete without JavaScript (tables are rendered in HTML, in rank order); the script
-adds sorting and filtering, reading the values it sorts on from a JSON block embedded in the
-page rather than parsing numbers back out of the table text. A Content-Security-Policy allows
-only the site's own stylesheet and script, so even a mistake in escaping could not run inline
-code.
+This module lays out the pages (ranking tables, charts, overview, synthetic datasets) and
+writes the build. The page frame and the sortable-table machinery are in :mod:`.page`, the
+values a row shows (scores, group scores, worst group and gap, training kind) in :mod:`.scores`,
+number formatting in :mod:`.formatting`, and the SVG charts in :mod:`.charts`.
 """
 
 from __future__ import annotations
@@ -24,7 +23,7 @@ import datetime as _dt
 import functools
 import json
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 from typing import Any, Callable, Iterable, Sequence
@@ -33,15 +32,20 @@ from fetal_bench import __version__
 from fetal_bench._io import atomic_directory
 from fetal_bench.errors import FetalBenchError
 from fetal_bench.leaderboard import charts
-from fetal_bench.leaderboard.downloads import TableExport, ordered_columns, to_csv, to_json
-from fetal_bench.leaderboard.formatting import (
-    fmt_ci, fmt_date, fmt_score, fmt_share, fmt_value, metric_label, short_hash,
+from fetal_bench.leaderboard.columns import (
+    board_columns, external_links, reproduce_command, row_filter_attrs, score_cell, training_badge,
 )
-from fetal_bench.leaderboard.html import Markup, el, join, json_for_script, safe_external_url
+from fetal_bench.leaderboard.downloads import TableExport, ordered_columns
+from fetal_bench.leaderboard.formatting import fmt_score, fmt_share, fmt_value, metric_label, short_hash
+from fetal_bench.leaderboard.html import Markup, el, join, safe_external_url
 from fetal_bench.leaderboard.loading import InvalidResult, ResultEntry, load_results
 from fetal_bench.leaderboard.local_paths import redact, redact_text
+from fetal_bench.leaderboard.page import Column, Context, Page, frame, section, sortable_table, table_tools
 from fetal_bench.leaderboard.ranking import Board, RankedRow, TaskBoards, build_boards
 from fetal_bench.leaderboard.references import Reference, load_references
+from fetal_bench.leaderboard.scores import (
+    TRAINING_KINDS, entry_score, group_columns, group_score, is_zero_shot, number, worst_and_gap,
+)
 from fetal_bench.leaderboard.synthetic import (
     SyntheticDataset, find_dataset_dirs, generator_name, load_synthetic_dataset, slug,
 )
@@ -51,17 +55,6 @@ from fetal_bench.tasks.base import LOWER_IS_BETTER
 # so a mistyped --out can never wipe an unrelated folder.
 MARKER = ".fetal-bench-leaderboard"
 SUBMIT_URL = "https://github.com/fetal-bench/fetal-bench/blob/main/docs/submitting.md"
-CSP = ("default-src 'none'; style-src 'self'; script-src 'self'; img-src 'self' data:; "
-       "base-uri 'none'; form-action 'none'")
-DATA_ELEMENT_ID = "leaderboard-data"
-# A grouping with more values than this (e.g. dozens of operators) gets only its worst-group and
-# gap columns in the table, which would otherwise become unreadable; its charts show every value.
-MAX_GROUP_VALUE_COLUMNS = 8
-# Secondary metrics shown before the rest collapse behind "more columns" (all are in the downloads):
-# a ranking table must fit a 1,400 px screen without scrolling sideways.
-VISIBLE_SECONDARY_METRICS = 3
-SCORE_COLUMN_BUDGET = 10  # secondary-metric plus per-group columns that fit beside the rest at 1,400 px
-TRAINING_KINDS = ("real", "synthetic", "hybrid", "none")
 
 
 @dataclass(frozen=True)
@@ -85,404 +78,6 @@ class SiteSummary:
     n_valid: int
     invalid: tuple[InvalidResult, ...]
     synthetic: tuple[str, ...]
-
-
-# --------------------------------------------------------------------------------------------
-# Page frame
-
-
-@dataclass(frozen=True)
-class _Context:
-    """What every page of one build shares."""
-
-    json_paths: dict[str, str]  # result file -> its copy in the site
-    task_pages: dict[str, str]  # task name -> its page
-    nav: tuple[tuple[str, str], ...]
-    footer: Markup
-    downloads: dict[str, bytes] = field(default_factory=dict)  # filled while pages render
-
-
-@dataclass
-class _Page:
-    """One page being rendered: its path (for relative links) and its tables' sort data."""
-
-    path: str
-    ctx: _Context
-    tables: dict[str, dict] = field(default_factory=dict)
-
-    @property
-    def root(self) -> str:
-        return "../" * self.path.count("/")
-
-    def link(self, target: str) -> str:
-        return self.root + target
-
-
-def _frame(page: _Page, title: str, body: Markup) -> str:
-    nav_links = [el("a", label, href=page.link(target), aria_current="page" if target == page.path else None)
-                 for label, target in page.ctx.nav]
-    head = join([
-        Markup('<meta charset="utf-8">'),
-        el("meta", name="viewport", content="width=device-width, initial-scale=1"),
-        el("meta", http_equiv="Content-Security-Policy", content=CSP),
-        el("meta", name="generator", content=f"fetal-bench {__version__}"),
-        el("title", title),
-        el("link", rel="icon", href="data:,"),  # no favicon request (a 404 on a web server)
-        el("link", rel="stylesheet", href=page.link("assets/style.css")),
-        el("script", src=page.link("assets/app.js"), defer=True),
-    ], "\n")
-    header = el("header", el("div", [
-        el("a", [el("span", "fetal-bench", class_="brand-name"), el("span", "leaderboard", class_="brand-sub")],
-           href=page.link("index.html"), class_="brand"),
-        el("nav", nav_links, aria_label="Site"),
-    ], class_="wrap header-inner"), class_="site-header")
-    data = el("script", json_for_script({"tables": page.tables}), type="application/json", id=DATA_ELEMENT_ID)
-    document = join([
-        Markup("<!doctype html>"),
-        Markup('<html lang="en">'),
-        el("head", "\n", head, "\n"),
-        el("body", header, "\n", el("main", body, class_="wrap"), "\n",
-           el("footer", el("div", page.ctx.footer, class_="wrap"), class_="site-footer"), "\n", data, "\n"),
-        Markup("</html>"),
-    ], "\n")
-    return document + "\n"
-
-
-def _section(title: str, *content: Any, class_: str | None = None, id_: str | None = None,
-             lead: Any = None) -> Markup:
-    return el("section", el("h2", title), el("p", lead, class_="lead") if lead else None, *content,
-              class_=class_, id=id_)
-
-
-# --------------------------------------------------------------------------------------------
-# Sortable tables
-
-
-@dataclass(frozen=True)
-class Column:
-    """One table column: header, cell renderer, sort value and first-click direction.
-
-    ``optional`` columns collapse (behind a "more columns" button) once the script runs, so
-    the table fits the screen; without the script every column shows.
-    """
-
-    label: Any
-    cell: Callable[[Any], Markup]  # row -> <td>
-    sort: Callable[[Any], Any] | None  # row -> sort value (number, text or None); None: not sortable
-    first: str = "asc"  # direction of the first click
-    numeric: bool = False
-    title: str | None = None
-    optional: bool = False
-
-
-def _mark_optional(cell: Markup) -> Markup:
-    # Cells come from el("td", ...), so they start with "<td"; the attribute is ours, not data.
-    return Markup(cell.replace("<td", "<td data-opt", 1)) if cell.startswith("<td") else cell
-
-
-def _download_links(page: _Page, table_id: str, export: TableExport) -> Markup:
-    """Write the table's CSV and JSON next to the page and link them."""
-    stem = page.path[:-len(".html")] if page.path.endswith(".html") else page.path
-    links = []
-    for kind, render in (("csv", to_csv), ("json", to_json)):
-        target = f"{stem}.{table_id}.{kind}"
-        page.ctx.downloads[target] = render(export)
-        name = target.rsplit("/", 1)[-1]
-        # The files sit beside the page, so the link is just their name.
-        links.append(el("a", kind.upper(), href=name, download=name, class_=f"dl dl-{kind}",
-                        type="text/csv" if kind == "csv" else "application/json",
-                        title=f"{export.title}: every row and column, full precision, as {kind.upper()}"))
-    return el("span", ["Download ", join(links, " · ")], class_="downloads")
-
-
-def _table_tools(page: _Page, table_id: str, columns: Sequence[Column], export: TableExport | None) -> Markup:
-    n_optional = sum(1 for c in columns if c.optional)
-    toggle = (el("button", f"Show {n_optional} more column{'s' if n_optional != 1 else ''}", type="button",
-                 class_="more-columns", data_table=table_id, aria_expanded="false", hidden=True)
-              if n_optional else None)
-    downloads = _download_links(page, table_id, export) if export is not None else None
-    if toggle is None and downloads is None:
-        return Markup("")
-    return el("div", [toggle, downloads], class_="table-tools")
-
-
-def _table(page: _Page, table_id: str, columns: Sequence[Column], rows: Sequence[Any], *,
-           caption: str, flagged: bool = False, row_class: Callable[[Any], str | None] = lambda r: None,
-           row_attrs: Callable[[Any], dict[str, str]] = lambda r: {},
-           export: TableExport | None = None, extra_class: str = "") -> Markup:
-    """A table whose sort values go into the page's embedded JSON under ``table_id``."""
-    head_cells = []
-    meta_columns = []
-    for index, column in enumerate(columns):
-        key = f"c{index}"
-        sortable = column.sort is not None
-        content = (el("button", column.label, el("span", class_="arrow", aria_hidden="true"), type="button",
-                      class_="sort") if sortable else column.label)
-        head_cells.append(el("th", content, scope="col", data_col=key if sortable else None,
-                             aria_sort="ascending" if index == 0 and sortable else None,
-                             class_="num" if column.numeric else None, title=column.title,
-                             data_opt=column.optional))
-        meta_columns.append({"key": key, "sortable": sortable, "first": column.first,
-                             "type": "num" if column.numeric else "str"})
-    body_rows = []
-    sort_rows: dict[str, list] = {}
-    for position, row in enumerate(rows):
-        row_id = f"{table_id}-{position}"
-        cells = [_mark_optional(column.cell(row)) if column.optional else column.cell(row) for column in columns]
-        attrs = {f"data_{k}": v for k, v in row_attrs(row).items()}
-        body_rows.append(el("tr", cells, data_row=row_id, class_=row_class(row), **attrs))
-        sort_rows[row_id] = [column.sort(row) if column.sort else None for column in columns]
-    page.tables[table_id] = {"columns": meta_columns, "rows": sort_rows,
-                             "order": [f"{table_id}-{p}" for p in range(len(rows))]}
-    classes = " ".join(c for c in ("lb-table", "flagged" if flagged else "", extra_class) if c)
-    table = el("table", el("caption", caption, class_="visually-hidden"),
-               el("thead", el("tr", head_cells)), el("tbody", body_rows),
-               class_=classes, id=table_id, data_sortable=True, data_filterable=True)
-    return join([_table_tools(page, table_id, columns, export), el("div", table, class_="table-wrap")])
-
-
-def _num(value: Any) -> float | None:
-    return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else None
-
-
-def _score(entry: ResultEntry, metric: str) -> dict | None:
-    score = entry.data["scores"].get(metric)
-    return score if isinstance(score, dict) else None
-
-
-def _score_cell(score: dict | None, metric: str, *, with_ci: bool, extra_class: str = "") -> Markup:
-    if score is None:
-        return el("td", "—", class_=("num muted " + extra_class).strip(), title="not reported")
-    value = fmt_value(score.get("value"), metric)
-    ci = fmt_ci(score.get("ci95"), metric)
-    tooltip = score.get("reason") if score.get("value") is None else (f"95% CI {ci}" if ci else None)
-    parts: list[Markup | str] = [el("span", value, class_="v")]
-    if with_ci and ci and score.get("value") is not None:
-        parts += [" ", el("span", ci, class_="ci")]
-    return el("td", parts, class_=("num " + extra_class).strip(), title=None if with_ci else tooltip)
-
-
-def _training_badge(submission: dict) -> Markup:
-    kind = submission.get("training_data")
-    if kind not in TRAINING_KINDS:
-        return el("span", "—", class_="muted")
-    return el("span", kind, class_=f"badge td td-{kind}")
-
-
-def training_kind(entry: ResultEntry) -> str:
-    kind = entry.data["submission"].get("training_data")
-    return kind if kind in TRAINING_KINDS else "unknown"
-
-
-def is_zero_shot(entry: ResultEntry) -> bool:
-    """No image of the task's dataset used in training: the file's ``zero_shot`` where it says,
-    else the task's protocol (a ``*-zero-shot`` task forbids it), else no training at all."""
-    said = entry.data["submission"].get("zero_shot")
-    if isinstance(said, bool):
-        return said
-    return "zero-shot" in entry.task or entry.data["submission"].get("training_data") == "none"
-
-
-def _row_filter_attrs(entry: ResultEntry) -> dict[str, str]:
-    """What the page's training-data and zero-shot filters read."""
-    return {"training": training_kind(entry), "zero_shot": "yes" if is_zero_shot(entry) else "no"}
-
-
-def _group_columns(board_rows: Sequence[RankedRow], group_order: Sequence[str]) -> list[tuple[str, list[str]]]:
-    """(column, values) for every grouping present in the rows: the task's order first, then by name."""
-    present: dict[str, set[str]] = {}
-    for row in board_rows:
-        for column, block in row.entry.data["groups"].items():
-            present.setdefault(column, set()).update(block["values"])
-    ordered = [c for c in group_order if c in present] + sorted(c for c in present if c not in group_order)
-    return [(c, sorted(present[c])) for c in ordered]
-
-
-def _group_score(entry: ResultEntry, column: str, value: str, metric: str) -> dict | None:
-    block = entry.data["groups"].get(column, {}).get("values", {}).get(value)
-    if not block:
-        return None
-    score = block["scores"].get(metric)
-    return score if isinstance(score, dict) else None
-
-
-def worst_and_gap(entry: ResultEntry, column: str, metric: str,
-                  higher_is_better: bool) -> tuple[str | None, float | None]:
-    """The file's worst group and gap where it gives them; computed from the group scores otherwise."""
-    block = entry.data["groups"].get(column)
-    if not block:
-        return None, None
-    scored: dict[str, float] = {}
-    for name, group in block["values"].items():
-        value = _num((group["scores"].get(metric) or {}).get("value"))
-        if value is not None:
-            scored[name] = value
-    worst, gap = block.get("worst"), _num(block.get("gap"))
-    if scored:
-        ordered = sorted(scored.items(), key=lambda kv: (kv[1] if higher_is_better else -kv[1], kv[0]))
-        if worst is None:
-            worst = ordered[0][0]
-        if gap is None:
-            gap = abs(ordered[-1][1] - ordered[0][1])
-    return worst, gap
-
-
-def _board_columns(page: _Page, board: Board, info_metrics: Sequence[str], group_order: Sequence[str]) -> list[Column]:
-    metric, hib = board.metric, board.higher_is_better
-    entries = [r.entry for r in board.rows]
-    present = {k for e in entries for k in e.data["scores"] if k != "main_score"}
-    secondary = [m for m in info_metrics if m in present and m != metric]
-    secondary += sorted(m for m in present if m not in secondary and m != metric)
-
-    def best_first(m: str) -> str:
-        higher = hib if m == metric else m not in LOWER_IS_BETTER
-        return "desc" if higher else "asc"
-
-    columns: list[Column] = [
-        Column("#", lambda r: el("td", "—" if r.rank is None else str(r.rank), class_="num rank",
-                                 title="not ranked: main score not computable" if r.rank is None else None),
-               lambda r: r.rank, "asc", numeric=True, title="Rank (ties share a rank)"),
-        Column("Submission", lambda r: _submission_cell(page, r), lambda r: r.entry.name.casefold()),
-        Column([metric_label(metric), el("span", " [95% CI]", class_="th-note")],
-               lambda r: _score_cell(_score(r.entry, metric), metric, with_ci=True, extra_class="main"),
-               lambda r: r.value, best_first(metric), numeric=True,
-               title=f"Main score: {'higher' if hib else 'lower'} is better"),
-    ]
-    groups = _group_columns(board.rows, group_order)
-    # Score columns share a width budget: with no per-group columns every metric fits.
-    n_group_columns = sum(len(v) + 2 if len(v) <= MAX_GROUP_VALUE_COLUMNS else 2 for _, v in groups[:1]) + \
-        2 * len(groups[1:])
-    visible = max(VISIBLE_SECONDARY_METRICS, SCORE_COLUMN_BUDGET - n_group_columns)
-    columns += [_metric_column(m, best_first(m), optional=i >= visible) for i, m in enumerate(secondary)]
-    for i, (column, values) in enumerate(groups):
-        # The first grouping's values stay visible; further groupings keep only worst and gap.
-        columns += _group_score_columns(column, values, metric, hib, optional_values=i > 0)
-    columns += _other_columns(page, entries)
-    return columns
-
-
-def _metric_column(metric: str, first: str, *, optional: bool = False) -> Column:
-    """A secondary metric: its value, the interval in the tooltip."""
-
-    def cell(r: RankedRow) -> Markup:
-        return _score_cell(_score(r.entry, metric), metric, with_ci=False)
-
-    def value(r: RankedRow) -> float | None:
-        return _num((_score(r.entry, metric) or {}).get("value"))
-
-    direction = "lower" if metric in LOWER_IS_BETTER else "higher"
-    return Column(metric_label(metric), cell, value, first, numeric=True,
-                  title=f"{metric_label(metric)}: {direction} is better", optional=optional)
-
-
-def _group_score_columns(column: str, values: Sequence[str], metric: str, hib: bool, *,
-                         optional_values: bool = False) -> list[Column]:
-    """Per group value the main score (the row's worst group marked), then the worst group and the gap."""
-    first = "desc" if hib else "asc"
-    group_header = el("span", column, class_="th-group")
-
-    def worst(r: RankedRow) -> str | None:
-        return worst_and_gap(r.entry, column, metric, hib)[0]
-
-    def gap(r: RankedRow) -> float | None:
-        return worst_and_gap(r.entry, column, metric, hib)[1]
-
-    def value_of(r: RankedRow, value: str) -> float | None:
-        return _num((_group_score(r.entry, column, value, metric) or {}).get("value"))
-
-    def cell(r: RankedRow, value: str) -> Markup:
-        return _score_cell(_group_score(r.entry, column, value, metric), metric, with_ci=False,
-                           extra_class="group worst" if worst(r) == value else "group")
-
-    columns = [Column([group_header, value], functools.partial(cell, value=value),
-                      functools.partial(value_of, value=value), first, numeric=True,
-                      title=f"{metric_label(metric)} on {column} = {value}", optional=optional_values)
-               for value in (values if len(values) <= MAX_GROUP_VALUE_COLUMNS else ())]
-    columns.append(Column([group_header, "worst"], lambda r: el("td", worst(r) or "—", class_="worst-name"), worst,
-                          title=f"The {column} with the worst {metric_label(metric)}"))
-    columns.append(Column([group_header, "gap"], lambda r: el("td", fmt_value(gap(r), metric), class_="num"), gap,
-                          "asc", numeric=True,
-                          title=f"Best minus worst {column}, in {metric_label(metric)} units (smaller is fairer)"))
-    return columns
-
-
-def _other_columns(page: _Page, entries: Sequence[ResultEntry]) -> list[Column]:
-    """Training data (with the synthetic share), date, the result file; provenance columns collapse."""
-
-    def submission(r: RankedRow) -> dict:
-        return r.entry.data["submission"]
-
-    def dataset(r: RankedRow) -> dict:
-        return r.entry.data["dataset"]
-
-    with_share = any(_num(e.data["submission"].get("synthetic_share")) is not None for e in entries)
-
-    def training_cell(r: RankedRow) -> Markup:
-        share = _num(submission(r).get("synthetic_share"))
-        note = (el("div", f"{fmt_share(share)} synthetic", class_="td-share")
-                if with_share and share is not None and submission(r).get("training_data") != "real" else None)
-        return el("td", [_training_badge(submission(r)), note], class_="training")
-
-    def training_sort(r: RankedRow) -> Any:
-        # By kind, then by share: "hybrid 25%" before "hybrid 50%".
-        return f"{submission(r).get('training_data') or '~'} {_num(submission(r).get('synthetic_share')) or 0:.4f}"
-
-    return [
-        Column("Training data", training_cell, training_sort,
-               title="Training images: real, synthetic, hybrid (both; the synthetic share below) or none"),
-        Column("Date", lambda r: el("td", fmt_date(r.entry.data["created_at"]), title=r.entry.data["created_at"],
-                                    class_="date"),
-               lambda r: r.entry.data["created_at"], "desc", optional=True),
-        Column("Result", lambda r: el("td", el("a", "JSON", href=page.link(page.ctx.json_paths[r.entry.path]),
-                                               class_="json-link", type="application/json",
-                                               title=_reproduce_note(submission(r)))), None),
-        Column("Dataset rev.", lambda r: el("td", el("code", dataset(r)["revision"]),
-                                            title=f"fingerprint {dataset(r)['fingerprint'] or 'unknown'}"),
-               lambda r: dataset(r)["revision"], optional=True),
-        Column("fetal-bench", lambda r: el("td", el("code", r.entry.data["fetal_bench_version"])),
-               lambda r: r.entry.data["fetal_bench_version"], optional=True),
-    ]
-
-
-def _command(submission: dict) -> str | None:
-    command = submission.get("command")
-    return redact_text(command)[:2000] if isinstance(command, str) and command.strip() else None
-
-
-def _reproduce_note(submission: dict) -> str:
-    command = _command(submission)
-    return f"The result file. Reproduce with: {command}" if command else "The result file"
-
-
-def _submission_cell(page: _Page, row: RankedRow) -> Markup:
-    """Name on the first line; kind, model, predictions hash and links on a compact second line.
-
-    The free-text description goes into the name's tooltip: it can be long, and the table has to
-    stay readable with a dozen score columns beside it.
-    """
-    submission = row.entry.data["submission"]
-    meta: list[Any] = [el("span", submission["kind"], class_="badge kind")]
-    if submission.get("model"):
-        meta.append(el("code", submission["model"], title="model"))
-    meta.append(el("span", short_hash(submission["sha256"], 10), title=f"predictions sha256 {submission['sha256']}",
-                   class_="hash"))
-    meta += _external_links(submission.get("paper_url"), submission.get("code_url"), submission.get("url"))
-    description = submission.get("description")
-    return el("td", [
-        el("div", submission["name"], class_="sub-name", title=redact_text(description) if description else None),
-        el("div", join(meta, " "), class_="sub-meta"),
-    ], class_="sub")
-
-
-def _external_links(paper: Any, code: Any, other: Any = None) -> list[Markup]:
-    """Links to a paper, code and any other page: http(s) only (a javascript: URL never becomes a link)."""
-    links = []
-    for label, raw in (("paper", paper), ("code", code), ("link", other)):
-        url = safe_external_url(raw)
-        if url:
-            links.append(el("a", f"{label} ↗", href=url, rel="nofollow noopener noreferrer",
-                            class_=f"ext ext-{label}", title=url))
-    return links
 
 
 # --------------------------------------------------------------------------------------------
@@ -525,11 +120,11 @@ def _forest(board: Board) -> Markup | None:
     for row in board.rows:
         if row.value is None:
             continue
-        score = _score(row.entry, board.metric) or {}
+        score = entry_score(row.entry, board.metric) or {}
         ci = score.get("ci95") or [None, None]
         items.append(charts.Interval(f"{row.rank}. {row.entry.name}",
                                      f"{row.entry.name}: {fmt_score(score, board.metric)}",
-                                     row.value, _num(ci[0]), _num(ci[1])))
+                                     row.value, number(ci[0]), number(ci[1])))
     if not items:
         return None
     title = f"{metric_label(board.metric)} with 95% confidence interval, in rank order"
@@ -540,7 +135,7 @@ def _forest(board: Board) -> Markup | None:
 
 def _group_charts(board: Board, group_order: Sequence[str]) -> list[Markup]:
     figures = []
-    for column, values in _group_columns(board.rows, group_order):
+    for column, values in group_columns(board.rows, group_order):
         cards = []
         for row in board.rows:
             block = row.entry.data["groups"].get(column)
@@ -550,9 +145,9 @@ def _group_charts(board: Board, group_order: Sequence[str]) -> list[Markup]:
             bars = []
             for value in values:
                 entry = block["values"].get(value)
-                score = _group_score(row.entry, column, value, board.metric) or {}
+                score = group_score(row.entry, column, value, board.metric) or {}
                 ci = score.get("ci95") or [None, None]
-                bars.append(charts.Bar(value, _num(score.get("value")), _num(ci[0]), _num(ci[1]),
+                bars.append(charts.Bar(value, number(score.get("value")), number(ci[0]), number(ci[1]),
                                        worst == value, entry["n_samples"] if entry else None))
             heading = f"{row.rank}. {row.entry.name}"
             title = f"{metric_label(board.metric)} per {column} for {row.entry.name}"
@@ -570,15 +165,15 @@ def _group_charts(board: Board, group_order: Sequence[str]) -> list[Markup]:
 def _scatter(board: Board) -> Markup | None:
     points = []
     for row in board.rows:
-        share = _num(row.entry.data["submission"].get("synthetic_share"))
+        share = number(row.entry.data["submission"].get("synthetic_share"))
         if row.value is None or share is None:
             continue
-        score = _score(row.entry, board.metric) or {}
+        score = entry_score(row.entry, board.metric) or {}
         ci = score.get("ci95") or [None, None]
         kind = row.entry.data["submission"].get("training_data")
         points.append(charts.Point(str(row.rank), f"{row.rank}. {row.entry.name}: {fmt_score(score, board.metric)}, "
                                                   f"{fmt_share(share)} synthetic", share, row.value,
-                                   _num(ci[0]), _num(ci[1]),
+                                   number(ci[0]), number(ci[1]),
                                    kind if kind in ("real", "synthetic", "hybrid", "none") else "unknown"))
     if not points:
         return None
@@ -589,13 +184,13 @@ def _scatter(board: Board) -> Markup | None:
               el("figcaption", title + " (labels are ranks; bars are 95% intervals)."), class_="chart-figure")
 
 
-def _invalid_table(page: _Page, invalid: Sequence[InvalidResult], *, with_task: bool) -> Markup:
+def _invalid_table(page: Page, invalid: Sequence[InvalidResult], *, with_task: bool) -> Markup:
     head = ["File"] + (["Task"] if with_task else []) + ["Why it is not ranked"]
     rows = [el("tr", [el("td", el("code", item.path))] + ([el("td", item.task or "—")] if with_task else [])
                + [el("td", item.reason, class_="reason")]) for item in invalid]
     export = TableExport("Invalid result files", ("file", "task", "reason"),
                          tuple({"file": i.path, "task": i.task, "reason": i.reason} for i in invalid))
-    return join([_table_tools(page, "invalid", (), export),
+    return join([table_tools(page, "invalid", (), export),
                  el("div", el("table", el("thead", el("tr", [el("th", h, scope="col") for h in head])),
                               el("tbody", rows), class_="invalid-table"), class_="table-wrap")])
 
@@ -640,11 +235,11 @@ def _board_export(board: Board, info_metrics: Sequence[str], group_order: Sequen
         present = [m for m in metrics if m in entry.data["scores"]]
         present += sorted(m for m in entry.data["scores"] if m not in present and m != "main_score")
         for metric in present:
-            record.update(_score_fields(metric, _score(entry, metric)))
-        for column, values in _group_columns(board.rows, group_order):
+            record.update(_score_fields(metric, entry_score(entry, metric)))
+        for column, values in group_columns(board.rows, group_order):
             for value in values:
-                record[f"{column}={value} {board.metric}"] = _num(
-                    (_group_score(entry, column, value, board.metric) or {}).get("value"))
+                record[f"{column}={value} {board.metric}"] = number(
+                    (group_score(entry, column, value, board.metric) or {}).get("value"))
             worst, gap = worst_and_gap(entry, column, board.metric, board.higher_is_better)
             record.update({f"{column} worst": worst, f"{column} gap": gap})
         record.update({
@@ -653,17 +248,17 @@ def _board_export(board: Board, info_metrics: Sequence[str], group_order: Sequen
             "code_url": safe_external_url(submission.get("code_url")), "url": safe_external_url(submission.get("url")),
             "task_version": entry.data["task_version"], "dataset": dataset["name"], "config": dataset.get("config"),
             "split": dataset["split"], "revision": dataset["revision"], "fingerprint": dataset["fingerprint"],
-            "predictions_sha256": submission["sha256"], "command": _command(submission),
+            "predictions_sha256": submission["sha256"], "command": reproduce_command(submission),
             "fetal_bench_version": entry.data["fetal_bench_version"],
             "created_at": entry.data["created_at"], "result_file": json_paths.get(entry.path)})
         rows.append(record)
     return TableExport(title, ordered_columns(rows), tuple(rows))
 
 
-def _ranking_section(page: _Page, boards: TaskBoards) -> Markup:
+def _ranking_section(page: Page, boards: TaskBoards) -> Markup:
     info, board = boards.task, boards.main
     assert board is not None
-    columns = _board_columns(page, board, info.metrics, info.group_by)
+    columns = board_columns(page, board, info.metrics, info.group_by)
     key = board.key
     lead = [f"{len(board.rows)} result{'s' if len(board.rows) != 1 else ''} on task version ",
             el("code", key.task_version), ", ", key.dataset, " @ ", el("code", key.revision), " (fingerprint ",
@@ -672,16 +267,16 @@ def _ranking_section(page: _Page, boards: TaskBoards) -> Markup:
             "higher is better" if board.higher_is_better else "lower is better",
             "; equal scores share a rank. Click a column header to sort; click again to reverse."]
     export = _board_export(board, info.metrics, info.group_by, page.ctx.json_paths, f"{info.name} ranking")
-    return _section("Ranking", _table(page, "main", columns, board.rows,
+    return section("Ranking", sortable_table(page, "main", columns, board.rows,
                                       caption=f"{info.name} ranking by {metric_label(board.metric)}",
                                       row_class=lambda r: "leader" if r.rank == 1 else None,
-                                      row_attrs=lambda r: _row_filter_attrs(r.entry), export=export),
+                                      row_attrs=lambda r: row_filter_attrs(r.entry), export=export),
                     lead=lead, id_="ranking")
 
 
-def _variant_section(page: _Page, boards: TaskBoards, index: int, board: Board) -> Markup:
+def _variant_section(page: Page, boards: TaskBoards, index: int, board: Board) -> Markup:
     info = boards.task
-    columns = _board_columns(page, board, info.metrics, info.group_by)
+    columns = board_columns(page, board, info.metrics, info.group_by)
     table_id = f"variant-{index}"
     export = _board_export(board, info.metrics, info.group_by, page.ctx.json_paths,
                            f"{info.name}, not comparable: {board.label}")
@@ -689,9 +284,9 @@ def _variant_section(page: _Page, boards: TaskBoards, index: int, board: Board) 
         el("h2", [el("span", "Not comparable", class_="badge flag"), " ", board.label]),
         el("p", ["These results are ranked only among themselves, never with the main ranking: ",
                  join(board.reasons, "; "), "."], class_="flag-reason"),
-        _table(page, table_id, columns, board.rows, flagged=True,
+        sortable_table(page, table_id, columns, board.rows, flagged=True,
                caption=f"{info.name}: {board.label} (not comparable with the main ranking)",
-               row_attrs=lambda r: _row_filter_attrs(r.entry), export=export),
+               row_attrs=lambda r: row_filter_attrs(r.entry), export=export),
     ], class_="variant", id=table_id)
 
 
@@ -701,7 +296,7 @@ def _reference_metrics(info_metrics: Sequence[str], main: str, references: Seque
     return list(dict.fromkeys(ordered + sorted(present - set(ordered))))
 
 
-def _reference_section(page: _Page, boards: TaskBoards, references: Sequence[Reference]) -> Markup:
+def _reference_section(page: Page, boards: TaskBoards, references: Sequence[Reference]) -> Markup:
     """Published numbers: marked, never ranked, each with its source and why it is not comparable."""
     info = boards.task
     metrics = _reference_metrics(info.metrics, info.main_score, references)
@@ -710,7 +305,7 @@ def _reference_section(page: _Page, boards: TaskBoards, references: Sequence[Ref
         return el("td", [el("div", [el("span", "Reference", class_="badge ref"), " ", el("span", r.name,
                                                                                          class_="sub-name")]),
                          el("div", join([el("span", r.short_citation or r.citation, class_="cite"),
-                                         *_external_links(r.paper_url, r.code_url)], " "), class_="sub-meta",
+                                         *external_links(r.paper_url, r.code_url)], " "), class_="sub-meta",
                             title=r.citation)],
                   class_="sub")
 
@@ -732,7 +327,7 @@ def _reference_section(page: _Page, boards: TaskBoards, references: Sequence[Ref
         Column("Also reported", lambda r: el("td", join([el("span", f"{label} {value:.4g}", class_="also")
                                                          for label, value in r.other_scores], "; ") or "—",
                                              class_="also-cell"), None),
-        Column("Training data", lambda r: el("td", _training_badge({"training_data": r.training_data})),
+        Column("Training data", lambda r: el("td", training_badge({"training_data": r.training_data})),
                lambda r: r.training_data),
         Column("Test set and why it differs", lambda r: el("td", [el("div", r.test_set, class_="test-set"),
                                                                    el("div", r.why_different, class_="why"),
@@ -749,16 +344,16 @@ def _reference_section(page: _Page, boards: TaskBoards, references: Sequence[Ref
                        "code_url": r.code_url})
         rows.append(record)
     export = TableExport(f"{info.name} published reference results", ordered_columns(rows), tuple(rows))
-    table = _table(page, "references", columns, references, caption=f"{info.name}: published reference results",
+    table = sortable_table(page, "references", columns, references, caption=f"{info.name}: published reference results",
                    row_class=lambda r: "reference",
                    row_attrs=lambda r: {"training": r.training_data, "zero_shot": "yes" if r.zero_shot else "no"},
                    export=export, extra_class="ref-table")
-    return _section("Published results (reference, not ranked)", table, id_="references", class_="references",
+    return section("Published results (reference, not ranked)", table, id_="references", class_="references",
                     lead="Numbers as their papers report them, not produced by fetal-bench: no intervals, and "
                          "each says on what test set and why it is not directly comparable with the ranking.")
 
 
-def render_task_page(page: _Page, boards: TaskBoards, invalid: Sequence[InvalidResult],
+def render_task_page(page: Page, boards: TaskBoards, invalid: Sequence[InvalidResult],
                      references: Sequence[Reference] = ()) -> str:
     info = boards.task
     body: list[Any] = [el("p", el("a", "← All tasks", href=page.link("index.html")), class_="crumbs"),
@@ -774,7 +369,7 @@ def render_task_page(page: _Page, boards: TaskBoards, invalid: Sequence[InvalidR
     if boards.main and boards.main.rows:
         body.append(_ranking_section(page, boards))
     else:
-        body.append(_section("Ranking", el("p", [
+        body.append(section("Ranking", el("p", [
             "No comparable results yet. " if boards.variants else "No results yet. ",
             "See ", el("a", "how to submit", href=SUBMIT_URL), "."], class_="empty"), id_="ranking"))
     if references:
@@ -787,13 +382,13 @@ def render_task_page(page: _Page, boards: TaskBoards, invalid: Sequence[InvalidR
         figures = ([el("div", overview_charts, class_="chart-row")] if overview_charts else [])
         figures += _group_charts(board, info.group_by)
         if figures:
-            body.append(_section("Charts", *figures, id_="charts"))
+            body.append(section("Charts", *figures, id_="charts"))
     for index, board in enumerate(boards.variants, start=1):
         body.append(_variant_section(page, boards, index, board))
     if invalid:
-        body.append(_section("Invalid result files", _invalid_table(page, invalid, with_task=False), class_="invalid",
+        body.append(section("Invalid result files", _invalid_table(page, invalid, with_task=False), class_="invalid",
                              id_="invalid", lead="These files failed validation and are not shown in any ranking."))
-    return _frame(page, f"{info.name} · fetal-bench leaderboard", join(body, "\n"))
+    return frame(page, f"{info.name} · fetal-bench leaderboard", join(body, "\n"))
 
 
 # --------------------------------------------------------------------------------------------
@@ -804,7 +399,7 @@ def _leaders(board: Board | None) -> list[RankedRow]:
     return [r for r in board.rows if r.rank == 1] if board else []
 
 
-def render_index(page: _Page, all_boards: Sequence[TaskBoards], invalid: Sequence[InvalidResult],
+def render_index(page: Page, all_boards: Sequence[TaskBoards], invalid: Sequence[InvalidResult],
                  synthetic: Sequence[tuple[SyntheticDataset, str]], n_valid: int) -> str:
     n_flagged = sum(len(v.rows) for b in all_boards for v in b.variants)
     with_results = sum(1 for b in all_boards if b.main or b.variants)
@@ -856,25 +451,25 @@ def render_index(page: _Page, all_boards: Sequence[TaskBoards], invalid: Sequenc
                  el("a", "How to submit", href=SUBMIT_URL), "."], class_="description"),
         stats,
         _filter_box(),
-        _section("Tasks", _table(page, "tasks", columns, all_boards, caption="Benchmark tasks",
+        section("Tasks", sortable_table(page, "tasks", columns, all_boards, caption="Benchmark tasks",
                                  export=_tasks_export(all_boards)), id_="tasks"),
     ]
     if synthetic:
         body.append(_synthetic_section(page, synthetic))
     if invalid:
-        body.append(_section("Invalid results", _invalid_table(page, invalid, with_task=True), class_="invalid",
+        body.append(section("Invalid results", _invalid_table(page, invalid, with_task=True), class_="invalid",
                              id_="invalid", lead="These files failed validation: they are listed here and shown "
                                                  "in no ranking."))
     else:
         body.append(el("p", "Every result file passed validation.", class_="ok-note"))
-    return _frame(page, "fetal-bench leaderboard", join(body, "\n"))
+    return frame(page, "fetal-bench leaderboard", join(body, "\n"))
 
 
 def _tasks_export(all_boards: Sequence[TaskBoards]) -> TableExport:
     rows = []
     for b in all_boards:
         leaders = _leaders(b.main)
-        best = _score(leaders[0].entry, b.main.metric) if leaders and b.main else None
+        best = entry_score(leaders[0].entry, b.main.metric) if leaders and b.main else None
         record: dict[str, Any] = {"task": b.task.name, "type": b.task.type, "main_score": b.task.main_score,
                                   "main_score_label": metric_label(b.task.main_score),
                                   "higher_is_better": b.task.higher_is_better,
@@ -887,7 +482,7 @@ def _tasks_export(all_boards: Sequence[TaskBoards]) -> TableExport:
     return TableExport("fetal-bench tasks", ordered_columns(rows), tuple(rows))
 
 
-def _synthetic_section(page: _Page, synthetic: Sequence[tuple[SyntheticDataset, str]]) -> Markup:
+def _synthetic_section(page: Page, synthetic: Sequence[tuple[SyntheticDataset, str]]) -> Markup:
     syn_rows = []
     records = []
     for dataset, target in synthetic:
@@ -898,7 +493,7 @@ def _synthetic_section(page: _Page, synthetic: Sequence[tuple[SyntheticDataset, 
                                   el("td", f"{total:,}", class_="num")]))
         records.append({"dataset": dataset.name, "generator": generator, "rows": total})
     export = TableExport("Synthetic datasets", ("dataset", "generator", "rows"), tuple(records))
-    return _section("Synthetic datasets", _table_tools(page, "synthetic", (), export), el("div", el("table", el(
+    return section("Synthetic datasets", table_tools(page, "synthetic", (), export), el("div", el("table", el(
         "thead", el("tr", [el("th", "Dataset", scope="col"), el("th", "Generator", scope="col"),
                            el("th", "Rows", scope="col", class_="num")])), el("tbody", syn_rows),
         class_="plain-table"), class_="table-wrap fit"), id_="synthetic")
@@ -917,10 +512,10 @@ def _best_cell(boards: TaskBoards) -> Markup:
     if not leaders or boards.main is None:
         return el("td", "—", class_="num muted")
     metric = boards.main.metric
-    return _score_cell(_score(leaders[0].entry, metric), metric, with_ci=True, extra_class="main")
+    return score_cell(entry_score(leaders[0].entry, metric), metric, with_ci=True, extra_class="main")
 
 
-def render_synthetic_page(page: _Page, dataset: SyntheticDataset, grid_name: str | None) -> str:
+def render_synthetic_page(page: Page, dataset: SyntheticDataset, grid_name: str | None) -> str:
     body: list[Any] = [el("p", el("a", "← Overview", href=page.link("index.html")), class_="crumbs"),
                        el("h1", dataset.name),
                        el("p", ["Synthetic dataset directory ", el("code", dataset.path.name), "."],
@@ -931,7 +526,7 @@ def render_synthetic_page(page: _Page, dataset: SyntheticDataset, grid_name: str
     if dataset.counts:
         rows = [el("tr", [el("td", config), el("td", split), el("td", f"{n:,}", class_="num")])
                 for config, splits in sorted(dataset.counts.items()) for split, n in sorted(splits.items())]
-        body.append(_section("Rows", el("div", el("table", el("thead", el("tr", [
+        body.append(section("Rows", el("div", el("table", el("thead", el("tr", [
             el("th", "Config", scope="col"), el("th", "Split", scope="col"),
             el("th", "Rows", scope="col", class_="num")])),
             el("tbody", rows), class_="plain-table"), class_="table-wrap fit")))
@@ -942,7 +537,7 @@ def render_synthetic_page(page: _Page, dataset: SyntheticDataset, grid_name: str
                                                         class_="prov")
                                                 for k, v in sorted(s.provenance.items())], " "))])
                        for i, s in enumerate(dataset.samples, start=1)]
-        body.append(_section("Samples", el("figure", el("img", src=grid_name, alt=caption, class_="sample-grid"),
+        body.append(section("Samples", el("figure", el("img", src=grid_name, alt=caption, class_="sample-grid"),
                                            el("figcaption", caption), class_="chart-figure"),
                              el("details", el("summary", "Sample rows and how each was made"),
                                 el("div", el("table", el("thead", el("tr", [el("th", h, scope="col") for h in
@@ -951,12 +546,12 @@ def render_synthetic_page(page: _Page, dataset: SyntheticDataset, grid_name: str
                                    class_="table-wrap fit"))))
     # Paths of the machine that generated the set (e.g. lora_path) are cut to their last part.
     config_text = json.dumps(redact(dataset.generator_config), indent=2, sort_keys=True, ensure_ascii=False, default=str)
-    body.append(_section("Generator configuration", el("pre", el("code", config_text)) if dataset.generator_config
+    body.append(section("Generator configuration", el("pre", el("code", config_text)) if dataset.generator_config
                          else el("p", "build_info.json records no generator configuration.", class_="muted")))
     if dataset.card_body.strip():
-        from fetal_bench.leaderboard.mdlite import render
+        from fetal_bench.leaderboard.markdown import render
 
-        body.append(_section("Dataset card", el("div", render(redact_text(dataset.card_body)), class_="card-body")))
+        body.append(section("Dataset card", el("div", render(redact_text(dataset.card_body)), class_="card-body")))
     if dataset.card_yaml:
         body.append(el("details", el("summary", "Card metadata (YAML)"),
                        el("pre", el("code", redact_text(dataset.card_yaml)))))
@@ -966,7 +561,7 @@ def render_synthetic_page(page: _Page, dataset: SyntheticDataset, grid_name: str
                                                    default=str)))))
     if dataset.warnings:
         body.append(el("ul", [el("li", w) for w in dataset.warnings], class_="notice"))
-    return _frame(page, f"{dataset.name} · fetal-bench leaderboard", join(body, "\n"))
+    return frame(page, f"{dataset.name} · fetal-bench leaderboard", join(body, "\n"))
 
 
 # --------------------------------------------------------------------------------------------
@@ -1065,7 +660,7 @@ def render_site(results_dir: str | os.PathLike, *, synthetic_dirs: Sequence[str 
         stamp = build_timestamp.astimezone(_dt.timezone.utc).isoformat(timespec="seconds").replace("+00:00", "Z")
         footer_parts += [" on ", el("time", stamp, datetime=stamp)]
     footer_parts += [". Scores are as the result files report them; ", el("a", "how to submit", href=SUBMIT_URL), "."]
-    ctx = _Context(json_paths=_json_copy_paths(loaded.entries), task_pages=task_pages, nav=tuple(nav),
+    ctx = Context(json_paths=_json_copy_paths(loaded.entries), task_pages=task_pages, nav=tuple(nav),
                    footer=join(footer_parts))
 
     files: dict[str, bytes] = {MARKER: b"A generated fetal-bench leaderboard site; rebuilds replace it.\n",
@@ -1079,7 +674,7 @@ def render_site(results_dir: str | os.PathLike, *, synthetic_dirs: Sequence[str 
         path = task_pages[boards.task.name]
         task_invalid = invalid_by_task.get(boards.task.name, [])
         task_references = [r for r in references if r.task == boards.task.name]
-        files[path] = render_task_page(_Page(path, ctx), boards, task_invalid, task_references).encode("utf-8")
+        files[path] = render_task_page(Page(path, ctx), boards, task_invalid, task_references).encode("utf-8")
         summaries.append(TaskSummary(boards.task.name, path, len(boards.main.rows) if boards.main else 0,
                                      sum(len(v.rows) for v in boards.variants), len(task_invalid),
                                      tuple(r.entry.name for r in _leaders(boards.main))))
@@ -1088,10 +683,10 @@ def render_site(results_dir: str | os.PathLike, *, synthetic_dirs: Sequence[str 
         if dataset.grid_png:
             grid_name = Path(path).stem + "-samples.png"
             files[f"synthetic/{grid_name}"] = dataset.grid_png
-        files[path] = render_synthetic_page(_Page(path, ctx), dataset, grid_name).encode("utf-8")
+        files[path] = render_synthetic_page(Page(path, ctx), dataset, grid_name).encode("utf-8")
     for entry in loaded.entries:
         files[ctx.json_paths[entry.path]] = _site_copy(entry)
-    files["index.html"] = render_index(_Page("index.html", ctx), all_boards, loaded.invalid, synthetic,
+    files["index.html"] = render_index(Page("index.html", ctx), all_boards, loaded.invalid, synthetic,
                                        len(loaded.entries)).encode("utf-8")
     files.update(ctx.downloads)
     summary = SiteSummary(Path(), Path("index.html"), tuple(sorted(files)), tuple(summaries), len(loaded.entries),
@@ -1130,4 +725,4 @@ def build_site(results_dir: str | os.PathLike, out_dir: str | os.PathLike, *,
                        summary.invalid, summary.synthetic)
 
 
-__all__ = ["MARKER", "SiteSummary", "TaskSummary", "build_site", "render_site", "worst_and_gap"]
+__all__ = ["MARKER", "SiteSummary", "TaskSummary", "build_site", "render_site"]

@@ -182,7 +182,7 @@ def load_synthetic_dataset(path: str | os.PathLike, *, max_samples: int = MAX_SA
         raise FetalBenchError(f"{path / BUILD_INFO} is not a JSON object.", "Rebuild the dataset.")
     card_path = path / "README.md"
     card = card_path.read_text(encoding="utf-8", errors="replace") if card_path.is_file() else ""
-    from fetal_bench.leaderboard.mdlite import split_front_matter
+    from fetal_bench.leaderboard.markdown import split_front_matter
 
     card_yaml, card_body = split_front_matter(card)
     generator_config = {k: build_info[k] for k in GENERATOR_KEYS if k in build_info}

@@ -178,4 +178,44 @@ def example_results() -> list[dict]:
     return results
 
 
-__all__ = ["XSS_NAME", "example_results", "make_result", "score", "write_results"]
+#: The card :func:`make_synthetic_dataset` writes by default: hostile HTML and a right-aligned table.
+EXAMPLE_CARD = ("---\nlicense: cc-by-4.0\n---\n\n# Synthetic example\n\n"
+                "> **Simulated data.** Not clinical.\n\n<script>alert(6)</script>\n\n"
+                "| split | rows |\n|---|---:|\n| train | 6 |\n")
+
+
+def make_synthetic_dataset(root: Path, n: int = 6, *, card: str = EXAMPLE_CARD) -> Path:
+    """A folder shaped like a built synthetic dataset: ``card``, a build record, one Parquet shard of
+    ``n`` small PNG images. Its build record holds a hostile string and a path leaving the folder."""
+    import io
+
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+    from PIL import Image
+
+    root.mkdir(parents=True)
+    (root / "data").mkdir()
+    images = []
+    for i in range(n):
+        buffer = io.BytesIO()
+        Image.new("L", (64 + 16 * i, 48), color=40 * i % 255).save(buffer, format="PNG")
+        images.append({"bytes": buffer.getvalue(), "path": None})
+    features = {"id": {"dtype": "string", "_type": "Value"}, "image": {"_type": "Image"},
+                "label": {"names": ["abdomen", "brain"], "_type": "ClassLabel"},
+                "seed": {"dtype": "int64", "_type": "Value"}, "prompt": {"dtype": "string", "_type": "Value"}}
+    table = pa.table({"id": [f"syn-{i:03d}" for i in range(n)], "image": images, "label": [i % 2 for i in range(n)],
+                      "seed": list(range(n)), "prompt": ["<b>an ultrasound</b> of a fetal brain"] * n})
+    table = table.replace_schema_metadata({"huggingface": json.dumps({"info": {"features": features}})})
+    pq.write_table(table, root / "data/train-00000-of-00001.parquet")
+    build_info = {"dataset": "synthetic-example", "fingerprint": "c" * 64,
+                  "generator": {"name": "fu-lora", "base": "tiny", "steps": 2, "note": "<script>alert(5)</script>"},
+                  "config_sha256": "d" * 64, "files": {"data/train-00000-of-00001.parquet": "e" * 64},
+                  "configs": {"default": {"train": {"num_examples": n, "files": ["data/train-00000-of-00001.parquet",
+                                                                                 "../../outside.parquet"]}}}}
+    (root / "build_info.json").write_text(json.dumps(build_info))
+    (root / "README.md").write_text(card)
+    return root
+
+
+__all__ = ["EXAMPLE_CARD", "XSS_NAME", "example_results", "make_result", "make_synthetic_dataset", "score",
+           "write_results"]

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import copy
 import csv
 import hashlib
 import importlib
@@ -13,6 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from fetal_bench._config import dotted_to_nested, merge_strict, unknown_key_error
 from fetal_bench.errors import FetalBenchError
 
 __all__ = ["PROTOCOLS", "Protocol", "get_protocol", "list_protocols", "load_config", "run_protocol"]
@@ -63,18 +63,50 @@ def get_protocol(name: str) -> Protocol:
         raise FetalBenchError(f"Unknown protocol {name!r}.", f"Use one of: {', '.join(PROTOCOLS)}.") from None
 
 
-def _merge(base: dict[str, Any], update: dict[str, Any]) -> dict[str, Any]:
-    merged = copy.deepcopy(base)
-    for key, value in update.items():
-        if isinstance(value, dict) and isinstance(merged.get(key), dict) and key not in ("variants", "stages"):
-            merged[key] = _merge(merged[key], value)
-        else:
-            merged[key] = copy.deepcopy(value)
-    return merged
+# Where a protocol config is not checked key by key against its YAML: variant and stage names are
+# the protocol's own (their settings are checked against the training options below), and model
+# options are checked by the model's builder.
+_OPEN_PATHS = frozenset({("variants",), ("stages",), ("model_cfg",), ("train", "model_cfg"), ("finetune", "model_cfg")})
+# A profile's variants (or stages) replace the full run's, rather than adding to them.
+_PROFILE_REPLACES = frozenset({("variants",), ("stages",)})
+# Fields of TrainConfig the runners set themselves, never from a config.
+_RUNNER_FIELDS = frozenset({"output", "progress", "run_name"})
+
+
+def _train_options() -> frozenset[str]:
+    from dataclasses import fields
+
+    from fetal_bench.training.loop import TrainConfig
+
+    return frozenset(f.name for f in fields(TrainConfig)) - _RUNNER_FIELDS
+
+
+def _merge(config: dict[str, Any], update: dict[str, Any], *, source: str, replace=()) -> dict[str, Any]:
+    """The strict merge every configuration uses; ``train`` may add any training option."""
+    options = _train_options()
+    return merge_strict(config, update, open_paths=_OPEN_PATHS, replace_paths=replace, source=source,
+                        extra_keys={("train",): options, ("finetune",): options})
+
+
+def _check_run_settings(config: dict[str, Any], source: str) -> None:
+    """Each variant's or stage's settings are training options (a typo there is an error too)."""
+    options = _train_options()
+    for section in ("variants", "stages"):
+        for name, settings in (config.get(section) or {}).items():
+            if not isinstance(settings, dict):
+                raise FetalBenchError(f"{section}.{name}{source} must be a mapping of training options, "
+                                      f"got {str(settings)[:80]!r}.", "Write e.g. `{augment: none}`.")
+            for key in settings:
+                if key not in options:
+                    raise unknown_key_error((section, str(name), str(key)), options, source=source)
 
 
 def load_config(name: str, *, overrides: dict[str, Any] | None = None, config_file: str | os.PathLike | None = None) -> dict[str, Any]:
-    """The protocol's YAML, with ``overrides["profile"]`` applied first, then dotted overrides."""
+    """The protocol's YAML, with ``overrides["profile"]`` applied first, then dotted overrides.
+
+    Every key of a profile or an override must exist in the protocol's YAML (or be a training
+    option, in ``train``): a misspelt ``--set trainng.lr=0.1`` is an error, not a silent no-op.
+    """
     import yaml
 
     protocol = get_protocol(name)
@@ -89,15 +121,15 @@ def load_config(name: str, *, overrides: dict[str, Any] | None = None, config_fi
     if profile is not None:
         if profile not in profiles:
             raise FetalBenchError(f"Protocol {name!r} has no profile {profile!r}.", f"Profiles: {', '.join(profiles) or 'none'}.")
-        config = _merge(config, profiles[profile])
+        config = _merge(config, profiles[profile], source=f" (in profile {profile!r} of {path.name})",
+                        replace=_PROFILE_REPLACES)
     for dotted, value in overrides.items():
-        target = config
-        *parents, leaf = dotted.split(".")
-        for part in parents:
-            target = target.setdefault(part, {})
-            if not isinstance(target, dict):
-                raise FetalBenchError(f"--set {dotted}: {part!r} is not a mapping.", "Check the key.")
-        target[leaf] = value
+        shown = json.dumps(value, default=str) if not isinstance(value, str) else value
+        shown = shown if len(shown) <= 40 else shown[:37] + "..."  # as typed, bounded: values can be long
+        # `--set variants={...}` replaces the list, as a profile does; `--set variants.ES.augment=x` edits one.
+        config = _merge(config, dotted_to_nested(dotted, value), source=f" (in --set {dotted}={shown})",
+                        replace=_PROFILE_REPLACES & {tuple(dotted.split("."))})
+    _check_run_settings(config, f" (in {path.name}, profile and --set)")
     config["_source"] = {"file": str(path), "sha256": hashlib.sha256(text.encode()).hexdigest(), "profile": profile,
                          "overrides": overrides}
     return config
