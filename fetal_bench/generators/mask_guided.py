@@ -514,17 +514,10 @@ def sample(
             rows.append(row_for(item, gray, mask, ellipse, float(item.condition["pixel_size_mm"])))
         return rows, []
 
-    columns = {
-        "id": datasets.Value("string"),
-        "image": datasets.Image(),
-        "mask": datasets.Image(),
-        "subject_id": datasets.Value("string"),
-        "pixel_size_mm": datasets.Value("float32"),
-        "head_circumference_mm": datasets.Value("float32"),
-        "label": datasets.ClassLabel(names=names),
-        **provenance_features(),
-        "ellipse": datasets.Value("string"),
-    }
+    from fetal_bench.data.schemas import head_biometry_features
+
+    columns = dict(head_biometry_features(label=datasets.ClassLabel(names=names), **provenance_features(),
+                                          ellipse=datasets.Value("string")))
     if variant == "conditioned":
         columns["condition"] = datasets.Value("string")
     else:

@@ -20,7 +20,6 @@ import re
 from pathlib import Path
 
 import numpy as np
-from datasets import Features, Image, Value
 from tqdm.auto import tqdm
 
 from fetal_bench._io import sha256_file
@@ -28,6 +27,7 @@ from fetal_bench.data.builders._common import (
     SourceDigest, find_file, hashed_split, parse_positive_float, read_csv, read_image_bytes,
 )
 from fetal_bench.data.catalog import HC18
+from fetal_bench.data.schemas import head_biometry_features
 from fetal_bench.data.writer import BuildResult, ConfigSpec, encode_png, write_dataset
 from fetal_bench.errors import DataError
 from fetal_bench.geometry import ellipse_mask, fit_ellipse
@@ -45,16 +45,7 @@ GRAYSCALE = ("L",)
 FORMAT = "the HC18 format (8-bit grayscale PNG)"
 _FILENAME = re.compile(r"^(?P<subject>\d{3})_(?P<k>\d?)HC\.png$")
 
-FEATURES = Features(
-    {
-        "id": Value("string"),
-        "image": Image(),
-        "mask": Image(),
-        "subject_id": Value("string"),
-        "pixel_size_mm": Value("float32"),
-        "head_circumference_mm": Value("float32"),
-    }
-)
+FEATURES = head_biometry_features()
 
 
 def subject_split(subject_id: str, seed: int = HC18.split_seed) -> str:

@@ -44,18 +44,9 @@ def planes_features() -> datasets.Features:
 
 def head_features() -> datasets.Features:
     """Features of the ``head`` config (the same columns as ``hc18``)."""
-    from datasets import Features, Image, Value
+    from fetal_bench.data.schemas import head_biometry_features
 
-    return Features(
-        {
-            "id": Value("string"),
-            "image": Image(),
-            "mask": Image(),
-            "subject_id": Value("string"),
-            "pixel_size_mm": Value("float32"),
-            "head_circumference_mm": Value("float32"),
-        }
-    )
+    return head_biometry_features()
 
 
 def iter_planes_examples(split: str, *, seed: int = 0) -> Iterator[dict]:
