@@ -30,7 +30,6 @@ only the ``rng`` argument is reproducible across worker counts.
 
 from __future__ import annotations
 
-import io
 import random
 from collections.abc import Callable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any, Literal
@@ -40,6 +39,7 @@ import torch
 from torch.utils.data import DataLoader, Sampler, default_collate
 from torch.utils.data import Dataset as TorchDataset
 
+from fetal_bench.data.images import open_gray, open_mask
 from fetal_bench.data.opening import open_dataset
 from fetal_bench.errors import DataError, FetalBenchError
 
@@ -445,55 +445,12 @@ def decode_row(
 
     row_id = columns["id"][j]
     height, width = size
-    image = _open_gray(columns["image"][j], row_id)
+    image = open_gray(columns["image"][j], row_id)
     original_size = (image.height, image.width)
     gray = np.asarray(image.resize((width, height), Image.BILINEAR), dtype=np.uint8)
     mask = None
     if mask_column is not None:
-        mask_image = _open_mask(columns[mask_column][j], row_id, original_size)
+        mask_image = open_mask(columns[mask_column][j], row_id, original_size)
         # A mode "1" mask reads as bool: as uint8 it is 0/1, the same labels.
         mask = np.asarray(mask_image.resize((width, height), Image.NEAREST), dtype=np.uint8)
     return gray, mask, original_size
-
-
-def _open_png(cell: dict | None, row_id: str, what: str):
-    """An Image cell left undecoded ({"bytes", "path"}) -> a lazily decoded PIL image."""
-    from PIL import Image
-
-    if cell is None:
-        raise DataError(
-            f"Row {row_id!r} has no {what}.",
-            f"Filter out rows without one, or pass {what}_column=None." if what == "mask" else "Rebuild the dataset.",
-        )
-    if cell.get("bytes") is not None:
-        return Image.open(io.BytesIO(cell["bytes"]))
-    if cell.get("path"):
-        # HF datasets may reference files instead of embedding them (ours embed).
-        return Image.open(cell["path"])
-    raise DataError(f"Row {row_id!r}: the {what} has neither bytes nor a path.", "Rebuild the dataset.")
-
-
-def _open_gray(cell: dict | None, row_id: str):
-    image = _open_png(cell, row_id, "image")
-    if image.mode == "L":
-        return image
-    # Published images are gray; an RGB/RGBA/palette file is gray data in a colour container.
-    # A 16-bit one would be clipped, not scaled, by convert("L"): refuse it instead.
-    if image.mode.startswith("I") or image.mode == "F":
-        raise DataError(
-            f"Row {row_id!r}: image mode {image.mode!r} (high bit depth) is not supported.",
-            "Store 8-bit images (mode L) in the dataset.",
-        )
-    return image.convert("L")
-
-
-def _open_mask(cell: dict | None, row_id: str, image_size: tuple[int, int]):
-    mask = _open_png(cell, row_id, "mask")
-    if (mask.height, mask.width) != image_size:
-        raise DataError(
-            f"Row {row_id!r}: the mask is {mask.width}x{mask.height}, the image "
-            f"{image_size[1]}x{image_size[0]}.",
-            "Rebuild the dataset; a mask must have its image's size.",
-        )
-    # L/P hold label values as they are; "1" reads as bool (0/1) through numpy.
-    return mask if mask.mode in ("L", "P", "1") else mask.convert("L")

@@ -8,7 +8,6 @@ split of any size costs the memory of the Arrow file mapping, not of its pixels.
 from __future__ import annotations
 
 import hashlib
-import io
 import json
 import math
 import os
@@ -18,6 +17,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
+from fetal_bench.data.images import open_cell, open_gray, open_mask
 from fetal_bench.errors import DataError, FetalBenchError
 
 __all__ = [
@@ -149,30 +149,20 @@ def trimester_of(hc_mm: float, bounds: Sequence[float]) -> int:
     return 0 if hc_mm < first else (1 if hc_mm < second else 2)
 
 
-def _open(cell: dict | None, what: str, row_id: str):
-    from PIL import Image
-
-    if cell is None or (cell.get("bytes") is None and not cell.get("path")):
-        raise DataError(f"Row {row_id!r} has no {what}.", "Use a split whose rows all have one.")
-    return Image.open(io.BytesIO(cell["bytes"])) if cell.get("bytes") is not None else Image.open(cell["path"])
-
-
 def image_size(cell: dict | None, row_id: str) -> tuple[int, int]:
     """(width, height) of an undecoded Image cell, from its header (no pixel decoding)."""
-    with _open(cell, "image", row_id) as image:
+    with open_cell(cell, row_id, "image") as image:
         return image.size
 
 
 def decode_gray(cell: dict | None, row_id: str) -> np.ndarray:
     """An undecoded Image cell -> uint8 (H, W)."""
-    image = _open(cell, "image", row_id)
-    return np.asarray(image if image.mode == "L" else image.convert("L"), dtype=np.uint8)
+    return np.asarray(open_gray(cell, row_id), dtype=np.uint8)
 
 
 def decode_mask(cell: dict | None, row_id: str) -> np.ndarray:
     """An undecoded mask cell -> bool (H, W) (any non-zero value is foreground)."""
-    image = _open(cell, "mask", row_id)
-    return np.asarray(image) > 0 if image.mode in ("L", "P", "1") else np.asarray(image.convert("L")) > 0
+    return np.asarray(open_mask(cell, row_id)) > 0
 
 
 @dataclass(frozen=True)
