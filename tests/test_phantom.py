@@ -6,6 +6,7 @@ import hashlib
 import io
 import itertools
 import math
+import re
 
 import numpy as np
 import pytest
@@ -233,16 +234,18 @@ def test_classes_differ_nearest_class_mean(rows):
 
 
 @pytest.mark.parametrize(
-    "call",
+    ("call", "message"),
     [
-        lambda: next(phantom.iter_planes_examples("dev")),
-        lambda: next(phantom.iter_head_examples("challenge_test")),
-        lambda: next(phantom.iter_planes_examples("train", seed=-1)),
-        lambda: phantom.render_planes_image(4, np.random.default_rng(0)),
-        lambda: phantom.render_planes_image(0, np.random.default_rng(0), site=3),
-        lambda: phantom.render_head_image(np.random.default_rng(0), size=(8, 8)),
+        (lambda: next(phantom.iter_planes_examples("dev")), "The phantom 'planes' config has no split 'dev'."),
+        (lambda: next(phantom.iter_head_examples("challenge_test")),
+         "The phantom 'head' config has no split 'challenge_test'."),
+        (lambda: next(phantom.iter_planes_examples("train", seed=-1)), "Phantom seed -1 is not a non-negative integer."),
+        (lambda: phantom.render_planes_image(4, np.random.default_rng(0)), "Phantom plane label 4 is out of range."),
+        (lambda: phantom.render_planes_image(0, np.random.default_rng(0), site=3), "Phantom site 3 is out of range."),
+        (lambda: phantom.render_head_image(np.random.default_rng(0), size=(8, 8)),
+         "Phantom image size (8, 8) is outside 32..2048 pixels."),
     ],
 )
-def test_bad_arguments_raise_fetal_bench_error(call):
-    with pytest.raises(FetalBenchError):
+def test_bad_arguments_raise_fetal_bench_error(call, message):
+    with pytest.raises(FetalBenchError, match=re.escape(message)):
         call()
