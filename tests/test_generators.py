@@ -437,9 +437,12 @@ def test_score_command_writes_strict_json_and_a_grid(fu_lora_run, phantom, tmp_p
     assert result["real"]["config"] == "planes"  # taken from the synthetic card
     assert result["synthetic"]["n"] == 8 and result["real"]["n"] == 240
     assert result["counts"]["synthetic"] == {"abdomen": 2, "brain": 2, "femur": 2, "thorax": 2}
-    for key in ("fid", "kid", "precision", "recall"):
-        assert result["scores"][key]["value"] is not None
-    assert 0 <= result["scores"]["precision"]["value"] <= 1
+    values = {key: result["scores"][key]["value"] for key in ("fid", "kid", "precision", "recall")}
+    assert all(isinstance(v, float) and math.isfinite(v) for v in values.values()), values
+    assert values["fid"] > 0  # 8 synthetic images are not the 240 real ones
+    # Precision counts covered synthetic images (of 8), recall covered real ones (of 240).
+    assert 0 <= values["precision"] <= 1 and (values["precision"] * 8).is_integer()
+    assert 0 <= values["recall"] <= 1 and round(values["recall"] * 240, 6).is_integer()
     # Too few synthetic images per class for per-class scores: null with a reason, not NaN.
     assert result["per_class"]["brain"]["reason"].startswith("fewer than")
     assert any("UNTRAINED FEATURES" in w or "random CNN" in w for w in result["warnings"])  # score.py's wording
