@@ -61,6 +61,18 @@ def test_registry_lists_every_required_baseline():
         get_model_info("resnet1000")
 
 
+def test_importing_the_models_package_imports_no_torch():
+    """Listing models and reading checkpoint metadata stay cheap: torch, peft and huggingface_hub
+    load only when a model is built or a checkpoint read."""
+    import subprocess
+    import sys
+
+    code = ("import sys, fetal_bench.models as m; m.list_models(); "
+            "print(sorted(x for x in ('torch', 'peft', 'huggingface_hub') if x in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"
+
+
 def test_models_list_cli():
     from click.testing import CliRunner
 

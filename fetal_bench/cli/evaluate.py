@@ -81,7 +81,9 @@ def print_result(result: dict) -> None:
 @click.option("--predictions", type=click.Path(path_type=Path), default=None,
               help="Predictions: CSV/Parquet (classification) or a directory of <id>.png / a Parquet (segmentation).")
 @click.option("--model", default=None, help="A registered model (`fetal-bench models list`) to run instead.")
-@click.option("--checkpoint", type=click.Path(path_type=Path), default=None, help="The model's checkpoint directory.")
+@click.option("--checkpoint", default=None,
+              help="The model's checkpoint: a directory, or a Hub repository org/name[@revision] (read from the "
+                   "Hub cache when HF_HUB_OFFLINE=1).")
 @click.option("--data", default=None, help="A local dataset build or a Hub id (default: the task's pinned dataset).")
 @click.option("--split", default=None, help="Score another split than the task's (e.g. validation).")
 @click.option("--output", type=click.Path(path_type=Path), default=None, help="Directory (or .json path) for the result file.")

@@ -1,4 +1,4 @@
-"""`fetal-bench models list`."""
+"""`fetal-bench models list`, `models info CHECKPOINT` and `models push DIR --repo-id ID`."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import json
 import click
 from rich.table import Table
 
-from fetal_bench.cli._console import console
+from fetal_bench.cli._console import console, safe
 
 
 @click.group()
@@ -36,3 +36,61 @@ def list_command(task_type: str | None, as_json: bool) -> None:
         table.add_row(info.name, info.task_type, info.description, info.weights)
     console.print(table)
     console.print("Train: fetal-bench train MODEL --task T --output DIR; options: fetal-bench models list --json.")
+
+
+@models.command("info")
+@click.argument("checkpoint")
+@click.option("--revision", default=None, help="Hub branch, tag or commit (or write org/name@revision).")
+@click.option("--json", "as_json", is_flag=True, help="Print the checkpoint's config.json and where it was read.")
+def info_command(checkpoint: str, revision: str | None, as_json: bool) -> None:
+    """What a checkpoint holds: a directory, or a Hub repository org/name[@revision] (from the
+    Hub cache when HF_HUB_OFFLINE=1). Nothing is built or loaded."""
+    from fetal_bench.models import read_checkpoint
+
+    recorded = read_checkpoint(checkpoint, revision)
+    if as_json:
+        click.echo(json.dumps({"source": recorded.source, "revision": recorded.revision,
+                               "directory": str(recorded.directory), "config": recorded.config}, indent=2))
+        return
+    table = Table(title=f"checkpoint {safe(recorded.reference, limit=200)}", show_header=False)
+    table.add_column("field", no_wrap=True)
+    table.add_column("value", overflow="fold")
+    for field, value in _info_rows(recorded):
+        table.add_row(field, safe(value, limit=500))
+    console.print(table)
+
+
+def _info_rows(recorded) -> list[tuple[str, object]]:
+    spec, training, base = recorded.spec, recorded.training, recorded.base or {}
+    weights = {"full": "every tensor (model.safetensors)",
+               "adapter": f"LoRA adapter + head (PEFT) on {base.get('name', '?')}, base sha256 {base.get('sha256', '?')}"}
+    rows: list[tuple[str, object]] = [("model", recorded.model), ("weights", weights[recorded.weights]),
+                                      ("format", recorded.format_version), ("fetal-bench", recorded.fetal_bench_version),
+                                      ("run", recorded.run_name)]
+    if spec is not None:
+        rows += [("task type", spec.task_type), ("labels", ", ".join(spec.labels)),
+                 ("input", f"{spec.image_size[0]}x{spec.image_size[1]}, {spec.channels} channel(s)")]
+    best = training.get("best_metric") if isinstance(training.get("best_metric"), dict) else {}
+    rows += [("trained on", training.get("task")), ("training data", training.get("training_data")),
+             ("best", f"{best.get('name')} = {best.get('value')}" if best else None)]
+    if recorded.revision:
+        rows.append(("files", recorded.directory))
+    return [(name, value) for name, value in rows if value is not None]
+
+
+@models.command("push")
+@click.argument("directory", type=click.Path(exists=True, file_okay=False))
+@click.option("--repo-id", required=True, help="Hub model repository, e.g. my-org/fetal-unet.")
+@click.option("--tag", default=None, help="Tag the commit (e.g. v1); an existing tag is refused.")
+@click.option("--private", is_flag=True, help="Create the repository as private.")
+@click.option("--token", default=None, envvar="HF_TOKEN", help="Hub token (default: HF_TOKEN or the saved login).")
+def push_command(directory: str, repo_id: str, tag: str | None, private: bool, token: str | None) -> None:
+    """Publish the checkpoint in DIRECTORY (config.json, weights, model card; not the run's logs)."""
+    from fetal_bench.models.checkpoint import push_checkpoint
+
+    commit, _ = push_checkpoint(directory, repo_id, tag=tag, private=private, token=token)
+    console.print(f"Pushed {safe(directory)} to {safe(repo_id)} at commit {safe(commit)}"
+                  + (f", tag {safe(tag)}" if tag else "") + ".")
+    where = f"{repo_id}@{tag}" if tag else repo_id
+    console.print(f"Evaluate it with: fetal-bench evaluate --task TASK --model MODEL --checkpoint {safe(where)}",
+                  highlight=False)

@@ -11,8 +11,9 @@ from fetal_bench.cli._console import note
 
 @click.command("predict")
 @click.option("--model", "model_name", required=True, help="A registered model (`fetal-bench models list`).")
-@click.option("--checkpoint", type=click.Path(path_type=Path, exists=True), default=None,
-              help="A checkpoint directory, or a published weights file (SonoNet16.npz, SAM .pth).")
+@click.option("--checkpoint", default=None,
+              help="A checkpoint directory, a Hub repository (org/name or org/name@revision), or a published "
+                   "weights file (SonoNet16.npz, SAM .pth).")
 @click.option("--output", required=True, type=click.Path(path_type=Path, dir_okay=False), help="CSV file to write.")
 @click.option("--batch-size", type=click.IntRange(1), default=16, show_default=True)
 @click.option("--device", default=None, help="cuda / cpu (default: cuda when available).")

@@ -1,51 +1,290 @@
-"""Checkpoints: a directory with ``model.safetensors`` and ``config.json``.
+"""Checkpoints: the one module that knows their file layout, on disk and on the Hub.
+
+A checkpoint is a directory, or a Hugging Face Hub model repository with the same files, in
+the layout of ``huggingface_hub.PyTorchModelHubMixin`` (``config.json`` + weights + a model card
+``README.md``), so ``push_to_hub`` publishes it as it is and ``from_pretrained`` reads it back:
+
+``model.safetensors`` (``weights: "full"``)
+    every tensor of the model, written by :func:`safetensors.torch.save_model` (which copes with
+    the tied tensors of transformers' SAM).
+``adapter_model.safetensors`` + ``adapter_config.json`` (``weights: "adapter"``)
+    a LoRA model whose frozen base comes from a registered source (torchvision's ImageNet
+    ViT-B/16, the user's FetalCLIP file): only what training changed, the LoRA tensors and the
+    head, in PEFT's own format (``PeftModel.save_pretrained``'s key names, the head listed in
+    ``modules_to_save``). ``config.json`` then names the base and the sha256 of its tensors;
+    loading rebuilds the base from its source, checks that hash and applies the adapter. The
+    base weights are never copied: a vit_lora checkpoint is 4.7 MB instead of 346 MB, and a
+    fetalclip_lora one does not redistribute FetalCLIP's non-commercial weights.
 
 ``config.json``::
 
     {"model": "unet",                      # registry name
      "cfg": {...},                         # builder options that rebuild the structure
      "spec": {...},                        # ModelSpec (what the harness reads)
-     "training": {"task": ..., "training_data": "real"|"synthetic"|"hybrid",
-                  "synthetic_share": 0.0, "epochs": ..., "best_metric": ..., ...},
-     "run_name": "...",
-     "format_version": 1, "fetal_bench_version": "..."}
+     "training": {...}, "run_name": "...", # what the training run recorded
+     "weights": {"kind": "full"|"adapter", "base": {...} | null},
+     "format_version": 2, "fetal_bench_version": "..."}
 
-Weights are safetensors only (no pickle), written through
-:func:`safetensors.torch.save_model`, which also copes with tied tensors (transformers' SAM ties
-two positional embeddings). Both files are replaced atomically, weights first, so a reader never
-sees a config that describes weights not yet written.
+Format 1 (fetal-bench before adapters) is format 2 without ``weights``: always full, and it
+keeps loading. A newer format, or a directory that is not a fetal-bench checkpoint, is a
+:class:`~fetal_bench.errors.FetalBenchError` naming the problem.
+
+This module reads and writes files and loads tensors into a model it is given; building the
+model is :mod:`fetal_bench.models.builder`'s job (it imports this module, never the reverse).
 """
 
 from __future__ import annotations
 
 import contextlib
+import hashlib
+import json
 import os
-import tempfile
+import re
+import shutil
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from fetal_bench._io import write_json_atomic
+from fetal_bench._io import UnreadableFile, atomic_file, read_regular_file, write_json_atomic
 from fetal_bench.errors import FetalBenchError
-from fetal_bench.models.registry import CONFIG_NAME, WEIGHTS_NAME
+from fetal_bench.models.spec import ModelSpec
 
 if TYPE_CHECKING:
     import torch
 
-__all__ = ["checkpoint_config", "load_weights", "save_checkpoint"]
+__all__ = ["ADAPTER_CONFIG_NAME", "ADAPTER_WEIGHTS_NAME", "CONFIG_NAME", "FORMAT_VERSION", "WEIGHTS_NAME", "Checkpoint",
+           "adapter_base", "base_sha256", "checkpoint_config", "is_checkpoint_directory", "is_checkpoint_reference",
+           "is_repo_reference", "load_weights", "model_card_text", "push_checkpoint", "read_checkpoint",
+           "restore_weights", "save_checkpoint", "update_training_info", "write_weights"]
 
-FORMAT_VERSION = 1
+CONFIG_NAME = "config.json"
+WEIGHTS_NAME = "model.safetensors"
+ADAPTER_WEIGHTS_NAME = "adapter_model.safetensors"  # PEFT's names
+ADAPTER_CONFIG_NAME = "adapter_config.json"
+CARD_NAME = "README.md"
+#: Builder options that only mean something on this machine (the path of the user's own FetalCLIP
+#: file): beside the checkpoint, hidden, never in config.json nor uploaded (not in _FILES).
+LOCAL_OPTIONS_NAME = ".fetal-bench-local.json"
+FORMAT_VERSION = 2
+#: PEFT prefixes every key of a saved adapter with the PeftModel's path to the wrapped model.
+PEFT_PREFIX = "base_model.model."
+_MAX_CONFIG_BYTES = 16 << 20  # a config.json is a few KB; FetalCLIP's architecture adds little
+_FILES = (WEIGHTS_NAME, ADAPTER_WEIGHTS_NAME, ADAPTER_CONFIG_NAME, CONFIG_NAME, CARD_NAME)
+# org/name[@revision] as the Hub spells repository ids (huggingface_hub validates them again).
+_REPO_REF = re.compile(r"^(?P<repo>[A-Za-z0-9][\w.-]{0,95}/[\w.-]{1,96})(?:@(?P<revision>[\w./-]{1,200}))?$")
+
+
+@dataclass(frozen=True)
+class Checkpoint:
+    """What a checkpoint says about itself (``config.json``), and where its files are.
+
+    ``source`` is what the user gave (a path, or ``org/name``), ``revision`` the Hub commit its
+    files came from (None for a local directory), ``directory`` the local files (the Hub cache's
+    snapshot for a repository).
+    """
+
+    model: str
+    cfg: dict[str, Any]
+    spec: ModelSpec | None
+    training: dict[str, Any]
+    run_name: str | None
+    weights: str
+    base: dict[str, Any] | None
+    format_version: int
+    fetal_bench_version: str | None
+    directory: Path
+    source: str
+    revision: str | None = None
+    config: dict[str, Any] = field(default_factory=dict, repr=False)
+    local_options: dict[str, Any] = field(default_factory=dict)  # LOCAL_OPTIONS_NAME of a local directory
+
+    @property
+    def weights_files(self) -> tuple[Path, ...]:
+        names = (WEIGHTS_NAME,) if self.weights == "full" else (ADAPTER_WEIGHTS_NAME, ADAPTER_CONFIG_NAME)
+        return tuple(self.directory / name for name in names)
+
+    @property
+    def reference(self) -> str:
+        """``org/name@commit`` for a Hub checkpoint, the directory's name for a local one (an
+        absolute path means nothing on another machine)."""
+        return f"{self.source}@{self.revision}" if self.revision else Path(self.source).name
+
+
+# ----------------------------------------------------------------------------------------------
+# Reading
+# ----------------------------------------------------------------------------------------------
+
+
+def read_checkpoint(reference: str | os.PathLike, revision: str | None = None) -> Checkpoint:
+    """The checkpoint at ``reference``: a local directory, or a Hub repository ``org/name`` (or
+    ``org/name@revision``; ``revision`` overrides). Hub files come through
+    :func:`huggingface_hub.snapshot_download`, so ``HF_HUB_OFFLINE=1`` reads the local Hub cache
+    only."""
+    directory, source, commit = _resolve(reference, revision)
+    config = _read_config(directory)
+    version = config.get("format_version", 1)
+    if not isinstance(version, int) or version < 1:
+        raise FetalBenchError(f"{directory / CONFIG_NAME} has format_version {version!r}.", "Re-create the checkpoint.")
+    if version > FORMAT_VERSION:
+        raise FetalBenchError(
+            f"Checkpoint {source} has format version {version}; this fetal-bench reads up to {FORMAT_VERSION}.",
+            "Upgrade fetal-bench (pip install -U fetal-bench) to load it.")
+    weights = config.get("weights") or {"kind": "full", "base": None}  # format 1: always full
+    kind = weights.get("kind") if isinstance(weights, dict) else None
+    if kind not in ("full", "adapter") or (kind == "adapter" and not isinstance(weights.get("base"), dict)):
+        raise FetalBenchError(f"{directory / CONFIG_NAME} has an unknown 'weights' entry {weights!r:.200}.",
+                              "Re-create the checkpoint with `fetal-bench train`.")
+    checkpoint = Checkpoint(
+        model=config["model"], cfg=config.get("cfg") or {}, spec=_spec(config, directory),
+        training=config["training"] if isinstance(config.get("training"), dict) else {},
+        run_name=config["run_name"] if isinstance(config.get("run_name"), str) else None,
+        weights=kind, base=weights.get("base") if kind == "adapter" else None, format_version=version,
+        fetal_bench_version=config.get("fetal_bench_version"), directory=directory, source=source, revision=commit,
+        config=config, local_options=_local_options(directory) if commit is None and kind == "adapter" else {})
+    missing = [path.name for path in checkpoint.weights_files if not path.is_file()]
+    if missing:
+        raise FetalBenchError(f"Checkpoint {source} lacks {', '.join(missing)} (its config.json says "
+                              f"{kind} weights).", "Copy or download the whole checkpoint directory.")
+    return checkpoint
+
+
+def is_checkpoint_directory(directory: str | os.PathLike) -> bool:
+    """Whether ``directory`` holds a checkpoint's config (e.g. a training run that has saved one)."""
+    return (Path(directory) / CONFIG_NAME).is_file()
+
+
+def is_checkpoint_reference(reference: str | os.PathLike) -> bool:
+    """Whether ``reference`` names a checkpoint (a directory or a Hub repository id) rather than
+    a published weights file; reading it may still fail."""
+    return Path(reference).is_dir() or is_repo_reference(reference)
+
+
+def is_repo_reference(reference: str | os.PathLike) -> bool:
+    """True for ``org/name`` or ``org/name@revision`` that is not an existing local path."""
+    text = os.fspath(reference)
+    return not Path(text).exists() and _REPO_REF.match(text) is not None
+
+
+def _resolve(reference: str | os.PathLike, revision: str | None) -> tuple[Path, str, str | None]:
+    path = Path(reference)
+    if path.is_dir():
+        if revision is not None:
+            raise FetalBenchError(f"A revision ({revision}) was given for the local directory {path}.",
+                                  "Drop the revision, or pass a Hub repository id (org/name).")
+        return path, os.fspath(reference), None
+    if path.exists():
+        raise FetalBenchError(f"Checkpoint {path} is a file, not a checkpoint directory.",
+                              "Pass the --output directory of `fetal-bench train`, or a Hub repository id.")
+    match = _REPO_REF.match(os.fspath(reference))
+    if match is None:
+        raise FetalBenchError(f"Checkpoint {os.fspath(reference)[:200]!r} does not exist.",
+                              "Pass a checkpoint directory, a weights file, or a Hub repository id org/name[@revision].")
+    return _download(match["repo"], revision or match["revision"])
+
+
+def _download(repo_id: str, revision: str | None) -> tuple[Path, str, str | None]:
+    from huggingface_hub import snapshot_download
+    from huggingface_hub.errors import (GatedRepoError, HfHubHTTPError, HFValidationError, LocalEntryNotFoundError,
+                                        RepositoryNotFoundError, RevisionNotFoundError)
+
+    where = f"{repo_id}@{revision}" if revision else repo_id
+    try:
+        # Only checkpoint files: a repository may hold other things (results, images).
+        local = Path(snapshot_download(repo_id, revision=revision, repo_type="model", allow_patterns=list(_FILES)))
+    except (RepositoryNotFoundError, GatedRepoError) as err:
+        raise FetalBenchError(f"{repo_id} is not a local directory, and no Hub repository of that name is accessible "
+                              f"({type(err).__name__}).",
+                              "Check the path or the id; log in (hf auth login) for a private repository.") from None
+    except RevisionNotFoundError:
+        raise FetalBenchError(f"Hub repository {repo_id} has no revision {revision!r}.",
+                              "Pass a branch, tag or commit that exists (org/name@revision).") from None
+    except LocalEntryNotFoundError:
+        raise FetalBenchError(f"Checkpoint {where} is not a local directory, and not in the local Hub cache while the "
+                              "Hub cannot be reached (offline, HF_HUB_OFFLINE=1, or no network).",
+                              f"Download it once online (hf download {repo_id}), or unset HF_HUB_OFFLINE.") from None
+    except HFValidationError as err:
+        raise FetalBenchError(f"{where!r} is not a valid Hub repository id or revision: {err}",
+                              "Pass org/name or org/name@revision.") from None
+    except (HfHubHTTPError, OSError) as err:  # the Hub answered with an error, or the network failed
+        first = (str(err).strip().splitlines() or [type(err).__name__])[0][:300]
+        raise FetalBenchError(f"Could not download checkpoint {where}: {first}", "Check the network and retry.") from None
+    return local, repo_id, local.name  # snapshots/<commit>: the exact files read
+
+
+def _read_config(directory: Path) -> dict[str, Any]:
+    path = directory / CONFIG_NAME
+    if not path.exists():
+        weights = [name for name in (WEIGHTS_NAME, ADAPTER_WEIGHTS_NAME) if (directory / name).is_file()]
+        raise FetalBenchError(f"{directory} is not a fetal-bench checkpoint: it has no {CONFIG_NAME}"
+                              + (f" next to {weights[0]}." if weights else "."),
+                              "Pass the --output directory of `fetal-bench train`, or a published weights file.")
+    try:
+        config = json.loads(read_regular_file(path, max_bytes=_MAX_CONFIG_BYTES).decode("utf-8"))
+    except UnreadableFile as err:
+        raise FetalBenchError(f"{path} {err.reason}.", "Re-create the checkpoint.") from None
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise FetalBenchError(f"{path} is not valid JSON: {err}.", "Re-create the checkpoint.") from None
+    if not isinstance(config, dict) or not isinstance(config.get("model"), str) or not isinstance(config.get("cfg", {}), dict):
+        raise FetalBenchError(f"{path} lacks the 'model'/'cfg' entries of a fetal-bench checkpoint (a config.json "
+                              "of another library?).", "Pass a checkpoint written by fetal-bench (`fetal-bench train`).")
+    return config
+
+
+def _local_options(directory: Path) -> dict[str, Any]:
+    try:
+        options = json.loads(read_regular_file(directory / LOCAL_OPTIONS_NAME, max_bytes=1 << 16).decode("utf-8"))
+    except (FileNotFoundError, UnreadableFile, json.JSONDecodeError, UnicodeDecodeError):
+        return {}  # a hint only: without it the base is looked for as on any other machine
+    return options if isinstance(options, dict) else {}
+
+
+def _spec(config: dict[str, Any], directory: Path) -> ModelSpec | None:
+    if not isinstance(config.get("spec"), dict):
+        return None
+    try:
+        return ModelSpec.from_dict(config["spec"])
+    except (TypeError, ValueError) as err:
+        raise FetalBenchError(f"{directory / CONFIG_NAME} has an invalid 'spec': {err}", "Re-create the checkpoint.") from None
+
+
+# ----------------------------------------------------------------------------------------------
+# Writing
+# ----------------------------------------------------------------------------------------------
+
+
+def adapter_base(model: torch.nn.Module) -> dict[str, Any] | None:
+    """The base reference ``model`` is saved against, or None to save it whole.
+
+    A LoRA model's ``base_reference()`` names the registered source its frozen base was built
+    from (None for a random base) and ``base_source_sha256`` the hash of the base as built. The
+    base must still be that one: weights loaded since (a full checkpoint, a resumed run's
+    snapshot) may have replaced it, and then no source rebuilds it.
+    """
+    bare = _unwrap(model)
+    reference = bare.base_reference() if callable(getattr(bare, "base_reference", None)) else None
+    if reference is None:
+        return None
+    current = base_sha256(bare)
+    return {**reference, "sha256": current} if current == bare.base_source_sha256 else None
 
 
 def checkpoint_config(model: torch.nn.Module, *, training: dict[str, Any] | None = None,
                       run_name: str | None = None) -> dict[str, Any]:
+    """The ``config.json`` content for ``model`` (see the module docstring)."""
     from fetal_bench import __version__
 
+    bare = _unwrap(model)
+    base = adapter_base(bare)
+    if base is not None:
+        base.pop("local_options", None)  # this machine's paths: see save_checkpoint
+    weights = {"kind": "full" if base is None else "adapter", "base": base}
     return {
-        "model": model.model_name,
-        "cfg": _jsonable(model.model_cfg),
-        "spec": _jsonable(model.spec.to_dict()),
+        "model": bare.model_name,
+        "cfg": _jsonable(bare.model_cfg),
+        "spec": _jsonable(bare.spec.to_dict()),
         "training": _jsonable(training or {}),
         "run_name": run_name,
+        "weights": _jsonable(weights),
         "format_version": FORMAT_VERSION,
         "fetal_bench_version": __version__,
     }
@@ -53,32 +292,196 @@ def checkpoint_config(model: torch.nn.Module, *, training: dict[str, Any] | None
 
 def save_checkpoint(model: torch.nn.Module, directory: str | os.PathLike, *, training: dict[str, Any] | None = None,
                     run_name: str | None = None) -> Path:
-    """Write ``model`` (made by :func:`~fetal_bench.models.create_model`) as a checkpoint directory."""
-    from safetensors.torch import save_model
+    """Write ``model`` (made by :func:`~fetal_bench.models.create_model`) as a checkpoint directory,
+    through its ``save_pretrained`` (``huggingface_hub.PyTorchModelHubMixin``).
 
-    if not hasattr(model, "model_name"):
+    The files are written into a temporary folder inside ``directory`` and moved into place one
+    by one, weights first, so a reader never sees a ``config.json`` that describes weights not yet
+    written; other files in ``directory`` (a training run's logs) are left alone.
+    """
+    bare = _unwrap(model)
+    if not hasattr(bare, "model_name") or not hasattr(bare, "save_pretrained"):
         raise FetalBenchError("This model was not made by fetal_bench.models.create_model.",
                               "Create it with create_model(NAME, ...) so that it can be rebuilt from its config.")
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
-    config = checkpoint_config(model, training=training, run_name=run_name)
-    # save_model writes by path, so the atomic rename is done here rather than by _io.atomic_file.
-    fd, tmp = tempfile.mkstemp(prefix=f".{WEIGHTS_NAME}.", suffix=".tmp", dir=directory)
-    os.close(fd)
+    config = checkpoint_config(bare, training=training, run_name=run_name)
+    staging = Path(_mkdtemp(directory))
     try:
-        save_model(_unwrap(model), tmp, metadata={"format": "pt", "model": model.model_name})
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, directory / WEIGHTS_NAME)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
-    write_json_atomic(directory / CONFIG_NAME, config)
+        bare.save_pretrained(staging, config=config, model_card_kwargs={"checkpoint_config": config})
+        written = [name for name in _FILES if (staging / name).is_file()]
+        for name in written:  # _FILES lists weights before config.json and the card
+            os.chmod(staging / name, 0o644)
+            os.replace(staging / name, directory / name)
+        for stale in set(_FILES) - set(written):  # e.g. a full model.safetensors of an earlier save
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(directory / stale)
+        local = (bare.base_reference() or {}).get("local_options") if config["weights"]["kind"] == "adapter" else None
+        if local:
+            write_json_atomic(directory / LOCAL_OPTIONS_NAME, _jsonable(local))
+        else:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(directory / LOCAL_OPTIONS_NAME)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
     return directory
 
 
+def _mkdtemp(directory: Path) -> str:
+    import tempfile
+
+    return tempfile.mkdtemp(prefix=".checkpoint-", suffix=".tmp", dir=directory)
+
+
+def write_weights(model: torch.nn.Module, directory: Path, config: dict[str, Any] | None = None) -> None:
+    """The weight files of ``model`` in ``directory`` (``PyTorchModelHubMixin._save_pretrained``),
+    of the kind ``config`` (:func:`checkpoint_config`) says."""
+    from safetensors.torch import save_file, save_model
+
+    bare = _unwrap(model)
+    kind = (config if config is not None else checkpoint_config(bare))["weights"]["kind"]
+    if kind == "full":
+        save_model(bare, str(directory / WEIGHTS_NAME), metadata={"format": "pt", "model": bare.model_name})
+        return
+    tensors = {PEFT_PREFIX + key: tensor.detach().contiguous() for key, tensor in _adapter_state(bare).items()}
+    save_file(tensors, str(directory / ADAPTER_WEIGHTS_NAME), metadata={"format": "pt", "model": bare.model_name})
+    write_json_atomic(directory / ADAPTER_CONFIG_NAME, _adapter_config(bare))
+
+
+def update_training_info(directory: str | os.PathLike, training: dict[str, Any]) -> None:
+    """Replace the ``training`` block of a checkpoint's ``config.json`` (and its model card);
+    the weights are not touched."""
+    directory = Path(directory)
+    config = _read_config(directory)
+    config["training"] = _jsonable(training)
+    write_json_atomic(directory / CONFIG_NAME, config)
+    if (directory / CARD_NAME).is_file():
+        write_text_atomic(directory / CARD_NAME, model_card_text(config))
+
+
+def model_card_text(config: dict[str, Any]) -> str:
+    """The model card (``README.md``) of a checkpoint: Hub metadata in YAML, then what the model
+    is, what its weights file holds, how it was trained and how to load it. Every value comes
+    from ``config`` and is cut to one bounded line (a card is rendered as Markdown on the Hub)."""
+    from huggingface_hub import ModelCardData
+
+    spec, training = config.get("spec") or {}, config.get("training") or {}
+    weights = config.get("weights") or {"kind": "full"}
+    name = _line(config.get("run_name") or config.get("model"))
+    data = ModelCardData(library_name="fetal-bench", tags=sorted({"fetal-bench", "fetal-ultrasound", "model_hub_mixin",
+                                                                  "pytorch_model_hub_mixin", _line(spec.get("task_type"))} - {""}))
+    lines = [f"# {name}", "",
+             f"A fetal-bench `{_line(config.get('model'))}` model ({_line(spec.get('task_type'))}; labels "
+             f"{', '.join(_line(label, 40) for label in (spec.get('labels') or [])[:50])}; input "
+             f"{'x'.join(_line(v, 8) for v in spec.get('image_size') or [])}, {_line(spec.get('channels'))} channel(s)).", ""]
+    if weights.get("kind") == "adapter":
+        base = weights.get("base") or {}
+        lines += [f"Weights: a LoRA adapter and head only (`{ADAPTER_WEIGHTS_NAME}`, PEFT format). The frozen base, "
+                  f"{_line(base.get('name'))} (`{_line(base.get('file'))}`), is not included: fetal-bench rebuilds it "
+                  f"from its source and checks the sha256 of its tensors (`{_line(base.get('sha256'), 64)}`).", ""]
+        if base.get("license"):
+            lines += [f"Base weights licence: {_line(base.get('license'))}.", ""]
+    else:
+        lines += [f"Weights: every tensor, in `{WEIGHTS_NAME}`.", ""]
+    if training:
+        best = training.get("best_metric") if isinstance(training.get("best_metric"), dict) else {}
+        lines += ["## Training", "", f"- task: `{_line(training.get('task'))}`",
+                  f"- training data: {_line(training.get('training_data'))} (synthetic share "
+                  f"{_line(training.get('synthetic_share'))})"]
+        if best:
+            lines.append(f"- best validation {_line(best.get('name'))}: {_line(best.get('value'))}")
+        lines.append("")
+    lines += ["## Use", "", "```python", "from fetal_bench.models import load_checkpoint", "",
+              'model, checkpoint = load_checkpoint("ORG/NAME")  # or a local directory; ORG/NAME@REVISION pins a commit',
+              "```", "", "```bash",
+              f"fetal-bench evaluate --task TASK --model {_line(config.get('model'))} --checkpoint ORG/NAME --output results/",
+              "```", ""]
+    return f"---\n{data.to_yaml()}\n---\n\n" + "\n".join(lines)
+
+
+def _line(value: Any, limit: int = 200) -> str:
+    """One Markdown-inert line of at most ``limit`` characters."""
+    text = " ".join(str("" if value is None else value).split())[:limit]
+    return re.sub(r"[`<>\[\]]", "", text)  # no code-span breaks, HTML or links
+
+
+def push_checkpoint(directory: str | os.PathLike, repo_id: str, *, tag: str | None = None, private: bool = False,
+                    token: str | None = None, api=None) -> tuple[str, str]:
+    """Upload the checkpoint files of ``directory`` (a training run's logs, curves and snapshots
+    stay behind) to the Hub model repository ``repo_id`` in one commit, optionally tagged.
+
+    Weight files of the other kind (a ``model.safetensors`` left from an earlier full push) are
+    deleted in the same commit. A tag that exists is refused: a published revision never moves.
+    ``api``: a :class:`huggingface_hub.HfApi` (made when omitted). Returns (commit, commit URL).
+    """
+    checkpoint = read_checkpoint(directory)
+    if checkpoint.revision is not None or not _REPO_REF.match(repo_id) or "@" in repo_id:
+        raise FetalBenchError(f"Push needs a local checkpoint directory and a repository id OWNER/NAME "
+                              f"(got {os.fspath(directory)!r:.100} and {repo_id!r:.100}).",
+                              "Pass e.g. runs/unet --repo-id my-org/fetal-unet.")
+    if api is None:
+        from huggingface_hub import HfApi
+
+        api = HfApi(token=token)
+    files = [p.name for p in (*checkpoint.weights_files, checkpoint.directory / CONFIG_NAME,
+                              checkpoint.directory / CARD_NAME) if p.is_file()]
+    try:
+        api.create_repo(repo_id, repo_type="model", private=private, exist_ok=True)
+        if tag is not None and tag in {ref.name for ref in api.list_repo_refs(repo_id, repo_type="model").tags}:
+            raise FetalBenchError(f"Tag {tag} already exists on {repo_id}; a published revision must never change.",
+                                  "Use a new tag.")
+        commit = api.upload_folder(repo_id=repo_id, repo_type="model", folder_path=str(checkpoint.directory),
+                                   allow_patterns=files, delete_patterns=sorted(set(_FILES) - set(files)),
+                                   commit_message=f"fetal-bench: {checkpoint.model} checkpoint"
+                                                  + (f" {tag}" if tag else ""))
+        if tag is not None:
+            api.create_tag(repo_id, tag=tag, revision=commit.oid, repo_type="model")
+    except FetalBenchError:
+        raise
+    except Exception as error:  # the Hub client raises many types; all mean "push failed"
+        first = (str(error).strip().splitlines() or [""])[0][:300]
+        raise FetalBenchError(f"Pushing {checkpoint.directory} to {repo_id} failed: {type(error).__name__}: {first}",
+                              "Check your token (`hf auth login` or HF_TOKEN), write access and the network "
+                              "(HF_HUB_OFFLINE must be unset).") from error
+    return commit.oid, str(commit.commit_url)
+
+
+# ----------------------------------------------------------------------------------------------
+# Loading tensors into a built model
+# ----------------------------------------------------------------------------------------------
+
+
+def restore_weights(model: torch.nn.Module, checkpoint: Checkpoint) -> None:
+    """Load ``checkpoint``'s weights into ``model``, built from its config (see the builder).
+
+    Full weights replace every tensor; an adapter requires ``model``'s frozen base to be the one
+    it was trained on (same sha256), then replaces the LoRA tensors and the head.
+    """
+    if checkpoint.weights == "full":
+        load_weights(model, checkpoint.directory / WEIGHTS_NAME)
+        return
+    bare = _unwrap(model)
+    if not callable(getattr(bare, "base_reference", None)) or bare.base_reference() is None:
+        raise FetalBenchError(f"Checkpoint {checkpoint.source} is a LoRA adapter, but the model built for it has no "
+                              "base from a registered source to apply it to.", _base_fix(checkpoint))
+    expected, actual = checkpoint.base.get("sha256"), bare.base_source_sha256
+    if expected != actual:
+        raise FetalBenchError(
+            f"The base weights rebuilt for {checkpoint.source} ({checkpoint.base.get('name', '?')}) are not those its "
+            f"adapter was trained on (sha256 of the base tensors {actual[:12]}... != {str(expected)[:12]}...).",
+            _base_fix(checkpoint))
+    _load_adapter(bare, checkpoint.directory / ADAPTER_WEIGHTS_NAME)
+
+
+def _base_fix(checkpoint: Checkpoint) -> str:
+    base = checkpoint.base or {}
+    hint = base.get("fix") if isinstance(base.get("fix"), str) else ""
+    return (hint[:500] + " " if hint else "") + f"The adapter needs exactly the base weights {base.get('name', '')!s:.100} " \
+        f"({base.get('file', '')!s:.100}) it was trained on."
+
+
 def load_weights(model: torch.nn.Module, path: str | os.PathLike) -> None:
-    """Load a safetensors file into ``model`` strictly, with a clear error on any mismatch."""
+    """Load a full safetensors file into ``model`` strictly, with a clear error on any mismatch."""
     from safetensors.torch import load_model
 
     try:
@@ -92,6 +495,86 @@ def load_weights(model: torch.nn.Module, path: str | os.PathLike) -> None:
             "Was the checkpoint made by another fetal-bench version, or were cfg options overridden?")
 
 
+def _load_adapter(model: torch.nn.Module, path: Path) -> None:
+    import torch
+    from safetensors import SafetensorError
+    from safetensors.torch import load_file
+
+    try:
+        saved = load_file(str(path))
+    except (SafetensorError, OSError) as err:
+        raise FetalBenchError(f"{path} is not a readable safetensors file ({err}).", "Re-download the checkpoint.") from None
+    ours = _adapter_state(model)
+    names = {PEFT_PREFIX + key: key for key in ours}
+    missing, unexpected = sorted(set(names) - set(saved)), sorted(set(saved) - set(names))
+    wrong = sorted(k for k in set(saved) & set(names) if saved[k].shape != ours[names[k]].shape)
+    if missing or unexpected or wrong:
+        raise FetalBenchError(f"The adapter {path} does not fit the model: missing {missing[:3]}, unexpected "
+                              f"{unexpected[:3]}, other shapes {wrong[:3]}.",
+                              "Were cfg options (lora_r, labels, targets) overridden when loading?")
+    with torch.no_grad():
+        for file_key, key in names.items():
+            ours[key].copy_(saved[file_key])
+
+
+# ----------------------------------------------------------------------------------------------
+# Adapter tensors, in PEFT's format
+# ----------------------------------------------------------------------------------------------
+
+
+def _adapter_state(model: torch.nn.Module) -> dict[str, torch.Tensor]:
+    """What an adapter checkpoint holds, keyed as ``PeftModel.save_pretrained`` would below its
+    ``base_model.model.`` prefix: the LoRA tensors (peft's own ``get_peft_model_state_dict``, which
+    drops the adapter name) and the ``modules_to_save`` (the head). Values are the model's own
+    tensors (loading copies into them)."""
+    from peft import get_peft_model_state_dict
+
+    peft_path = model.peft_module  # the submodule the adapters were injected into
+    adapted = model.get_submodule(peft_path)
+    lora = get_peft_model_state_dict(adapted, state_dict=dict(adapted.state_dict(keep_vars=True)))
+    state = {f"{peft_path}.{key}": tensor for key, tensor in lora.items()}
+    for name in model.modules_to_save:
+        state.update({f"{name}.{key}": tensor for key, tensor in model.get_submodule(name).state_dict(keep_vars=True).items()})
+    return state
+
+
+def _adapter_config(model: torch.nn.Module) -> dict[str, Any]:
+    """PEFT's adapter_config.json: the injected LoraConfig, with the head in modules_to_save and
+    target patterns that name modules from the top of ``model`` (PEFT's PeftModel sees it whole)."""
+    config = model.get_submodule(model.peft_module).peft_config["default"].to_dict()
+    targets = config.get("target_modules")
+    if isinstance(targets, (set, list, tuple)):
+        config["target_modules"] = sorted(targets)  # suffixes match at any depth already
+    config["modules_to_save"] = list(model.modules_to_save)
+    config["base_model_name_or_path"] = model.base_reference().get("name")
+    config["inference_mode"] = True
+    return _jsonable(config)
+
+
+def base_sha256(model: torch.nn.Module) -> str:
+    """sha256 over the frozen base: every state-dict tensor an adapter checkpoint does not hold
+    (names, dtypes, shapes, bytes, in name order). It pins the base exactly whatever file or
+    source it came from."""
+    import torch
+
+    bare = _unwrap(model)
+    adapter = {id(tensor) for tensor in _adapter_state(bare).values()}
+    digest = hashlib.sha256()
+    for name, tensor in sorted(bare.state_dict(keep_vars=True).items()):
+        if id(tensor) in adapter:
+            continue
+        array = tensor.detach().cpu().contiguous()
+        digest.update(f"{name}:{array.dtype}:{tuple(array.shape)}\n".encode())
+        if array.numel():
+            digest.update(array.view(-1).view(torch.uint8).numpy())  # the buffer itself: no copy
+    return digest.hexdigest()
+
+
+def write_text_atomic(path: Path, text: str) -> None:
+    with atomic_file(path, "w", encoding="utf-8") as handle:
+        handle.write(text)
+
+
 def _unwrap(model: torch.nn.Module) -> torch.nn.Module:
     # accelerate/DDP wrap the module; the checkpoint holds the bare one's names.
     return getattr(model, "module", model)
@@ -100,10 +583,12 @@ def _unwrap(model: torch.nn.Module) -> torch.nn.Module:
 def _jsonable(value: Any) -> Any:
     if isinstance(value, dict):
         return {str(k): _jsonable(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_jsonable(v) for v in value]
+    if isinstance(value, (list, tuple, set, frozenset)):
+        return [_jsonable(v) for v in (sorted(value, key=str) if isinstance(value, (set, frozenset)) else value)]
     if isinstance(value, Path):
         return str(value)
-    if isinstance(value, float) and value != value:  # NaN is not JSON
+    if isinstance(value, float) and (value != value or value in (float("inf"), float("-inf"))):  # not JSON
         return None
+    if hasattr(value, "value") and type(value).__module__.startswith("peft"):  # peft's enums (PeftType.LORA)
+        return value.value
     return value

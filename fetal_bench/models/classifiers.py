@@ -28,6 +28,7 @@ import torch
 from torch import nn
 
 from fetal_bench.errors import FetalBenchError
+from fetal_bench.models.hub import FetalBenchModel
 from fetal_bench.models.spec import IMAGENET_NORMALIZE, ModelSpec
 from fetal_bench.models.weights import PretrainedWeightsWarning, offline
 
@@ -39,7 +40,7 @@ SUPPORTED = ("resnet18", "resnet50", "densenet121", "densenet169", "efficientnet
 _VIT = ("vit_b_16",)
 
 
-class ImageClassifier(nn.Module):
+class ImageClassifier(nn.Module, FetalBenchModel):
     """A backbone whose forward maps ``pixel_values (B, C, H, W)`` to logits ``(B, K)``."""
 
     def __init__(self, backbone: nn.Module, spec: ModelSpec, cfg: dict[str, Any]):

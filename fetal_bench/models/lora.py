@@ -26,9 +26,12 @@ commit fbcbdd21cc5d3ea12b257735b5316319cec3f49a). Everything else is frozen exce
   torchvision's ViT-B/16 (the authors' ViT baseline is timm's CLIP ViT-L/14 with targets
   ``proj``, ``fc1``, ``fc2``: a different backbone, docs/image_quality.md).
 
-Checkpoints hold every weight (frozen ones too) in safetensors, so a checkpoint rebuilds the
-model without the original pretrained file; FetalCLIP's architecture config is stored in the
-checkpoint's ``config.json`` for the same reason.
+Checkpoints hold only what training changed when the frozen base comes from a registered
+source (:mod:`fetal_bench.models.checkpoint`): the LoRA tensors and the head, in PEFT's adapter
+format, plus a reference to the base (:meth:`LoRAClassifier.base_reference`) and the sha256 of
+its tensors. Loading rebuilds the base from that source. A base that no source rebuilds (the
+``tiny`` test ViT, or ImageNet weights that could not be had) is saved whole. FetalCLIP's
+architecture config is stored in the checkpoint's ``config.json``; its weights never are.
 """
 
 from __future__ import annotations
@@ -36,6 +39,7 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
+import os
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -44,6 +48,8 @@ import torch
 from torch import nn
 
 from fetal_bench.errors import FetalBenchError
+from fetal_bench.models.checkpoint import base_sha256
+from fetal_bench.models.hub import FetalBenchModel
 from fetal_bench.models.spec import IMAGENET_NORMALIZE, ModelSpec
 
 __all__ = ["LoRAClassifier", "build_fetalclip_lora", "build_vit_lora"]
@@ -60,20 +66,49 @@ CLIP_NORMALIZE = ((0.48145466, 0.4578275, 0.40821073), (0.26862954, 0.26130258, 
 # A tiny torchvision ViT for tests: 2 blocks of width 32.
 _TINY_VIT = {"patch_size": 8, "num_layers": 2, "num_heads": 2, "hidden_dim": 32, "mlp_dim": 64}
 _FETALCLIP_EXTRA = 'pip install "fetal-bench[fetalclip]"'
+#: Where a FetalCLIP adapter checkpoint looks for the user's FetalCLIP_weights.pt on another machine.
+FETALCLIP_WEIGHTS_ENV = "FETAL_BENCH_FETALCLIP_WEIGHTS"
+_VIT_IMAGENET_FILE = "vit_b_16-c867db91.pth"  # torchvision's ViT_B_16_Weights.IMAGENET1K_V1
 
 
-class LoRAClassifier(nn.Module):
-    """``head(encoder(pixel_values))``: a frozen encoder with LoRA adapters and a linear head."""
+class LoRAClassifier(nn.Module, FetalBenchModel):
+    """``head(encoder(pixel_values))``: a frozen encoder with LoRA adapters and a linear head.
 
-    def __init__(self, encoder: nn.Module, head: nn.Module, spec: ModelSpec, cfg: dict[str, Any]):
+    ``base``: where the frozen encoder's weights came from (a registered source that rebuilds
+    them), or None (random, or restored from a checkpoint of unknown origin): the checkpoint
+    then holds every weight.
+    """
+
+    #: For the adapter checkpoint (PEFT's names): the submodule LoRA was injected into.
+    peft_module = "encoder"
+
+    def __init__(self, encoder: nn.Module, head: nn.Module, spec: ModelSpec, cfg: dict[str, Any],
+                 base: dict[str, Any] | None = None):
         super().__init__()
         self.encoder = encoder
         self.head = head
         self.spec = spec
         self.model_cfg = cfg
+        self._base = base
+        # The hash of the base as its source built it: a checkpoint saves an adapter against it
+        # only while the base is unchanged (checkpoint.adapter_base).
+        self.base_source_sha256 = base_sha256(self) if base is not None else None
 
     def forward(self, pixel_values: torch.Tensor) -> torch.Tensor:
         return self.head(self.encoder(pixel_values))
+
+    @property
+    def modules_to_save(self) -> tuple[str, ...]:
+        """The head's layers, trained whole (PEFT's ``modules_to_save``). PEFT matches these by name
+        suffix, so each layer is named in full: torchvision's ViT head is ``heads.head``, whose inner
+        ``head`` a bare ``"head"`` would also match."""
+        return tuple(f"head.{name}" if name else "head" for name, module in self.head.named_modules()
+                     if next(module.parameters(recurse=False), None) is not None)
+
+    def base_reference(self) -> dict[str, Any] | None:
+        """The frozen base's source: ``name``, ``file``, the builder ``options`` that fetch it,
+        and a ``fix`` for when it is missing; None when no source rebuilds it."""
+        return None if self._base is None else dict(self._base)
 
 
 def _labels(labels: Sequence[str]) -> tuple[str, ...]:
@@ -194,8 +229,14 @@ def build_vit_lora(
                        r=lora_r, alpha=lora_alpha, dropout=lora_dropout)
     cfg = {"labels": list(labels), "variant": variant, "channels": channels, "image_size": list(size),
            "pretrained": pretrained, "lora_r": lora_r, "lora_alpha": lora_alpha, "lora_dropout": lora_dropout}
+    base = None
+    if initialised == "imagenet":  # torchvision's cached file rebuilds it; random bases are saved whole
+        base = {"name": "torchvision vit_b_16 ImageNet-1k (IMAGENET1K_V1)", "file": _VIT_IMAGENET_FILE,
+                "options": {"pretrained": True},
+                "fix": f"Put {_VIT_IMAGENET_FILE} (https://download.pytorch.org/models/{_VIT_IMAGENET_FILE}) in "
+                       "$TORCH_HOME/hub/checkpoints, or load the checkpoint once online."}
     model = LoRAClassifier(vit, head, _spec("vit_lora", labels, size, channels,
-                                            "per_image" if channels == 1 else IMAGENET_NORMALIZE), cfg)
+                                            "per_image" if channels == 1 else IMAGENET_NORMALIZE), cfg, base)
     model.spec.extra.update({"initialised_from": initialised, "lora_modules": adapted,
                              "trainable_parameters": _trainable(model)})
     return model
@@ -244,6 +285,16 @@ def _fetalclip_config(config: str | Path | dict | None) -> dict:
     if not isinstance(data, dict) or "vision_cfg" not in data:
         raise FetalBenchError(f"{path} has no 'vision_cfg': it is not an open_clip model config.", "Pass FetalCLIP_config.json.")
     return data
+
+
+def _fetalclip_base(weights: Path) -> dict[str, Any]:
+    # The path is the user's own file on this machine: kept beside the checkpoint in a local-only
+    # file (never in config.json, never uploaded), so the same machine reloads from it; elsewhere
+    # the environment variable names the user's copy.
+    return {"name": "FetalCLIP image encoder (BioMedIA-MBZUAI/FetalCLIP)", "file": weights.name,
+            "options": {}, "local_options": {"weights": os.path.abspath(weights)}, "weights_env": FETALCLIP_WEIGHTS_ENV,
+            "license": "FetalCLIP's licence (non-commercial); its weights are not in this checkpoint",
+            "fix": f"Set {FETALCLIP_WEIGHTS_ENV}=PATH to your own FetalCLIP_weights.pt (from the FetalCLIP authors)."}
 
 
 def build_fetalclip_lora(
@@ -298,7 +349,8 @@ def build_fetalclip_lora(
     size = int(architecture["vision_cfg"].get("image_size", 224))
     cfg = {"labels": list(labels), "config": architecture, "lora_r": lora_r, "lora_alpha": lora_alpha,
            "lora_dropout": lora_dropout, "lora_targets": lora_targets}
-    model = LoRAClassifier(encoder, head, _spec("fetalclip_lora", labels, (size, size), 3, CLIP_NORMALIZE), cfg)
+    model = LoRAClassifier(encoder, head, _spec("fetalclip_lora", labels, (size, size), 3, CLIP_NORMALIZE), cfg,
+                           None if restore else _fetalclip_base(Path(weights)))
     model.spec.extra.update({"initialised_from": "checkpoint" if restore else "FetalCLIP", "lora_modules": adapted,
                              "trainable_parameters": _trainable(model),
                              "lora_parameters": _trainable(encoder), "inert_lora_parameters": inert_lora_parameters(encoder)})

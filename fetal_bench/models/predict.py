@@ -95,17 +95,17 @@ def predict_files(model_name: str, images: list[str | os.PathLike], output: str 
     (and masks beside it).
 
     Without ``checkpoint`` only a model whose published weights do the task predicts (see
-    :func:`~fetal_bench.models.registry.create_inference_model`); ``random_init`` allows an
+    :func:`~fetal_bench.models.builder.create_inference_model`); ``random_init`` allows an
     untrained one on purpose. ``progress``: a progress bar on stderr.
     """
     import datasets
     import torch
-    import torch.nn.functional as F
     from tqdm.auto import tqdm
 
     from fetal_bench._io import atomic_file
     from fetal_bench.data.loading import make_dataloader
-    from fetal_bench.models.registry import create_inference_model
+    from fetal_bench.models.builder import create_inference_model
+    from fetal_bench.models.seg_postprocess import mask_from_logits
 
     files = collect_images(images)  # before the model: a typo costs no weight loading
     if model is None:
@@ -141,10 +141,9 @@ def predict_files(model_name: str, images: list[str | os.PathLike], output: str 
                     rows[index] = {"file": str(files[index]), "label": spec.labels[best], "score": float(proba[best]),
                                    **{label: float(p) for label, p in zip(spec.labels, proba)}}
                 else:
-                    height, width = (int(v) for v in batch["original_size"][j])
-                    # As the harness does: resize the logits, not the labels, then threshold.
-                    full = F.interpolate(logits[j:j + 1], size=(height, width), mode="bilinear", align_corners=False)[0]
-                    mask = (full.argmax(dim=0) > 0 if full.shape[0] > 1 else full[0] > 0).cpu().numpy()
+                    size = tuple(int(v) for v in batch["original_size"][j])
+                    # As the harness does, with the post-processing the checkpoint carries.
+                    mask = mask_from_logits(logits[j], size, getattr(model, "model_cfg", {}).get("postprocess"))
                     mask_path = mask_dir / f"{stems[index]}.png"
                     _save_mask(mask, mask_path)
                     rows[index] = {"file": str(files[index]), "mask": os.path.relpath(mask_path, output.parent),

@@ -1,15 +1,10 @@
-"""The model registry: declarative entries, ``create_model`` and ``list_models``.
+"""The model registry: declarative entries and ``list_models``; data only.
 
-An entry is plain data (:class:`ModelInfo`): a name, the ``"module:function"`` that builds it
-(imported only when used, so listing models imports no torch), its default configuration and
-where its pretrained weights come from. ``create_model(name, checkpoint=None, **cfg)`` calls
-the builder with ``defaults | cfg`` and, given a checkpoint, restores the weights:
-
-* a directory written by :func:`fetal_bench.models.save_checkpoint` (``model.safetensors`` +
-  ``config.json``): the model is rebuilt from the recorded configuration *without* fetching
-  pretrained weights, then loaded strictly from the safetensors file;
-* a single file (``SonoNet16.npz``, SAM's official ``.pth``): handed to the builder as its
-  ``weights`` argument; each builder accepts only its own published format.
+An entry (:class:`ModelInfo`) is a name, the ``"module:function"`` that builds it (imported only
+when used, so listing models imports no torch), its default configuration and where its
+pretrained weights come from. Creating and restoring models is
+:mod:`fetal_bench.models.builder`'s job, the checkpoint files :mod:`fetal_bench.models.checkpoint`'s;
+this module imports neither (dependencies run one way: builder -> checkpoint, registry).
 """
 
 from __future__ import annotations
@@ -17,11 +12,7 @@ from __future__ import annotations
 import fnmatch
 import importlib
 import inspect
-import json
-import os
-import re
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from fetal_bench.errors import FetalBenchError
@@ -29,10 +20,7 @@ from fetal_bench.errors import FetalBenchError
 if TYPE_CHECKING:
     import torch
 
-__all__ = ["MODELS", "ModelInfo", "create_inference_model", "create_model", "get_model_info", "list_models"]
-
-CONFIG_NAME = "config.json"
-WEIGHTS_NAME = "model.safetensors"
+__all__ = ["MODELS", "ModelInfo", "get_model_info", "list_models"]
 
 _TV = "fetal_bench.models.classifiers:build_torchvision_classifier"
 _SONONET_FIX = ("Put SonoNet16.npz (github.com/baumgach/SonoNet-weights) at {weights_dir}/SonoNet16.npz, or set "
@@ -72,6 +60,9 @@ class ModelInfo:
     recipes: dict[str, dict[str, Any]] = field(default_factory=dict)
     random_init: dict[str, Any] = field(default_factory=dict)
     weights_fix: str = ""
+    # LoRA on a frozen base from a registered source: checkpoints hold the adapter and head only,
+    # so a restored or resumed model is built with its base from that source (not ``restore``).
+    adapter_checkpoints: bool = False
 
     def build(self, **cfg: Any) -> torch.nn.Module:
         module_name, function_name = self.builder.split(":")
@@ -124,7 +115,7 @@ MODELS: dict[str, ModelInfo] = {
                         "projections and a linear head: the IQA paper's adaptation recipe on an ImageNet backbone.",
             weights="ImageNet-1k (torchvision) when cached or downloadable, else random with a warning",
             reference="He, Wang, Yaqub, arXiv:2507.22802 (2025); LoRA: Hu et al., ICLR 2022 (peft).",
-            tiny={"variant": "tiny", "image_size": (32, 32)}, random_init={"pretrained": False},
+            tiny={"variant": "tiny", "image_size": (32, 32)}, random_init={"pretrained": False}, adapter_checkpoints=True,
             # The paper's settings: AdamW, lr 3e-4, batch 32, 5 epochs (no schedule given: constant).
             train_defaults={"optimizer": "adamw", "lr": 3e-4, "weight_decay": 0.01, "batch_size": 32, "epochs": 5,
                             "scheduler": "none"},
@@ -136,6 +127,7 @@ MODELS: dict[str, ModelInfo] = {
                         "attention and MLP projections and a linear head on the image embedding (FetalCLIP_CLS). "
                         "Needs open_clip and your own FetalCLIP weights + config (non-commercial licence).",
             weights="none shipped: --model-opt weights=FetalCLIP_weights.pt config=FetalCLIP_config.json (user-supplied)",
+            adapter_checkpoints=True,
             reference="He, Wang, Yaqub, arXiv:2507.22802 (2025): F1 0.757; FetalCLIP: Maani et al., arXiv:2502.14807.",
             train_defaults={"optimizer": "adamw", "lr": 3e-4, "weight_decay": 0.01, "batch_size": 32, "epochs": 5,
                             "scheduler": "none"},
@@ -201,100 +193,3 @@ def get_model_info(name: str) -> ModelInfo:
     except KeyError:
         raise FetalBenchError(f"Unknown model {name!r}.",
                               f"Use one of: {', '.join(MODELS)} (see `fetal-bench models list`).") from None
-
-
-def read_checkpoint_config(checkpoint: str | os.PathLike) -> dict[str, Any]:
-    """The ``config.json`` of a checkpoint directory, checked for the keys we need."""
-    directory = Path(checkpoint)
-    path = directory / CONFIG_NAME
-    if not path.is_file() or not (directory / WEIGHTS_NAME).is_file():
-        raise FetalBenchError(f"{directory} is not a fetal-bench checkpoint (it needs {WEIGHTS_NAME} and {CONFIG_NAME}).",
-                              "Pass the --output directory of `fetal-bench train`, or a published weights file.")
-    try:
-        config = json.loads(path.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as err:
-        raise FetalBenchError(f"{path} is not valid JSON: {err}.", "Re-create the checkpoint.") from err
-    if not isinstance(config, dict) or "model" not in config or not isinstance(config.get("cfg", {}), dict):
-        raise FetalBenchError(f"{path} lacks the 'model'/'cfg' entries of a fetal-bench checkpoint.", "Re-create the checkpoint.")
-    return config
-
-
-def create_model(name: str, checkpoint: str | os.PathLike | None = None, **cfg: Any) -> torch.nn.Module:
-    """Build registered model ``name``; restore ``checkpoint`` when given.
-
-    Args:
-        name: a registry name (``list_models()``).
-        checkpoint: ``None`` (fresh model; pretrained weights where the entry has them), a
-            checkpoint directory, or a published weights file the model accepts (``.npz`` for
-            SonoNet-16, ``.pth`` for SAM's segment-anything backend).
-        **cfg: builder options overriding the defaults (e.g. ``labels=[...]``,
-            ``image_size=(256, 384)``, ``pretrained=False``). With a checkpoint directory they
-            override the recorded configuration; structural changes then fail to load.
-
-    Returns:
-        A ``torch.nn.Module`` with ``.spec`` (:class:`~fetal_bench.models.spec.ModelSpec`),
-        ``.model_name`` and ``.model_cfg`` (the JSON-ready configuration that rebuilds it).
-    """
-    info = get_model_info(name)
-    if checkpoint is None:
-        return _finish(info.build(**cfg), info.name)
-    path = Path(checkpoint)
-    if path.is_file():
-        return _finish(info.build(**{**cfg, "weights": path}), info.name)
-    if not path.is_dir():
-        raise FetalBenchError(f"Checkpoint {path} does not exist.", "Pass a checkpoint directory or a weights file.")
-    config = read_checkpoint_config(path)
-    if config["model"] != name:
-        raise FetalBenchError(f"Checkpoint {path} holds a {config['model']!r} model, not {name!r}.",
-                              f"Use --model {config['model']}.")
-    from fetal_bench.models.checkpoint import load_weights
-
-    # restore=True: build the structure only; pretrained weights would be overwritten anyway.
-    model = info.build(**{**config.get("cfg", {}), **cfg, "restore": True})
-    load_weights(model, path / WEIGHTS_NAME)
-    return _finish(model, info.name)
-
-
-def create_inference_model(name: str, checkpoint: str | os.PathLike | None = None, *,
-                           random_init: bool = False) -> torch.nn.Module:
-    """A model to predict with (``fetal-bench predict``, ``evaluate --model``): never silently untrained.
-
-    With ``checkpoint``: :func:`create_model`. Without one, a model whose published weights do
-    the task (``pretrained_predictor``: SonoNet-16, SAM) loads them or raises a
-    :class:`FetalBenchError` saying where the file goes; any other model has nothing trained to
-    predict with and is refused. ``random_init=True`` builds it untrained on purpose, fetching
-    nothing.
-    """
-    import warnings
-
-    from fetal_bench.models.weights import PretrainedWeightsWarning, weights_dir
-
-    info = get_model_info(name)
-    if checkpoint is not None:
-        return create_model(name, checkpoint=checkpoint)
-    if random_init:
-        return create_model(name, **info.random_init)
-    untrained = "--random-init runs it untrained on purpose (its outputs are then meaningless)."
-    if not info.pretrained_predictor:
-        raise FetalBenchError(
-            f"Model {name!r} has no trained weights without --checkpoint: it would predict with a random "
-            f"{'head' if info.task_type == 'classification' else 'network'}.",
-            f"Train it (fetal-bench train {name} --task TASK --output DIR) and pass --checkpoint DIR; {untrained}")
-    with warnings.catch_warnings():
-        # The builders fall back to random weights with this warning: here that is an error.
-        warnings.simplefilter("error", PretrainedWeightsWarning)
-        try:
-            return create_model(name)
-        except PretrainedWeightsWarning as warning:
-            # Only the builder's first sentence (what is missing): the rest is about its random fallback.
-            said = re.split(r"(?<=[.;])\s+", str(warning))[0].rstrip(";.")
-            fix = info.weights_fix.format(weights_dir=weights_dir())
-            raise FetalBenchError(f"{name} predicts with its pretrained weights, which are not available: {said}.",
-                                  f"{fix} {untrained}") from None
-
-
-def _finish(model: torch.nn.Module, name: str) -> torch.nn.Module:
-    if getattr(model, "spec", None) is None or not hasattr(model, "model_cfg"):
-        raise TypeError(f"builder of {name!r} returned a model without spec/model_cfg")  # a bug, not user error
-    model.model_name = name
-    return model

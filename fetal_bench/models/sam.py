@@ -33,6 +33,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from fetal_bench.errors import FetalBenchError
+from fetal_bench.models.hub import FetalBenchModel
 from fetal_bench.models.spec import IMAGENET_NORMALIZE, SEGMENTATION_LABELS, ModelSpec
 from fetal_bench.models.weights import PretrainedWeightsWarning, WeightsFile, find_weights, offline
 
@@ -66,7 +67,7 @@ OFFICIAL_CHECKPOINTS: dict[str, WeightsFile] = {
 HF_CHECKPOINTS = {"vit_b": "facebook/sam-vit-base", "vit_l": "facebook/sam-vit-large", "vit_h": "facebook/sam-vit-huge"}
 
 
-class BoxPromptSAM(nn.Module):
+class BoxPromptSAM(nn.Module, FetalBenchModel):
     """SAM with box prompts; see the module docstring for inputs and outputs."""
 
     def __init__(self, sam: nn.Module, backend: str, encoder_size: int, spec: ModelSpec, cfg: dict[str, Any],

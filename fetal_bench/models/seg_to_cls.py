@@ -37,6 +37,7 @@ import torch
 from torch import nn
 
 from fetal_bench.errors import FetalBenchError
+from fetal_bench.models.hub import FetalBenchModel
 from fetal_bench.models.spec import ModelSpec
 from fetal_bench.models.unet import UNet
 
@@ -66,7 +67,7 @@ def frame_rule_logits(segmentation_logits: torch.Tensor, min_foreground_fraction
     return torch.stack([torch.zeros_like(usable), usable], dim=1)
 
 
-class SegmentationRouteClassifier(nn.Module):
+class SegmentationRouteClassifier(nn.Module, FetalBenchModel):
     """A segmenter whose ``forward`` classifies frames by the foreground-fraction rule.
 
     ``forward(pixel_values)`` -> classification logits ``(B, 2)``;

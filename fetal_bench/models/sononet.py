@@ -31,6 +31,7 @@ import torch
 from torch import nn
 
 from fetal_bench.errors import FetalBenchError
+from fetal_bench.models.hub import FetalBenchModel
 from fetal_bench.models.spec import ModelSpec
 from fetal_bench.models.weights import PretrainedWeightsWarning, WeightsFile, find_weights
 
@@ -77,7 +78,7 @@ def _conv_bn(in_channels: int, out_channels: int, kernel: int) -> list[nn.Module
             nn.BatchNorm2d(out_channels, eps=_EPS)]
 
 
-class SonoNet(nn.Module):
+class SonoNet(nn.Module, FetalBenchModel):
     """SonoNet-16: ``pixel_values (B, 1, 224, 288)`` (per-image standardised) -> logits.
 
     With ``groups`` (label -> SonoNet classes), the 14 probabilities are summed per group and

@@ -18,6 +18,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from fetal_bench.errors import FetalBenchError
+from fetal_bench.models.hub import FetalBenchModel
 from fetal_bench.models.spec import SEGMENTATION_LABELS, ModelSpec
 
 __all__ = ["UNet", "build_unet"]
@@ -72,7 +73,7 @@ class UNet(nn.Module):
         return self.head(x)[..., :height, :width]
 
 
-class UNetSegmenter(UNet):
+class UNetSegmenter(UNet, FetalBenchModel):
     """The registered ``unet``: a :class:`UNet` with a spec."""
 
     def __init__(self, spec: ModelSpec, cfg: dict, **kwargs):
@@ -89,6 +90,7 @@ def build_unet(
     channels: int = 1,
     weights: str | Path | None = None,
     restore: bool = False,
+    postprocess: dict | None = None,
 ) -> UNetSegmenter:
     """Build the head-segmentation U-Net (random initialisation).
 
@@ -98,7 +100,13 @@ def build_unet(
         base_channels: width of the first level (doubles per level).
         depth: number of poolings.
         channels: input channels (1: gray with per-image normalisation).
+        postprocess: how logits become a mask (:mod:`fetal_bench.models.seg_postprocess`):
+            None for the plain argmax, or the ellipse fit whose offset
+            :func:`~fetal_bench.models.seg_postprocess.calibrate_checkpoint` fitted on training
+            images. Part of the configuration, so a checkpoint carries its own post-processing.
     """
+    from fetal_bench.models.seg_postprocess import check_postprocess
+
     if weights is not None:
         raise FetalBenchError(f"unet takes no weights file ({weights}).", "Pass a checkpoint directory from `fetal-bench train`.")
     size = (image_size, image_size) if isinstance(image_size, int) else tuple(int(v) for v in image_size)
@@ -107,4 +115,7 @@ def build_unet(
     spec = ModelSpec(name="unet", task_type="segmentation", labels=SEGMENTATION_LABELS, image_size=size,
                      channels=channels, normalize="per_image")
     cfg = {"image_size": list(size), "base_channels": base_channels, "depth": depth, "channels": channels}
+    postprocess = check_postprocess(postprocess)
+    if postprocess is not None:  # absent, not null, by default: older checkpoints' configs stay identical
+        cfg["postprocess"] = postprocess
     return UNetSegmenter(spec, cfg, in_channels=channels, num_classes=2, base_channels=base_channels, depth=depth)
