@@ -7,7 +7,8 @@ hook); the model through :func:`fetal_bench.models.create_model`.
 
 Output directory::
 
-    OUT/model.safetensors, OUT/config.json   best weights on validation (create_model(..., checkpoint=OUT))
+    OUT/config.json, weights, README.md      the checkpoint of the best validation (docs/checkpoints.md;
+                                             create_model(..., checkpoint=OUT))
     OUT/train_config.json                    the TrainConfig of the run
     OUT/train_log.jsonl                      one JSON object per logged step, validation and epoch
     OUT/curves.png                           losses and the validation metric per epoch
