@@ -228,3 +228,15 @@ def test_an_entry_pickles_as_its_folder_not_its_pixels(cache_root):
     clone = pickle.loads(pickle.dumps(entry))
     assert len(pickle.dumps(entry)) < 1000 and clone._arrays is None
     assert np.array_equal(clone.row(8)[0], entry.row(8)[0]) and clone.row(8)[2] == entry.row(8)[2]
+
+
+def test_building_the_cache_leaves_the_global_rng_alone(cache_root):
+    """A cold build must not draw from torch's global RNG: dropout and other global draws after
+    it would differ from a warm run's, and a resumed training run would not end identical."""
+    head = _head()
+    torch.manual_seed(7)
+    _batches(head, cache=False, epochs=1)
+    after_decoding = torch.get_rng_state()
+    torch.manual_seed(7)
+    _batches(head, cache=True, epochs=1)  # cold: builds the entry
+    assert torch.equal(torch.get_rng_state(), after_decoding)

@@ -19,13 +19,8 @@ _TINY_UNET = {"base_channels": 4, "depth": 2}
 
 
 @pytest.fixture(scope="session")
-def phantom_dir(tmp_path_factory):
-    from fetal_bench.data.builders import build_dataset
-
-    target = tmp_path_factory.getbasetemp() / "phantom-shared"
-    if not (target / "build_info.json").is_file():
-        build_dataset("phantom", target, overwrite=True)
-    return target
+def phantom_dir(phantom):
+    return phantom  # the session's one phantom build (tests/conftest.py)
 
 
 @pytest.fixture(scope="session")
@@ -82,6 +77,29 @@ def test_interrupted_run_resumes_from_its_last_checkpoint_and_ends_identical(pha
     # A finished run is not trained again.
     again = train(_unet_config(phantom_dir, interrupted))
     assert again.steps == 12 and again.resumed
+
+
+def test_an_adapter_model_resumes_from_small_snapshots_and_ends_identical(phantom_dir, tmp_path):
+    """vit_lora's snapshots hold its adapters, head and buffers only; resuming rebuilds the frozen
+    base from its source and still ends with the uninterrupted run's weights."""
+    options = dict(model="vit_lora", task="phantom-planes", data=str(phantom_dir), image_size=(32, 32),
+                   model_cfg={"variant": "tiny"}, epochs=1, batch_size=32, checkpoint_every_steps=2,
+                   progress=False, patience=None, val_split=None, keep="last")
+    straight = train(TrainConfig(output=str(tmp_path / "straight"), **options))
+    interrupted = tmp_path / "interrupted"
+    with pytest.raises(_Crash):
+        train(TrainConfig(output=str(interrupted), **options), callbacks=[_crash_at(3)])
+    (snapshot,) = (interrupted / "checkpoints").glob("step-*")
+    saved = load_file(snapshot / "weights.safetensors")
+    assert saved and all(".lora_" in name or name.startswith("head.") for name in saved), sorted(saved)[:5]
+    resumed = train(TrainConfig(output=str(interrupted), **options))
+    assert resumed.resumed and resumed.steps == straight.steps
+    final = {}
+    for run in (tmp_path / "straight", interrupted):
+        (last,) = (run / "checkpoints").glob("step-*")
+        final[run.name] = load_file(last / "weights.safetensors")
+    assert final["straight"].keys() == final["interrupted"].keys()
+    assert all(torch.equal(final["straight"][k], final["interrupted"][k]) for k in final["straight"])
 
 
 def test_resuming_with_other_settings_is_refused(phantom_dir, tmp_path):

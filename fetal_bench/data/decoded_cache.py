@@ -289,10 +289,15 @@ def _build(entry: DecodedSplit, raw: datasets.Dataset, decode: Decoder, mask_col
 
 def _decoded_batches(raw, decode: Decoder, size, mask_column, num_workers: int):
     """(first row, decoded rows) in row order; ``num_workers`` processes decode, as in training."""
+    import torch
     from torch.utils.data import DataLoader, SequentialSampler
 
+    # A loader draws its workers' base seed from its generator, by default the global RNG: a
+    # private one keeps building the cache invisible to training (dropout, augmentation draws
+    # after a cold build must equal those after a warm one, or resumed runs would differ).
     loader = DataLoader(_DecodePass(raw, decode, size, mask_column), batch_size=_BUILD_BATCH,
-                        sampler=SequentialSampler(range(len(raw))), num_workers=num_workers, collate_fn=_as_list)
+                        sampler=SequentialSampler(range(len(raw))), num_workers=num_workers, collate_fn=_as_list,
+                        generator=torch.Generator().manual_seed(0))
     start = 0
     for rows in loader:
         yield start, rows

@@ -384,9 +384,13 @@ def train(config: TrainConfig | None = None, *, callbacks: Sequence[Callable[[di
                           num_workers=config.num_workers)
 
     state = LoopState(steps_per_epoch=steps_per_epoch)
+    # An adapter model's frozen base is rebuilt from its source on resume (see _build_model), so
+    # its snapshots hold only what training changes: vit_lora's are ~5 MB instead of 346 MB.
+    adapter_snapshots = get_model_info(config.model).adapter_checkpoints
     resumed = snapshot is not None
     if resumed:
-        run.restore(snapshot, weights=accelerator.unwrap_model(model), optimizer=optimizer, rng=True)
+        run.restore(snapshot, weights=_snapshot_loader(accelerator.unwrap_model(model), adapter_snapshots),
+                    optimizer=optimizer, rng=True)
         state = LoopState.from_dict({**state.to_dict(), **snapshot.state})
         _truncate_log(out / "train_log.jsonl", state.global_step)
         note(f"resuming {out} at epoch {state.epoch + 1}, step {state.global_step}")
@@ -408,8 +412,8 @@ def train(config: TrainConfig | None = None, *, callbacks: Sequence[Callable[[di
         begun = time.perf_counter()
         state.elapsed_s = elapsed()
         if accelerator.is_main_process:
-            run.save(state.global_step, weights=accelerator.unwrap_model(model), optimizer=optimizer,
-                     state=state.to_dict(), rng=True)
+            run.save(state.global_step, weights=_snapshot_weights(accelerator.unwrap_model(model), adapter_snapshots),
+                     optimizer=optimizer, state=state.to_dict(), rng=True)
         accelerator.wait_for_everyone()
         budget.saved(time.perf_counter() - begun)
 
@@ -818,6 +822,31 @@ def _update_training_info(out: Path, config, data, state, metric: str, task, acc
     if accelerator.is_main_process:
         update_training_info(out, json.loads(json.dumps(_training_info(config, data, state, metric, task))))
     accelerator.wait_for_everyone()
+
+
+def _snapshot_weights(model, adapter_only: bool):
+    """What a training snapshot keeps: the whole model, or (adapter models) its trainable
+    parameters and its buffers (e.g. normalisation statistics, which train mode updates)."""
+    if not adapter_only:
+        return model
+    trainable = {name for name, p in model.named_parameters() if p.requires_grad}
+    buffers = {name for name, _ in model.named_buffers()}
+    return {name: tensor for name, tensor in model.state_dict().items() if name in trainable | buffers}
+
+
+def _snapshot_loader(model, adapter_only: bool):
+    """The counterpart of :func:`_snapshot_weights` for :meth:`RunDirectory.restore`."""
+    if not adapter_only:
+        return model
+
+    def load(tensors: dict) -> None:
+        frozen = {name for name, p in model.named_parameters() if not p.requires_grad}
+        missing, unexpected = model.load_state_dict(tensors, strict=False)
+        stray = sorted(set(missing) - frozen) + sorted(unexpected)
+        if stray:
+            raise KeyError(f"the snapshot does not fit the model: {stray[:5]}")
+
+    return load
 
 
 class _JsonlLog:
