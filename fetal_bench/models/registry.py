@@ -63,6 +63,9 @@ class ModelInfo:
     # LoRA on a frozen base from a registered source: checkpoints hold the adapter and head only,
     # so a restored or resumed model is built with its base from that source (not ``restore``).
     adapter_checkpoints: bool = False
+    # A classifier whose label set is part of the model (sononet16-planes pools SonoNet's 14
+    # classes onto fixed planes): training never hands it the data's labels.
+    fixed_labels: bool = False
 
     def build(self, **cfg: Any) -> torch.nn.Module:
         module_name, function_name = self.builder.split(":")
@@ -157,7 +160,7 @@ MODELS: dict[str, ModelInfo] = {
             family="SonoNet",
             description="SonoNet-16 with its 14 classes pooled onto the FETAL_PLANES planes (abdomen, brain, femur, "
                         "thorax, Other) for zero-shot plane classification.",
-            defaults={"head": "fetal-planes"},
+            defaults={"head": "fetal-planes"}, fixed_labels=True,
             weights="SonoNet16.npz from github.com/baumgach/SonoNet-weights (sha256-verified)",
             reference="Baumgartner et al., IEEE TMI 36(11):2204-2215, 2017.",
             tiny={"weights": None}, weights_fix=_SONONET_FIX,

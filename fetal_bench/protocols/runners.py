@@ -14,13 +14,14 @@ from pathlib import Path
 from typing import Any
 
 from fetal_bench._cache import cache_root
+from fetal_bench.tasks.kinds import CLASSIFICATION
 from fetal_bench.errors import FetalBenchError
 
 Log = Callable[[str], None]
 
 #: Score columns copied into the summary rows (those the papers report).
-_CLASSIFICATION_SCORES = ("accuracy", "macro_f1", "auc_ovr_hard", "auc_ovr_macro", "balanced_accuracy")
-_SEGMENTATION_SCORES = ("dice", "hc_abs_diff_mm", "hc_abs_diff_mm_median", "hc_no_ellipse_rate", "hd95_mm")
+# The classification protocols (FU-LoRA, pre-training) report the classification kind's scores.
+_CLASSIFICATION_SCORES = CLASSIFICATION.protocol_scores
 STANDIN = "@phantom-standin"
 
 
@@ -199,7 +200,7 @@ def run_ratio_curve(config: dict[str, Any], output: Path, *, dry_run: bool, log:
         _require(config, "synthetic", "shares above 0 mix in synthetic rows")
     eval_data = _eval_data(config, task)
     policy = _image_policy(config)
-    names = _CLASSIFICATION_SCORES if task.type == "classification" else _SEGMENTATION_SCORES
+    names = task.kind.protocol_scores
     rows = []
     for ratio in config["ratios"]:
         for seed in config.get("seeds", [0]):
@@ -247,7 +248,7 @@ def run_sam_few_shot(config: dict[str, Any], output: Path, *, dry_run: bool, log
                     if config.get("harness", True):
                         scored = _evaluate_run(config, output, run_id, fields["model"], dry_run=dry_run, log=log,
                                                data=eval_data)
-                        row.update({f"promptfree_{k}": v for k, v in _scores(scored, _SEGMENTATION_SCORES).items()})
+                        row.update({f"promptfree_{k}": v for k, v in _scores(scored, task.kind.protocol_scores).items()})
                 rows.append(row)
     return rows
 

@@ -178,4 +178,6 @@ class SegmentationKind(TaskKind):
         }
 
 
-TASK_KINDS: dict[str, TaskKind] = {kind.name: kind for kind in (ClassificationKind(), SegmentationKind())}
+CLASSIFICATION = ClassificationKind()
+SEGMENTATION = SegmentationKind()
+TASK_KINDS: dict[str, TaskKind] = {kind.name: kind for kind in (CLASSIFICATION, SEGMENTATION)}

@@ -178,7 +178,7 @@ def prepare_training_data(
     validation = None
     if val_split is not None:
         validation, _ = open_training_split(data, task, val_split, config)
-    classification = task.type == "classification"
+    classification = task.kind.has_labels
     sources: dict[str, Any] = {"data": train_source, "config": config, "train_split": train_split, "val_split": val_split}
 
     if classification:

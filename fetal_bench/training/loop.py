@@ -549,10 +549,9 @@ def _build_model(config: TrainConfig, data, *, resumed: bool):
     if config.image_size is not None:
         cfg["image_size"] = list(config.image_size)
     options = _builder_options(info)
-    # Fixed-head models (sononet16-planes) take no label set; the check below compares instead.
-    if info.task_type == "classification" and "labels" in options and "labels" not in cfg and "head" not in info.defaults:
-        cfg["labels"] = list(data.labels)
-    if info.task_type == "classification" and "labels" not in cfg and info.defaults.get("head") == "sononet":
+    # A classifier learns the data's labels unless its label set is fixed (then the check below
+    # compares the two instead).
+    if info.task_type == "classification" and not info.fixed_labels and "labels" in options and "labels" not in cfg:
         cfg["labels"] = list(data.labels)
     if (resumed or config.init_from) and "restore" in options and not info.adapter_checkpoints:
         cfg["restore"] = True  # the weights are about to be replaced: do not fetch pretrained ones
