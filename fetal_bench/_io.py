@@ -36,6 +36,20 @@ def sha256_bytes(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
+def sha256_tensors(named_tensors) -> str:
+    """sha256 over ``(name, tensor)`` pairs in the order given: each name, dtype and shape, then
+    the tensor's raw bytes. The one content hash of model weights (checkpoints, bases, results)."""
+    import torch
+
+    digest = hashlib.sha256()
+    for name, tensor in named_tensors:
+        array = tensor.detach().cpu().contiguous()
+        digest.update(f"{name}:{array.dtype}:{tuple(array.shape)}\n".encode())
+        if array.numel():
+            digest.update(array.view(-1).view(torch.uint8).numpy())  # the buffer itself: no copy
+    return digest.hexdigest()
+
+
 # ----------------------------------------------------------------------------------------------
 # Reading files that come from outside
 # ----------------------------------------------------------------------------------------------

@@ -26,6 +26,8 @@ import string
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from fetal_bench._io import sha256_tensors
+
 if TYPE_CHECKING:  # torch/diffusers/transformers are heavy; imported where used
     import torch
     from diffusers import StableDiffusionPipeline
@@ -198,12 +200,8 @@ def build_tiny_pipeline(components: TinyComponents | None = None) -> StableDiffu
 
 
 def _state_hash(modules: dict[str, torch.nn.Module]) -> str:
-    digest = hashlib.sha256()
-    for prefix, module in sorted(modules.items()):
-        for name, tensor in sorted(module.state_dict().items()):
-            digest.update(f"{prefix}.{name}:{tuple(tensor.shape)}:{tensor.dtype}\n".encode())
-            digest.update(tensor.detach().cpu().contiguous().numpy().tobytes())
-    return digest.hexdigest()
+    return sha256_tensors((f"{prefix}.{name}", tensor) for prefix, module in sorted(modules.items())
+                          for name, tensor in sorted(module.state_dict().items()))
 
 
 def tiny_identity(components: TinyComponents | None = None) -> dict[str, Any]:

@@ -36,7 +36,6 @@ model is :mod:`fetal_bench.models.builder`'s job (it imports this module, never 
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import json
 import os
 import re
@@ -45,7 +44,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from fetal_bench._io import UnreadableFile, atomic_file, read_regular_file, write_json_atomic
+from fetal_bench._io import UnreadableFile, atomic_file, read_regular_file, sha256_tensors, write_json_atomic
 from fetal_bench.errors import FetalBenchError
 from fetal_bench.models.spec import ModelSpec
 
@@ -555,19 +554,10 @@ def base_sha256(model: torch.nn.Module) -> str:
     """sha256 over the frozen base: every state-dict tensor an adapter checkpoint does not hold
     (names, dtypes, shapes, bytes, in name order). It pins the base exactly whatever file or
     source it came from."""
-    import torch
-
     bare = _unwrap(model)
     adapter = {id(tensor) for tensor in _adapter_state(bare).values()}
-    digest = hashlib.sha256()
-    for name, tensor in sorted(bare.state_dict(keep_vars=True).items()):
-        if id(tensor) in adapter:
-            continue
-        array = tensor.detach().cpu().contiguous()
-        digest.update(f"{name}:{array.dtype}:{tuple(array.shape)}\n".encode())
-        if array.numel():
-            digest.update(array.view(-1).view(torch.uint8).numpy())  # the buffer itself: no copy
-    return digest.hexdigest()
+    return sha256_tensors((name, tensor) for name, tensor in sorted(bare.state_dict(keep_vars=True).items())
+                          if id(tensor) not in adapter)
 
 
 def write_text_atomic(path: Path, text: str) -> None:
