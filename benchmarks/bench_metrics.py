@@ -1,4 +1,4 @@
-"""Metric speed and agreement: fetal-bench's Dice + HD95 vs MONAI's on HC18-size masks.
+"""Metric speed and agreement: fetal-bench's Dice, HD95 and ASSD against MONAI's, HC18-size masks.
 
 ``--n`` pairs of 540x800 masks are generated (seeded): the reference is an HC18-like head
 ellipse (semi-axes, eccentricity, rotation and pixel size in HC18's ranges, sometimes running
@@ -6,40 +6,60 @@ off the frame); the prediction perturbs it the way a segmentation network errs: 
 rescaled, rotated ellipse with a wobbly outline (low-order Fourier terms on the radius), and in
 some images a spurious blob or a hole.
 
-Each implementation then scores every pair, one image at a time as the harness does:
+Every case scores all pairs one image per call, as the evaluation harness does:
 
-* fetal-bench: ``fetal_bench.metrics.dice`` and ``hd95_mm`` on numpy masks;
-* MONAI: ``DiceMetric(include_background=True)`` and
-  ``compute_hausdorff_distance(include_background=True, percentile=95, spacing=pixel size)`` on
-  (1, 1, H, W) tensors made beforehand with ``torch.from_numpy`` (zero-copy, untimed).
+* ``dice``: ``fetal_bench.metrics.dice`` vs MONAI's ``DiceMetric(include_background=True)``
+  (MONAI's Dice is also timed on stacked batches of 32, the way it is meant to be used);
+* ``surface``: ``fetal_bench.metrics.hd95_and_assd_mm`` (both scores from one pass, what the
+  harness needs per image) vs MONAI's two calls ``compute_hausdorff_distance(percentile=95)``
+  and ``compute_average_surface_distance(symmetric=True)``, both with ``include_background=True,
+  spacing=pixel size``; fetal-bench's separate ``hd95_mm`` + ``assd_mm`` are timed as well;
+* ``total``: dice + surface.
 
-Reported: wall time of each (after a discarded warm-up on the first few pairs), the ratio
-MONAI / fetal-bench, and the largest absolute per-image difference (Dice; HD95 in mm and in
-pixels). MONAI's Dice is also timed on stacked batches of 32, the way it is meant to be used.
-MONAI runs with one torch thread by default (``--torch-threads``), the same single core that
-fetal-bench's numpy/scipy code uses: on a shared machine whose cores are busy, torch's
-multi-threaded kernels can run many times slower than one thread, which would measure the
-machine's load rather than the implementations.
-MONAI is a benchmark-only tool (``pip install monai``); without it only fetal-bench is
-timed.
+MONAI gets (1, 1, H, W) tensors made beforehand with ``torch.from_numpy`` (zero-copy,
+untimed) and one torch thread by default (``--torch-threads``), the single core fetal-bench's
+numpy/scipy code uses. Timing is ``benchmarks/_common.py``'s: load average before and after,
+cases interleaved round by round in one process, a discarded warm-up round, the median of
+``--repeats`` rounds with min and max. Reported: the ratios MONAI / fetal-bench of the medians
+and the largest absolute per-image differences (Dice; HD95 and ASSD in mm and in pixels). The
+run fails (exit 1) when an HD95 or ASSD differs by more than 1e-3 mm: speed does not count
+without the same numbers. MONAI is a benchmark-only tool (``pip install monai``); without it
+only fetal-bench is timed.
 
-    python benchmarks/bench_metrics.py --n 1000 --json bench_metrics.json
-    python benchmarks/bench_metrics.py --n 1000 --torch-threads 0   # torch's default threads
+The default (200 pairs, 5 rounds) takes about a minute on two quiet cores:
+
+    python benchmarks/bench_metrics.py --wait-quiet 600 --json bench_metrics.json
+    python benchmarks/bench_metrics.py --n 1000 --repeats 3 --torch-threads 0   # torch's default threads
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import math
-import os
-import platform
 import sys
 import time
 import warnings
 from pathlib import Path
 
 import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _common import (  # noqa: E402
+    add_common_arguments,
+    check_machine,
+    finish_machine,
+    format_stats,
+    ratio,
+    summarise,
+    time_interleaved,
+    write_json,
+)
+
+#: Largest HD95/ASSD difference from MONAI accepted, in mm. MONAI interpolates the 95th
+#: percentile in float32 (``torch.quantile``), which moves it where it falls between two distances
+#: far apart: 8.1e-4 mm on one of the default pairs, where ``torch.quantile`` of our distances in
+#: float32 gives MONAI's value and in float64 ours, exactly. Anything larger is a disagreement.
+TOLERANCE_MM = 1e-3
 
 HEIGHT, WIDTH = 540, 800  # HC18's frame size
 
@@ -85,147 +105,163 @@ def make_pairs(n: int, seed: int = 0) -> list[tuple[np.ndarray, np.ndarray, floa
     return pairs
 
 
-def _time_ours(pairs):
-    from fetal_bench.metrics import dice, hd95_mm
+def _fetal_bench_cases(pairs, out: dict) -> dict:
+    """Timed callables for fetal-bench; each leaves its per-image values in ``out``."""
+    from fetal_bench.metrics import assd_mm, dice, hd95_and_assd_mm, hd95_mm
 
-    dice_values, hd_values = np.empty(len(pairs)), np.empty(len(pairs))
-    for pred, truth, px in pairs[:5]:  # warm-up: imports, caches
-        dice(pred, truth), hd95_mm(pred, truth, px)
-    t0 = time.perf_counter()
-    for i, (pred, truth, _) in enumerate(pairs):
-        dice_values[i] = dice(pred, truth)
-    t1 = time.perf_counter()
-    for i, (pred, truth, px) in enumerate(pairs):
-        hd_values[i] = hd95_mm(pred, truth, px)
-    t2 = time.perf_counter()
-    return dice_values, hd_values, t1 - t0, t2 - t1
+    def run_dice():
+        out["dice"] = np.array([dice(pred, truth) for pred, truth, _ in pairs])
+
+    def run_surface():
+        out["surface"] = np.array([hd95_and_assd_mm(pred, truth, px) for pred, truth, px in pairs])
+
+    def run_two_calls():
+        out["two_calls"] = np.array([(hd95_mm(pred, truth, px), assd_mm(pred, truth, px)) for pred, truth, px in pairs])
+
+    return {"fetal-bench dice": run_dice, "fetal-bench hd95+assd (one call)": run_surface,
+            "fetal-bench hd95_mm + assd_mm": run_two_calls}
 
 
-def _time_monai(pairs):
+def _monai_cases(pairs, out: dict) -> dict:
     import torch
-    from monai.metrics import DiceMetric, compute_hausdorff_distance
+    from monai.metrics import DiceMetric, compute_average_surface_distance, compute_hausdorff_distance
 
-    tensors = [(torch.from_numpy(p)[None, None], torch.from_numpy(t)[None, None], px) for p, t, px in pairs]
+    tensors = [(torch.from_numpy(pred)[None, None], torch.from_numpy(truth)[None, None], px)
+               for pred, truth, px in pairs]
     dice_metric = DiceMetric(include_background=True, reduction="none")
-    dice_values, hd_values = np.empty(len(pairs)), np.empty(len(pairs))
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # MONAI's deprecation notices, once per call
-        for p, t, px in tensors[:5]:
-            dice_metric(p, t), compute_hausdorff_distance(p, t, include_background=True, percentile=95, spacing=px)
-        t0 = time.perf_counter()
-        for i, (p, t, _) in enumerate(tensors):
-            dice_values[i] = float(dice_metric(p, t)[0, 0])
-        t1 = time.perf_counter()
-        for i, (p, t, px) in enumerate(tensors):
-            hd_values[i] = float(compute_hausdorff_distance(p, t, include_background=True, percentile=95, spacing=px)[0, 0])
-        t2 = time.perf_counter()
-        # MONAI's Dice is built for batches (on GPU): also time it on stacked batches of 32.
-        t3 = time.perf_counter()
+
+    def run_dice():
+        out["dice"] = np.array([float(dice_metric(p, t)[0, 0]) for p, t, _ in tensors])
+
+    def run_dice_batched():
         for start in range(0, len(tensors), 32):
             chunk = tensors[start:start + 32]
             dice_metric(torch.cat([p for p, _, _ in chunk]), torch.cat([t for _, t, _ in chunk]))
-        t4 = time.perf_counter()
-    return dice_values, hd_values, t1 - t0, t2 - t1, t4 - t3
+
+    def run_surface():
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # MONAI's deprecation notices, once per call
+            out["surface"] = np.array([
+                (float(compute_hausdorff_distance(p, t, include_background=True, percentile=95, spacing=px)[0, 0]),
+                 float(compute_average_surface_distance(p, t, include_background=True, symmetric=True,
+                                                        spacing=px)[0, 0]))
+                for p, t, px in tensors])
+
+    return {"MONAI dice": run_dice, "MONAI dice (batches of 32)": run_dice_batched,
+            "MONAI hd95 + assd": run_surface}
 
 
-def _versions() -> dict:
-    from importlib.metadata import PackageNotFoundError, version
+def _with_cpu_time(cases: dict) -> tuple[dict, dict]:
+    """The cases, each also recording its process CPU time per round (warm-up included).
 
-    out = {"python": platform.python_version(), "platform": platform.platform(), "cpus": os.cpu_count(),
-           # Other jobs on the machine slow multi-threaded torch more than single-threaded numpy.
-           "load_average_1min": os.getloadavg()[0] if hasattr(os, "getloadavg") else None}
-    for name in ("numpy", "scipy", "torch", "monai", "fetal-bench"):
-        try:
-            out[name] = version(name)
-        except PackageNotFoundError:
-            pass
-    try:
-        import torch
+    On a busy machine wall time also measures the other jobs; CPU time much less so, which
+    makes it a useful second reading (the wall-time medians remain the figures to quote).
+    """
+    cpu: dict[str, list[float]] = {name: [] for name in cases}
 
-        out["torch_threads"] = torch.get_num_threads()
-    except ImportError:
-        pass
-    return out
+    def timed(name, run):
+        def call():
+            start = time.process_time()
+            run()
+            cpu[name].append(time.process_time() - start)
+        return call
+
+    return {name: timed(name, run) for name, run in cases.items()}, cpu
+
+
+def _agreement(ours: dict, monai: dict, pixel_sizes: np.ndarray) -> dict:
+    """Largest per-image differences, fetal-bench vs MONAI, and between our two surface paths."""
+    surface = np.abs(ours["surface"] - monai["surface"])
+    return {
+        "dice": float(np.max(np.abs(ours["dice"] - monai["dice"]))),
+        "hd95_mm": float(surface[:, 0].max()), "hd95_px": float((surface[:, 0] / pixel_sizes).max()),
+        "assd_mm": float(surface[:, 1].max()), "assd_px": float((surface[:, 1] / pixel_sizes).max()),
+        "one_call_vs_two_calls_mm": float(np.max(np.abs(ours["surface"] - ours["two_calls"]))),
+    }
+
+
+def _ratios(stats: dict) -> dict:
+    surface_ours = stats["fetal-bench hd95+assd (one call)"]["median"]
+    total_ours = stats["fetal-bench dice"]["median"] + surface_ours
+    total_monai = stats["MONAI dice"]["median"] + stats["MONAI hd95 + assd"]["median"]
+    return {
+        "dice": ratio(stats, "MONAI dice", "fetal-bench dice"),
+        "surface": ratio(stats, "MONAI hd95 + assd", "fetal-bench hd95+assd (one call)"),
+        "surface_two_calls": ratio(stats, "MONAI hd95 + assd", "fetal-bench hd95_mm + assd_mm"),
+        "total": round(total_monai / total_ours, 3),
+    }
+
+
+def _print_report(report: dict, n: int) -> None:
+    print(f"\nseconds for {n} images, one image per call (median [min-max] of {report['repeats']} rounds):")
+    for name, stats in report["seconds"].items():
+        print(format_stats(name, stats, width=34) + f"   {1e3 * stats['median'] / n:7.3f} ms/image")
+    if "ratio_monai_over_fetal_bench" in report:
+        r, d = report["ratio_monai_over_fetal_bench"], report["max_abs_diff"]
+        print(f"\nMONAI / fetal-bench: dice {r['dice']:.1f}x, hd95+assd {r['surface']:.1f}x "
+              f"(our two separate calls: {r['surface_two_calls']:.1f}x), total {r['total']:.1f}x")
+        c = report["cpu_ratio_monai_over_fetal_bench"]
+        print(f"  the same in process CPU time: dice {c['dice']:.1f}x, hd95+assd {c['surface']:.1f}x "
+              f"(two calls: {c['surface_two_calls']:.1f}x), total {c['total']:.1f}x")
+        print(f"largest per-image |difference|: dice {d['dice']:.1e}; hd95 {d['hd95_mm']:.1e} mm "
+              f"({d['hd95_px']:.1e} px); assd {d['assd_mm']:.1e} mm ({d['assd_px']:.1e} px); "
+              f"our one call vs two calls {d['one_call_vs_two_calls_mm']:.1e} mm")
+    means = report["means"]
+    print(f"mean Dice {means['dice']:.4f}, mean HD95 {means['hd95_mm']:.3f} mm, mean ASSD {means['assd_mm']:.3f} mm")
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--n", type=int, default=1000, help="number of mask pairs (default 1000)")
+    parser.add_argument("--n", type=int, default=200, help="number of mask pairs (default 200)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the generated masks")
     parser.add_argument("--torch-threads", type=int, default=1,
                         help="torch intra-op threads for MONAI (default 1, like fetal-bench's single-threaded "
                              "numpy/scipy; 0 keeps torch's default)")
-    parser.add_argument("--json", type=Path, help="also write the results here")
+    add_common_arguments(parser)
     args = parser.parse_args(argv)
     if args.n < 1:
         parser.error("--n must be at least 1")
-
-    if args.torch_threads > 0:
-        try:
-            import torch
-
-            torch.set_num_threads(args.torch_threads)
-        except ImportError:
-            pass
-    t0 = time.perf_counter()
-    pairs = make_pairs(args.n, args.seed)
-    pixel_sizes = np.array([px for _, _, px in pairs])
-    print(f"{args.n} pairs of {HEIGHT}x{WIDTH} masks generated in {time.perf_counter() - t0:.1f} s")
-
-    ours_dice, ours_hd, ours_dice_s, ours_hd_s = _time_ours(pairs)
-    result: dict = {
-        "n": args.n, "seed": args.seed, "shape": [HEIGHT, WIDTH], "torch_threads_arg": args.torch_threads,
-        "environment": _versions(),
-        "fetal_bench": {"dice_s": ours_dice_s, "hd95_s": ours_hd_s, "total_s": ours_dice_s + ours_hd_s,
-                        "mean_dice": float(ours_dice.mean()), "mean_hd95_mm": float(ours_hd.mean())},
-    }
     try:
         import monai  # noqa: F401
+        import torch
     except ImportError:
-        monai_available = False
-        print("MONAI is not installed (pip install monai): timing fetal-bench only.")
-    else:
-        monai_available = True
-    if monai_available:
-        monai_dice, monai_hd, monai_dice_s, monai_hd_s, monai_dice_batched_s = _time_monai(pairs)
-        hd_diff_mm = np.abs(ours_hd - monai_hd)
-        result["monai"] = {"dice_s": monai_dice_s, "hd95_s": monai_hd_s, "total_s": monai_dice_s + monai_hd_s,
-                           "dice_batched32_s": monai_dice_batched_s}
-        result["ratio_monai_over_fetal_bench"] = {
-            "dice": monai_dice_s / ours_dice_s, "hd95": monai_hd_s / ours_hd_s,
-            "total": (monai_dice_s + monai_hd_s) / (ours_dice_s + ours_hd_s),
-        }
-        result["max_abs_diff"] = {
-            "dice": float(np.max(np.abs(ours_dice - monai_dice))),
-            "hd95_mm": float(hd_diff_mm.max()),
-            "hd95_px": float(np.max(hd_diff_mm / pixel_sizes)),
-        }
+        torch = None
+        print("MONAI is not installed (pip install monai): timing fetal-bench only.", file=sys.stderr)
+    if torch is not None and args.torch_threads > 0:
+        torch.set_num_threads(args.torch_threads)
 
-    threads = result["environment"].get("torch_threads")
-    print(f"\nwall time over {args.n} images, one image per call; MONAI with {threads} torch thread(s); "
-          f"1-min load average {result['environment']['load_average_1min']:.1f} on {os.cpu_count()} CPUs")
-    print(f"{'metric':<8} {'fetal-bench s':>14} {'MONAI s':>9} {'MONAI/ours':>11} {'max |diff|':>26}")
-    rows = [("dice", ours_dice_s, "dice"), ("hd95", ours_hd_s, "hd95"), ("total", ours_dice_s + ours_hd_s, "total")]
-    for label, ours_s, key in rows:
-        if monai_available:
-            monai_s = result["monai"][f"{key}_s"]
-            ratio = result["ratio_monai_over_fetal_bench"][key]
-            diff = {"dice": f"{result['max_abs_diff']['dice']:.2e}",
-                    "hd95": f"{result['max_abs_diff']['hd95_mm']:.2e} mm ({result['max_abs_diff']['hd95_px']:.2e} px)",
-                    "total": ""}[key]
-            print(f"{label:<8} {ours_s:>14.3f} {monai_s:>9.3f} {ratio:>11.2f} {diff:>26}")
-        else:
-            print(f"{label:<8} {ours_s:>14.3f} {'-':>9} {'-':>11} {'-':>26}")
-    if monai_available:
-        print(f"(MONAI Dice on batches of 32: {result['monai']['dice_batched32_s']:.3f} s, "
-              f"{result['monai']['dice_batched32_s'] / ours_dice_s:.1f}x fetal-bench's per-image loop)")
-    print(f"\nper image: fetal-bench {1e3 * (ours_dice_s + ours_hd_s) / args.n:.2f} ms"
-          + (f", MONAI {1e3 * result['monai']['total_s'] / args.n:.2f} ms" if monai_available else "")
-          + f"; mean Dice {ours_dice.mean():.4f}, mean HD95 {ours_hd.mean():.3f} mm")
-    if args.json:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps(result, indent=2) + "\n")
-        print(f"wrote {args.json}")
+    start = time.perf_counter()
+    pairs = make_pairs(args.n, args.seed)
+    pixel_sizes = np.array([px for _, _, px in pairs])
+    print(f"{args.n} pairs of {HEIGHT}x{WIDTH} masks generated in {time.perf_counter() - start:.1f} s", file=sys.stderr)
+
+    ours, theirs = {}, {}
+    cases = _fetal_bench_cases(pairs, ours)
+    if torch is not None:
+        cases.update(_monai_cases(pairs, theirs))
+    cases, cpu = _with_cpu_time(cases)
+    machine = check_machine(args)
+    stats = time_interleaved(cases, repeats=args.repeats)
+    cpu_stats = {name: summarise(runs[1:]) for name, runs in cpu.items()}  # without the warm-up round
+    report = {"n": args.n, "seed": args.seed, "shape": [HEIGHT, WIDTH], "repeats": args.repeats,
+              "torch_threads": None if torch is None else torch.get_num_threads(), "seconds": stats,
+              "cpu_seconds": cpu_stats,
+              "means": {"dice": float(ours["dice"].mean()), "hd95_mm": float(ours["surface"][:, 0].mean()),
+                        "assd_mm": float(ours["surface"][:, 1].mean())}}
+    if torch is not None:
+        report["ratio_monai_over_fetal_bench"] = _ratios(stats)
+        report["cpu_ratio_monai_over_fetal_bench"] = _ratios(cpu_stats)
+        report["max_abs_diff"] = _agreement(ours, theirs, pixel_sizes)
+        report["tolerance_mm"] = TOLERANCE_MM
+    report.update(finish_machine(machine))
+    _print_report(report, args.n)
+    write_json(args.json_path, report)
+    differences = report.get("max_abs_diff", {})
+    worst = max(differences.get("hd95_mm", 0.0), differences.get("assd_mm", 0.0),
+                differences.get("one_call_vs_two_calls_mm", 0.0))
+    if worst > TOLERANCE_MM or not math.isfinite(worst):
+        print(f"FAILED: surface distances differ by {worst:.2e} mm > {TOLERANCE_MM} mm", file=sys.stderr)
+        return 1
     return 0
 
 

@@ -162,3 +162,48 @@ def test_confidence_level_widens_the_interval():
 def test_invalid_inputs_raise_value_error(call, match):
     with pytest.raises(ValueError, match=match):
         call()
+
+
+def test_evaluation_scores_each_image_once_and_resamples_only_the_scores(phantom, tmp_path, monkeypatch):
+    """The bootstrap must resample per-image scores, never recompute a segmentation metric.
+
+    Every segmentation metric validates its mask pair once per call (``_pair``; the HC metrics
+    through ``hc_scores``), so counting those calls counts metric evaluations. The counts must
+    not grow with the number of resamples (here x10): one call per metric and image, HD95 and
+    ASSD sharing one.
+    """
+    from datasets import load_dataset
+    from PIL import Image
+
+    import fetal_bench.metrics.segmentation as segmentation
+    from fetal_bench.evaluation import evaluate
+
+    test = load_dataset(str(phantom), "head", split="test")
+    masks = tmp_path / "masks"
+    masks.mkdir()
+    for i, (row_id, mask) in enumerate(zip(test["id"], test["mask"])):
+        mask = np.asarray(mask) > 0
+        if i % 2:  # off by a few pixels, so that surface distances are not all zero
+            mask = np.roll(mask, 2 + i % 3, axis=1)
+        Image.fromarray(mask.astype(np.uint8)).save(masks / f"{row_id}.png")
+
+    def counted(name):
+        original = getattr(segmentation, name)
+
+        def wrapper(*args, **kwargs):
+            calls[name] += 1
+            return original(*args, **kwargs)
+        return wrapper
+
+    for name in ("_pair", "hc_scores"):
+        monkeypatch.setattr(segmentation, name, counted(name))
+    seen = {}
+    for n_resamples in (20, 200):
+        calls = {"_pair": 0, "hc_scores": 0}
+        result = evaluate("phantom-head-seg", predictions=masks, data=phantom, n_resamples=n_resamples)
+        seen[n_resamples] = dict(calls)
+    n_images = len(test)
+    assert seen[20] == seen[200]
+    # Once per image each: dice, iou and both surface distances (one hd95_and_assd_mm call).
+    assert seen[20] == {"_pair": 3 * n_images, "hc_scores": n_images}
+    assert result["scores"]["hd95_mm"]["ci95"][0] < result["scores"]["hd95_mm"]["ci95"][1]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import subprocess
 import sys
@@ -14,7 +15,8 @@ from fetal_bench.geometry import Ellipse, ellipse_mask
 
 REGISTRY_KEYS = ["accuracy", "balanced_accuracy", "macro_f1", "weighted_f1", "auc_ovr_macro", "auc_ovr_hard", "ece",
                  "f1", "precision", "recall", "specificity", "auc",
-                 "dice", "iou", "hd95_mm", "assd_mm", "hc_abs_diff_mm", "hc_abs_diff_mm_median", "hc_no_ellipse_rate"]
+                 "dice", "iou", "hd95_mm", "assd_mm", "hc_abs_diff_mm", "hc_abs_diff_mm_median", "hc_no_ellipse_rate",
+                 "hc_diff_mm"]
 
 
 def test_registry_keys_and_specs():
@@ -26,11 +28,12 @@ def test_registry_keys_and_specs():
         assert spec.per_sample == (spec.task_type == "segmentation")
         assert (spec.unit == "mm") == ("_mm" in name)
         assert spec.higher_is_better == (name not in {"ece", "hd95_mm", "assd_mm", "hc_abs_diff_mm",
-                                                      "hc_abs_diff_mm_median", "hc_no_ellipse_rate"})
+                                                      "hc_abs_diff_mm_median", "hc_no_ellipse_rate",
+                                                      "hc_diff_mm"})
         assert callable(getattr(M, name)), f"registry metric {name} has no function"
         assert spec.description
-    with pytest.raises(Exception):
-        M.METRICS["dice"].name = "x"  # frozen
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        M.METRICS["dice"].name = "x"
 
 
 def test_import_is_cheap():

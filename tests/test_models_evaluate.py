@@ -77,3 +77,48 @@ def test_evaluate_refuses_a_model_without_weights(model, message, phantom_dir, t
     assert result.exit_code == 2, result.output
     assert message in result.output and "Fix:" in result.output
     assert not list(tmp_path.glob("res/*.json"))
+
+
+def test_the_model_runner_reads_images_only_and_reports_its_phases(phantom_dir, tmp_path, monkeypatch):
+    """Reference masks are read once, at native size, by the harness: the prediction loader
+    must not decode and resize them again (it did, costing a second decode of every mask)."""
+    import fetal_bench.data.loading as loading
+    from fetal_bench.models import create_model, save_checkpoint
+
+    checkpoint = tmp_path / "unet"
+    save_checkpoint(create_model("unet", base_channels=4, depth=2, image_size=(32, 48)), checkpoint)
+    seen = []
+    real = loading.make_dataloader
+
+    def spy(dataset, **kwargs):
+        seen.append((kwargs["label_column"], kwargs["mask_column"]))
+        return real(dataset, **kwargs)
+
+    monkeypatch.setattr(loading, "make_dataloader", spy)
+    result = evaluate("phantom-head-seg", model="unet", checkpoint=checkpoint, data=phantom_dir, n_resamples=20)
+    assert seen == [(None, None)]
+    phases = result["_phases_s"]
+    assert list(phases) == ["data", "model_load", "truth", "predictions", "per_image_metrics", "scores",
+                            "provenance", "result"]
+    assert all(value >= 0 for value in phases.values()) and sum(phases.values()) <= result["runtime_s"] + 0.05
+
+
+@pytest.mark.parametrize("channels", [1, 2, 3])
+def test_masks_from_logits_are_the_argmax(channels):
+    """The fast comparison in mask_from_logits is the argmax exactly, ties included (the first
+    maximum, background, wins a tie)."""
+    import torch
+    import torch.nn.functional as F
+
+    from fetal_bench.models.seg_postprocess import mask_from_logits
+
+    logits = torch.randn(channels, 12, 16, generator=torch.Generator().manual_seed(channels))
+    if channels > 1:
+        logits[1, :4] = logits[0, :4]  # ties
+    full = F.interpolate(logits[None], size=(27, 40), mode="bilinear", align_corners=False)[0]
+    expected = (full.argmax(dim=0) > 0) if channels > 1 else full[0] > 0
+    mask = mask_from_logits(logits, (27, 40))
+    assert mask.dtype == bool and mask.shape == (27, 40)
+    assert (mask == expected.numpy()).all() and 0 < mask.sum() < mask.size
+    if channels == 2:  # head tied with background everywhere: all background
+        assert not mask_from_logits(logits[[0, 0]], (27, 40)).any()

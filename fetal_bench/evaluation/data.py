@@ -34,14 +34,27 @@ def _split_parts(split: str) -> list[str]:
     return [part.strip() for part in split.split("+") if part.strip()]
 
 
-def content_fingerprints(source, task: Task, split: str, revision: str | None = None) -> dict[str, str]:
-    """Content fingerprint of each split that ``split`` combines, read from ``source``."""
-    from fetal_bench.data.fingerprint import split_fingerprint
-    from fetal_bench.data.loading import open_dataset
+def content_fingerprints(source, task: Task, split: str, revision: str | None = None, *,
+                         opened=None) -> dict[str, str]:
+    """Content fingerprint of each split that ``split`` combines, read from ``source``.
 
+    A local build's come from the fingerprint cache when its files are unchanged
+    (:func:`fetal_bench.data.fingerprint.local_split_fingerprint`); a Hub copy's are computed.
+    ``opened``: ``split`` already opened from ``source`` (reused when it is a single split).
+    """
+    from fetal_bench.data.fingerprint import local_split_fingerprint, split_fingerprint
+    from fetal_bench.data.opening import open_dataset
+
+    parts = _split_parts(split)
+    local = revision is None and Path(source).is_dir()
     out = {}
-    for part in _split_parts(split):
-        dataset = open_dataset(source, config=task.dataset.config, split=part, revision=revision)
+    for part in parts:
+        dataset = opened if opened is not None and len(parts) == 1 else None
+        if local:
+            out[part] = local_split_fingerprint(source, config=task.dataset.config, split=part, dataset=dataset)
+            continue
+        if dataset is None:
+            dataset = open_dataset(source, config=task.dataset.config, split=part, revision=revision)
         out[part] = split_fingerprint(dataset)
     return out
 
@@ -77,11 +90,11 @@ def recognise(task: Task, parts: dict[str, str]) -> tuple[str | None, list[str]]
     return pin.revision, []
 
 
-def _local_revision(directory: Path, task: Task, split: str) -> tuple[str, str, list[str]]:
+def _local_revision(directory: Path, task: Task, split: str, opened=None) -> tuple[str, str, list[str]]:
     """(revision, fingerprint, notes) of a local build: the pinned revision when its content
     matches the catalog's pin (or, for the phantom set, always: it is generated in-process),
-    otherwise 'local'."""
-    parts = content_fingerprints(directory, task, split)
+    otherwise 'local'. ``opened``: the evaluation split, already opened."""
+    parts = content_fingerprints(directory, task, split, opened=opened)
     fingerprint = scored_fingerprint(parts)
     catalog = CATALOG.get(task.dataset.name)
     if catalog is not None and catalog.hub_id is None and catalog.revision == task.dataset.revision:
@@ -122,7 +135,7 @@ def load_eval_data(task: Task, data: str | os.PathLike | None = None, split: str
         from fetal_bench.data.loading import open_dataset  # imports torch: only once the data is there
 
         dataset = open_dataset(path, config=config, split=split)
-        revision, fingerprint, notes = _local_revision(path, task, split)
+        revision, fingerprint, notes = _local_revision(path, task, split, opened=dataset)
         return EvalData(dataset, local_source_name(path), revision, fingerprint, split, tuple(notes))
     require_hub(str(data), task.dataset.name)
     return _hub_eval_data(task, str(data), str(data), split)
@@ -134,7 +147,7 @@ def _hub_eval_data(task: Task, source: str, hub_id: str, split: str) -> EvalData
 
     revision = task.dataset.revision
     dataset = open_dataset(source, config=task.dataset.config, split=split, revision=revision)
-    parts = content_fingerprints(source, task, split, revision=revision)
+    parts = content_fingerprints(source, task, split, revision=revision, opened=dataset)
     recognised, notes = recognise(task, parts)
     catalog = CATALOG.get(task.dataset.name)
     if recognised is None and catalog is not None and catalog.pin(revision) is not None:

@@ -68,6 +68,10 @@ def evaluate(
     says whether any image of the task's dataset was used for training (None: the leaderboard infers it);
     ``save_predictions`` writes what a ``model`` predicted as a predictions submission (CSV for
     classification, Parquet of PNG masks for segmentation) that scores to the same numbers.
+
+    Besides the result, the returned dict carries ``_path`` (the file written, with ``output``)
+    and ``_phases_s`` (seconds spent loading the data, the model and the truth, predicting,
+    scoring per image, bootstrapping, hashing the weights and writing); neither is in the file.
     """
     start = time.perf_counter()
     for flag, url in (("--paper-url", paper_url), ("--code-url", code_url)):
@@ -85,7 +89,9 @@ def evaluate(
     if synthetic_share is not None and not 0 <= synthetic_share <= 1:
         raise FetalBenchError(f"--synthetic-share {synthetic_share} is outside [0, 1].", "Give the fraction of synthetic training images.")
     note = log or (lambda message: None)
+    laps = _Laps(start)
     eval_data = load_eval_data(task, data, split)
+    laps.mark("data")
     note(f"{task.name}: {len(eval_data.dataset)} rows from {eval_data.source} [{eval_data.split}], "
          f"revision {eval_data.revision}")
     boot = scoring.BootstrapConfig(n_resamples=n_resamples, seed=seed)
@@ -100,9 +106,11 @@ def evaluate(
         from fetal_bench.evaluation.model_runner import load_model
 
         loaded = load_model(model, checkpoint, device)  # once: it predicts, and its weights are hashed
+        laps.mark("model_load")
 
     if task.type == "classification":
         truth = classification_truth(task, eval_data.dataset)
+        laps.mark("truth")
         if truth.dropped:
             notes.append(f"{truth.dropped} evaluation rows have a label outside this task and are not scored.")
         if predictions is not None:
@@ -115,12 +123,15 @@ def evaluate(
                                                 batch_size=batch_size, num_workers=num_workers, log=note)
             if save_predictions is not None:
                 write_classification_predictions(save_predictions, truth.ids, submission)
+        laps.mark("predictions")
         if validate_only:
             return {"valid": True, "task": task.name, "n_samples": len(truth.ids)}
         body = _score_classification(task, truth, submission, boot)
+        laps.mark("scores")
         n_samples, subjects = len(truth.ids), truth.subjects
     else:
         truth = segmentation_truth(task, eval_data.dataset)
+        laps.mark("truth")
         if predictions is not None:
             masks = load_segmentation_submission(predictions, expected_ids=truth.ids, expected_shapes=truth.shapes)
         else:
@@ -130,13 +141,15 @@ def evaluate(
                                          batch_size=batch_size, num_workers=num_workers, log=note)
             if save_predictions is not None:
                 write_segmentation_predictions(save_predictions, truth.ids, masks)
+        laps.mark("predictions")
         if validate_only:
             return {"valid": True, "task": task.name, "n_samples": len(truth.ids)}
-        body = _score_segmentation(task, truth, [masks[i] for i in truth.ids], boot)
+        body = _score_segmentation(task, truth, [masks[i] for i in truth.ids], boot, laps)
         n_samples, subjects = len(truth.ids), truth.subjects
 
     submission_info = _submission_info(predictions, model, loaded, checkpoint, name, training_data, synthetic_share,
                                        description)
+    laps.mark("provenance")
     if command is not None:
         submission_info["command"] = command
     for key, value in (("paper_url", paper_url), ("code_url", code_url), ("zero_shot", zero_shot)):
@@ -167,7 +180,22 @@ def evaluate(
         path = write_result(result, output)
         note(f"result written to {path}")
         result["_path"] = str(path)  # for callers; not part of the file
+    laps.mark("result")
+    result["_phases_s"] = laps.seconds  # for callers (benchmarks/bench_harness.py); not part of the file
     return result
+
+
+class _Laps:
+    """Seconds spent in each phase of one evaluation, for the benchmark's breakdown."""
+
+    def __init__(self, start: float):
+        self.last = start
+        self.seconds: dict[str, float] = {}
+
+    def mark(self, phase: str) -> None:
+        now = time.perf_counter()
+        self.seconds[phase] = round(self.seconds.get(phase, 0.0) + now - self.last, 4)
+        self.last = now
 
 
 def _score_classification(task: Task, truth, submission: ClassificationSubmission, boot) -> dict:
@@ -185,17 +213,20 @@ def _score_classification(task: Task, truth, submission: ClassificationSubmissio
     }
 
 
-def _score_segmentation(task: Task, truth, pred_masks: list[np.ndarray], boot) -> dict:
+def _score_segmentation(task: Task, truth, pred_masks: list[np.ndarray], boot, laps: _Laps) -> dict:
     per_image = scoring.segmentation_per_image(task, truth.masks, pred_masks, truth.pixel_size_mm,
                                                truth.head_circumference_mm)
+    laps.mark("per_image_metrics")
 
     def score_rows(rows: np.ndarray) -> dict:
         return scoring.segmentation_scores(task, per_image, rows, truth.subjects, boot)
 
-    return {
+    body = {
         "scores": score_rows(np.arange(len(truth.ids))),
         "groups": scoring.group_breakdown(task, truth.groups, score_rows, truth.subjects),
     }
+    laps.mark("scores")
+    return body
 
 
 def _submission_info(predictions, model, loaded, checkpoint, name, training_data, synthetic_share, description) -> dict:
@@ -208,8 +239,9 @@ def _submission_info(predictions, model, loaded, checkpoint, name, training_data
 
     meta = checkpoint_metadata(loaded, checkpoint)
     return {"name": name or meta.get("name") or model, "kind": "model", "sha256": meta["sha256"], "model": model,
-            # The name only: an absolute path means nothing on another machine; sha256 identifies it.
-            "checkpoint": None if checkpoint is None else Path(checkpoint).name,
+            # The name only (org/name@commit from the Hub): an absolute path means nothing on
+            # another machine; sha256 identifies it.
+            "checkpoint": None if checkpoint is None else meta.get("reference", Path(checkpoint).name),
             "training_data": training_data or meta.get("training_data"),
             "synthetic_share": synthetic_share if synthetic_share is not None else meta.get("synthetic_share"),
             "description": description}

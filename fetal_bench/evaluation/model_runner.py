@@ -10,8 +10,6 @@ argmax, so masks are scored at the ground truth's resolution.
 from __future__ import annotations
 
 import hashlib
-import json
-from pathlib import Path
 from typing import Callable
 
 import numpy as np
@@ -32,7 +30,7 @@ def _device(device: str | None):
 def load_model(model_name: str, checkpoint, device: str | None = None, *, random_init: bool = False):
     """The model to score. Without ``checkpoint`` only a model whose published weights do the
     task is accepted (an untrained one would put noise on the leaderboard)."""
-    from fetal_bench.models.registry import create_inference_model
+    from fetal_bench.models import create_inference_model
 
     model = create_inference_model(model_name, checkpoint=checkpoint, random_init=random_init)
     model.eval()
@@ -50,16 +48,21 @@ def state_dict_sha256(model) -> str:
 
 
 def checkpoint_metadata(model, checkpoint) -> dict:
-    """sha256 of the loaded model's weights, and what its training run recorded (data, share, name)."""
+    """sha256 of the loaded model's weights, what its training run recorded (data, share, name),
+    and ``reference``: the checkpoint as another machine can name it (``org/name@commit`` for a
+    Hub repository, the directory's name for a local one)."""
+    from fetal_bench.models.checkpoint import is_checkpoint_reference, read_checkpoint
+
     meta: dict = {}
-    if checkpoint is not None:
-        config_path = Path(checkpoint) / "config.json"
-        if config_path.is_file():
-            config = json.loads(config_path.read_text(encoding="utf-8"))
-            training = config.get("training", {}) if isinstance(config.get("training"), dict) else {}
-            meta.update({k: training.get(k) for k in ("training_data", "synthetic_share") if training.get(k) is not None})
-            if config.get("run_name"):
-                meta["name"] = config["run_name"]
+    recorded = getattr(model, "loaded_checkpoint", None)  # set by load_checkpoint: the files actually loaded
+    if recorded is None and checkpoint is not None and is_checkpoint_reference(checkpoint):  # not a weights file
+        recorded = read_checkpoint(checkpoint)
+    if recorded is not None:
+        training = recorded.training
+        meta.update({k: training.get(k) for k in ("training_data", "synthetic_share") if training.get(k) is not None})
+        if recorded.run_name:
+            meta["name"] = recorded.run_name
+        meta["reference"] = recorded.reference
     meta["sha256"] = state_dict_sha256(model)
     return meta
 
@@ -91,10 +94,10 @@ def _loader(model, task: Task, dataset, batch_size: int, num_workers: int):
     kwargs = {"channels": spec.channels}
     if getattr(spec, "normalize", None) is not None:
         kwargs["normalize"] = spec.normalize
+    # Images only: the truth is read at native resolution by evaluation.data, so decoding and
+    # resizing every reference mask here too (as a training loader does) would be wasted work.
     return make_dataloader(dataset, task=task.type, image_size=tuple(spec.image_size), batch_size=batch_size,
-                           shuffle=False, num_workers=num_workers,
-                           label_column=task.label_column if task.type == "classification" else None,
-                           mask_column=task.mask_column if task.type == "segmentation" else None, **kwargs)
+                           shuffle=False, num_workers=num_workers, label_column=None, mask_column=None, **kwargs)
 
 
 def predict_classification(task: Task, model, model_name: str, dataset, expected_ids: list[str], *,
@@ -137,24 +140,26 @@ def predict_classification(task: Task, model, model_name: str, dataset, expected
 def predict_segmentation(task: Task, model, model_name: str, dataset, expected_ids: list[str],
                          shapes: dict[str, tuple[int, int]], *, batch_size: int = 8, num_workers: int = 0,
                          log: Callable[[str], None] = lambda m: None) -> dict[str, np.ndarray]:
-    """Masks of ``model`` (from :func:`load_model`) at each image's native size, keyed by id."""
+    """Masks of ``model`` (from :func:`load_model`) at each image's native size, keyed by id.
+
+    Logits become masks through :func:`fetal_bench.models.seg_postprocess.mask_from_logits`
+    with the post-processing the model's configuration carries (none: bilinear logits, argmax).
+    """
     import torch
-    import torch.nn.functional as F
+
+    from fetal_bench.models.seg_postprocess import mask_from_logits
 
     if model.spec.task_type != "segmentation":
         raise FetalBenchError(f"Model {model_name!r} is a {model.spec.task_type} model; task {task.name!r} is segmentation.",
                               "Pick a segmenter (`fetal-bench models list`).")
     device_ = next(model.parameters()).device
+    postprocess = (getattr(model, "model_cfg", None) or {}).get("postprocess")
     masks: dict[str, np.ndarray] = {}
     with torch.inference_mode(), _autocast(device_), _progress(len(dataset), f"{model_name}: segmenting") as bar:
         for batch in _loader(model, task, dataset, batch_size, num_workers):
             bar.update(len(batch["id"]))
             logits = model(batch["pixel_values"].to(device_, non_blocking=True)).float()
             for i, row_id in enumerate(batch["id"]):
-                height, width = shapes[row_id]
-                # Resize scores, not labels: bilinear logits then argmax keep boundaries smooth.
-                full = F.interpolate(logits[i : i + 1], size=(height, width), mode="bilinear", align_corners=False)[0]
-                mask = full.argmax(dim=0) > 0 if full.shape[0] > 1 else full[0] > 0
-                masks[row_id] = mask.cpu().numpy()
+                masks[row_id] = mask_from_logits(logits[i], shapes[row_id], postprocess)
     log(f"segmented {len(masks)} images with {model_name} on {device_}")
     return {row_id: masks[row_id] for row_id in expected_ids}

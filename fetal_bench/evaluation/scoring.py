@@ -107,15 +107,16 @@ def segmentation_per_image(task: Task, truth_masks, pred_masks, pixel_size_mm, h
     for i, (truth, pred) in enumerate(zip(truth_masks, pred_masks)):
         spacing = float(pixel_size_mm[i])
         hc = None  # one ellipse fit serves every HC metric of the image
+        surface = None  # one boundary search serves HD95 and ASSD
         for metric in task.metrics:
             if metric == "dice":
                 values[metric][i] = M.dice(pred, truth)
             elif metric == "iou":
                 values[metric][i] = M.iou(pred, truth)
-            elif metric == "hd95_mm":
-                values[metric][i] = M.hd95_mm(pred, truth, spacing)
-            elif metric == "assd_mm":
-                values[metric][i] = M.assd_mm(pred, truth, spacing)
+            elif metric in ("hd95_mm", "assd_mm"):
+                if surface is None:
+                    surface = M.hd95_and_assd_mm(pred, truth, spacing)
+                values[metric][i] = getattr(surface, metric)
             elif metric in HC_METRICS:
                 if hc_truth is not None and hc is None:
                     hc = hc_scores(pred, float(hc_truth[i]), spacing)

@@ -72,6 +72,11 @@ _SPECS = (
     MetricSpec("hc_no_ellipse_rate", "segmentation", "mask", False, True, None,
                "Share of images whose predicted mask gives no usable ellipse (empty, degenerate, or over 5% of the "
                "fitted ellipse outside the image): the images hc_abs_diff_mm charges the full reference HC."),
+    # Signed: 0 is best and neither sign is better, so it is never a main score (tasks/base.py).
+    MetricSpec("hc_diff_mm", "segmentation", "mask", False, True, "mm",
+               "Signed head circumference difference HC(prediction) - reference HC, mean over images: the systematic "
+               "over- (positive) or under-estimate that hc_abs_diff_mm hides; a prediction without a usable ellipse "
+               "measures 0 mm. Reported, never ranked."),
 )
 
 METRICS: dict[str, MetricSpec] = {spec.name: spec for spec in _SPECS}
