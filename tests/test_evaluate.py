@@ -297,3 +297,19 @@ def test_hc18_head_seg_on_the_real_copy_with_perturbed_masks(hc18_real_build, tm
     assert 0.5 < s["hc_abs_diff_mm"]["value"] < 10.0
     assert s["dice"]["ci95"][0] < s["dice"]["value"] < s["dice"]["ci95"][1]
     read_result(result["_path"])
+
+
+def test_the_training_data_kinds_are_one_list():
+    """The published schema file, the CLI's choices and the leaderboard all follow TRAINING_DATA."""
+    import json
+    from importlib import resources
+
+    from fetal_bench.cli.evaluate import evaluate as evaluate_cmd
+    from fetal_bench.evaluation.results import TRAINING_DATA
+    from fetal_bench.leaderboard.references import TRAINING_KINDS as reference_kinds
+    from fetal_bench.leaderboard.scores import TRAINING_KINDS as page_kinds
+
+    published = json.loads(resources.files("fetal_bench.evaluation").joinpath("result_schema.json").read_text())
+    assert published["properties"]["submission"]["properties"]["training_data"]["enum"] == [*TRAINING_DATA, None]
+    (option,) = [p for p in evaluate_cmd.params if p.name == "training_data"]
+    assert tuple(option.type.choices) == TRAINING_DATA == reference_kinds == page_kinds

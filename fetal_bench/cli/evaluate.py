@@ -9,6 +9,7 @@ import click
 from rich.table import Table
 
 from fetal_bench.cli._console import console, note, safe
+from fetal_bench.evaluation.results import TRAINING_DATA
 
 
 @click.group()
@@ -88,7 +89,7 @@ def print_result(result: dict) -> None:
 @click.option("--split", default=None, help="Score another split than the task's (e.g. validation).")
 @click.option("--output", type=click.Path(path_type=Path), default=None, help="Directory (or .json path) for the result file.")
 @click.option("--name", default=None, help="Submission name shown on the leaderboard.")
-@click.option("--training-data", type=click.Choice(["real", "synthetic", "hybrid", "none"]), default=None,
+@click.option("--training-data", type=click.Choice(TRAINING_DATA), default=None,
               help="What the submission was trained on.")
 @click.option("--synthetic-share", type=float, default=None, help="Fraction of synthetic training images (0-1).")
 @click.option("--description", default=None, help="One line describing the submission.")

@@ -17,17 +17,17 @@ import numpy as np
 from fetal_bench import __version__
 from fetal_bench.errors import FetalBenchError
 from fetal_bench.evaluation import scoring
-from fetal_bench.evaluation.data import classification_truth, load_eval_data, segmentation_truth
-from fetal_bench.evaluation.results import SCHEMA_VERSION, environment, now_iso, validate_result, write_result
-from fetal_bench.evaluation.submissions import (
-    ClassificationSubmission,
-    load_classification_submission,
-    load_segmentation_submission,
-    submission_sha256,
+from fetal_bench.evaluation.data import load_eval_data
+from fetal_bench.evaluation.results import (
+    SCHEMA_VERSION,
+    TRAINING_DATA,
+    environment,
+    now_iso,
+    validate_result,
+    write_result,
 )
+from fetal_bench.evaluation.submissions import ClassificationSubmission, submission_sha256
 from fetal_bench.tasks import Task, get_task
-
-TRAINING_DATA = ("real", "synthetic", "hybrid", "none")
 
 
 def evaluate(
@@ -108,44 +108,23 @@ def evaluate(
         loaded = load_model(model, checkpoint, device)  # once: it predicts, and its weights are hashed
         laps.mark("model_load")
 
-    if task.type == "classification":
-        truth = classification_truth(task, eval_data.dataset)
-        laps.mark("truth")
-        if truth.dropped:
-            notes.append(f"{truth.dropped} evaluation rows have a label outside this task and are not scored.")
-        if predictions is not None:
-            submission = load_classification_submission(predictions, expected_ids=truth.ids, labels=task.labels,
-                                                        allowed_extra=task.allowed_extra_labels)
-        else:
-            from fetal_bench.evaluation.model_runner import predict_classification
-
-            submission = predict_classification(task, loaded, model, eval_data.dataset, truth.ids,
-                                                batch_size=batch_size, num_workers=num_workers, log=note)
-            if save_predictions is not None:
-                write_classification_predictions(save_predictions, truth.ids, submission)
-        laps.mark("predictions")
-        if validate_only:
-            return {"valid": True, "task": task.name, "n_samples": len(truth.ids)}
-        body = _score_classification(task, truth, submission, boot)
-        laps.mark("scores")
-        n_samples, subjects = len(truth.ids), truth.subjects
+    kind = task.kind  # how this type of task reads, predicts and scores (fetal_bench/tasks/kinds.py)
+    truth = kind.ground_truth(task, eval_data.dataset)
+    laps.mark("truth")
+    if getattr(truth, "dropped", 0):
+        notes.append(f"{truth.dropped} evaluation rows have a label outside this task and are not scored.")
+    if predictions is not None:
+        submission = kind.load_submission(task, predictions, truth)
     else:
-        truth = segmentation_truth(task, eval_data.dataset)
-        laps.mark("truth")
-        if predictions is not None:
-            masks = load_segmentation_submission(predictions, expected_ids=truth.ids, expected_shapes=truth.shapes)
-        else:
-            from fetal_bench.evaluation.model_runner import predict_segmentation
-
-            masks = predict_segmentation(task, loaded, model, eval_data.dataset, truth.ids, truth.shapes,
-                                         batch_size=batch_size, num_workers=num_workers, log=note)
-            if save_predictions is not None:
-                write_segmentation_predictions(save_predictions, truth.ids, masks)
-        laps.mark("predictions")
-        if validate_only:
-            return {"valid": True, "task": task.name, "n_samples": len(truth.ids)}
-        body = _score_segmentation(task, truth, [masks[i] for i in truth.ids], boot, laps)
-        n_samples, subjects = len(truth.ids), truth.subjects
+        submission = kind.predict(task, loaded, model, eval_data.dataset, truth, batch_size=batch_size,
+                                  num_workers=num_workers, log=note)
+        if save_predictions is not None:
+            kind.write_predictions(save_predictions, truth, submission)
+    laps.mark("predictions")
+    if validate_only:
+        return {"valid": True, "task": task.name, "n_samples": len(truth.ids)}
+    body = kind.score(task, truth, submission, boot, on_phase=laps.mark)
+    n_samples, subjects = len(truth.ids), truth.subjects
 
     submission_info = _submission_info(predictions, model, loaded, checkpoint, name, training_data, synthetic_share,
                                        description)
@@ -196,37 +175,6 @@ class _Laps:
         now = time.perf_counter()
         self.seconds[phase] = round(self.seconds.get(phase, 0.0) + now - self.last, 4)
         self.last = now
-
-
-def _score_classification(task: Task, truth, submission: ClassificationSubmission, boot) -> dict:
-    y_true, predicted, proba = truth.y_true, submission.predicted, submission.proba
-
-    def score_rows(rows: np.ndarray) -> dict:
-        return scoring.classification_scores(task, y_true[rows], predicted[rows],
-                                             None if proba is None else proba[rows], truth.subjects[rows], boot)
-
-    return {
-        "scores": score_rows(np.arange(len(y_true))),
-        "per_class": {"f1": scoring.per_class_f1(task, y_true, predicted)},
-        "confusion_matrix": scoring.confusion(task, y_true, predicted, submission.columns),
-        "groups": scoring.group_breakdown(task, truth.groups, score_rows, truth.subjects),
-    }
-
-
-def _score_segmentation(task: Task, truth, pred_masks: list[np.ndarray], boot, laps: _Laps) -> dict:
-    per_image = scoring.segmentation_per_image(task, truth.masks, pred_masks, truth.pixel_size_mm,
-                                               truth.head_circumference_mm)
-    laps.mark("per_image_metrics")
-
-    def score_rows(rows: np.ndarray) -> dict:
-        return scoring.segmentation_scores(task, per_image, rows, truth.subjects, boot)
-
-    body = {
-        "scores": score_rows(np.arange(len(truth.ids))),
-        "groups": scoring.group_breakdown(task, truth.groups, score_rows, truth.subjects),
-    }
-    laps.mark("scores")
-    return body
 
 
 def _submission_info(predictions, model, loaded, checkpoint, name, training_data, synthetic_share, description) -> dict:

@@ -23,9 +23,18 @@ from fetal_bench.errors import FetalBenchError
 SCHEMA_VERSION = "1.0"
 
 
+# What a submission was trained on: the one list (the CLI's choices, the harness's check, the
+# leaderboard's filters and the schema's enum all come from it).
+TRAINING_DATA = ("real", "synthetic", "hybrid", "none")
+
+
 @lru_cache(maxsize=1)
 def result_schema() -> dict:
-    return json.loads(resources.files("fetal_bench.evaluation").joinpath("result_schema.json").read_text())
+    schema = json.loads(resources.files("fetal_bench.evaluation").joinpath("result_schema.json").read_text())
+    # The published file lists the same values (tests/test_evaluate.py keeps them equal); this
+    # makes TRAINING_DATA the source of truth for validation.
+    schema["properties"]["submission"]["properties"]["training_data"]["enum"] = [*TRAINING_DATA, None]
+    return schema
 
 
 class InvalidResultError(FetalBenchError):
@@ -180,5 +189,5 @@ def read_result(path: str | Path) -> dict:
     return result
 
 
-__all__ = ["SCHEMA_VERSION", "MAX_NAME_CHARS", "InvalidResultError", "check_result_output", "read_result", "result_schema", "score_entry",
+__all__ = ["SCHEMA_VERSION", "MAX_NAME_CHARS", "TRAINING_DATA", "InvalidResultError", "check_result_output", "read_result", "result_schema", "score_entry",
            "validate_result", "write_result", "environment", "now_iso", "__version__"]

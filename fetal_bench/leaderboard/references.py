@@ -21,11 +21,12 @@ from typing import Any
 
 from fetal_bench._io import UnreadableFile, read_regular_file
 from fetal_bench.errors import FetalBenchError
+from fetal_bench.evaluation.results import TRAINING_DATA
 from fetal_bench.leaderboard.html import safe_external_url
 from fetal_bench.leaderboard.loading import metric_range
 
 MAX_REFERENCES_BYTES = 1024 * 1024
-TRAINING_KINDS = ("real", "synthetic", "hybrid", "none")
+TRAINING_KINDS = TRAINING_DATA
 
 _TEXT = {"type": "string", "minLength": 1, "maxLength": 2000}
 _URL = {"type": ["string", "null"], "maxLength": 2048, "pattern": "^https?://[^\\s<>\"'`]+$"}

@@ -10,11 +10,12 @@ from __future__ import annotations
 
 from typing import Any, Sequence
 
+from fetal_bench.evaluation.results import TRAINING_DATA
 from fetal_bench.leaderboard.loading import ResultEntry
 from fetal_bench.leaderboard.ranking import RankedRow
 
 # The values a result file's ``submission.training_data`` may take (the page's filter chips).
-TRAINING_KINDS = ("real", "synthetic", "hybrid", "none")
+TRAINING_KINDS = TRAINING_DATA
 
 
 def number(value: Any) -> float | None:

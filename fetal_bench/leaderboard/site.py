@@ -44,7 +44,7 @@ from fetal_bench.leaderboard.page import Column, Context, Page, frame, section, 
 from fetal_bench.leaderboard.ranking import Board, RankedRow, TaskBoards, build_boards
 from fetal_bench.leaderboard.references import Reference, load_references
 from fetal_bench.leaderboard.scores import (
-    TRAINING_KINDS, entry_score, group_columns, group_score, is_zero_shot, number, worst_and_gap,
+    TRAINING_KINDS, entry_score, group_columns, group_score, is_zero_shot, number, training_kind, worst_and_gap,
 )
 from fetal_bench.leaderboard.synthetic import (
     SyntheticDataset, find_dataset_dirs, generator_name, load_synthetic_dataset, slug,
@@ -170,11 +170,10 @@ def _scatter(board: Board) -> Markup | None:
             continue
         score = entry_score(row.entry, board.metric) or {}
         ci = score.get("ci95") or [None, None]
-        kind = row.entry.data["submission"].get("training_data")
         points.append(charts.Point(str(row.rank), f"{row.rank}. {row.entry.name}: {fmt_score(score, board.metric)}, "
                                                   f"{fmt_share(share)} synthetic", share, row.value,
                                    number(ci[0]), number(ci[1]),
-                                   kind if kind in ("real", "synthetic", "hybrid", "none") else "unknown"))
+                                   training_kind(row.entry)))
     if not points:
         return None
     title = f"{metric_label(board.metric)} against the share of synthetic training images"

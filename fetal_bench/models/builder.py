@@ -125,7 +125,7 @@ def create_inference_model(name: str, checkpoint: str | os.PathLike | None = Non
     if not info.pretrained_predictor:
         raise FetalBenchError(
             f"Model {name!r} has no trained weights without --checkpoint: it would predict with a random "
-            f"{'head' if info.task_type == 'classification' else 'network'}.",
+            f"{'head' if info.classifies else 'network'}.",
             f"Train it (fetal-bench train {name} --task TASK --output DIR) and pass --checkpoint DIR; {untrained}")
     with warnings.catch_warnings():
         # The builders fall back to random weights with this warning: here that is an error.

@@ -67,6 +67,13 @@ class ModelInfo:
     # classes onto fixed planes): training never hands it the data's labels.
     fixed_labels: bool = False
 
+    @property
+    def classifies(self) -> bool:
+        """True for a classifier (a label per image), False for a segmenter (a mask per image)."""
+        from fetal_bench.tasks.kinds import TASK_KINDS
+
+        return TASK_KINDS[self.task_type].has_labels
+
     def build(self, **cfg: Any) -> torch.nn.Module:
         module_name, function_name = self.builder.split(":")
         builder = getattr(importlib.import_module(module_name), function_name)
@@ -187,7 +194,7 @@ MODELS: dict[str, ModelInfo] = {
 def list_models(pattern: str | None = None, *, task_type: str | None = None) -> list[ModelInfo]:
     """Registered models, optionally filtered by a glob on the name and by task type."""
     return [info for name, info in MODELS.items()
-            if (pattern is None or fnmatch.fnmatch(name, pattern)) and (task_type is None or info.task_type == task_type)]
+            if (pattern is None or fnmatch.fnmatch(name, pattern)) and task_type in (None, info.task_type)]
 
 
 def get_model_info(name: str) -> ModelInfo:

@@ -58,8 +58,10 @@ class TaskKind:
     def write_predictions(self, path, truth, submission) -> None:
         raise NotImplementedError
 
-    def score(self, task: Task, truth, submission, boot) -> dict[str, Any]:
-        """The result file's score blocks (``scores``, ``groups`` and the kind's extras)."""
+    def score(self, task: Task, truth, submission, boot, *,
+              on_phase: Callable[[str], None] = lambda phase: None) -> dict[str, Any]:
+        """The result file's score blocks (``scores``, ``groups`` and the kind's extras);
+        ``on_phase(name)`` is called as each phase ends (the harness times them)."""
         raise NotImplementedError
 
     def __repr__(self) -> str:
@@ -107,7 +109,10 @@ class ClassificationKind(TaskKind):
 
         write_classification_predictions(path, truth.ids, submission)
 
-    def score(self, task: Task, truth, submission, boot) -> dict[str, Any]:
+    def score(self, task: Task, truth, submission, boot, *,
+              on_phase: Callable[[str], None] = lambda phase: None) -> dict[str, Any]:
+        import numpy as np
+
         from fetal_bench.evaluation import scoring
 
         y_true, predicted, proba = truth.y_true, submission.predicted, submission.proba
@@ -116,14 +121,14 @@ class ClassificationKind(TaskKind):
             return scoring.classification_scores(task, y_true[rows], predicted[rows],
                                                  None if proba is None else proba[rows], truth.subjects[rows], boot)
 
-        import numpy as np
-
-        return {
+        body = {
             "scores": score_rows(np.arange(len(y_true))),
             "per_class": {"f1": scoring.per_class_f1(task, y_true, predicted)},
             "confusion_matrix": scoring.confusion(task, y_true, predicted, submission.columns),
             "groups": scoring.group_breakdown(task, truth.groups, score_rows, truth.subjects),
         }
+        on_phase("scores")
+        return body
 
 
 class SegmentationKind(TaskKind):
@@ -161,21 +166,26 @@ class SegmentationKind(TaskKind):
 
         write_segmentation_predictions(path, truth.ids, submission)
 
-    def score(self, task: Task, truth, submission, boot) -> dict[str, Any]:
+    def score(self, task: Task, truth, submission, boot, *,
+              on_phase: Callable[[str], None] = lambda phase: None) -> dict[str, Any]:
         import numpy as np
 
         from fetal_bench.evaluation import scoring
 
+        # Every image is scored once here; the bootstrap below only resamples these values.
         per_image = scoring.segmentation_per_image(task, truth.masks, [submission[i] for i in truth.ids],
                                                    truth.pixel_size_mm, truth.head_circumference_mm)
+        on_phase("per_image_metrics")
 
         def score_rows(rows):
             return scoring.segmentation_scores(task, per_image, rows, truth.subjects, boot)
 
-        return {
+        body = {
             "scores": score_rows(np.arange(len(truth.ids))),
             "groups": scoring.group_breakdown(task, truth.groups, score_rows, truth.subjects),
         }
+        on_phase("scores")
+        return body
 
 
 CLASSIFICATION = ClassificationKind()

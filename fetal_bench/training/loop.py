@@ -551,15 +551,15 @@ def _build_model(config: TrainConfig, data, *, resumed: bool):
     options = _builder_options(info)
     # A classifier learns the data's labels unless its label set is fixed (then the check below
     # compares the two instead).
-    if info.task_type == "classification" and not info.fixed_labels and "labels" in options and "labels" not in cfg:
+    if info.classifies and not info.fixed_labels and "labels" in options and "labels" not in cfg:
         cfg["labels"] = list(data.labels)
     if (resumed or config.init_from) and "restore" in options and not info.adapter_checkpoints:
         cfg["restore"] = True  # the weights are about to be replaced: do not fetch pretrained ones
-    if info.task_type != ("classification" if data.label_column else "segmentation"):
+    if info.classifies != (data.label_column is not None):
         raise FetalBenchError(f"Model {config.model!r} is a {info.task_type} model; task {config.task!r} is not.",
                               "Pick a model of the task's type (`fetal-bench models list`).")
     model = create_model(config.model, **cfg)
-    if info.task_type == "classification" and tuple(model.spec.labels) != tuple(data.labels):
+    if info.classifies and tuple(model.spec.labels) != tuple(data.labels):
         raise FetalBenchError(f"Model {config.model!r} predicts {list(model.spec.labels)}; the training data has {list(data.labels)}.",
                               "Train a model whose label set matches the data (or exclude classes).")
     if config.init_from and not resumed:
