@@ -211,19 +211,6 @@ def test_an_unwritable_cache_falls_back_to_computing(tmp_path, monkeypatch, comp
     assert blocker.read_text(encoding="utf-8").startswith("a file")
 
 
-@pytest.mark.skipif(not hasattr(os, "geteuid") or os.geteuid() == 0, reason="root writes to read-only folders")
-def test_a_read_only_cache_folder_falls_back_to_computing(tiny, computed):
-    folder = fp.cache_folder()
-    folder.mkdir(parents=True)
-    folder.chmod(0o500)
-    try:
-        with pytest.warns(fp.FingerprintCacheWarning):
-            value = fp.local_split_fingerprint(tiny, split="test")
-        assert value == UNCACHED(_open(tiny)) and _entries() == []
-    finally:
-        folder.chmod(0o700)
-
-
 def test_an_entry_in_a_read_only_cache_is_still_read(tiny, computed):
     """A shared, read-only cache (e.g. filled by CI) still serves hits."""
     value = fp.local_split_fingerprint(tiny, split="test")

@@ -369,3 +369,20 @@ def test_open_dataset_imports_no_torch():
             "assert o is open_dataset; print('torch' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "False"
+
+
+def test_a_build_rewritten_in_place_is_read_afresh(tmp_path):
+    """datasets keys a local folder's Arrow cache so that a rebuild in place (same card) would
+    serve the old rows; open_dataset gives each build's files their own cache."""
+    import numpy as np
+
+    from fetal_bench.data.builders.phantom import build_phantom
+    from fetal_bench.data.opening import open_dataset
+
+    seen = []
+    for seed in (0, 1):
+        build_phantom(tmp_path / "ds", seed=seed, overwrite=True)
+        first = open_dataset(tmp_path / "ds", config="planes", split="test")[0]
+        seen.append((first["id"], np.asarray(first["image"]).tobytes()))
+    assert seen[0][0] == seen[1][0]  # the same row id ...
+    assert seen[0][1] != seen[1][1]  # ... with the new build's pixels

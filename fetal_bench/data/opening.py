@@ -56,8 +56,11 @@ def open_dataset(
     import datasets  # deferred: importing datasets costs ~1 s, and the CLI's --help must be fast
 
     path, resolved_revision, label = _resolve_source(source, config=config, revision=revision)
+    # A local build gets an Arrow cache of its own content: datasets 5.2 keys a local folder's
+    # cache so that a build rewritten in place (same README) is served from the old rows.
+    local = {"cache_dir": _local_arrow_cache(Path(path))} if resolved_revision is None and Path(path).is_dir() else {}
     try:
-        return datasets.load_dataset(path, config, split=split, revision=resolved_revision)
+        return datasets.load_dataset(path, config, split=split, revision=resolved_revision, **local)
     except ValueError as err:
         # Only in the error path: ask datasets which configs/splits exist, so the message can
         # list them. Anything we cannot explain is re-raised untouched.
@@ -137,6 +140,28 @@ def _resolve_source(
         f"{text!r} is neither an existing directory, a catalog dataset nor a Hub id.",
         f"Pass a built dataset directory, a catalog name ({known}) or a Hub id 'owner/name'.",
     )
+
+
+def _local_arrow_cache(path: Path) -> str:
+    """``datasets``' cache folder for the local build at ``path``, named after its files.
+
+    The key covers every Parquet shard, the card and build_info.json by (relative path, size,
+    modification time in ns): a rebuild in place rewrites them, so it gets a fresh Arrow copy
+    instead of the previous build's rows. (Old copies stay in the HF cache until it is cleaned.)
+    """
+    import hashlib
+
+    import datasets
+
+    digest = hashlib.sha256()
+    files = sorted(p for p in path.rglob("*.parquet")) + [path / "README.md", path / "build_info.json"]
+    for file in files:
+        try:
+            stat = file.stat()
+        except FileNotFoundError:
+            continue
+        digest.update(f"{file.relative_to(path).as_posix()}:{stat.st_size}:{stat.st_mtime_ns}\n".encode())
+    return str(Path(datasets.config.HF_DATASETS_CACHE) / "fetal-bench-local" / digest.hexdigest()[:16])
 
 
 def _check_local_directory(path: Path) -> None:
