@@ -271,7 +271,7 @@ def test_result_schema_rejects_bad_files(tmp_path):
         validate_result({"task": "x"})
     path = tmp_path / "bad.json"
     path.write_text('{"schema_version": "1.0", "task": NaN}')
-    with pytest.raises(InvalidResultError):
+    with pytest.raises(InvalidResultError, match="is not a valid fetal-bench result"):
         read_result(path)
 
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import csv
-import os
 from pathlib import Path
 
 import numpy as np
@@ -12,6 +11,7 @@ import torch
 from click.testing import CliRunner
 
 from fetal_bench.cli import cli
+from fetal_bench.errors import DataError
 
 KOHYA_UNET_BLOCK = ["proj_in", "proj_out"] + [
     f"transformer_blocks.0.{m}" for m in
@@ -264,7 +264,7 @@ def test_hybrid_real_list_selects_the_authors_rows(fu_lora_lists):
                                                                    "label": datasets.ClassLabel(names=names)}))
     rows = _listed(table, np.arange(len(ids)), "fu-lora-hb", names, "label")
     assert rows.tolist() == list(range(1, 1151))
-    with pytest.raises(Exception, match="1 of the 1150 images"):
+    with pytest.raises(DataError, match="1 of the 1150 images"):
         _listed(table, np.arange(len(ids) - 2), "fu-lora-hb", names, "label")  # the last listed row held out
 
 

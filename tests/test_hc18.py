@@ -10,7 +10,7 @@ from datasets import load_dataset
 
 from fetal_bench.data.builders import build_dataset
 from fetal_bench.data.builders.hc18 import outline_to_mask, subject_split
-from fetal_bench.errors import DataError
+from fetal_bench.errors import DataError, FetalBenchError
 from fetal_bench.geometry import ellipse_mask
 from fetal_bench.testing.fake_raw import make_hc18_raw, png_bytes
 
@@ -143,7 +143,7 @@ def test_failed_rebuild_keeps_previous_output(raw, tmp_path):
 def test_existing_output_is_refused_without_overwrite(raw, tmp_path):
     root, _ = raw
     build_dataset("hc18", tmp_path / "out", raw_dir=root)
-    with pytest.raises(Exception, match="already exists"):
+    with pytest.raises(FetalBenchError, match="already exists"):
         build_dataset("hc18", tmp_path / "out", raw_dir=root)
 
 

@@ -258,7 +258,7 @@ def test_html_builder_escapes_and_checks_urls():
     assert el("td", "<b>&\"'") == "<td>&lt;b&gt;&amp;&quot;&#x27;</td>"
     assert el("a", "x", href='" onmouseover="alert(1)') == '<a href="&quot; onmouseover=&quot;alert(1)">x</a>'
     assert el("input", disabled=True, value=None) == "<input disabled>"
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="invalid tag name 'td onclick'"):
         el("td onclick", "x")
     assert safe_external_url("https://example.org/a?b=1") == "https://example.org/a?b=1"
     for bad in ("javascript:alert(1)", "JAVASCRIPT:alert(1)", " javascript:alert(1)", "data:text/html,x", "//evil",
@@ -388,7 +388,7 @@ def test_output_is_replaced_atomically_and_guarded(tmp_path, monkeypatch):
 
     write_results(tmp_path / "r", [make_result("phantom-planes", "example-new", 0.5)], names=["new.json"])
     monkeypatch.setattr(site_module, "render_index", explode)
-    with pytest.raises(RuntimeError):
+    with pytest.raises(RuntimeError, match="render failed halfway"):
         build_site(tmp_path / "r", site)
     assert _tree(site) == before  # the earlier site is untouched
     assert sorted(p.name for p in tmp_path.iterdir()) == ["r", "site"]  # no temporary folder left behind
