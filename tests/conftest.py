@@ -49,6 +49,12 @@ def phantom(tmp_path_factory) -> Path:
     return out
 
 
+@pytest.fixture(scope="session")
+def phantom_dir(phantom) -> Path:
+    """The same session build, under the name the training and model tests use."""
+    return phantom
+
+
 @pytest.fixture
 def fu_lora_lists(shared_data, monkeypatch) -> Path:
     """The FU-LoRA authors' lists from the shared copy (fetal-bench downloads them, pinned by

@@ -11,16 +11,6 @@ from fetal_bench.evaluation import evaluate
 pytestmark = pytest.mark.filterwarnings("ignore::fetal_bench.models.weights.PretrainedWeightsWarning")
 
 
-@pytest.fixture(scope="session")
-def phantom_dir(tmp_path_factory):
-    from fetal_bench.data.builders import build_dataset
-
-    target = tmp_path_factory.getbasetemp() / "phantom-shared"
-    if not (target / "build_info.json").is_file():
-        build_dataset("phantom", target, overwrite=True)
-    return target
-
-
 @pytest.mark.parametrize(("task", "model", "cfg", "image_size", "main"), [
     ("phantom-planes", "resnet18", {"pretrained": False}, (32, 32), "accuracy"),
     ("phantom-head-seg", "unet", {"base_channels": 4, "depth": 2}, (32, 48), "dice"),

@@ -19,11 +19,6 @@ _TINY_UNET = {"base_channels": 4, "depth": 2}
 
 
 @pytest.fixture(scope="session")
-def phantom_dir(phantom):
-    return phantom  # the session's one phantom build (tests/conftest.py)
-
-
-@pytest.fixture(scope="session")
 def standin_dir(tmp_path_factory):
     """A second phantom draw standing in for a synthetic split (same features, other seed)."""
     from fetal_bench.data.builders.phantom import build_phantom
