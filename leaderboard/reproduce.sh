@@ -51,9 +51,13 @@ step_hc18_unet() {
     fetal-bench train unet --task hc18-head-seg --data "$HC18" --image-size 128 192 \
         --model-opt base_channels=16 --batch-size 8 --epochs 8 --patience 0 --seed 0 \
         --run-name unet-hc18-cpu-128x192-8ep --no-progress --output "$WORK/hc18-unet-8ep"
+    # Masks become the ellipse fitted to the sub-pixel 0.5-probability contour (trimmed of leaks),
+    # widened by an offset fitted on the TRAIN split only and saved in the checkpoint's config.
+    python -c "from fetal_bench.models.seg_postprocess import calibrate_checkpoint as c; \
+c('$WORK/hc18-unet-8ep', '$HC18', split='train', target='reference_mask', flip_average=True, log=print)"
     fetal-bench evaluate --task hc18-head-seg --model unet --checkpoint "$WORK/hc18-unet-8ep" --data "$HC18" \
         --output "$RESULTS" --save-predictions "$PREDICTIONS/unet-hc18-cpu-128x192-8ep.parquet" \
-        --description "U-Net, 16 base channels, 128x192 input, 8 epochs (672 steps of 8) on the HC18 v1.0 train split, CPU; best validation epoch" \
+        --description "U-Net, 16 base channels, 128x192 input, 8 epochs (672 steps of 8) on the HC18 v1.0 train split, CPU; best validation epoch; mask = ellipse fitted to the 0.5-probability contour (trimmed of leaks) of flip-averaged logits, offset calibrated on the train split" \
         --command "leaderboard/reproduce.sh hc18-unet"
 }
 

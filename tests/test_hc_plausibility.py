@@ -34,8 +34,9 @@ def test_fragmented_mask_fits_an_absurd_ellipse_that_is_not_used():
     assert S.usable_head_ellipse(mask) is None
     assert S.head_circumference_mm(mask, 0.1) is None
     assert S.hc_scores(mask, 170.0, 0.1) == {"hc_abs_diff_mm": 170.0, "hc_abs_diff_mm_median": 170.0,
-                                             "hc_no_ellipse_rate": 1.0}
+                                             "hc_no_ellipse_rate": 1.0, "hc_diff_mm": -170.0}
     assert S.hc_abs_diff_mm(mask, 170.0, 0.1) == 170.0
+    assert S.hc_diff_mm(mask, 170.0, 0.1) == -170.0  # measured as 0 mm
 
 
 def test_a_plausible_head_keeps_its_measurement():
@@ -44,7 +45,8 @@ def test_a_plausible_head_keeps_its_measurement():
     hc = S.head_circumference_mm(mask, 0.1)
     assert hc == pytest.approx(ellipse.perimeter * 0.1, rel=0.01)
     assert S.hc_scores(mask, hc + 3.0, 0.1) == pytest.approx(
-        {"hc_abs_diff_mm": 3.0, "hc_abs_diff_mm_median": 3.0, "hc_no_ellipse_rate": 0.0})
+        {"hc_abs_diff_mm": 3.0, "hc_abs_diff_mm_median": 3.0, "hc_no_ellipse_rate": 0.0, "hc_diff_mm": -3.0})
+    assert S.hc_diff_mm(mask, hc - 2.5, 0.1) == pytest.approx(2.5)  # signed: over-estimates are positive
 
 
 def _outside_brute_force(ellipse: Ellipse, shape: tuple[int, int]) -> float:
@@ -73,7 +75,7 @@ def test_an_ellipse_entirely_elsewhere_is_all_outside():
 
 def test_scores_report_mean_median_and_no_ellipse_rate():
     task = get_task("phantom-head-seg")
-    assert {"hc_abs_diff_mm", "hc_abs_diff_mm_median", "hc_no_ellipse_rate"} <= set(task.metrics)
+    assert {"hc_abs_diff_mm", "hc_abs_diff_mm_median", "hc_no_ellipse_rate", "hc_diff_mm"} <= set(task.metrics)
     shape = (96, 128)
     truth = ellipse_mask(shape, Ellipse(cx=64, cy=48, a=40, b=30, angle=0.1))
     good_hc = S.head_circumference_mm(truth, 0.5)
@@ -82,11 +84,13 @@ def test_scores_report_mean_median_and_no_ellipse_rate():
     per_image = segmentation_per_image(task, [truth] * 4, preds, np.full(4, 0.5), hc_truth)
     assert per_image["hc_no_ellipse_rate"].tolist() == [0.0, 0.0, 1.0, 1.0]
     np.testing.assert_allclose(per_image["hc_abs_diff_mm"], [1.0, 2.0, 150.0, 160.0], atol=1e-9)
+    np.testing.assert_allclose(per_image["hc_diff_mm"], [-1.0, -2.0, -150.0, -160.0], atol=1e-9)
     scores = segmentation_scores(task, per_image, np.arange(4), np.array(["a", "b", "c", "d"]),
                                  BootstrapConfig(n_resamples=50, seed=0))
     assert scores["hc_abs_diff_mm"]["value"] == pytest.approx(78.25)
     assert scores["hc_abs_diff_mm_median"]["value"] == pytest.approx(76.0)  # (2 + 150) / 2
     assert scores["hc_no_ellipse_rate"]["value"] == 0.5
+    assert scores["hc_diff_mm"]["value"] == pytest.approx(-78.25)
     low, high = scores["hc_abs_diff_mm_median"]["ci95"]
     assert 1.0 <= low <= 76.0 <= high <= 160.0
 
@@ -105,3 +109,14 @@ def test_every_hc18_reference_ellipse_is_usable(shared_data):
         assert ellipse is not None, path.name
         worst = max(worst, S.ellipse_outside_fraction(ellipse, mask.shape))
     assert 0.007 < worst < 0.008  # 186_HC
+
+
+def test_a_signed_metric_cannot_be_a_main_score():
+    from fetal_bench.errors import FetalBenchError
+    from fetal_bench.tasks.base import SIGNED_METRICS, Task, TaskDataset
+
+    assert SIGNED_METRICS == {"hc_diff_mm"}
+    with pytest.raises(FetalBenchError, match="signed"):
+        Task(name="t", version="1", dataset=TaskDataset("hc18", "v1.0"), eval_split="test", type="segmentation",
+             labels=("background", "head"), metrics=("dice", "hc_diff_mm"), main_score="hc_diff_mm")
+    assert get_task("hc18-head-seg").main_score == "dice" and "hc_diff_mm" in get_task("hc18-head-seg").metrics

@@ -13,6 +13,8 @@ applied the same way everywhere. What to do is part of the model's configuration
   widen both semi-axes by ``d`` native pixels, and return the filled ellipse. ``d`` is fitted
   on training images only by :func:`calibrate_ellipse_offset`.
 
+``flip_average: true`` (optional, U-Net) makes the model average its logits with those of the
+left-right mirrored image at inference (:class:`fetal_bench.models.unet.UNetSegmenter`).
 ``calibration`` (optional) records how ``offset_px`` was fitted; it is provenance only.
 """
 
@@ -34,7 +36,7 @@ __all__ = ["POSTPROCESS_METHODS", "calibrate_ellipse_offset", "check_postprocess
            "head_ellipse_from_probability", "mask_from_logits"]
 
 POSTPROCESS_METHODS = ("ellipse",)
-_KEYS = {"method", "offset_px", "calibration"}
+_KEYS = {"method", "offset_px", "flip_average", "calibration"}
 #: |offset| beyond this many native pixels is no calibration but a broken fit (HC18 needs about 1).
 MAX_OFFSET_PX = 20.0
 
@@ -58,6 +60,8 @@ def check_postprocess(postprocess: Any) -> dict | None:
             or abs(offset) > MAX_OFFSET_PX:
         raise FetalBenchError(f"postprocess offset_px must be a number within ±{MAX_OFFSET_PX:g}, got {str(offset)[:40]}.",
                               fix)
+    if not isinstance(postprocess.get("flip_average", False), bool):
+        raise FetalBenchError("postprocess flip_average must be true or false.", fix)
     return {**dict(postprocess), "offset_px": float(offset)}
 
 
@@ -201,7 +205,7 @@ def split_probabilities(model, dataset, *, batch_size: int = 8, log=lambda m: No
 
 
 def calibrate_checkpoint(checkpoint, data, *, split: str = "train", target: str = "reference_mask",
-                         batch_size: int = 8, log=lambda m: None) -> dict:
+                         flip_average: bool = False, batch_size: int = 8, log=lambda m: None) -> dict:
     """Fit ``offset_px`` of the ellipse post-processing on ``split`` and save it in the checkpoint.
 
     The checkpoint's model is rebuilt with ``postprocess = {"method": "ellipse", "offset_px": d,
@@ -209,6 +213,7 @@ def calibrate_checkpoint(checkpoint, data, *, split: str = "train", target: str 
     later ``evaluate --model`` and ``predict`` applies it. ``target``: ``reference_mask`` makes
     the masks measure, on average, what the reference masks measure (their drawn outline
     included: best for Dice); ``reference_hc`` makes them measure the reference HC itself.
+    ``flip_average``: the model averages with the mirrored image, during calibration and after.
     Calibrate on a training split only: fitted on the split it is scored on, the offset would
     leak the answer. Returns the ``postprocess`` entry.
     """
@@ -227,6 +232,8 @@ def calibrate_checkpoint(checkpoint, data, *, split: str = "train", target: str 
     if model.spec.task_type != "segmentation":
         raise FetalBenchError(f"{checkpoint} holds a {model.spec.task_type} model.", "Calibrate a head segmenter.")
     dataset = open_dataset(data, split=split)
+    # The offset is fitted to the very probabilities the saved model will produce.
+    model.model_cfg["postprocess"] = {"method": "ellipse", "offset_px": 0.0, "flip_average": bool(flip_average)}
     probabilities = split_probabilities(model, dataset, batch_size=batch_size, log=log)
     ellipses, shapes, targets, spacings = [], [], [], []
     for row in dataset.remove_columns(["image"]):
@@ -239,7 +246,7 @@ def calibrate_checkpoint(checkpoint, data, *, split: str = "train", target: str 
         else:
             targets.append(head_circumference_mm(np.asarray(row["mask"]) > 0, spacing) or np.nan)
     offset, summary = calibrate_ellipse_offset(ellipses, shapes, targets, spacings)
-    postprocess = {"method": "ellipse", "offset_px": round(offset, 4),
+    postprocess = {"method": "ellipse", "offset_px": round(offset, 4), "flip_average": bool(flip_average),
                    "calibration": {"split": split, "target": target, **summary}}
     model.model_cfg["postprocess"] = postprocess
     save_checkpoint(model, checkpoint, training=recorded.training, run_name=recorded.run_name)

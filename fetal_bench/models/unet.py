@@ -81,6 +81,14 @@ class UNetSegmenter(UNet, FetalBenchModel):
         self.spec = spec
         self.model_cfg = cfg
 
+    def forward(self, pixel_values: torch.Tensor) -> torch.Tensor:
+        logits = super().forward(pixel_values)
+        if self.training or not (self.model_cfg.get("postprocess") or {}).get("flip_average"):
+            return logits
+        # Test-time augmentation a calibrated checkpoint asks for: a head has no preferred
+        # left-right side in a frame, so the mirrored image's logits are an equally good estimate.
+        return (logits + super().forward(pixel_values.flip(-1)).flip(-1)) / 2
+
 
 def build_unet(
     *,

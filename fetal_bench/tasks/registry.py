@@ -98,7 +98,7 @@ TASKS: dict[str, Task] = {
             description=(
                 "Fetal head segmentation on the HC18 test exams: Dice, IoU, HD95 and ASSD in mm, and the head "
                 "circumference of an ellipse fitted to the predicted mask against the reference (the HC18 "
-                "challenge's ranking measure)."
+                "challenge's ranking measure), absolute and signed (the signed mean shows a systematic bias)."
             ),
             reference="van den Heuvel et al., PLoS ONE 13(8):e0200412 (2018): 97.1% Dice, 2.83 mm HC difference.",
             train_data="HC18 train/validation subjects (and synthetic pairs).",
