@@ -20,7 +20,7 @@ from fetal_bench.leaderboard.ranking import Board, RankedRow
 from fetal_bench.leaderboard.scores import (
     TRAINING_KINDS, entry_score, group_columns, group_score, is_zero_shot, number, training_kind, worst_and_gap,
 )
-from fetal_bench.tasks.base import LOWER_IS_BETTER
+from fetal_bench.tasks.base import LOWER_IS_BETTER, SIGNED_METRICS
 
 # A grouping with more values than this (e.g. dozens of operators) gets only its worst-group and
 # gap columns in the table, which would otherwise become unreadable; its charts show every value.
@@ -66,6 +66,8 @@ def board_columns(page: Page, board: Board, info_metrics: Sequence[str], group_o
     secondary += sorted(m for m in present if m not in secondary and m != metric)
 
     def best_first(m: str) -> str:
+        if m != metric and m in SIGNED_METRICS:
+            return "asc"  # sorted by distance from 0 (see _metric_column)
         higher = hib if m == metric else m not in LOWER_IS_BETTER
         return "desc" if higher else "asc"
 
@@ -98,12 +100,18 @@ def _metric_column(metric: str, first: str, *, optional: bool = False) -> Column
     def cell(r: RankedRow) -> Markup:
         return score_cell(entry_score(r.entry, metric), metric, with_ci=False)
 
-    def value(r: RankedRow) -> float | None:
-        return number((entry_score(r.entry, metric) or {}).get("value"))
+    signed = metric in SIGNED_METRICS
 
-    direction = "lower" if metric in LOWER_IS_BETTER else "higher"
-    return Column(metric_label(metric), cell, value, first, numeric=True,
-                  title=f"{metric_label(metric)}: {direction} is better", optional=optional)
+    def value(r: RankedRow) -> float | None:
+        v = number((entry_score(r.entry, metric) or {}).get("value"))
+        # A signed metric (a bias) is best at 0, whichever its sign: it sorts by distance from 0.
+        return None if v is None else abs(v) if signed else v
+
+    if signed:
+        title = f"{metric_label(metric)}: signed, 0 is best (sorted by distance from 0; never ranked)"
+    else:
+        title = f"{metric_label(metric)}: {'lower' if metric in LOWER_IS_BETTER else 'higher'} is better"
+    return Column(metric_label(metric), cell, value, first, numeric=True, title=title, optional=optional)
 
 
 def _group_score_columns(column: str, values: Sequence[str], metric: str, hib: bool, *,
