@@ -5,8 +5,8 @@
   running: a busy core slows both sides unevenly, which measures the machine, not the code.
   The load is recorded again after the run; the JSON says whether the run was quiet throughout.
 * **Interleaved sides, medians.** ``time_interleaved`` runs every case once per round, in turn, in
-  one process (so drifting load hits all of them alike), discards a warm-up round, and reports
-  the median of the remaining rounds with min and max.
+  one process (so drifting load hits all of them alike), rotating which case goes first, discards
+  a warm-up round, and reports the median of the remaining rounds with min and max.
 * **JSON.** ``write_json`` writes the report atomically with the environment (Python, torch,
   threads, CPU, git commit) and the exact command line, so that a figure in the docs can be
   traced to the run that gave it.
@@ -98,8 +98,12 @@ def time_interleaved(cases: Mapping[str, Callable[[], object]], *, repeats: int,
     if repeats < 1:
         raise SystemExit("--repeats must be at least 1")
     runs: dict[str, list[float]] = {name: [] for name in cases}
+    names = list(cases)
     for round_index in range(warmup + repeats):
-        for name, run in cases.items():
+        # Each round starts with the next case: no case always runs first (cold caches) or last.
+        shift = round_index % len(names)
+        for name in names[shift:] + names[:shift]:
+            run = cases[name]
             start = time.perf_counter()
             run()
             elapsed = time.perf_counter() - start
