@@ -9,11 +9,11 @@ argmax, so masks are scored at the ground truth's resolution.
 
 from __future__ import annotations
 
-import hashlib
 from typing import Callable
 
 import numpy as np
 
+from fetal_bench._io import sha256_tensors
 from fetal_bench.errors import FetalBenchError
 from fetal_bench.evaluation.submissions import ClassificationSubmission
 from fetal_bench.tasks import Task
@@ -39,12 +39,7 @@ def load_model(model_name: str, checkpoint, device: str | None = None, *, random
 
 def state_dict_sha256(model) -> str:
     """Content hash of a model's weights (names, dtypes, shapes, bytes): identifies it exactly."""
-    digest = hashlib.sha256()
-    for key, tensor in sorted(model.state_dict().items()):
-        array = tensor.detach().cpu().contiguous()
-        digest.update(f"{key}:{array.dtype}:{tuple(array.shape)}\n".encode())
-        digest.update(array.view(-1).view(__import__("torch").uint8).numpy().tobytes() if array.numel() else b"")
-    return digest.hexdigest()
+    return sha256_tensors(sorted(model.state_dict().items()))
 
 
 def checkpoint_metadata(model, checkpoint) -> dict:
