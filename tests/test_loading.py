@@ -386,3 +386,22 @@ def test_a_build_rewritten_in_place_is_read_afresh(tmp_path):
         seen.append((first["id"], np.asarray(first["image"]).tobytes()))
     assert seen[0][0] == seen[1][0]  # the same row id ...
     assert seen[0][1] != seen[1][1]  # ... with the new build's pixels
+
+
+def test_training_and_evaluation_share_one_cached_phantom_build(tmp_path, monkeypatch):
+    from fetal_bench.data.builders import cached_simulated_build
+    from fetal_bench.errors import FetalBenchError
+    from fetal_bench.evaluation.data import load_eval_data
+    from fetal_bench.tasks import get_task
+    from fetal_bench.training.data import prepare_training_data
+
+    monkeypatch.setenv("FETAL_BENCH_CACHE", str(tmp_path / "cache"))
+    task = get_task("phantom-head-seg")
+    training = prepare_training_data(task, data=None, val_split=None)
+    evaluation = load_eval_data(task, None, None)
+    assert (training.n_real, len(evaluation.dataset)) == (96, 64)
+    assert cached_simulated_build("phantom") == tmp_path / "cache" / "phantom-generator-v1"
+    assert sorted(p.name for p in (tmp_path / "cache").iterdir() if p.name.startswith("phantom")) == [
+        "phantom-generator-v1"]  # built once, opened by both
+    with pytest.raises(FetalBenchError, match="'hc18' is built from official raw files"):
+        cached_simulated_build("hc18")

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import json
-
 import pytest
 import torch
 
@@ -55,8 +53,7 @@ def test_only_the_last_n_snapshots_are_kept_and_other_runs_are_ignored(tmp_path)
     assert [p.name for p in sorted(run.checkpoints.iterdir())] == ["step-00000004", "step-00000006"]
     assert [s.step for s in run.snapshots()] == [6, 4]
     stranger = RunDirectory(tmp_path, fingerprint="run-b")
-    assert stranger.latest() is None
-    assert [p.name for p in stranger.foreign_snapshots()] == ["step-00000004", "step-00000006"]
+    assert stranger.latest() is None and stranger.snapshots() == []
 
 
 def test_a_damaged_snapshot_falls_back_to_the_previous_one(tmp_path):
@@ -103,4 +100,3 @@ def test_a_malicious_trainer_state_is_refused_with_a_clean_error(tmp_path):
     torch.save({"optimizer": Payload()}, path / "trainer_state.pt")
     with pytest.raises(FetalBenchError, match="is not a trainer state fetal-bench wrote"):
         run.restore(run.latest(), weights=model, optimizer=optimizer)
-    json.loads((path / "state.json").read_text())  # the counters stay readable

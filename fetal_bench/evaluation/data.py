@@ -8,7 +8,6 @@ from pathlib import Path
 
 import numpy as np
 
-from fetal_bench._cache import cache_root
 from fetal_bench.data.catalog import CATALOG
 from fetal_bench.errors import FetalBenchError
 from fetal_bench.tasks.base import Task
@@ -22,11 +21,6 @@ class EvalData:
     fingerprint: str | None  # content fingerprint of the scored split(s)
     split: str
     notes: tuple[str, ...] = ()  # e.g. which split keeps a local build from matching a release
-
-
-def cache_dir() -> Path:
-    """Where fetal-bench keeps what it can regenerate (e.g. the phantom set built on demand)."""
-    return cache_root()
 
 
 def _split_parts(split: str) -> list[str]:
@@ -125,7 +119,9 @@ def load_eval_data(task: Task, data: str | os.PathLike | None = None, split: str
                 raise FetalBenchError(f"Dataset {catalog.name!r} is not published.",
                                       f"Build it: fetal-bench datasets build {catalog.name} --raw RAW_DIR --out "
                                       f"data/{catalog.name}, then pass --data data/{catalog.name}.")
-            data = _phantom_build(catalog.revision)
+            from fetal_bench.data.builders import cached_simulated_build
+
+            data = cached_simulated_build(catalog.name)
         else:
             hub_id = catalog.hub_id if catalog else task.dataset.name
             require_hub(hub_id, task.dataset.name)
@@ -155,13 +151,6 @@ def _hub_eval_data(task: Task, source: str, hub_id: str, split: str) -> EvalData
     return EvalData(dataset, hub_id, revision, scored_fingerprint(parts), split, tuple(notes))
 
 
-def _phantom_build(revision: str) -> Path:
-    from fetal_bench.data.builders import build_dataset
-
-    target = cache_dir() / f"phantom-{revision}"
-    if not (target / "build_info.json").is_file():
-        build_dataset("phantom", target, overwrite=True)
-    return target
 
 
 _TRUE = {"1", "ON", "YES", "TRUE"}
@@ -271,6 +260,7 @@ class SegmentationTruth:
     head_circumference_mm: np.ndarray | None
     subjects: np.ndarray
     groups: dict[str, np.ndarray]
+    dropped: int = 0  # every labelled row is scored (an unlabelled one is an error)
 
     @property
     def shapes(self) -> dict[str, tuple[int, int]]:

@@ -111,7 +111,7 @@ def evaluate(
     kind = task.kind  # how this type of task reads, predicts and scores (fetal_bench/tasks/kinds.py)
     truth = kind.ground_truth(task, eval_data.dataset)
     laps.mark("truth")
-    if getattr(truth, "dropped", 0):
+    if truth.dropped:
         notes.append(f"{truth.dropped} evaluation rows have a label outside this task and are not scored.")
     if predictions is not None:
         submission = kind.load_submission(task, predictions, truth)

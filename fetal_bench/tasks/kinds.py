@@ -2,8 +2,8 @@
 
 A :class:`~fetal_bench.tasks.Task` is declarative metadata; its ``type`` string names its kind,
 and ``task.kind`` is the object that knows how that kind of task is trained and scored (as
-MTEB's task classes own their evaluation): which metrics it may report, which dataset columns a
-loader reads, which validation score picks a checkpoint, how its ground truth and submissions
+MTEB's task classes own their evaluation): which metrics it may report, whether it learns from
+labels or masks, which validation score picks a checkpoint, how its ground truth and submissions
 are read, how a model's predictions are made and written, and how everything is scored.
 Code elsewhere asks the kind instead of branching on the type string.
 
@@ -29,11 +29,6 @@ class TaskKind:
 
     def known_metrics(self) -> tuple[str, ...]:
         raise NotImplementedError
-
-    def loader_columns(self, task: Task) -> dict[str, str | None]:
-        """``label_column``/``mask_column`` for :func:`fetal_bench.data.loading.make_dataloader`."""
-        return {"label_column": task.label_column if self.has_labels else None,
-                "mask_column": None if self.has_labels else task.mask_column}
 
     def validation_metric(self, task: Task) -> str:
         """The validation score that picks a training run's best checkpoint."""

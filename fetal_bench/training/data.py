@@ -20,7 +20,6 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from fetal_bench._cache import cache_root
 from fetal_bench.errors import DataError, FetalBenchError
 from fetal_bench.tasks import Task
 
@@ -84,12 +83,10 @@ def _open_task_default(task: Task, split: str) -> tuple[datasets.Dataset, str]:
 
     catalog = CATALOG.get(task.dataset.name)
     if catalog is not None and catalog.simulated:
-        # Same place as the evaluation harness builds it, so both share one build.
-        target = cache_root() / f"{catalog.name}-{task.dataset.revision}"
-        if not (target / "build_info.json").is_file():
-            from fetal_bench.data.builders import build_dataset
+        from fetal_bench.data.builders import cached_simulated_build
 
-            build_dataset(catalog.name, target, overwrite=True)
+        # The harness opens the same build (one per revision, under the cache root).
+        target = cached_simulated_build(catalog.name)
         return open_dataset(target, config=task.dataset.config, split=split), str(target)
     dataset = open_dataset(task.dataset.name, config=task.dataset.config, split=split, revision=task.dataset.revision)
     return dataset, f"{task.dataset.name}@{task.dataset.revision}"

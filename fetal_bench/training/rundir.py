@@ -97,11 +97,6 @@ class RunDirectory:
         snapshots = self.snapshots()
         return snapshots[0] if snapshots else None
 
-    def foreign_snapshots(self) -> list[Path]:
-        """Snapshots in this directory that belong to another run (another fingerprint)."""
-        mine = {snapshot.path for snapshot in self.snapshots()}
-        return [path for path in sorted(self.checkpoints.glob("step-*")) if path not in mine]
-
     def save(self, step: int, *, weights, optimizer, scheduler=None, state: Mapping[str, Any] | None = None,
              rng: bool = False) -> Path:
         """Write the snapshot of ``step`` atomically, then prune to the last ``keep_last``.

@@ -74,3 +74,19 @@ def build_dataset(
         )
     check_paths_apart(raw, Path(out_dir))
     return builder(raw, Path(out_dir), overwrite=overwrite, progress=progress, **options)
+
+
+def cached_simulated_build(name: str) -> Path:
+    """The build of a simulated catalog dataset (needs no raw files) at its catalog revision, made
+    once under the cache root and reused: what the harness and the trainer open when a task on the
+    phantom set is given no ``--data``."""
+    from fetal_bench._cache import cache_root
+
+    info = get_dataset_info(name)
+    if name not in NO_RAW:
+        raise FetalBenchError(f"Dataset {name!r} is built from official raw files, not simulated.",
+                              f"Build it with `fetal-bench datasets build {name} --raw DIR --out DIR`.")
+    target = cache_root() / f"{name}-{info.revision}"
+    if not (target / "build_info.json").is_file():
+        build_dataset(name, target, overwrite=True)
+    return target
