@@ -10,11 +10,12 @@ import numpy as np
 import pandas as pd
 import pytest
 from click.testing import CliRunner
-from datasets import load_dataset
+from datasets import Dataset, load_dataset
 from PIL import Image
 from sklearn import metrics as skm
 
 from fetal_bench.cli import cli
+from fetal_bench.errors import FetalBenchError
 from fetal_bench.evaluation import evaluate, read_result, validate_result
 from fetal_bench.evaluation.results import InvalidResultError
 from fetal_bench.evaluation.submissions import SubmissionError
@@ -313,3 +314,27 @@ def test_the_training_data_kinds_are_one_list():
     assert published["properties"]["submission"]["properties"]["training_data"]["enum"] == [*TRAINING_DATA, None]
     (option,) = [p for p in evaluate_cmd.params if p.name == "training_data"]
     assert tuple(option.type.choices) == TRAINING_DATA == reference_kinds == page_kinds
+
+
+def test_segmentation_truth_reads_sizes_first_and_decodes_masks_when_scored(head_test, monkeypatch):
+    """Sizes come from the PNG headers; the masks are decoded once, on first use (after a model
+    has predicted), and equal the decoded column's."""
+    from fetal_bench.data import images
+    from fetal_bench.evaluation.data import segmentation_truth
+
+    decoded = []
+    real_open_mask = images.open_mask
+    monkeypatch.setattr(images, "open_mask", lambda *a, **k: decoded.append(a[1]) or real_open_mask(*a, **k))
+    task = get_task("phantom-head-seg")
+    truth = segmentation_truth(task, head_test)
+    expected = [np.asarray(mask) > 0 for mask in head_test["mask"]]
+    assert truth.shapes == {row_id: mask.shape for row_id, mask in zip(head_test["id"], expected)}
+    assert decoded == []
+    assert all(np.array_equal(a, b) for a, b in zip(truth.masks, expected, strict=True))
+    assert truth.masks is truth.masks and decoded == list(head_test["id"])
+
+    as_lists = Dataset.from_dict({"id": ["a"], task.mask_column: [[[0, 1], [1, 1]]], task.subject_column: ["s"],
+                                  "pixel_size_mm": [0.1]})
+    with pytest.raises(FetalBenchError, match="holds List values, not images") as refused:
+        segmentation_truth(task, as_lists)
+    assert "datasets.Image column" in refused.value.fix

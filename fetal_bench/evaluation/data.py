@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 
 import numpy as np
@@ -151,8 +152,6 @@ def _hub_eval_data(task: Task, source: str, hub_id: str, split: str) -> EvalData
     return EvalData(dataset, hub_id, revision, scored_fingerprint(parts), split, tuple(notes))
 
 
-
-
 _TRUE = {"1", "ON", "YES", "TRUE"}
 HUB_PROBE_TIMEOUT_S = 3.0  # one TCP connect; the Hub's own retries take ~27 s to give up
 
@@ -254,41 +253,59 @@ def classification_truth(task: Task, dataset) -> ClassificationTruth:
 
 @dataclass
 class SegmentationTruth:
+    """The reference of a segmentation split. Sizes come from the PNG headers; the masks
+    themselves are decoded on first use (scoring), after a model has predicted: holding a
+    split's native-size masks while a network ran made its forward passes up to 17% slower
+    on a CPU (the allocator's state; ``benchmarks/bench_harness.py``)."""
+
     ids: list[str]
-    masks: list[np.ndarray]
+    shapes: dict[str, tuple[int, int]]
     pixel_size_mm: np.ndarray
     head_circumference_mm: np.ndarray | None
     subjects: np.ndarray
     groups: dict[str, np.ndarray]
+    cells: list[dict] = field(repr=False)  # the masks' undecoded Image cells, in ``ids`` order
     dropped: int = 0  # every labelled row is scored (an unlabelled one is an error)
 
-    @property
-    def shapes(self) -> dict[str, tuple[int, int]]:
-        return {row_id: mask.shape for row_id, mask in zip(self.ids, self.masks)}
+    @cached_property
+    def masks(self) -> list[np.ndarray]:
+        """Boolean masks (label > 0) at native size, in ``ids`` order."""
+        from fetal_bench.data.images import open_mask
+
+        return [np.asarray(open_mask(cell, row_id)) > 0 for row_id, cell in zip(self.ids, self.cells)]
 
 
 def segmentation_truth(task: Task, dataset) -> SegmentationTruth:
+    import datasets
+
+    from fetal_bench.data.images import open_cell
+
     needed = ["id", task.mask_column, task.subject_column, "pixel_size_mm"]
     missing = [c for c in needed if c not in dataset.column_names]
     if missing:
         raise FetalBenchError(f"The evaluation data lacks columns {missing}.", f"Pass --data pointing at a build of {task.dataset.name!r}.")
+    if not isinstance(dataset.features[task.mask_column], datasets.Image):
+        raise FetalBenchError(f"The evaluation column {task.mask_column!r} holds "
+                              f"{type(dataset.features[task.mask_column]).__name__} values, not images.",
+                              "Store the masks as a datasets.Image column, as `fetal-bench datasets build` does.")
     columns = needed + [c for c in ("head_circumference_mm", *task.group_by) if c in dataset.column_names]
-    rows = dataset.select_columns(columns)
-    masks, unlabelled = [], []
-    for row_id, mask in zip(rows["id"], rows[task.mask_column]):
-        if mask is None:
-            unlabelled.append(row_id)
-            continue
-        masks.append(np.asarray(mask) > 0)
+    rows = dataset.select_columns(columns).cast_column(task.mask_column, datasets.Image(decode=False))
+    ids, cells = list(rows["id"]), rows[task.mask_column]
+    unlabelled = [row_id for row_id, cell in zip(ids, cells) if cell is None]
     if unlabelled:
         raise FetalBenchError(f"{len(unlabelled)} evaluation rows have no reference mask (e.g. {unlabelled[0]}).",
                               "Score a labelled split (train/validation/test), not challenge_test.")
+    shapes = {}
+    for row_id, cell in zip(ids, cells):
+        header = open_cell(cell, row_id, "mask")  # PIL reads the size from the header alone
+        shapes[row_id] = (header.height, header.width)
     hc = rows["head_circumference_mm"] if "head_circumference_mm" in rows.column_names else None
     return SegmentationTruth(
-        ids=list(rows["id"]),
-        masks=masks,
+        ids=ids,
+        shapes=shapes,
         pixel_size_mm=np.asarray(rows["pixel_size_mm"], dtype=np.float64),
         head_circumference_mm=None if hc is None else np.asarray(hc, dtype=np.float64),
         subjects=np.asarray(rows[task.subject_column], dtype=object),
         groups={g: np.asarray(rows[g], dtype=object) for g in task.group_by if g in rows.column_names},
+        cells=cells,
     )
