@@ -220,3 +220,59 @@ def test_flip_average_is_an_inference_option_of_the_config():
 
     with pytest.raises(FetalBenchError, match="flip_average"):
         check_postprocess({"method": "ellipse", "flip_average": "yes"})
+
+
+def test_models_calibrate_fits_and_saves_the_offset_on_the_train_split(phantom, tmp_path, monkeypatch):
+    """The CLI wiring end to end on the phantom heads. The network is replaced by probability maps
+    that are the reference masks themselves, so the fitted offsets are known: fitting the masks'
+    own HC needs (almost) none, fitting the reference HC a measurable one. Weights stay as they were."""
+    import json
+
+    import torch
+    from click.testing import CliRunner
+    from safetensors.torch import load_file
+
+    from fetal_bench.cli import cli
+    from fetal_bench.data import open_dataset
+    from fetal_bench.models import create_model, save_checkpoint
+    from fetal_bench.models import seg_postprocess
+
+    train = open_dataset(phantom, config="head", split="train")
+    reference = {row["id"]: (np.asarray(row["mask"]) > 0).astype(np.float32) for row in train}
+    seen = {}
+
+    def masks_as_probabilities(model, dataset, **kwargs):
+        seen["ids"] = sorted(dataset["id"])
+        seen["flip_average"] = model.model_cfg["postprocess"]["flip_average"]
+        return dict(reference)
+
+    monkeypatch.setattr(seg_postprocess, "split_probabilities", masks_as_probabilities)
+    checkpoint = tmp_path / "unet"
+    save_checkpoint(create_model("unet", image_size=(32, 48), base_channels=2, depth=2), checkpoint,
+                    training={"task": "phantom-head-seg"}, run_name="tiny")
+    weights = load_file(checkpoint / "model.safetensors")
+
+    offsets = {}
+    for target in ("reference_mask", "reference_hc"):
+        result = CliRunner().invoke(cli, ["models", "calibrate", str(checkpoint), "--data", str(phantom),
+                                          "--config", "head", "--target", target, "--flip-average"])
+        assert result.exit_code == 0, result.output
+        assert "ellipse offset" in result.output
+        postprocess = json.loads((checkpoint / "config.json").read_text())["cfg"]["postprocess"]
+        assert postprocess["method"] == "ellipse" and postprocess["flip_average"] is True
+        assert postprocess["calibration"]["split"] == "train" and postprocess["calibration"]["target"] == target
+        assert postprocess["calibration"]["n_images"] == len(reference)
+        assert abs(postprocess["calibration"]["mean_signed_error_mm_after"]) < 0.05
+        offsets[target] = postprocess["offset_px"]
+    assert seen == {"ids": sorted(reference), "flip_average": True}
+    assert abs(offsets["reference_mask"]) < 0.5
+    # the phantom's HC is its analytic ellipse's, larger than what boundary-pixel centres measure
+    assert offsets["reference_hc"] > offsets["reference_mask"] + 0.2
+    after = load_file(checkpoint / "model.safetensors")
+    assert after.keys() == weights.keys() and all(torch.equal(after[k], weights[k]) for k in weights)
+    restored = create_model("unet", checkpoint=checkpoint)
+    assert restored.model_cfg["postprocess"]["offset_px"] == offsets["reference_hc"]
+
+    refused = CliRunner().invoke(cli, ["models", "calibrate", str(checkpoint), "--data", str(phantom),
+                                       "--config", "head", "--split", "test"])
+    assert refused.exit_code != 0 and "scored on" in refused.output

@@ -1,4 +1,5 @@
-"""`fetal-bench models list`, `models info CHECKPOINT` and `models push DIR --repo-id ID`."""
+"""`fetal-bench models list`, `models info CHECKPOINT`, `models calibrate CHECKPOINT --data D` and
+`models push DIR --repo-id ID`."""
 
 from __future__ import annotations
 
@@ -76,6 +77,36 @@ def _info_rows(recorded) -> list[tuple[str, object]]:
     if recorded.revision:
         rows.append(("files", recorded.directory))
     return [(name, value) for name, value in rows if value is not None]
+
+
+@models.command("calibrate")
+@click.argument("checkpoint", type=click.Path(exists=True, file_okay=False))
+@click.option("--data", required=True, help="The build the model was trained on (a local directory or Hub id).")
+@click.option("--config", default=None, help="Dataset config (e.g. head for the phantom set).")
+@click.option("--split", default="train", show_default=True,
+              help="A training split: fitted on a split it is scored on, the offset would leak the answer.")
+@click.option("--target", type=click.Choice(["reference_mask", "reference_hc"]), default="reference_mask",
+              show_default=True,
+              help="reference_mask: masks measure what the drawn reference masks measure (best Dice); "
+                   "reference_hc: the ellipses measure the reference head circumference (best HC).")
+@click.option("--flip-average", is_flag=True, help="Average the logits with those of the mirrored image, here and after.")
+@click.option("--batch-size", type=click.IntRange(min=1), default=8, show_default=True)
+def calibrate_command(checkpoint: str, data: str, config: str | None, split: str, target: str,
+                      flip_average: bool, batch_size: int) -> None:
+    """Fit the head-ellipse post-processing of segmentation CHECKPOINT on a training split.
+
+    Masks become the ellipse fitted to the 0.5-probability contour, widened or narrowed by an
+    offset fitted here; both are saved in the checkpoint's config.json (weights unchanged), so
+    every later `evaluate --model` and `predict` applies them.
+    """
+    from fetal_bench.models.seg_postprocess import calibrate_checkpoint
+
+    postprocess = calibrate_checkpoint(checkpoint, data, split=split, config=config, target=target,
+                                       flip_average=flip_average, batch_size=batch_size,
+                                       log=lambda message: console.print(safe(message)))
+    console.print(f"Saved in {safe(checkpoint)}/config.json: ellipse offset {postprocess['offset_px']:+.3f} px "
+                  f"({postprocess['calibration']['n_images']} {safe(split)} images, target {target}"
+                  + (", flip-averaged" if flip_average else "") + ").", highlight=False)
 
 
 @models.command("push")

@@ -204,8 +204,9 @@ def split_probabilities(model, dataset, *, batch_size: int = 8, log=lambda m: No
     return out
 
 
-def calibrate_checkpoint(checkpoint, data, *, split: str = "train", target: str = "reference_mask",
-                         flip_average: bool = False, batch_size: int = 8, log=lambda m: None) -> dict:
+def calibrate_checkpoint(checkpoint, data, *, split: str = "train", config: str | None = None,
+                         target: str = "reference_mask", flip_average: bool = False, batch_size: int = 8,
+                         log=lambda m: None) -> dict:
     """Fit ``offset_px`` of the ellipse post-processing on ``split`` and save it in the checkpoint.
 
     The checkpoint's model is rebuilt with ``postprocess = {"method": "ellipse", "offset_px": d,
@@ -231,7 +232,7 @@ def calibrate_checkpoint(checkpoint, data, *, split: str = "train", target: str 
     model = create_model(recorded.model, checkpoint=checkpoint)
     if model.spec.task_type != "segmentation":
         raise FetalBenchError(f"{checkpoint} holds a {model.spec.task_type} model.", "Calibrate a head segmenter.")
-    dataset = open_dataset(data, split=split)
+    dataset = open_dataset(data, config=config, split=split)
     # The offset is fitted to the very probabilities the saved model will produce.
     model.model_cfg["postprocess"] = {"method": "ellipse", "offset_px": 0.0, "flip_average": bool(flip_average)}
     probabilities = split_probabilities(model, dataset, batch_size=batch_size, log=log)
