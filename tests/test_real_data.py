@@ -167,7 +167,7 @@ COMMITTED = [
     ("planes-africa-zero-shot", "sononet16-planes-task-labels", "sononet16-planes-task-labels.csv"),
     ("planes-africa", "sononet16-africa-ft", "sononet16-africa-ft.csv"),
     ("planes-africa", "resnet18-africa-scratch", "resnet18-africa-scratch.csv"),
-    ("hc18-head-seg", "unet-hc18-cpu-128x192-8ep", "unet-hc18-cpu-128x192-8ep.parquet"),
+    ("hc18-head-seg", "unet-hc18-cpu-160x240-18ep", "unet-hc18-cpu-160x240-18ep.parquet"),
 ]
 
 
