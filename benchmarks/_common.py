@@ -133,11 +133,17 @@ def environment() -> dict:
     if "torch" in sys.modules:
         torch = sys.modules["torch"]
         env.update(torch=torch.__version__, torch_threads=torch.get_num_threads())
-    try:
-        env["git_commit"] = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, timeout=10,
-                                           cwd=Path(__file__).parent).stdout.strip() or None
-    except (OSError, subprocess.SubprocessError):
-        env["git_commit"] = None
+    def git(*args: str) -> str | None:
+        try:
+            return subprocess.run(["git", *args], capture_output=True, text=True, timeout=10,
+                                  cwd=Path(__file__).parent).stdout
+        except (OSError, subprocess.SubprocessError):
+            return None
+
+    env["git_commit"] = (git("rev-parse", "HEAD") or "").strip() or None
+    # True when tracked files differ from that commit: the timings are then of uncommitted code.
+    changes = git("status", "--porcelain", "--untracked-files=no")
+    env["git_dirty"] = None if changes is None or env["git_commit"] is None else bool(changes.strip())
     return env
 
 

@@ -27,7 +27,8 @@ target: at most 1.05) and harness / bare loop, the median seconds of each phase 
 what the split's content fingerprint costs without its cache.
 
     python benchmarks/bench_harness.py                                   # phantom head, random U-Net
-    python benchmarks/bench_harness.py --task hc18-head-seg --data /tmp/hc18 --repeats 2 --json bench_harness.json
+    python benchmarks/bench_harness.py --task hc18-head-seg --data runs/reproduce/hc18 \
+        --checkpoint runs/reproduce/hc18-unet-160x240-18ep --repeats 5 --json bench_harness_hc18.json
     python benchmarks/bench_harness.py --task phantom-planes --model resnet18
 """
 
