@@ -273,6 +273,10 @@ def test_models_calibrate_fits_and_saves_the_offset_on_the_train_split(phantom, 
     restored = create_model("unet", checkpoint=checkpoint)
     assert restored.model_cfg["postprocess"]["offset_px"] == offsets["reference_hc"]
 
+    from fetal_bench.cli.models import calibrate_command
+
+    target_option = next(p for p in calibrate_command.params if p.name == "target")
+    assert tuple(target_option.type.choices) == seg_postprocess.CALIBRATION_TARGETS  # the CLI offers them all
     refused = CliRunner().invoke(cli, ["models", "calibrate", str(checkpoint), "--data", str(phantom),
                                        "--config", "head", "--split", "test"])
     assert refused.exit_code != 0 and "scored on" in refused.output

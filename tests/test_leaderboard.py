@@ -593,6 +593,7 @@ def test_cli_check_and_build_survive_hostile_files(tmp_path):
     ("dice", 1.0001, "scores/dice value = 1.0001, outside the metric's range [0, 1]"),
     ("hd95_mm", -0.5, "scores/hd95_mm value = -0.5, outside the metric's range [0, 10000]"),
     ("hc_abs_diff_mm", 25_000.0, "scores/hc_abs_diff_mm value = 25000, outside the metric's range [0, 10000]"),
+    ("hc_diff_mm", -25_000.0, "scores/hc_diff_mm value = -25000, outside the metric's range [-10000, 10000]"),
 ])
 def test_scores_outside_their_metric_range_are_invalid_not_first(tmp_path, metric, value, reason):
     task = "hc18-head-seg" if metric != "accuracy" else "planes-africa-zero-shot"
@@ -604,6 +605,15 @@ def test_scores_outside_their_metric_range_are_invalid_not_first(tmp_path, metri
     assert [e.path for e in loaded.entries] == ["good.json"]
     assert loaded.invalid[0].path == "bad.json" and reason in loaded.invalid[0].reason
     assert loaded.invalid[0].task == task  # listed on its task's page
+
+
+def test_a_signed_difference_may_be_negative(tmp_path):
+    """hc_diff_mm is signed: an under-estimate, or an interval reaching below 0, is a valid result."""
+    result = make_result("hc18-head-seg", "example-signed", 0.9, metrics={"hc_diff_mm": 0.5})
+    result["scores"]["hc_diff_mm"] = {"value": -0.2, "ci95": [-0.7, 0.3]}
+    write_results(tmp_path / "r", [result], names=["signed.json"])
+    loaded = load_results(tmp_path / "r")
+    assert [e.path for e in loaded.entries] == ["signed.json"] and not loaded.invalid
 
 
 def test_interval_ends_and_group_scores_are_range_checked_too(tmp_path):

@@ -226,13 +226,17 @@ def _check_parsed(data: Any, source: str) -> None:
 
 
 def metric_range(metric: str) -> tuple[float, float]:
-    """The values ``metric`` can take: [0, 1] for unitless scores, [0, MAX_MM] for distances in mm."""
+    """The values ``metric`` can take: [0, 1] for unitless scores, [0, MAX_MM] for distances in mm,
+    [-MAX_MM, MAX_MM] for a signed difference in mm (an under-estimate is negative)."""
     from fetal_bench.metrics.registry import METRICS
+    from fetal_bench.tasks.base import SIGNED_METRICS
 
     spec = METRICS.get(metric)
     if spec is None:
         return (0.0, MAX_MM) if metric.endswith("_mm") else UNKNOWN_METRIC_RANGE
-    return (0.0, MAX_MM) if spec.unit == "mm" else (0.0, 1.0)
+    if spec.unit == "mm":
+        return (-MAX_MM if metric in SIGNED_METRICS else 0.0, MAX_MM)
+    return (0.0, 1.0)
 
 
 def _score_blocks(data: dict) -> Iterable[tuple[str, dict]]:
