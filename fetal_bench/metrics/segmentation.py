@@ -19,10 +19,11 @@ How they are computed (the same numbers as MONAI's at a fraction of the cost,
 benchmarks/bench_metrics.py): both boundaries are found once per pair, on the masks packed 64
 pixels to a machine word; a boundary pixel that lies on the other boundary, or next to it along
 the finer axis, has its distance by look-up; the others get theirs from an exact
-nearest-neighbour search (a KD-tree) over the other mask's boundary points.
+nearest-pixel search over the other mask's boundary pixels, compiled with numba
+(:mod:`fetal_bench.metrics._nearest`).
 :func:`hd95_and_assd_mm` derives both scores from one such pass.
 
-scipy imports happen inside the functions so that ``import fetal_bench.metrics`` stays cheap.
+scipy and numba imports happen inside the functions so that ``import fetal_bench.metrics`` stays cheap.
 """
 
 from __future__ import annotations
@@ -173,7 +174,7 @@ class _Boundary(NamedTuple):
     """One mask's boundary in the :func:`_packed_pair` layout: the pair's boundary bits (and
     grown, :func:`_near_bits`), flattened; where this mask's half starts in them; and per
     boundary pixel, in row-major order, its word (counted from its half's start) and bit, and
-    its position in mm. The same word and bit from the other half's start look the pixel up in
+    its row and column. The same word and bit from the other half's start look the pixel up in
     the other mask."""
 
     edge: np.ndarray
@@ -181,7 +182,8 @@ class _Boundary(NamedTuple):
     start: int
     word: np.ndarray
     bit: np.ndarray
-    points: np.ndarray
+    rows: np.ndarray
+    cols: np.ndarray
 
     def found_in(self, other: _Boundary, bits: np.ndarray) -> np.ndarray:
         """Whether each boundary pixel's bit is set in ``bits`` (``other.edge`` or ``other.near``)."""
@@ -202,10 +204,10 @@ def _boundaries(p: np.ndarray, t: np.ndarray, spacing: tuple[float, float]) -> t
     split = int(np.searchsorted(word, half))  # p's pixels come first, in row-major order
     rows[:split] -= 1  # the frame rows above each mask
     rows[split:] -= len(edge) // 2 + 1
-    points = np.column_stack((rows * spacing[0], (word_cols * 64 + bit) * spacing[1]))
+    cols = word_cols * 64 + bit
     bit = bit.astype(np.uint64)
-    return (_Boundary(flat, near, 0, word[:split], bit[:split], points[:split]),
-            _Boundary(flat, near, half, word[split:] - half, bit[split:], points[split:]))
+    return (_Boundary(flat, near, 0, word[:split], bit[:split], rows[:split], cols[:split]),
+            _Boundary(flat, near, half, word[split:] - half, bit[split:], rows[split:], cols[split:]))
 
 
 def _nearest_mm(query: _Boundary, target: _Boundary, spacing: tuple[float, float]) -> np.ndarray:
@@ -213,18 +215,17 @@ def _nearest_mm(query: _Boundary, target: _Boundary, spacing: tuple[float, float
 
     Looked up in the target's bits first: a query pixel on the target's boundary is at 0, one
     next to it along the finer axis at the finer pixel size. Those are common in a good
-    segmentation; the rest go to an exact nearest-neighbour search over the target's boundary
-    points, which beats a dense distance transform of the image by an order of magnitude here.
+    segmentation; the rest go to an exact search over the target's boundary pixels, row by row
+    outwards (:mod:`fetal_bench.metrics._nearest`), which beats a dense distance transform of the
+    image by an order of magnitude and a k-d tree by about four times here.
     """
-    from scipy.spatial import cKDTree
+    from fetal_bench.metrics._nearest import nearest_distances
 
     distances = np.where(query.found_in(target, target.edge), 0.0, min(spacing))
     search = ~query.found_in(target, target.near)
     if search.any():
-        # Sliding-midpoint splits (balanced_tree=False) and 32-point leaves: the fastest build
-        # plus search on these boundaries; any tree answers exactly.
-        tree = cKDTree(target.points, leafsize=32, balanced_tree=False, compact_nodes=False)
-        distances[search] = tree.query(query.points[search], k=1)[0]
+        distances[search] = nearest_distances(query.rows[search], query.cols[search], target.rows, target.cols,
+                                              float(spacing[0]), float(spacing[1]))
     return distances
 
 
