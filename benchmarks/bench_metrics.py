@@ -18,7 +18,7 @@ Every case scores all pairs one image per call, as the evaluation harness does:
 
 MONAI gets (1, 1, H, W) tensors made beforehand with ``torch.from_numpy`` (zero-copy,
 untimed) and one torch thread by default (``--torch-threads``), the single core fetal-bench's
-numpy/scipy code uses. Timing is ``benchmarks/_common.py``'s: load average before and after,
+numpy/numba code uses. Timing is ``benchmarks/_common.py``'s: load average before and after,
 cases interleaved round by round in one process, a discarded warm-up round, the median of
 ``--repeats`` rounds with min and max. Reported: the ratios MONAI / fetal-bench of the medians
 and the largest absolute per-image differences (Dice; HD95 and ASSD in mm and in pixels). The
@@ -216,7 +216,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=0, help="seed of the generated masks")
     parser.add_argument("--torch-threads", type=int, default=1,
                         help="torch intra-op threads for MONAI (default 1, like fetal-bench's single-threaded "
-                             "numpy/scipy; 0 keeps torch's default)")
+                             "numpy/numba; 0 keeps torch's default)")
     add_common_arguments(parser)
     args = parser.parse_args(argv)
     if args.n < 1:
