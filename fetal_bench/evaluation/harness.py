@@ -129,6 +129,10 @@ def evaluate(
     submission_info = _submission_info(predictions, model, loaded, checkpoint, name, training_data, synthetic_share,
                                        description)
     laps.mark("provenance")
+    if save_predictions is not None:
+        # What the model predicted, by content: the leaderboard scores this file again.
+        submission_info["predictions_sha256"] = submission_sha256(Path(save_predictions))
+        submission_info["predictions_file"] = Path(save_predictions).name
     if command is not None:
         submission_info["command"] = command
     for key, value in (("paper_url", paper_url), ("code_url", code_url), ("zero_shot", zero_shot)):
@@ -180,9 +184,11 @@ class _Laps:
 def _submission_info(predictions, model, loaded, checkpoint, name, training_data, synthetic_share, description) -> dict:
     if predictions is not None:
         path = Path(predictions)
-        return {"name": name or path.stem, "kind": "predictions", "sha256": submission_sha256(path),
+        sha256 = submission_sha256(path)
+        return {"name": name or path.stem, "kind": "predictions", "sha256": sha256,
                 "model": None, "checkpoint": None, "training_data": training_data,
-                "synthetic_share": synthetic_share, "description": description}
+                "synthetic_share": synthetic_share, "description": description,
+                "predictions_sha256": sha256, "predictions_file": path.name}
     from fetal_bench.evaluation.model_runner import checkpoint_metadata
 
     meta = checkpoint_metadata(loaded, checkpoint)

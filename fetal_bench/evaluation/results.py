@@ -87,8 +87,43 @@ def score_entry(value: float | None, ci95: tuple[float | None, float | None] = (
     return entry
 
 
+@lru_cache(maxsize=1)
+def code_commit() -> dict:
+    """The fetal-bench source that is running: ``{"commit": sha or None, "dirty": bool or None}``.
+
+    From git when the package runs from a checkout (an editable install, CI), else from the
+    install record pip keeps for a ``git+https://...`` install (``direct_url.json``). ``dirty``:
+    files of the package differ from the commit, so the commit alone does not say what ran.
+    """
+    import subprocess
+
+    package = Path(__file__).resolve().parents[1]
+    try:
+        def git(*args: str) -> str:
+            return subprocess.run(["git", "-C", str(package), *args], capture_output=True, text=True, timeout=10,
+                                  check=True).stdout.strip()
+
+        commit = git("rev-parse", "HEAD")
+        dirty = bool(git("status", "--porcelain", "--untracked-files=no", "--", "."))
+        if len(commit) == 40:
+            return {"commit": commit, "dirty": dirty}
+    except (OSError, subprocess.SubprocessError):  # no git, or not a checkout
+        pass
+    try:
+        from importlib.metadata import distribution
+
+        record = json.loads(distribution("fetal-bench").read_text("direct_url.json") or "{}")
+        commit = record.get("vcs_info", {}).get("commit_id")
+        if isinstance(commit, str) and len(commit) == 40:
+            return {"commit": commit, "dirty": False}
+    except Exception:  # no install record: nothing more to say
+        pass
+    return {"commit": None, "dirty": None}
+
+
 def environment() -> dict:
-    env = {"python": platform.python_version(), "platform": platform.platform()}
+    env = {"python": platform.python_version(), "platform": platform.platform(),
+           "fetal_bench_commit": code_commit()["commit"], "fetal_bench_dirty": code_commit()["dirty"]}
     for module in ("torch", "datasets", "numpy", "scikit-learn", "scipy"):
         try:
             from importlib.metadata import version
@@ -190,4 +225,4 @@ def read_result(path: str | Path) -> dict:
 
 
 __all__ = ["SCHEMA_VERSION", "MAX_NAME_CHARS", "TRAINING_DATA", "InvalidResultError", "check_result_output", "read_result", "result_schema", "score_entry",
-           "validate_result", "write_result", "environment", "now_iso", "__version__"]
+           "validate_result", "write_result", "code_commit", "environment", "now_iso", "__version__"]

@@ -54,6 +54,26 @@ def _classification_statistic(metric: str, y_true, predicted, proba, task_proba,
     raise KeyError(metric)
 
 
+def classification_statistic(task: Task, metric: str, y_true: np.ndarray, predicted: np.ndarray,
+                             proba: np.ndarray | None) -> Callable[[np.ndarray], float | None]:
+    """``metric`` of a submission as a function of row indices (what a bootstrap resamples).
+
+    ``predicted`` and ``proba`` are as in :func:`classification_scores`.
+    """
+    k = len(task.labels)
+    positive = None if task.positive_label is None else task.labels.index(task.positive_label)
+    return _classification_statistic(metric, y_true, np.minimum(predicted, k), proba,
+                                     None if proba is None else proba[:, :k], k, positive)
+
+
+def segmentation_statistic(metric: str, per_image: np.ndarray) -> Callable[[np.ndarray], float | None]:
+    """A per-image segmentation metric aggregated over row indices (mean, or median where the metric says)."""
+    values = np.asarray(per_image, dtype=np.float64)
+    if M.METRICS[metric].aggregate == "median":
+        return lambda idx: float(np.median(values[idx]))
+    return lambda idx: float(values[idx].mean())
+
+
 def classification_scores(task: Task, y_true: np.ndarray, predicted: np.ndarray, proba: np.ndarray | None,
                           subjects: np.ndarray, boot: BootstrapConfig) -> dict:
     """Every task metric with its interval, on the given rows.
@@ -80,7 +100,8 @@ def classification_scores(task: Task, y_true: np.ndarray, predicted: np.ndarray,
                                                       "or no positive sample)")
             continue
         low, high = M.bootstrap_ci(statistic, len(y_true), clusters=subjects, n_resamples=boot.n_resamples,
-                                   seed=boot.seed, confidence=boot.confidence)
+                                   seed=boot.seed, confidence=boot.confidence,
+                                   method=M.METRICS[metric].interval, estimate=value)
         scores[metric] = score_entry(value, (low, high), None if low is not None else "too few subjects for an interval")
     return scores
 

@@ -198,4 +198,45 @@ def synthetic_scatter(points: Sequence[Point], metric: str, *, title: str) -> Ma
               class_="chart scatter", role="img", aria_label=title)
 
 
-__all__ = ["Bar", "Interval", "Point", "forest_plot", "group_bars", "nice_ticks", "synthetic_scatter"]
+def histogram(values: Sequence[float], *, title: str, unit: str, bins: int = 24) -> Markup:
+    """A histogram of per-image values (e.g. signed HC errors in mm), symmetric around 0 when they straddle it."""
+    finite = [v for v in values if math.isfinite(v)]
+    width, left, right, top, bottom, height = 560, 44, 16, 14, 40, 220
+    if not finite:
+        return el("p", "No values to draw.", class_="muted")
+    extent = max(abs(min(finite)), abs(max(finite)), 1e-6)
+    lo, hi = (-extent, extent) if min(finite) < 0 < max(finite) else (min(min(finite), 0.0), max(finite))
+    if hi <= lo:
+        hi = lo + 1.0
+    step = (hi - lo) / bins
+    counts = [0] * bins
+    for v in finite:
+        counts[min(int((v - lo) / step), bins - 1)] += 1
+    peak = max(counts)
+
+    def x(v: float) -> float:
+        return left + (v - lo) / (hi - lo) * (width - left - right)
+
+    def y(count: float) -> float:
+        return top + (1 - count / peak) * (height - top - bottom)
+
+    parts: list[Markup] = [el("title", title)]
+    for tick in nice_ticks(lo, hi):
+        if lo - 1e-9 <= tick <= hi + 1e-9:
+            parts.append(el("line", x1=_n(x(tick)), x2=_n(x(tick)), y1=_n(top), y2=_n(height - bottom), class_="grid"))
+            parts.append(el("text", f"{tick:g}", x=_n(x(tick)), y=_n(height - bottom + 16), class_="tick",
+                            text_anchor="middle"))
+    for index, count in enumerate(counts):
+        if count:
+            start = lo + index * step
+            parts.append(el("rect", el("title", f"{start:.2f} to {start + step:.2f} {unit}: {count}"),
+                            x=_n(x(start) + 0.5), y=_n(y(count)), width=_n(max(x(start + step) - x(start) - 1, 0.5)),
+                            height=_n(height - bottom - y(count)), class_="bar"))
+    parts.append(el("text", str(peak), x=_n(left - 6), y=_n(top + 4), class_="tick", text_anchor="end"))
+    parts.append(el("text", f"{unit} (images per bin)", x=_n((left + width - right) / 2), y=_n(height - 6),
+                    class_="axis-label", text_anchor="middle"))
+    return el("svg", parts, viewBox=f"0 0 {width} {height}", width=str(width), height=str(height),
+              class_="chart histogram", role="img", aria_label=title)
+
+
+__all__ = ["Bar", "Interval", "Point", "forest_plot", "group_bars", "histogram", "nice_ticks", "synthetic_scatter"]

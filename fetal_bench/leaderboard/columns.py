@@ -81,6 +81,8 @@ def board_columns(page: Page, board: Board, info_metrics: Sequence[str], group_o
                lambda r: r.value, best_first(metric), numeric=True,
                title=f"Main score: {'higher' if hib else 'lower'} is better"),
     ]
+    if board.uncertainty:
+        columns += uncertainty_columns(board)
     groups = group_columns(board.rows, group_order)
     # Score columns share a width budget: with no per-group columns every metric fits.
     n_group_columns = sum(len(v) + 2 if len(v) <= MAX_GROUP_VALUE_COLUMNS else 2 for _, v in groups[:1]) + \
@@ -92,6 +94,46 @@ def board_columns(page: Page, board: Board, info_metrics: Sequence[str], group_o
         columns += _group_score_columns(column, values, metric, hib, optional_values=i > 0)
     columns += _other_columns(page, entries)
     return columns
+
+
+def _rank_range(row: RankedRow) -> str | None:
+    c = row.comparison
+    if c is None:
+        return None
+    return str(c.rank_low) if c.rank_low == c.rank_high else f"{c.rank_low}–{c.rank_high}"
+
+
+def versus_leader_text(row: RankedRow, metric: str) -> str:
+    """How a ranked row compares with #1 on paired resamples, in words."""
+    c = row.comparison
+    if c is None:
+        return "—"
+    if c.difference == 0.0 and c.ci95 == (0.0, 0.0):
+        return "#1" if row.rank == 1 else "tied with #1"
+    ci = fmt_ci(list(c.ci95), metric) if c.ci95 else ""
+    verdict = "not distinguishable from #1" if c.indistinguishable else "behind #1"
+    return f"{verdict}: −{fmt_value(c.difference, metric)} {ci}".strip()
+
+
+def uncertainty_columns(board: Board) -> list[Column]:
+    """The rank's 95% range over paired resamples, and the comparison with #1 (see verify.py)."""
+
+    def range_cell(r: RankedRow) -> Markup:
+        return el("td", _rank_range(r) or "—", class_="num rank-range")
+
+    def versus_cell(r: RankedRow) -> Markup:
+        c = r.comparison
+        tied = c is not None and c.indistinguishable
+        return el("td", versus_leader_text(r, board.metric), class_="versus tied" if tied else "versus")
+
+    return [
+        Column("95% rank range", range_cell, lambda r: r.comparison.rank_high if r.comparison else None, "asc",
+               numeric=True, title="The ranks this result takes in 95% of the paired bootstrap resamples"),
+        Column(["vs #1", el("span", " (paired)", class_="th-note")], versus_cell,
+               lambda r: r.comparison.difference if r.comparison else None, "asc", numeric=True,
+               title="The leader's main score minus this result's, with the 95% interval of the difference over "
+                     "paired resamples; not distinguishable when the interval holds 0"),
+    ]
 
 
 def _metric_column(metric: str, first: str, *, optional: bool = False) -> Column:
@@ -207,11 +249,10 @@ def _submission_cell(page: Page, row: RankedRow) -> Markup:
     meta.append(el("span", short_hash(submission["sha256"], 10), title=f"predictions sha256 {submission['sha256']}",
                    class_="hash"))
     meta += external_links(submission.get("paper_url"), submission.get("code_url"), submission.get("url"))
-    description = submission.get("description")
-    return el("td", [
-        el("div", submission["name"], class_="sub-name", title=redact_text(description) if description else None),
-        el("div", join(meta, " "), class_="sub-meta"),
-    ], class_="sub")
+    page_link = page.ctx.result_pages.get(row.entry.path)
+    name = el("a", submission["name"], href=page.link(page_link), class_="sub-name") if page_link else \
+        el("span", submission["name"], class_="sub-name")
+    return el("td", [el("div", name), el("div", join(meta, " "), class_="sub-meta")], class_="sub")
 
 
 def external_links(paper: Any, code: Any, other: Any = None) -> list[Markup]:
@@ -225,4 +266,5 @@ def external_links(paper: Any, code: Any, other: Any = None) -> list[Markup]:
     return links
 
 
-__all__ = ["board_columns", "external_links", "reproduce_command", "row_filter_attrs", "score_cell", "training_badge"]
+__all__ = ["board_columns", "external_links", "reproduce_command", "row_filter_attrs", "score_cell", "training_badge",
+           "uncertainty_columns", "versus_leader_text"]

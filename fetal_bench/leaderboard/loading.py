@@ -15,6 +15,7 @@ every number is bounded while it is parsed (a score of ``10**400`` cannot be for
 
 from __future__ import annotations
 
+import collections
 import datetime as _dt
 import hashlib
 import json
@@ -23,9 +24,10 @@ import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any, Iterable, Sequence
 
 from fetal_bench._io import UnreadableFile, read_regular_file
+from fetal_bench.errors import FetalBenchError
 from fetal_bench.evaluation.results import InvalidResultError, validate_result
 
 # A result file is a few kB; a huge one is a mistake (or an attempt to bloat every page).
@@ -324,6 +326,9 @@ def _lenient_task(raw: bytes) -> str | None:
 
 def _read_one(rel: str, path: Path) -> ResultEntry | InvalidResult:
     """One file as an entry, or as an invalid result with its reason; never raises for bad content."""
+    if path.is_symlink():
+        # A link could publish any file of the building machine in the site's results/ folder.
+        return InvalidResult(rel, "is a symbolic link; a results folder holds the result files themselves.")
     try:
         raw = read_regular_file(path, max_bytes=MAX_RESULT_BYTES)
     except UnreadableFile as error:
@@ -341,50 +346,145 @@ def _read_one(rel: str, path: Path) -> ResultEntry | InvalidResult:
     return ResultEntry(rel, raw, data)
 
 
-def load_result_files(files: Iterable[tuple[str, Path]]) -> LoadedResults:
-    """Read and check the given ``(label, path)`` files as one leaderboard would (see :func:`load_results`)."""
+def committed_times(folder: Path) -> dict[Path, int]:
+    """When git first recorded each file under ``folder`` (commit time, by resolved path).
+
+    The history of a repository is the one order of submission no result file can forge (a
+    ``created_at`` is whatever its author typed). Empty where ``folder`` is not in a git
+    repository or git is not installed.
+    """
+    import subprocess
+
+    def git(*args: str) -> str:
+        return subprocess.run(["git", "-C", str(folder), *args], capture_output=True, text=True, timeout=60,
+                              check=True).stdout
+
+    try:
+        top = Path(git("rev-parse", "--show-toplevel").strip())
+        # Per commit, newest first: "\x01<time>", then NUL-separated paths (relative to the top).
+        log = git("log", "--format=%x01%ct", "--name-only", "--diff-filter=A", "--no-renames", "-z", "--", ".")
+    except (OSError, subprocess.SubprocessError):
+        return {}
+    times: dict[Path, int] = {}
+    when = 0
+    for token in log.split("\0"):
+        if token.startswith("\x01"):
+            when = int(token[1:])
+            continue
+        token = token.lstrip("\n")
+        if token:
+            # Newest first: the last time seen for a path is when it was first added.
+            times[(top / token).resolve()] = when
+    return times
+
+
+def _order_key(entry: ResultEntry, folder_of: dict[str, int], times: dict[Path, int],
+               paths: dict[str, Path]) -> tuple:
+    committed = times.get(paths[entry.path].resolve())
+    return (committed is None, committed or 0, folder_of[entry.path])
+
+
+def _refuse_repeats(entries: list[ResultEntry], folder_of: dict[str, int], times: dict[Path, int],
+                    paths: dict[str, Path]) -> tuple[list[ResultEntry], list[InvalidResult]]:
+    """One entry per set of predictions on the same task and data: the one submitted first.
+
+    "First" is the earliest git commit that added the file, then the order of the results
+    folders; never ``created_at``, which a copy can backdate. Where nothing tells two copies
+    apart (neither committed, same folder), every copy is refused: better no entry than the
+    wrong one.
+    """
+    by_key: dict[tuple, list[ResultEntry]] = collections.defaultdict(list)
+    for entry in entries:
+        # The same predictions scored on another dataset revision or split are a different
+        # result (shown apart as not comparable), not a duplicate.
+        dataset = entry.data["dataset"]
+        sha = entry.data["submission"].get("predictions_sha256") or entry.data["submission"]["sha256"]
+        by_key[(entry.task, entry.data["task_version"], dataset["name"], dataset.get("config"), dataset["split"],
+                dataset["revision"], dataset["fingerprint"], sha)].append(entry)
+    kept: list[ResultEntry] = []
+    refused: list[InvalidResult] = []
+    for key, group in by_key.items():
+        if len(group) == 1:
+            kept.append(group[0])
+            continue
+        group.sort(key=lambda e: (_order_key(e, folder_of, times, paths), e.path))
+        first, second = (_order_key(e, folder_of, times, paths) for e in group[:2])
+        sha = key[-1]
+        if first == second:
+            names = ", ".join(e.path for e in group)
+            for entry in group:
+                refused.append(InvalidResult(
+                    entry.path, f"its predictions (sha256 {sha[:12]}…) are also those of {names}, and nothing shows "
+                                "which was submitted first (none is committed); keep one file.", entry.task))
+            continue
+        kept.append(group[0])
+        for entry in group[1:]:
+            refused.append(InvalidResult(
+                entry.path, f"its predictions (sha256 {sha[:12]}…) are those of {group[0].path} "
+                            f"({group[0].name!r}), submitted first on the same task and data; each set of "
+                            "predictions is ranked once.", entry.task))
+    return kept, refused
+
+
+def load_result_files(files: Iterable[tuple[str, Path]], *, folder_of: dict[str, int] | None = None,
+                      committed: dict[Path, int] | None = None) -> LoadedResults:
+    """Read and check the given ``(label, path)`` files as one leaderboard would (see :func:`load_results`).
+
+    ``folder_of``: label -> index of the results folder it came from (earlier folders were
+    submitted first); ``committed``: :func:`committed_times` of those folders.
+    """
+    files = list(files)
+    paths = dict(files)
+    folder_of = folder_of or {label: 0 for label, _ in files}
     entries: list[ResultEntry] = []
     invalid: list[InvalidResult] = []
     for rel, path in files:
         item = _read_one(rel, path)
         (entries if isinstance(item, ResultEntry) else invalid).append(item)
-
-    kept: list[ResultEntry] = []
-    first_by_predictions: dict[tuple, ResultEntry] = {}
-    for entry in sorted(entries, key=lambda e: (e.created_at, e.path)):
-        # The same predictions scored on another dataset revision or split are a different
-        # result (shown apart as not comparable), not a duplicate.
-        dataset = entry.data["dataset"]
-        sha = entry.data["submission"]["sha256"]
-        key = (entry.task, entry.data["task_version"], dataset["name"], dataset.get("config"), dataset["split"],
-               dataset["revision"], dataset["fingerprint"], sha)
-        if key in first_by_predictions:
-            original = first_by_predictions[key]
-            invalid.append(InvalidResult(
-                entry.path,
-                f"its predictions (sha256 {sha[:12]}…) are those of {original.path} ({original.name!r}), "
-                f"submitted earlier on the same task and data; each set of predictions is ranked once.",
-                entry.task))
-            continue
-        first_by_predictions[key] = entry
-        kept.append(entry)
+    kept, refused = _refuse_repeats(entries, folder_of, committed or {}, paths)
     kept.sort(key=lambda e: e.path)
-    invalid.sort(key=lambda i: i.path)
+    invalid = sorted(invalid + refused, key=lambda i: i.path)
     return LoadedResults(tuple(kept), tuple(invalid))
 
 
-def load_results(results_dir: str | os.PathLike) -> LoadedResults:
-    """Read and check every result file under ``results_dir``.
+def _folder_labels(folders: Sequence[Path]) -> list[str]:
+    """A distinct prefix per results folder (none when there is one folder)."""
+    if len(folders) == 1:
+        return [""]
+    labels: list[str] = []
+    for folder in folders:
+        base = folder.resolve().name or "results"
+        label, n = base, 2
+        while label in labels:
+            label, n = f"{base}-{n}", n + 1
+        labels.append(label)
+    return [f"{label}/" for label in labels]
 
-    Returns the valid entries (in path order) and the invalid files with their reasons. Besides
-    the schema, a file is rejected when it repeats the predictions (same ``submission.sha256``
-    on the same task, task version and dataset) of an earlier file: the earliest ``created_at``
-    keeps its place, so resubmitting someone's predictions under a new name does not create a
-    second entry.
+
+def load_results(results_dirs: str | os.PathLike | Sequence[str | os.PathLike]) -> LoadedResults:
+    """Read and check every result file under one or more results folders, merged.
+
+    Returns the valid entries (in path order; with several folders each path starts with its
+    folder's name) and the invalid files with their reasons. Besides the schema, a file is
+    refused when it repeats the predictions of another on the same task, task version and data:
+    the one submitted first keeps its place (see :func:`_refuse_repeats`).
     """
-    return load_result_files(find_result_files(Path(results_dir)))
+    if isinstance(results_dirs, (str, os.PathLike)):
+        results_dirs = [results_dirs]
+    folders = [Path(d) for d in results_dirs]
+    if len({f.resolve() for f in folders}) != len(folders):
+        raise FetalBenchError("The same results folder is given twice.", "Give each --results folder once.")
+    files: list[tuple[str, Path]] = []
+    folder_of: dict[str, int] = {}
+    committed: dict[Path, int] = {}
+    for index, (folder, prefix) in enumerate(zip(folders, _folder_labels(folders))):
+        for rel, path in find_result_files(folder):
+            files.append((prefix + rel, path))
+            folder_of[prefix + rel] = index
+        committed.update(committed_times(folder))
+    return load_result_files(files, folder_of=folder_of, committed=committed)
 
 
 __all__ = ["InvalidResult", "LoadedResults", "MAX_NESTING", "MAX_RESULT_BYTES", "ResultEntry", "check_score_ranges",
-           "find_result_files",            "load_result_files", "load_results", "metric_range", "nesting_depth", "parse_result_bytes",
-           "parse_timestamp"]
+           "committed_times", "find_result_files", "load_result_files", "load_results", "metric_range",
+           "nesting_depth", "parse_result_bytes", "parse_timestamp"]

@@ -30,6 +30,7 @@ class Context:
     nav: tuple[tuple[str, str], ...]
     footer: Markup
     downloads: dict[str, bytes] = field(default_factory=dict)  # filled while pages render
+    result_pages: dict[str, str] = field(default_factory=dict)  # result file -> its own page
 
 
 @dataclass

@@ -1,26 +1,29 @@
-"""Group results into comparable sets and rank each set.
+"""Group results into comparable sets and rank each set, with the uncertainty of each rank.
 
-Two results are comparable only when they scored the same thing: the same task version, on the
-same dataset (name, config, split) at the same revision with the same content fingerprint, ranked
-by the same main score. Mixing anything else in one table would rank numbers that measure
-different things, so each task gets one *main* ranking (the current task version and pinned
-revision, the most common fingerprint among those) and every other combination becomes a
+Only verified results are ranked (:mod:`.verify`: scored again from their predictions); the
+others are listed apart, each with its reason. Two verified results are comparable only when
+they scored the same thing: the same task version, on the same dataset (name, config, split) at
+the same revision with the same content fingerprint, ranked by the same main score. Each task
+gets one *main* ranking: its current version and pinned revision, on the content fingerprint
+the catalog pins for that revision (never a vote among the files). Every other combination is a
 separate, flagged *variant* table that says how it differs.
 
 Ranks are standard competition ranks on the main score (1, 2, 2, 4): equal scores share a rank
-and the next rank skips. Direction comes from the task registry where the task is known, else
-from the result files.
+and the next rank skips. Beside each rank, the rank's 95% interval over paired resamples and
+whether the result is distinguishable from #1 (:func:`.verify.compare_with_leader`). Direction
+comes from the task registry.
 """
 
 from __future__ import annotations
 
 import collections
-from dataclasses import dataclass
-from typing import Iterable, Sequence
+from dataclasses import dataclass, replace
+from typing import Callable, Iterable, Mapping, Sequence
 
 from fetal_bench.errors import FetalBenchError
 from fetal_bench.leaderboard.formatting import metric_label
 from fetal_bench.leaderboard.loading import ResultEntry
+from fetal_bench.leaderboard.verify import METHOD_NAME, Comparison, Verdict, compare_with_leader
 from fetal_bench.tasks.base import LOWER_IS_BETTER
 from fetal_bench.tasks.registry import get_task, list_tasks
 
@@ -74,8 +77,11 @@ class Comparability:
 @dataclass(frozen=True)
 class RankedRow:
     entry: ResultEntry
-    rank: int | None  # None: the main score is null (not computable), so it cannot be ranked
+    rank: int | None  # None: not ranked (main score null, or the result is unverified)
     value: float | None
+    # Against the leader on paired resamples (verified rankings only; see verify.compare_with_leader).
+    comparison: Comparison | None = None
+    verdict: Verdict | None = None
 
 
 @dataclass(frozen=True)
@@ -89,6 +95,7 @@ class Board:
     flagged: bool
     reasons: tuple[str, ...]  # why a flagged board is not the main ranking
     label: str = ""  # a flagged board's name: what sets it apart, e.g. "revision v0.9"
+    uncertainty: str = ""  # how rank intervals and "not distinguishable from #1" were computed, where they were
 
 
 @dataclass(frozen=True)
@@ -96,11 +103,13 @@ class TaskBoards:
     task: TaskInfo
     main: Board | None
     variants: tuple[Board, ...]
+    # Results that could not be scored again here: shown apart, never ranked, each with its reason.
+    unverified: tuple[RankedRow, ...] = ()
 
     @property
     def entries(self) -> list[ResultEntry]:
         boards = ([self.main] if self.main else []) + list(self.variants)
-        return [row.entry for board in boards for row in board.rows]
+        return [row.entry for board in boards for row in board.rows] + [row.entry for row in self.unverified]
 
 
 def _most_common(values: Iterable, default=None):
@@ -269,58 +278,79 @@ def _differences(key: Comparability, reference: Comparability | None, task: Task
     return reasons
 
 
-def build_task_boards(task: TaskInfo, entries: Sequence[ResultEntry]) -> TaskBoards:
-    """Split one task's valid results into the main ranking and flagged variants."""
+def _with_comparisons(rows: tuple[RankedRow, ...], verdicts: Mapping[str, Verdict],
+                      higher_is_better: bool) -> tuple[tuple[RankedRow, ...], str]:
+    """``rows`` with each ranked row's comparison against the leader, and the method's name."""
+    ranked = [row for row in rows if row.rank is not None]
+    comparisons = compare_with_leader([verdicts[row.entry.path] for row in ranked], higher_is_better)
+    if comparisons is None:
+        return rows, ""
+    by_path = {row.entry.path: replace(row, comparison=c) for row, c in zip(ranked, comparisons)}
+    return tuple(by_path.get(row.entry.path, row) for row in rows), METHOD_NAME
+
+
+def build_task_boards(task: TaskInfo, entries: Sequence[ResultEntry],
+                      verdicts: Mapping[str, Verdict] | None = None,
+                      expected_fingerprint: str | None = None) -> TaskBoards:
+    """Split one task's results into the main ranking, flagged variants and the unverified.
+
+    ``verdicts`` (result path -> :class:`Verdict`): only verified results are ranked; without
+    verdicts every result counts as unverified. The main ranking holds the verified results on
+    the task's current version, pinned revision and main score whose dataset fingerprint is
+    ``expected_fingerprint``: the catalog's pin, never a majority of the files.
+    """
+    verdicts = verdicts or {}
+    verified = [e for e in entries if verdicts.get(e.path) is not None and verdicts[e.path].status == "verified"]
+    unverified = tuple(RankedRow(e, None, score_value(e, e.main_score), verdict=verdicts.get(e.path))
+                       for e in sorted(entries, key=lambda e: (e.name.casefold(), e.path)) if e not in verified)
     by_key: dict[Comparability, list[ResultEntry]] = collections.defaultdict(list)
-    for entry in entries:
+    for entry in verified:
         by_key[Comparability.of(entry)].append(entry)
 
-    if task.known:
-        # Only results on the current task version, pinned revision and the task's own main
-        # score may form the main ranking; if none do, every table is flagged.
-        candidates = [k for k in by_key if k.task_version == task.version and k.revision == task.revision
-                      and k.main_score == task.main_score]
-    else:
-        candidates = list(by_key)
     main_key = None
-    if candidates:
-        # The majority wins (a stray file on another fingerprint is the odd one out); ties go to
-        # the set with the newest result, then to the key's text, for a stable choice.
-        main_key = sorted(candidates, key=lambda k: (-len(by_key[k]),
-                                                     -max(e.created_at.timestamp() for e in by_key[k]),
-                                                     k.sort_key()))[0]
+    if task.known and expected_fingerprint is not None:
+        main_key = next((k for k in by_key if k.task_version == task.version and k.revision == task.revision
+                         and k.main_score == task.main_score and k.fingerprint == expected_fingerprint), None)
 
     def direction(key: Comparability) -> bool:
         if task.known and key.main_score == task.main_score:
             return task.higher_is_better
         return metric_higher_is_better(key.main_score, by_key[key])
 
-    main = None
-    if main_key is not None:
-        hib = direction(main_key)
-        main = Board(main_key, main_key.main_score, hib, rank_entries(by_key[main_key], main_key.main_score, hib),
-                     flagged=False, reasons=())
-    variants = []
-    variant_keys = sorted((k for k in by_key if k != main_key), key=lambda k: (-len(by_key[k]), k.sort_key()))
-    for key, label in zip(variant_keys, variant_labels(variant_keys, main_key, task)):
+    def board(key: Comparability, **flags) -> Board:
         hib = direction(key)
-        variants.append(Board(key, key.main_score, hib, rank_entries(by_key[key], key.main_score, hib),
-                              flagged=True, reasons=tuple(_differences(key, main_key, task)), label=label))
-    return TaskBoards(task, main, tuple(variants))
+        rows = tuple(replace(r, verdict=verdicts.get(r.entry.path))
+                     for r in rank_entries(by_key[key], key.main_score, hib))
+        rows, method = _with_comparisons(rows, verdicts, hib)
+        return Board(key, key.main_score, hib, rows, uncertainty=method, **flags)
+
+    main = board(main_key, flagged=False, reasons=()) if main_key is not None else None
+    variant_keys = sorted((k for k in by_key if k != main_key), key=lambda k: (-len(by_key[k]), k.sort_key()))
+    variants = tuple(board(key, flagged=True, reasons=tuple(_differences(key, main_key, task)), label=label)
+                     for key, label in zip(variant_keys, variant_labels(variant_keys, main_key, task)))
+    return TaskBoards(task, main, variants, unverified)
 
 
-def build_boards(entries: Sequence[ResultEntry], *, include_registry: bool = True) -> list[TaskBoards]:
+def build_boards(entries: Sequence[ResultEntry], verdicts: Mapping[str, Verdict] | None = None, *,
+                 include_registry: bool = True,
+                 expected_fingerprint: Callable[[TaskInfo], str | None] = lambda task: None) -> list[TaskBoards]:
     """Every task's boards, in a fixed order: registry tasks first (registry order), then others by name.
 
-    With ``include_registry`` a registry task without any result still gets an (empty) entry,
-    so the site lists the whole benchmark.
+    ``verdicts`` and ``expected_fingerprint`` (task -> the fingerprint its main ranking must be
+    on): see :func:`build_task_boards`. With ``include_registry`` a registry task without any
+    result still gets an (empty) entry, so the site lists the whole benchmark.
     """
     by_task: dict[str, list[ResultEntry]] = collections.defaultdict(list)
     for entry in entries:
         by_task[entry.task].append(entry)
     names: list[str] = [t.name for t in list_tasks()] if include_registry else []
     names += sorted(n for n in by_task if n not in names)
-    return [build_task_boards(task_info(name, by_task.get(name, [])), by_task.get(name, [])) for name in names]
+    boards = []
+    for name in names:
+        info = task_info(name, by_task.get(name, []))
+        boards.append(build_task_boards(info, by_task.get(name, []), verdicts,
+                                        expected_fingerprint(info) if info.known else None))
+    return boards
 
 
 __all__ = ["Board", "Comparability", "RankedRow", "TaskBoards", "TaskInfo", "build_boards",

@@ -23,7 +23,7 @@ import datetime as _dt
 import functools
 import json
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from importlib import resources
 from pathlib import Path
 from typing import Any, Callable, Iterable, Sequence
@@ -34,6 +34,7 @@ from fetal_bench.errors import FetalBenchError
 from fetal_bench.leaderboard import charts
 from fetal_bench.leaderboard.columns import (
     board_columns, external_links, reproduce_command, row_filter_attrs, score_cell, training_badge,
+    versus_leader_text,
 )
 from fetal_bench.leaderboard.downloads import TableExport, ordered_columns
 from fetal_bench.leaderboard.formatting import fmt_score, fmt_share, fmt_value, metric_label, short_hash
@@ -42,6 +43,7 @@ from fetal_bench.leaderboard.loading import InvalidResult, ResultEntry, load_res
 from fetal_bench.leaderboard.local_paths import redact, redact_text
 from fetal_bench.leaderboard.page import Column, Context, Page, frame, section, sortable_table, table_tools
 from fetal_bench.leaderboard.ranking import Board, RankedRow, TaskBoards, build_boards
+from fetal_bench.leaderboard.result_page import render_result_page
 from fetal_bench.leaderboard.references import Reference, load_references
 from fetal_bench.leaderboard.scores import (
     TRAINING_KINDS, entry_score, group_columns, group_score, is_zero_shot, number, training_kind, worst_and_gap,
@@ -65,6 +67,9 @@ class TaskSummary:
     flagged: int
     invalid: int
     leaders: tuple[str, ...]
+    unverified: int = 0
+    # Ranked results not distinguishable from #1 on paired resamples (the leaders included).
+    indistinguishable: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -78,6 +83,12 @@ class SiteSummary:
     n_valid: int
     invalid: tuple[InvalidResult, ...]
     synthetic: tuple[str, ...]
+    # Result file -> "ranked", "shown apart: <why>" or "refused: <why>", as `leaderboard check` prints.
+    verdicts: tuple[tuple[str, str], ...] = ()
+
+    @property
+    def refused(self) -> tuple[InvalidResult, ...]:
+        return tuple(item for item in self.invalid if item.reason.startswith("refused:"))
 
 
 # --------------------------------------------------------------------------------------------
@@ -227,15 +238,27 @@ def _board_export(board: Board, info_metrics: Sequence[str], group_order: Sequen
     """Every row of a ranking with every number at full precision (the page rounds and collapses)."""
     rows = []
     metrics = [board.metric] + [m for m in info_metrics if m != board.metric]
+    groups = group_columns(board.rows, group_order)  # once per table: it reads every row
     for row in board.rows:
         entry, submission, dataset = row.entry, row.entry.data["submission"], row.entry.data["dataset"]
         record: dict[str, Any] = {"rank": row.rank, "submission": submission["name"], "kind": submission["kind"],
                                   "model": submission.get("model"), "main_score": board.metric}
+        comparison = row.comparison
+        if board.uncertainty:
+            record.update({
+                "rank_range_low": comparison.rank_low if comparison else None,
+                "rank_range_high": comparison.rank_high if comparison else None,
+                "indistinguishable_from_first": comparison.indistinguishable if comparison else None,
+                "difference_from_first": comparison.difference if comparison else None,
+                "difference_ci95_low": comparison.ci95[0] if comparison and comparison.ci95 else None,
+                "difference_ci95_high": comparison.ci95[1] if comparison and comparison.ci95 else None,
+                "versus_first": versus_leader_text(row, board.metric),
+                "uncertainty_method": board.uncertainty})
         present = [m for m in metrics if m in entry.data["scores"]]
         present += sorted(m for m in entry.data["scores"] if m not in present and m != "main_score")
         for metric in present:
             record.update(_score_fields(metric, entry_score(entry, metric)))
-        for column, values in group_columns(board.rows, group_order):
+        for column, values in groups:
             for value in values:
                 record[f"{column}={value} {board.metric}"] = number(
                     (group_score(entry, column, value, board.metric) or {}).get("value"))
@@ -247,9 +270,14 @@ def _board_export(board: Board, info_metrics: Sequence[str], group_order: Sequen
             "code_url": safe_external_url(submission.get("code_url")), "url": safe_external_url(submission.get("url")),
             "task_version": entry.data["task_version"], "dataset": dataset["name"], "config": dataset.get("config"),
             "split": dataset["split"], "revision": dataset["revision"], "fingerprint": dataset["fingerprint"],
-            "predictions_sha256": submission["sha256"], "command": reproduce_command(submission),
+            "submission_sha256": submission["sha256"], "predictions_sha256": submission.get("predictions_sha256"),
+            "verified": row.verdict is not None and row.verdict.status == "verified",
+            "command": reproduce_command(submission),
+            "code_commit": (entry.data.get("environment") or {}).get("fetal_bench_commit"),
             "fetal_bench_version": entry.data["fetal_bench_version"],
-            "created_at": entry.data["created_at"], "result_file": json_paths.get(entry.path)})
+            "created_at": entry.data["created_at"], "result_file": json_paths.get(entry.path),
+            "unverified_reason": None if row.verdict is None or row.verdict.status == "verified"
+            else row.verdict.reason})
         rows.append(record)
     return TableExport(title, ordered_columns(rows), tuple(rows))
 
@@ -264,7 +292,13 @@ def _ranking_section(page: Page, boards: TaskBoards) -> Markup:
             el("code", short_hash(key.fingerprint)), "), split ", el("code", key.split),
             ". Ranked by ", metric_label(board.metric), ", ",
             "higher is better" if board.higher_is_better else "lower is better",
-            "; equal scores share a rank. Click a column header to sort; click again to reverse."]
+            "; equal scores share a rank. Every result here was scored again by this build from its "
+            "predictions."]
+    if board.uncertainty:
+        tied = [r.entry.name for r in board.rows if r.comparison and r.comparison.indistinguishable and r.rank != 1]
+        lead += [" Uncertainty: ", board.uncertainty, ". ",
+                 el("strong", f"Not distinguishable from #1: {', '.join(tied)}." if tied else
+                    "Every other result is behind #1 beyond the interval." if len(board.rows) > 1 else "")]
     export = _board_export(board, info.metrics, info.group_by, page.ctx.json_paths, f"{info.name} ranking")
     return section("Ranking", sortable_table(page, "main", columns, board.rows,
                                       caption=f"{info.name} ranking by {metric_label(board.metric)}",
@@ -287,6 +321,36 @@ def _variant_section(page: Page, boards: TaskBoards, index: int, board: Board) -
                caption=f"{info.name}: {board.label} (not comparable with the main ranking)",
                row_attrs=lambda r: row_filter_attrs(r.entry), export=export),
     ], class_="variant", id=table_id)
+
+
+def _unverified_section(page: Page, boards: TaskBoards) -> Markup:
+    """Results that could not be scored again here: never ranked, each with the reason."""
+    info = boards.task
+    rows = boards.unverified
+
+    def main_cell(r: RankedRow) -> Markup:
+        metric = r.entry.main_score
+        return el("td", [metric_label(metric), ": ", fmt_score(entry_score(r.entry, metric), metric)], class_="num")
+
+    def name_cell(r: RankedRow) -> Markup:
+        link = page.ctx.result_pages.get(r.entry.path)
+        return el("td", el("a", r.entry.name, href=page.link(link)) if link else r.entry.name, class_="sub")
+
+    columns = [Column("Submission", name_cell, lambda r: r.entry.name.casefold()),
+               Column("Main score as the file reports it", main_cell, None),
+               Column("Why it is not ranked", lambda r: el("td", r.verdict.reason if r.verdict else "not checked",
+                                                           class_="reason"), None)]
+    records = [{"submission": r.entry.name, "task_version": r.entry.data["task_version"],
+                "main_score": r.entry.main_score, "reported_value": (entry_score(r.entry, r.entry.main_score)
+                                                                     or {}).get("value"),
+                "reason": r.verdict.reason if r.verdict else None, "result_file": page.ctx.json_paths.get(r.entry.path)}
+               for r in rows]
+    export = TableExport(f"{info.name}, unverified results", ordered_columns(records), tuple(records))
+    table = sortable_table(page, "unverified", columns, rows, flagged=True,
+                           caption=f"{info.name}: unverified results (not ranked)", export=export)
+    return section("Unverified (not ranked)", table, id_="unverified", class_="variant",
+                   lead="These files could not be scored again by this build, so their numbers are only what the "
+                        "files say: they are listed, never ranked.")
 
 
 def _reference_metrics(info_metrics: Sequence[str], main: str, references: Sequence[Reference]) -> list[str]:
@@ -363,13 +427,13 @@ def render_task_page(page: Page, boards: TaskBoards, invalid: Sequence[InvalidRe
         body.append(el("p", "This task is not in this fetal-bench's task registry; what is shown comes from its "
                             "result files.", class_="notice"))
     body.append(_task_meta(boards))
-    if (boards.main and boards.main.rows) or boards.variants or references:
+    if (boards.main and boards.main.rows) or boards.variants or boards.unverified or references:
         body.append(_filter_box(row_filters=True))
     if boards.main and boards.main.rows:
         body.append(_ranking_section(page, boards))
     else:
         body.append(section("Ranking", el("p", [
-            "No comparable results yet. " if boards.variants else "No results yet. ",
+            "No comparable verified results yet. " if boards.variants or boards.unverified else "No results yet. ",
             "See ", el("a", "how to submit", href=SUBMIT_URL), "."], class_="empty"), id_="ranking"))
     if references:
         body.append(_reference_section(page, boards, references))
@@ -384,6 +448,8 @@ def render_task_page(page: Page, boards: TaskBoards, invalid: Sequence[InvalidRe
             body.append(section("Charts", *figures, id_="charts"))
     for index, board in enumerate(boards.variants, start=1):
         body.append(_variant_section(page, boards, index, board))
+    if boards.unverified:
+        body.append(_unverified_section(page, boards))
     if invalid:
         body.append(section("Invalid result files", _invalid_table(page, invalid, with_task=False), class_="invalid",
                              id_="invalid", lead="These files failed validation and are not shown in any ranking."))
@@ -401,12 +467,15 @@ def _leaders(board: Board | None) -> list[RankedRow]:
 def render_index(page: Page, all_boards: Sequence[TaskBoards], invalid: Sequence[InvalidResult],
                  synthetic: Sequence[tuple[SyntheticDataset, str]], n_valid: int) -> str:
     n_flagged = sum(len(v.rows) for b in all_boards for v in b.variants)
-    with_results = sum(1 for b in all_boards if b.main or b.variants)
+    n_unverified = sum(len(b.unverified) for b in all_boards)
+    n_ranked = sum(len(b.main.rows) for b in all_boards if b.main)
+    with_results = sum(1 for b in all_boards if b.main or b.variants or b.unverified)
     stats = el("ul", [
         el("li", [el("strong", str(with_results)), f" of {len(all_boards)} tasks with results"]),
-        el("li", [el("strong", str(n_valid)), " valid result files"]),
-        el("li", [el("strong", str(n_flagged)), " shown apart as not comparable"]),
-        el("li", [el("strong", str(len(invalid))), " invalid"], class_="bad" if invalid else None),
+        el("li", [el("strong", str(n_ranked)), " verified and ranked"]),
+        el("li", [el("strong", str(n_flagged)), " verified, shown apart as not comparable"]),
+        el("li", [el("strong", str(n_unverified)), " unverified (not ranked)"]),
+        el("li", [el("strong", str(len(invalid))), " invalid or refused"], class_="bad" if invalid else None),
     ], class_="stats")
 
     # The same sortable table as the task pages, with one row per task (a TaskBoards).
@@ -428,7 +497,7 @@ def render_index(page: Page, all_boards: Sequence[TaskBoards], invalid: Sequence
         return len(b.main.rows) if b.main else 0
 
     def n_apart(b: TaskBoards) -> int:
-        return sum(len(v.rows) for v in b.variants)
+        return sum(len(v.rows) for v in b.variants) + len(b.unverified)
 
     columns = [
         Column("Task", task_cell, lambda b: b.task.name),
@@ -437,16 +506,18 @@ def render_index(page: Page, all_boards: Sequence[TaskBoards], invalid: Sequence
         Column("Leader", _leader_cell, lambda b: ", ".join(x.entry.name for x in _leaders(b.main)) or None),
         Column("Best score", _best_cell, best_value, "desc", numeric=True),
         Column("Ranked", lambda b: el("td", str(n_ranked(b)), class_="num"), n_ranked, "desc", numeric=True),
-        Column("Not comparable", lambda b: el("td", str(n_apart(b)), class_="num"), n_apart, "desc", numeric=True),
+        Column("Shown apart", lambda b: el("td", str(n_apart(b)), class_="num"), n_apart, "desc", numeric=True,
+               title="Results not in the ranking: not comparable with it, or not verified"),
         Column("Dataset", lambda b: el("td", [b.task.dataset or "—", " @ ", el("code", b.task.revision or "?")]),
                lambda b: b.task.dataset),
     ]
     body: list[Any] = [
         el("h1", "fetal-bench leaderboard"),
-        el("p", ["Fetal ultrasound benchmark results. Every result file is validated against the result schema; "
-                 "only results on the same task version, dataset revision and dataset content are ranked "
-                 "together, and the rest are shown apart, flagged. Scores carry 95% bootstrap intervals "
-                 "resampled over patients or subjects. ",
+        el("p", ["Fetal ultrasound benchmark results. A result is ranked only when this build scored its "
+                 "predictions again and got the file's numbers, on the task's current version and the dataset "
+                 "content its catalog pins; the rest are shown apart, with the reason. Scores carry 95% bootstrap "
+                 "intervals resampled over patients or subjects, and each ranking says which results are not "
+                 "distinguishable from #1 on paired resamples. ",
                  el("a", "How to submit", href=SUBMIT_URL), "."], class_="description"),
         stats,
         _filter_box(),
@@ -475,7 +546,9 @@ def _tasks_export(all_boards: Sequence[TaskBoards]) -> TableExport:
                                   "leader": ", ".join(r.entry.name for r in leaders) or None}
         record.update(_score_fields("best", best))
         record.update({"ranked": len(b.main.rows) if b.main else 0,
+                       "not_distinguishable_from_first": ", ".join(_indistinguishable(b.main)) or None,
                        "not_comparable": sum(len(v.rows) for v in b.variants),
+                       "unverified": len(b.unverified),
                        "dataset": b.task.dataset, "revision": b.task.revision})
         rows.append(record)
     return TableExport("fetal-bench tasks", ordered_columns(rows), tuple(rows))
@@ -498,12 +571,24 @@ def _synthetic_section(page: Page, synthetic: Sequence[tuple[SyntheticDataset, s
         class_="plain-table"), class_="table-wrap fit"), id_="synthetic")
 
 
+def _indistinguishable(board: Board | None) -> list[str]:
+    """Ranked results not distinguishable from #1 on paired resamples (#1 itself excluded)."""
+    if board is None:
+        return []
+    return [r.entry.name for r in board.rows if r.comparison and r.comparison.indistinguishable and r.rank != 1]
+
+
 def _leader_cell(boards: TaskBoards) -> Markup:
     leaders = _leaders(boards.main)
     if not leaders:
-        return el("td", "no comparable results yet" if boards.variants else "no results yet", class_="muted")
+        return el("td", "no ranked results yet" if boards.variants or boards.unverified else "no results yet",
+                  class_="muted")
     names = join([el("span", r.entry.name, class_="sub-name") for r in leaders], ", ")
-    return el("td", [names, el("span", " (tie)", class_="muted") if len(leaders) > 1 else None])
+    close = _indistinguishable(boards.main)
+    close = [n for n in close if n not in {r.entry.name for r in leaders}]
+    return el("td", [names, el("span", " (tie)", class_="muted") if len(leaders) > 1 else None,
+                     el("div", f"not distinguishable from #1: {', '.join(close)}", class_="sub-desc")
+                     if close else None])
 
 
 def _best_cell(boards: TaskBoards) -> Markup:
@@ -586,11 +671,13 @@ def _json_copy_paths(entries: Iterable[ResultEntry]) -> dict[str, str]:
     return paths
 
 
-def _check_output(results_dir: Path, out_dir: Path) -> None:
-    results, out = results_dir.resolve(), out_dir.resolve()
-    if out == results or out in results.parents or results in out.parents:
-        raise FetalBenchError(f"--out {out_dir} and --results {results_dir} overlap.",
-                              "Write the site to a separate folder, e.g. --out site.")
+def _check_output(results_dirs: Sequence[Path], out_dir: Path) -> None:
+    out = out_dir.resolve()
+    for results_dir in results_dirs:
+        results = results_dir.resolve()
+        if out == results or out in results.parents or results in out.parents:
+            raise FetalBenchError(f"--out {out_dir} and --results {results_dir} overlap.",
+                                  "Write the site to a separate folder, e.g. --out site.")
     if out.exists():
         if not out.is_dir():
             raise FetalBenchError(f"--out {out_dir} exists and is not a folder.", "Choose another --out.")
@@ -618,21 +705,81 @@ def _site_copy(entry: ResultEntry) -> bytes:
     return (json.dumps(cleaned, indent=2, ensure_ascii=False) + "\n").encode("utf-8")
 
 
-def render_site(results_dir: str | os.PathLike, *, synthetic_dirs: Sequence[str | os.PathLike] = (),
+# A predictions file is copied into the site (linked from its result's page) up to this size.
+MAX_PUBLISHED_PREDICTIONS_BYTES = 64 * 1024 * 1024
+
+
+def _results_folders(results_dirs) -> list[Path]:
+    folders = [Path(results_dirs)] if isinstance(results_dirs, (str, os.PathLike)) else [Path(d) for d in results_dirs]
+    if not folders:
+        raise FetalBenchError("No --results folder given.", "Pass --results leaderboard/results (repeatable).")
+    for folder in folders:
+        if not folder.is_dir():
+            raise FetalBenchError(f"--results {folder} is not a folder.",
+                                  "Point it at a folder of result JSON files, e.g. leaderboard/results.")
+    return folders
+
+
+def default_predictions(results_dirs: Sequence[Path]) -> list[Path]:
+    """Where predictions are looked for by default: each results folder and its sibling ``predictions/``
+    (the layout of ``leaderboard/``: ``results/`` beside ``predictions/``)."""
+    found = []
+    for folder in results_dirs:
+        found.append(folder)
+        sibling = folder.parent / "predictions"
+        if sibling.is_dir() and not sibling.is_symlink():
+            found.append(sibling)
+    return found
+
+
+def _verdict_line(status: str, reason: str) -> str:
+    return {"verified": "ranked", "refused": f"refused ({reason})"}.get(status, f"shown apart ({reason})")
+
+
+def _check_lines(all_boards: Sequence[TaskBoards], verdicts: dict, invalid: Sequence[InvalidResult]) -> list:
+    """Per result file what `leaderboard check` says: ranked, shown apart (why) or refused (why)."""
+    lines: dict[str, str] = {}
+    for boards in all_boards:
+        for row in boards.main.rows if boards.main else ():
+            lines[row.entry.path] = "ranked" if row.rank is not None else "shown apart (its main score is null)"
+        for board in boards.variants:
+            for row in board.rows:
+                lines[row.entry.path] = f"shown apart (verified, not comparable: {'; '.join(board.reasons)})"
+        for row in boards.unverified:
+            lines[row.entry.path] = _verdict_line("unverified", row.verdict.reason if row.verdict else "not checked")
+    for item in invalid:
+        lines[item.path] = item.reason if item.reason.startswith("refused") else f"refused (invalid: {item.reason})"
+    return sorted(lines.items())
+
+
+def render_site(results_dirs: str | os.PathLike | Sequence[str | os.PathLike], *,
+                predictions: Sequence[str | os.PathLike] = (), data: dict[str, str | os.PathLike] | None = None,
+                verify: bool = True, synthetic_dirs: Sequence[str | os.PathLike] = (),
                 build_timestamp: _dt.datetime | None = None,
                 references_path: str | os.PathLike | None = None) -> tuple[dict[str, bytes], SiteSummary]:
     """Render every file of the site in memory: ``{relative path: bytes}`` and a summary (``out_dir`` unset).
 
+    ``results_dirs``: one or more folders of result files, merged (the same predictions twice
+    are refused, the one submitted first kept). Each result is verified (:mod:`.verify`) against
+    the predictions under ``predictions`` and by default under each results folder and its
+    sibling ``predictions/``; ``data`` maps a dataset name to a local build or Hub id to score
+    on. ``verify=False`` ranks nothing (every result unverified), for a quick look.
     ``references_path``: the published reference results to show (default: the shipped
     ``references.json``); an invalid file is an error, as it is ours, not a submission.
     """
-    results_dir = Path(results_dir)
-    if not results_dir.is_dir():
-        raise FetalBenchError(f"--results {results_dir} is not a folder.",
-                              "Point it at the folder of result JSON files, e.g. leaderboard/results.")
-    loaded = load_results(results_dir)
+    from fetal_bench.leaderboard.verify import Verifier, verify_all
+
+    folders = _results_folders(results_dirs)
+    loaded = load_results(folders)
     references = load_references(references_path)
-    all_boards = build_boards(loaded.entries)
+    verifier = Verifier([*default_predictions(folders), *predictions], data) if verify else None
+    verdicts, refused = verify_all(loaded.entries, verifier)
+    refused_paths = {item.path for item in refused}
+    entries = [e for e in loaded.entries if e.path not in refused_paths]
+    invalid = tuple(sorted([*loaded.invalid, *refused], key=lambda item: item.path))
+    with_verified = {e.task for e in entries if verdicts[e.path].status == "verified"}
+    all_boards = build_boards(entries, verdicts, expected_fingerprint=lambda info: (
+        verifier.expected_fingerprint(info.name) if verifier is not None and info.name in with_verified else None))
 
     task_pages: dict[str, str] = {}
     for boards in all_boards:
@@ -658,14 +805,17 @@ def render_site(results_dir: str | os.PathLike, *, synthetic_dirs: Sequence[str 
     if build_timestamp is not None:
         stamp = build_timestamp.astimezone(_dt.timezone.utc).isoformat(timespec="seconds").replace("+00:00", "Z")
         footer_parts += [" on ", el("time", stamp, datetime=stamp)]
-    footer_parts += [". Scores are as the result files report them; ", el("a", "how to submit", href=SUBMIT_URL), "."]
-    ctx = Context(json_paths=_json_copy_paths(loaded.entries), task_pages=task_pages, nav=tuple(nav),
-                   footer=join(footer_parts))
+    footer_parts += [". Ranked scores were computed again by this build from each result's predictions; "
+                     if verify else ". This build did not verify results, so it ranks none; ",
+                     el("a", "how to submit", href=SUBMIT_URL), "."]
+    json_paths = _json_copy_paths(entries)
+    ctx = Context(json_paths=json_paths, task_pages=task_pages, nav=tuple(nav), footer=join(footer_parts),
+                  result_pages={path: target[:-len(".json")] + ".html" for path, target in json_paths.items()})
 
     files: dict[str, bytes] = {MARKER: b"A generated fetal-bench leaderboard site; rebuilds replace it.\n",
                                "assets/style.css": _asset("style.css"), "assets/app.js": _asset("app.js")}
     invalid_by_task: dict[str, list[InvalidResult]] = {}
-    for item in loaded.invalid:
+    for item in invalid:
         if item.task:
             invalid_by_task.setdefault(item.task, []).append(item)
     summaries = []
@@ -676,28 +826,56 @@ def render_site(results_dir: str | os.PathLike, *, synthetic_dirs: Sequence[str 
         files[path] = render_task_page(Page(path, ctx), boards, task_invalid, task_references).encode("utf-8")
         summaries.append(TaskSummary(boards.task.name, path, len(boards.main.rows) if boards.main else 0,
                                      sum(len(v.rows) for v in boards.variants), len(task_invalid),
-                                     tuple(r.entry.name for r in _leaders(boards.main))))
+                                     tuple(r.entry.name for r in _leaders(boards.main)), len(boards.unverified),
+                                     tuple(r.entry.name for r in _leaders(boards.main))
+                                     + tuple(_indistinguishable(boards.main))))
+    files.update(_result_pages(ctx, all_boards))
     for dataset, path in synthetic:
         grid_name = None
         if dataset.grid_png:
             grid_name = Path(path).stem + "-samples.png"
             files[f"synthetic/{grid_name}"] = dataset.grid_png
         files[path] = render_synthetic_page(Page(path, ctx), dataset, grid_name).encode("utf-8")
-    for entry in loaded.entries:
+    for entry in entries:
         files[ctx.json_paths[entry.path]] = _site_copy(entry)
-    files["index.html"] = render_index(Page("index.html", ctx), all_boards, loaded.invalid, synthetic,
-                                       len(loaded.entries)).encode("utf-8")
+    files["index.html"] = render_index(Page("index.html", ctx), all_boards, invalid, synthetic,
+                                       len(entries)).encode("utf-8")
     files.update(ctx.downloads)
-    summary = SiteSummary(Path(), Path("index.html"), tuple(sorted(files)), tuple(summaries), len(loaded.entries),
-                          loaded.invalid, tuple(d.name for d, _ in synthetic))
+    summary = SiteSummary(Path(), Path("index.html"), tuple(sorted(files)), tuple(summaries), len(entries),
+                          invalid, tuple(d.name for d, _ in synthetic),
+                          tuple(_check_lines(all_boards, verdicts, invalid)))
     return files, summary
 
 
-def build_site(results_dir: str | os.PathLike, out_dir: str | os.PathLike, *,
-               synthetic_dirs: Sequence[str | os.PathLike] = (),
+def _result_pages(ctx: Context, all_boards: Sequence[TaskBoards]) -> dict[str, bytes]:
+    """Each result's own page, and a copy of the predictions it was verified on (size permitting)."""
+    files: dict[str, bytes] = {}
+    for boards in all_boards:
+        placed = [(row, None) for row in (boards.main.rows if boards.main else ())]
+        placed += [(row, board.label) for board in boards.variants for row in board.rows]
+        placed += [(row, None) for row in boards.unverified]
+        for row, label in placed:
+            path = ctx.result_pages[row.entry.path]
+            page = Page(path, ctx)
+            predictions_link = None
+            source = row.verdict.predictions if row.verdict is not None else None
+            if source is not None and source.is_file() and source.stat().st_size <= MAX_PUBLISHED_PREDICTIONS_BYTES:
+                target = f"predictions/{row.entry.data['submission'].get('predictions_sha256') or row.entry.data['submission']['sha256']}{source.suffix}"
+                files[target] = source.read_bytes()
+                predictions_link = page.link(target)
+            files[path] = render_result_page(page, row, board_label=label,
+                                             json_link=page.link(ctx.json_paths[row.entry.path]),
+                                             predictions_link=predictions_link).encode("utf-8")
+    return files
+
+
+def build_site(results_dirs: str | os.PathLike | Sequence[str | os.PathLike], out_dir: str | os.PathLike, *,
+               predictions: Sequence[str | os.PathLike] = (), data: dict[str, str | os.PathLike] | None = None,
+               verify: bool = True, synthetic_dirs: Sequence[str | os.PathLike] = (),
                build_timestamp: _dt.datetime | None | bool = None,
                references_path: str | os.PathLike | None = None) -> SiteSummary:
-    """Build the leaderboard site from the result files in ``results_dir`` into ``out_dir``.
+    """Build the leaderboard site from the result files in ``results_dirs`` into ``out_dir``
+    (``predictions``, ``data``, ``verify``: see :func:`render_site`).
 
     The whole site is rendered in memory, written into a temporary sibling folder and only then
     swapped in for ``out_dir``: a failed build leaves the previous site as it was, and a reader
@@ -707,21 +885,21 @@ def build_site(results_dir: str | os.PathLike, out_dir: str | os.PathLike, *,
     ``SOURCE_DATE_EPOCH`` where set); ``None``/``False`` for none, which makes the output a pure
     function of the inputs (same files in, same bytes out).
     """
-    results_dir, out_dir = Path(results_dir), Path(out_dir)
-    _check_output(results_dir, out_dir)
+    folders, out_dir = _results_folders(results_dirs), Path(out_dir)
+    _check_output(folders, out_dir)
     if build_timestamp is True:
         build_timestamp = _source_date() or _dt.datetime.now(_dt.timezone.utc).replace(microsecond=0)
     elif build_timestamp is False:
         build_timestamp = None
-    files, summary = render_site(results_dir, synthetic_dirs=synthetic_dirs, build_timestamp=build_timestamp,
+    files, summary = render_site(folders, predictions=predictions, data=data, verify=verify,
+                                 synthetic_dirs=synthetic_dirs, build_timestamp=build_timestamp,
                                  references_path=references_path)
     with atomic_directory(out_dir, overwrite=True) as tmp:
         for relative, data in files.items():
             target = tmp / relative
             target.parent.mkdir(parents=True, exist_ok=True)
             target.write_bytes(data)
-    return SiteSummary(out_dir, out_dir / "index.html", summary.files, summary.tasks, summary.n_valid,
-                       summary.invalid, summary.synthetic)
+    return replace(summary, out_dir=out_dir, index=out_dir / "index.html")
 
 
 __all__ = ["MARKER", "SiteSummary", "TaskSummary", "build_site", "render_site"]

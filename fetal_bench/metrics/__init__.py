@@ -10,7 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from fetal_bench.metrics.bootstrap import bootstrap_ci, bootstrap_mean_ci
+from fetal_bench.metrics.bootstrap import bootstrap_ci, bootstrap_mean_ci, bootstrap_replicates
 from fetal_bench.metrics.classification import (
     accuracy,
     auc,
@@ -56,6 +56,7 @@ __all__ = [
     "balanced_accuracy",
     "bootstrap_ci",
     "bootstrap_mean_ci",
+    "bootstrap_replicates",
     "confusion_matrix",
     "dice",
     "ece",

@@ -9,8 +9,20 @@ Both functions draw the same cluster indices for the same (seed, number of clust
 n_resamples), so :func:`bootstrap_mean_ci` is a fast path of :func:`bootstrap_ci` for means:
 they give the same interval up to floating-point rounding.
 
-Interval: the percentile interval, the ``(1 - confidence) / 2`` and ``(1 + confidence) / 2``
-quantiles (``numpy.quantile``, linear interpolation) of the resampled statistics.
+Intervals (``method``):
+
+- ``percentile``: the ``(1 - confidence) / 2`` and ``(1 + confidence) / 2`` quantiles
+  (``numpy.quantile``, linear interpolation) of the resampled statistics.
+- ``bias_shifted``: the same quantiles after shifting every replicate by the bootstrap estimate
+  of bias, ``mean(replicates) - estimate`` (Efron & Tibshirani, *An Introduction to the
+  Bootstrap*, 1993, ch. 10, estimate bias this way). For a statistic that resampling inflates
+  (ECE), the percentile interval can lie wholly above the estimate it is meant to describe; the
+  shifted interval is centred where the estimate is, and holds it whenever the replicates' mean
+  lies within their own central interval. BCa is no remedy here: with every replicate above the
+  estimate its bias correction is infinite.
+
+:func:`bootstrap_replicates` draws the same resamples for several statistics at once (paired
+replicates), which is what comparing two submissions on the same images needs.
 """
 
 from __future__ import annotations
@@ -20,7 +32,8 @@ from collections.abc import Callable, Iterator, Sequence
 
 import numpy as np
 
-__all__ = ["MAX_SKIPPED_FRACTION", "bootstrap_ci", "bootstrap_mean_ci"]
+__all__ = ["INTERVAL_METHODS", "MAX_SKIPPED_FRACTION", "bootstrap_ci", "bootstrap_mean_ci", "bootstrap_replicates",
+           "interval_from_replicates"]
 
 # A resample on which the statistic is not computable (None/NaN, e.g. an AUC on a resample with
 # one class) is skipped; beyond this fraction the interval would describe a biased subset of
@@ -31,10 +44,17 @@ MAX_SKIPPED_FRACTION = 0.10
 # sets while keeping the random stream identical between the generic and the fast path.
 _BLOCK_ELEMENTS = 1 << 22
 
+INTERVAL_METHODS = ("percentile", "bias_shifted")
 
-def _check_settings(n_resamples: object, confidence: object) -> tuple[int, float]:
+
+def _check_resamples(n_resamples: object) -> int:
     if isinstance(n_resamples, bool) or not isinstance(n_resamples, (int, np.integer)) or n_resamples < 1:
         raise ValueError(f"n_resamples must be a positive integer, got {n_resamples!r}")
+    return int(n_resamples)
+
+
+def _check_settings(n_resamples: object, confidence: object) -> tuple[int, float]:
+    n_resamples = _check_resamples(n_resamples)
     if isinstance(confidence, bool) or not isinstance(confidence, (int, float, np.floating)) \
             or not 0.0 < float(confidence) < 1.0:
         raise ValueError(f"confidence must be a number strictly between 0 and 1, got {confidence!r}")
@@ -69,10 +89,84 @@ def _draw_blocks(rng: np.random.Generator, n_clusters: int, n_resamples: int) ->
         yield rng.integers(0, n_clusters, size=(min(per_block, n_resamples - start), n_clusters))
 
 
-def _interval(statistics: np.ndarray, confidence: float) -> tuple[float, float]:
+def interval_from_replicates(replicates: np.ndarray, confidence: float = 0.95, *, method: str = "percentile",
+                             estimate: float | None = None) -> tuple[float, float]:
+    """The interval of ``method`` (see the module text) from finite bootstrap ``replicates``.
+
+    ``estimate`` (the statistic on the whole data) is needed by ``bias_shifted``.
+    """
+    if method not in INTERVAL_METHODS:
+        raise ValueError(f"method must be one of {INTERVAL_METHODS}, got {method!r}")
     tail = (1.0 - confidence) / 2.0
-    low, high = np.quantile(statistics, [tail, 1.0 - tail])
+    values = np.asarray(replicates, dtype=np.float64)
+    if method == "bias_shifted":
+        if estimate is None:
+            raise ValueError("the bias_shifted interval needs the estimate")
+        values = values - (values.mean() - float(estimate))
+    low, high = np.quantile(values, [tail, 1.0 - tail])
     return float(low), float(high)
+
+
+def _interval(statistics: np.ndarray, confidence: float) -> tuple[float, float]:
+    return interval_from_replicates(statistics, confidence)
+
+
+def _row_resamples(codes: np.ndarray, n_clusters: int, n_resamples: int, seed: int,
+                   trivial: bool) -> Iterator[np.ndarray]:
+    """Row indices of each resample: whole clusters drawn with replacement (see the module text)."""
+    if not trivial:
+        # Rows grouped by cluster: cluster g owns order[starts[g] : starts[g] + sizes[g]].
+        order = np.argsort(codes, kind="stable")
+        sizes = np.bincount(codes, minlength=n_clusters)
+        starts = np.cumsum(sizes) - sizes
+    rng = np.random.default_rng(seed)
+    for block in _draw_blocks(rng, n_clusters, n_resamples):
+        for drawn in block:
+            if trivial:
+                yield drawn
+                continue
+            lengths = sizes[drawn]
+            # Concatenate the drawn clusters' row ranges without a Python loop.
+            shift = np.repeat(starts[drawn] - (np.cumsum(lengths) - lengths), lengths)
+            yield order[np.arange(lengths.sum()) + shift]
+
+
+def _check_n(n: object) -> int:
+    if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 1:
+        raise ValueError(f"n must be a positive integer, got {n!r}")
+    return int(n)
+
+
+def bootstrap_replicates(
+    statistics: Sequence[Callable[[np.ndarray], float | None]],
+    n: int,
+    *,
+    clusters: Sequence | np.ndarray | None = None,
+    n_resamples: int = 1000,
+    seed: int = 0,
+) -> np.ndarray:
+    """Each statistic on the same cluster resamples: an array of shape ``(len(statistics), n_resamples)``.
+
+    Paired: resample ``b`` is the same rows for every statistic, so row differences compare two
+    submissions on identical images. A statistic that is not computable on a resample gives NaN
+    there. The resamples are those :func:`bootstrap_ci` draws for the same ``seed``. With fewer
+    than two clusters there is nothing to resample: every replicate is NaN.
+    """
+    if any(not callable(statistic) for statistic in statistics):
+        raise ValueError("statistics must be callables taking an index array")
+    n = _check_n(n)
+    n_resamples = _check_resamples(n_resamples)
+    codes = _cluster_codes(clusters, n)
+    n_clusters = int(codes.max()) + 1
+    out = np.full((len(statistics), n_resamples), np.nan)
+    if n_clusters < 2:
+        return out
+    for b, rows in enumerate(_row_resamples(codes, n_clusters, n_resamples, seed, clusters is None)):
+        for i, statistic in enumerate(statistics):
+            value = statistic(rows)
+            if value is not None and math.isfinite(float(value)):
+                out[i, b] = float(value)
+    return out
 
 
 def bootstrap_ci(
@@ -83,12 +177,15 @@ def bootstrap_ci(
     n_resamples: int = 1000,
     seed: int = 0,
     confidence: float = 0.95,
+    method: str = "percentile",
+    estimate: float | None = None,
 ) -> tuple[float | None, float | None]:
-    """Percentile bootstrap interval of ``statistic`` over ``n`` samples.
+    """Bootstrap interval of ``statistic`` over ``n`` samples (``method``: see the module text).
 
     ``statistic(rows)`` receives an int array of row indices into the n samples (with repeats)
     and returns the score on those rows, or None (or NaN) when it is not computable there.
     Resamples are drawn with ``numpy.random.default_rng(seed)`` (deterministic per seed).
+    ``estimate``: the statistic on all rows, for ``bias_shifted`` (computed when not given).
 
     Returns ``(None, None)`` when there are fewer than two clusters (every resample would be the
     data itself, a zero-width interval that claims false certainty) or when more than
@@ -96,39 +193,20 @@ def bootstrap_ci(
     """
     if not callable(statistic):
         raise ValueError("statistic must be a callable taking an index array")
-    if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 1:
-        raise ValueError(f"n must be a positive integer, got {n!r}")
+    n = _check_n(n)
     n_resamples, confidence = _check_settings(n_resamples, confidence)
-    codes = _cluster_codes(clusters, int(n))
-    n_clusters = int(codes.max()) + 1
-    if n_clusters < 2:
+    if method not in INTERVAL_METHODS:
+        raise ValueError(f"method must be one of {INTERVAL_METHODS}, got {method!r}")
+    # With fewer than two clusters every replicate is NaN, so the interval is (None, None) below.
+    replicates = bootstrap_replicates([statistic], n, clusters=clusters, n_resamples=n_resamples, seed=seed)[0]
+    finite = replicates[np.isfinite(replicates)]
+    if n_resamples - finite.size > MAX_SKIPPED_FRACTION * n_resamples:
         return None, None
-    trivial = clusters is None
-    if not trivial:
-        # Rows grouped by cluster: cluster g owns order[starts[g] : starts[g] + sizes[g]].
-        order = np.argsort(codes, kind="stable")
-        sizes = np.bincount(codes, minlength=n_clusters)
-        starts = np.cumsum(sizes) - sizes
-    rng = np.random.default_rng(seed)
-    values: list[float] = []
-    skipped = 0
-    for block in _draw_blocks(rng, n_clusters, n_resamples):
-        for drawn in block:
-            if trivial:
-                rows = drawn
-            else:
-                lengths = sizes[drawn]
-                # Concatenate the drawn clusters' row ranges without a Python loop.
-                shift = np.repeat(starts[drawn] - (np.cumsum(lengths) - lengths), lengths)
-                rows = order[np.arange(lengths.sum()) + shift]
-            value = statistic(rows)
-            if value is None or not math.isfinite(float(value)):
-                skipped += 1
-            else:
-                values.append(float(value))
-    if skipped > MAX_SKIPPED_FRACTION * n_resamples:
-        return None, None
-    return _interval(np.asarray(values), confidence)
+    if method == "bias_shifted" and estimate is None:
+        estimate = statistic(np.arange(n))
+        if estimate is None or not math.isfinite(float(estimate)):
+            return None, None
+    return interval_from_replicates(finite, confidence, method=method, estimate=estimate)
 
 
 def bootstrap_mean_ci(

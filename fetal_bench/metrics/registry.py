@@ -17,6 +17,12 @@ class MetricSpec:
     bootstrapped with :func:`fetal_bench.metrics.bootstrap_mean_ci`, or their ``median``,
     bootstrapped with :func:`fetal_bench.metrics.bootstrap_ci`); otherwise it is computed on
     the whole set.
+    ``interval``: how its 95% interval is read off the bootstrap replicates. ``percentile`` for
+    statistics whose replicates centre on the estimate; ``bias_shifted`` for statistics that are
+    biased under resampling (ECE sums absolute per-bin gaps, which grow with noise; a resample holds
+    fewer distinct images, so its replicates sit above the estimate and the percentile interval can
+    exclude it). See
+    :func:`fetal_bench.metrics.bootstrap.bootstrap_ci`.
     """
 
     name: str
@@ -27,6 +33,7 @@ class MetricSpec:
     unit: str | None
     description: str
     aggregate: Literal["mean", "median"] = "mean"
+    interval: Literal["percentile", "bias_shifted"] = "percentile"
 
 
 _SPECS = (
@@ -43,7 +50,8 @@ _SPECS = (
     MetricSpec("auc_ovr_hard", "classification", "labels", True, False, None,
                "FU-LoRA's AUC: one-vs-rest ROC AUC of the binarised argmax prediction, averaged over the classes present."),
     MetricSpec("ece", "classification", "proba", False, False, None,
-               "Expected calibration error of the top-class confidence, 15 equal-width bins."),
+               "Expected calibration error of the top-class confidence, 15 equal-width bins.",
+               interval="bias_shifted"),
     MetricSpec("f1", "classification", "labels", True, False, None,
                "F1 of the task's positive class, 2TP/(2TP+FP+FN) (binary tasks)."),
     MetricSpec("precision", "classification", "labels", True, False, None,

@@ -53,10 +53,22 @@ class TaskKind:
     def write_predictions(self, path, truth, submission) -> None:
         raise NotImplementedError
 
+    def per_image_values(self, task: Task, truth, submission) -> dict[str, Any]:
+        """Per-image metric values (metric -> array over ``truth.ids``) for metrics that average
+        per image; empty for a kind whose metrics are computed on the whole set."""
+        return {}
+
     def score(self, task: Task, truth, submission, boot, *,
-              on_phase: Callable[[str], None] = lambda phase: None) -> dict[str, Any]:
+              on_phase: Callable[[str], None] = lambda phase: None, per_image: dict | None = None) -> dict[str, Any]:
         """The result file's score blocks (``scores``, ``groups`` and the kind's extras);
-        ``on_phase(name)`` is called as each phase ends (the harness times them)."""
+        ``on_phase(name)`` is called as each phase ends (the harness times them). ``per_image``:
+        :meth:`per_image_values`, where the caller has them already."""
+        raise NotImplementedError
+
+    def statistic(self, task: Task, truth, submission, metric: str,
+                  per_image: dict | None = None) -> Callable[[Any], float | None]:
+        """``metric`` of ``submission`` as a function of row indices into ``truth``: what a paired
+        bootstrap evaluates on each resample (the leaderboard's comparison of two submissions)."""
         raise NotImplementedError
 
     def __repr__(self) -> str:
@@ -105,7 +117,7 @@ class ClassificationKind(TaskKind):
         write_classification_predictions(path, truth.ids, submission)
 
     def score(self, task: Task, truth, submission, boot, *,
-              on_phase: Callable[[str], None] = lambda phase: None) -> dict[str, Any]:
+              on_phase: Callable[[str], None] = lambda phase: None, per_image: dict | None = None) -> dict[str, Any]:
         import numpy as np
 
         from fetal_bench.evaluation import scoring
@@ -124,6 +136,13 @@ class ClassificationKind(TaskKind):
         }
         on_phase("scores")
         return body
+
+
+    def statistic(self, task: Task, truth, submission, metric: str,
+                  per_image: dict | None = None) -> Callable[[Any], float | None]:
+        from fetal_bench.evaluation import scoring
+
+        return scoring.classification_statistic(task, metric, truth.y_true, submission.predicted, submission.proba)
 
 
 class SegmentationKind(TaskKind):
@@ -161,15 +180,21 @@ class SegmentationKind(TaskKind):
 
         write_segmentation_predictions(path, truth.ids, submission)
 
+    def per_image_values(self, task: Task, truth, submission) -> dict[str, Any]:
+        from fetal_bench.evaluation import scoring
+
+        return scoring.segmentation_per_image(task, truth.masks, [submission[i] for i in truth.ids],
+                                              truth.pixel_size_mm, truth.head_circumference_mm)
+
     def score(self, task: Task, truth, submission, boot, *,
-              on_phase: Callable[[str], None] = lambda phase: None) -> dict[str, Any]:
+              on_phase: Callable[[str], None] = lambda phase: None, per_image: dict | None = None) -> dict[str, Any]:
         import numpy as np
 
         from fetal_bench.evaluation import scoring
 
-        # Every image is scored once here; the bootstrap below only resamples these values.
-        per_image = scoring.segmentation_per_image(task, truth.masks, [submission[i] for i in truth.ids],
-                                                   truth.pixel_size_mm, truth.head_circumference_mm)
+        # Every image is scored once; the bootstrap below only resamples these values.
+        if per_image is None:
+            per_image = self.per_image_values(task, truth, submission)
         on_phase("per_image_metrics")
 
         def score_rows(rows):
@@ -181,6 +206,15 @@ class SegmentationKind(TaskKind):
         }
         on_phase("scores")
         return body
+
+
+    def statistic(self, task: Task, truth, submission, metric: str,
+                  per_image: dict | None = None) -> Callable[[Any], float | None]:
+        from fetal_bench.evaluation import scoring
+
+        if per_image is None:
+            per_image = self.per_image_values(task, truth, submission)
+        return scoring.segmentation_statistic(metric, per_image[metric])
 
 
 CLASSIFICATION = ClassificationKind()
