@@ -1,7 +1,7 @@
 """The leaderboard library and CLI without a browser: validation, comparability, ranks, escaping,
 determinism, atomic output, synthetic dataset pages.
 
-Every result here is made up (``fetal_bench.leaderboard.testing``) and lives in a temporary folder.
+Every result here is made up (``tests/leaderboard_fixtures.py``) and lives in a temporary folder.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from fetal_bench.leaderboard.loading import ResultEntry
 from fetal_bench.leaderboard.markdown import MAX_CARD_CHARS, render as render_markdown
 from fetal_bench.leaderboard.ranking import task_info
 from fetal_bench.leaderboard.site import MARKER
-from fetal_bench.leaderboard.testing import (
+from leaderboard_fixtures import (
     XSS_NAME, example_results, make_result, make_synthetic_dataset, write_results,
 )
 

@@ -23,7 +23,7 @@ from pathlib import Path
 import pytest
 
 from fetal_bench.leaderboard import build_site
-from fetal_bench.leaderboard.testing import (
+from leaderboard_fixtures import (
     EXAMPLE_CARD, XSS_NAME, example_results, make_result, make_synthetic_dataset, write_results,
 )
 

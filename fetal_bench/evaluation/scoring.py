@@ -99,9 +99,11 @@ def classification_scores(task: Task, y_true: np.ndarray, predicted: np.ndarray,
             scores[metric] = score_entry(None, reason="not defined on these rows (e.g. a single class present, "
                                                       "or no positive sample)")
             continue
+        spec = M.METRICS[metric]
         low, high = M.bootstrap_ci(statistic, len(y_true), clusters=subjects, n_resamples=boot.n_resamples,
-                                   seed=boot.seed, confidence=boot.confidence,
-                                   method=M.METRICS[metric].interval, estimate=value)
+                                   seed=boot.seed, confidence=boot.confidence, method=spec.interval, estimate=value)
+        if low is not None:  # a shifted interval can leave the metric's range (an ECE below 0)
+            low, high = max(low, spec.value_range[0]), min(high, spec.value_range[1])
         scores[metric] = score_entry(value, (low, high), None if low is not None else "too few subjects for an interval")
     return scores
 

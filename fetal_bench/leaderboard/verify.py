@@ -365,7 +365,7 @@ def compare_with_leader(verdicts: Sequence[Verdict], higher_is_better: bool) -> 
     """
     from fetal_bench.metrics.bootstrap import bootstrap_replicates, interval_from_replicates
 
-    if not verdicts or len({v.truth_key for v in verdicts}) != 1:
+    if not verdicts or len({v.truth_key for v in verdicts}) != 1 or any(v.statistic is None for v in verdicts):
         return None
     subjects = verdicts[0].subjects
     replicates = bootstrap_replicates([v.statistic for v in verdicts], len(subjects), clusters=subjects,

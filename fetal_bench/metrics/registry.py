@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Literal
 
@@ -34,6 +35,15 @@ class MetricSpec:
     description: str
     aggregate: Literal["mean", "median"] = "mean"
     interval: Literal["percentile", "bias_shifted"] = "percentile"
+    signed: bool = False  # 0 is best and neither sign is better (never a main score)
+
+    @property
+    def value_range(self) -> tuple[float, float]:
+        """The values the metric can take: [0, 1] for unitless scores, [0, inf) for distances,
+        the whole line for a signed difference. Intervals are kept inside it."""
+        if self.signed:
+            return (-math.inf, math.inf)
+        return (0.0, 1.0) if self.unit is None else (0.0, math.inf)
 
 
 _SPECS = (
@@ -84,7 +94,7 @@ _SPECS = (
     MetricSpec("hc_diff_mm", "segmentation", "mask", False, True, "mm",
                "Signed head circumference difference HC(prediction) - reference HC, mean over images: the systematic "
                "over- (positive) or under-estimate that hc_abs_diff_mm hides; a prediction without a usable ellipse "
-               "measures 0 mm. Reported, never ranked."),
+               "measures 0 mm. Reported, never ranked.", signed=True),
 )
 
 METRICS: dict[str, MetricSpec] = {spec.name: spec for spec in _SPECS}

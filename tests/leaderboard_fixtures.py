@@ -1,10 +1,13 @@
-"""Schema-valid result dicts for tests of the leaderboard. NOT real results.
+"""Result files for tests of the leaderboard.
 
-Every score these helpers produce is made up for exercising the site (ranking, ties, flagged
-variants, escaping). They are written to temporary folders by the tests and must never be put in
-``leaderboard/results/``, which holds only real outputs of ``fetal-bench evaluate``. Submission
-names made here start with ``example-`` (or are deliberately hostile strings) so that a stray
-file is recognisable.
+Two kinds, never to be put in ``leaderboard/results/`` (which holds only real baselines):
+
+- made-up, schema-valid result dicts (:func:`make_result`, :func:`example_results`): their scores
+  are invented, they name no predictions, so a build shows them as *unverified*; they exercise
+  validation, escaping, downloads and every display of a result file;
+- real results on the embedded phantom set (:func:`phantom_board`): predictions written here
+  with a known number of errors, scored by ``fetal-bench evaluate``, so a build verifies and
+  ranks them. Submission names start with ``example-`` (or are deliberately hostile strings).
 """
 
 from __future__ import annotations
@@ -178,6 +181,90 @@ def example_results() -> list[dict]:
     return results
 
 
+# --------------------------------------------------------------------------------------------
+# Real results on the phantom set
+
+
+def phantom_planes_predictions(path: Path, n_wrong: int, *, seed: int = 0, confidence: float = 0.7) -> Path:
+    """A phantom-planes submission CSV whose argmax is wrong on exactly ``n_wrong`` test rows
+    (chosen by ``seed``): the true class gets ``confidence`` elsewhere, a wrong one there."""
+    import numpy as np
+    import pandas as pd
+
+    from fetal_bench.evaluation.data import load_eval_data
+    from fetal_bench.tasks import get_task
+
+    task = get_task("phantom-planes")
+    truth = task.kind.ground_truth(task, load_eval_data(task).dataset)
+    k, n = len(task.labels), len(truth.ids)
+    rng = np.random.default_rng(seed)
+    wrong = set(rng.permutation(n)[:n_wrong].tolist())
+    proba = np.full((n, k), (1 - confidence) / (k - 1))
+    for row, label in enumerate(truth.y_true):
+        chosen = (label + 1 + rng.integers(k - 1)) % k if row in wrong else label
+        proba[row, chosen] = confidence
+    table = pd.DataFrame({"id": truth.ids, **{name: proba[:, j] for j, name in enumerate(task.labels)}})
+    path.parent.mkdir(parents=True, exist_ok=True)
+    table.to_csv(path, index=False, float_format="%.17g")
+    return path
+
+
+def phantom_head_predictions(path: Path, grow: int) -> Path:
+    """A phantom-head-seg submission Parquet: each reference mask grown (``grow`` > 0) or shrunk
+    (< 0) by that many pixels, so Dice and the HC error fall as ``abs(grow)`` rises."""
+    import numpy as np
+    from scipy import ndimage
+
+    from fetal_bench.evaluation.data import load_eval_data
+    from fetal_bench.evaluation.harness import write_segmentation_predictions
+    from fetal_bench.tasks import get_task
+
+    task = get_task("phantom-head-seg")
+    truth = task.kind.ground_truth(task, load_eval_data(task).dataset)
+    operation = ndimage.binary_dilation if grow > 0 else ndimage.binary_erosion
+    masks = {row_id: (operation(mask > 0, iterations=abs(grow)) if grow else mask > 0).astype(np.uint8)
+             for row_id, mask in zip(truth.ids, truth.masks)}
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return write_segmentation_predictions(path, truth.ids, masks)
+
+
+def real_result(root: Path, task: str, name: str, predictions: Path, **submission: Any) -> Path:
+    """Score ``predictions`` with ``fetal-bench evaluate`` into ``root/results``; the predictions
+    stay in ``root/predictions`` (the layout the leaderboard searches by default)."""
+    from fetal_bench.evaluation import evaluate
+
+    result = evaluate(task, predictions=predictions, name=name, output=root / "results", n_resamples=200,
+                      **submission)
+    return Path(result["_path"])
+
+
+# (task, name, how to make its predictions, evaluate keywords): a varied, verifiable board.
+PHANTOM_BOARD = (
+    ("phantom-planes", "example-cnn-best", ("planes", 6, 0), {"training_data": "real"}),
+    ("phantom-planes", "example-cnn-close", ("planes", 8, 1), {"training_data": "hybrid", "synthetic_share": 0.5}),
+    ("phantom-planes", "example-cnn-tied", ("planes", 6, 2), {"training_data": "synthetic", "synthetic_share": 1.0}),
+    ("phantom-planes", "example-cnn-weak", ("planes", 40, 3), {"training_data": "none"}),
+    ("phantom-planes", XSS_NAME, ("planes", 20, 4), {"training_data": "real", "description": "<b>bold?</b>",
+                                                     "paper_url": "https://example.org/paper",
+                                                     "command": "fetal-bench evaluate --task phantom-planes"}),
+    ("phantom-head-seg", "example-unet-exact", ("head", 0, 0), {"training_data": "real"}),
+    ("phantom-head-seg", "example-unet-grown", ("head", 2, 0), {"training_data": "real"}),
+    ("phantom-head-seg", "example-unet-shrunk", ("head", -3, 0), {"training_data": "hybrid", "synthetic_share": 0.25}),
+)
+
+
+def phantom_board(root: Path) -> Path:
+    """``root/results`` and ``root/predictions`` holding the :data:`PHANTOM_BOARD` results; returns ``root``."""
+    for task, name, (kind, amount, seed), keywords in PHANTOM_BOARD:
+        stem = "".join(c if c.isalnum() else "-" for c in name)
+        if kind == "planes":
+            predictions = phantom_planes_predictions(root / "predictions" / f"{stem}.csv", amount, seed=seed)
+        else:
+            predictions = phantom_head_predictions(root / "predictions" / f"{stem}.parquet", amount)
+        real_result(root, task, name, predictions, **keywords)
+    return root
+
+
 #: The card :func:`make_synthetic_dataset` writes by default: hostile HTML and a right-aligned table.
 EXAMPLE_CARD = ("---\nlicense: cc-by-4.0\n---\n\n# Synthetic example\n\n"
                 "> **Simulated data.** Not clinical.\n\n<script>alert(6)</script>\n\n"
@@ -217,5 +304,6 @@ def make_synthetic_dataset(root: Path, n: int = 6, *, card: str = EXAMPLE_CARD) 
     return root
 
 
-__all__ = ["EXAMPLE_CARD", "XSS_NAME", "example_results", "make_result", "make_synthetic_dataset", "score",
+__all__ = ["EXAMPLE_CARD", "PHANTOM_BOARD", "XSS_NAME", "example_results", "make_result", "make_synthetic_dataset",
+           "phantom_board", "phantom_head_predictions", "phantom_planes_predictions", "real_result", "score",
            "write_results"]
