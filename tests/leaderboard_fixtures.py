@@ -36,6 +36,21 @@ def score(value: float | None, half_width: float = 0.02, reason: str | None = No
     return {"value": value, "ci95": [low, high]}
 
 
+#: The fingerprint made-up results record where the catalog pins none (the phantom set's tasks).
+MADE_UP_FINGERPRINT = "f" * 64
+
+
+def expected_fingerprint(task: str, revision: str | None = None, split: str | None = None) -> str:
+    """What a made-up result must record to claim ``task``'s (pinned) data: the catalog's pin where
+    there is one (a result claiming a pinned revision with another fingerprint is refused)."""
+    from fetal_bench.leaderboard.verify import pinned_fingerprint
+    from fetal_bench.tasks.registry import get_task
+
+    t = get_task(task)
+    return pinned_fingerprint(t.dataset.name, revision or t.dataset.revision, split or t.eval_split,
+                              t.dataset.config) or MADE_UP_FINGERPRINT
+
+
 def _task_defaults(task: str) -> dict[str, Any]:
     from fetal_bench.errors import FetalBenchError
     from fetal_bench.tasks.registry import get_task
@@ -63,7 +78,7 @@ def make_result(
     revision: str | None = None,
     config: str | None = None,
     split: str | None = None,
-    fingerprint: str | None = "f" * 64,
+    fingerprint: str | None = None,
     kind: str = "predictions",
     model: str | None = None,
     training_data: str | None = "real",
@@ -76,6 +91,8 @@ def make_result(
 ) -> dict:
     """A result dict that passes the result schema, filled from the task registry where the task is known."""
     defaults = _task_defaults(task)
+    if fingerprint is None:  # the pinned content of the claimed revision, where the catalog pins it
+        fingerprint = expected_fingerprint(task, revision, split) if defaults else MADE_UP_FINGERPRINT
     main = main_score or defaults.get("main_score") or "accuracy"
     scores: dict[str, Any] = {"main_score": main, main: score(value)}
     for metric, metric_value in (metrics or {}).items():
@@ -136,13 +153,17 @@ def example_results() -> list[dict]:
     data with synthetic shares, and two on other dataset revisions (flagged). African zero-shot:
     three entries with per-country scores. An unknown task ranked by a lower-is-better metric.
     """
-    seg = {"iou": 0.0, "hd95_mm": 0.0, "assd_mm": 0.0, "hc_abs_diff_mm": 0.0}
+    seg = {"dice": 0.0, "iou": 0.0, "hd95_mm": 0.0, "assd_mm": 0.0}
+
+    # HC18 ranks by the HC absolute difference (lower is better); Dice is reported beside it.
+    def hc_mm(dice: float | None) -> float | None:
+        return None if dice is None else round((1 - dice) * 70, 2)
 
     def seg_metrics(dice: float | None) -> dict:
         if dice is None:
             return {k: None for k in seg}
-        return {"iou": round(dice / (2 - dice), 4), "hd95_mm": round((1 - dice) * 60, 2),
-                "assd_mm": round((1 - dice) * 18, 2), "hc_abs_diff_mm": round((1 - dice) * 70, 2)}
+        return {"dice": dice, "iou": round(dice / (2 - dice), 4), "hd95_mm": round((1 - dice) * 60, 2),
+                "assd_mm": round((1 - dice) * 18, 2)}
 
     hc18 = [
         ("example-unet-real", 0.962, "real", 0.0, "unet-small"),
@@ -153,16 +174,17 @@ def example_results() -> list[dict]:
         ("example-failed-run", None, "real", 0.0, None),
     ]
     results = [
-        make_result("hc18-head-seg", name, value, metrics=seg_metrics(value), training_data=training,
+        make_result("hc18-head-seg", name, hc_mm(value), metrics=seg_metrics(value), training_data=training,
                     synthetic_share=share, model=model, kind="model" if model else "predictions",
                     description="Made-up scores for the leaderboard tests.",
                     url="https://example.org/paper" if name.endswith("real") else "javascript:alert(3)",
                     created_at=f"2026-01-{10 + i:02d}T09:30:00+00:00")
         for i, (name, value, training, share, model) in enumerate(hc18)
     ]
-    results.append(make_result("hc18-head-seg", "example-unet-old-revision", 0.95, metrics=seg_metrics(0.95),
+    results.append(make_result("hc18-head-seg", "example-unet-old-revision", hc_mm(0.95), metrics=seg_metrics(0.95),
                                revision="v0.9", fingerprint="0" * 64, created_at="2025-11-02T10:00:00+00:00"))
-    results.append(make_result("hc18-head-seg", "example-unet-old-revision-b", 0.948, metrics=seg_metrics(0.948),
+    results.append(make_result("hc18-head-seg", "example-unet-old-revision-b", hc_mm(0.948),
+                               metrics=seg_metrics(0.948),
                                revision="v0.9", fingerprint="0" * 64, created_at="2025-11-03T10:00:00+00:00"))
     countries = ("Algeria", "Egypt", "Ghana", "Malawi", "Uganda")
     for i, (name, base, training, share) in enumerate([("example-resnet-es", 0.74, "real", 0.0),

@@ -1,7 +1,11 @@
-"""The leaderboard library and CLI without a browser: validation, comparability, ranks, escaping,
-determinism, atomic output, synthetic dataset pages.
+"""The leaderboard library and CLI without a browser: validation, verification, comparability,
+ranks and their uncertainty, escaping, determinism, atomic output, synthetic dataset pages.
 
-Every result here is made up (``tests/leaderboard_fixtures.py``) and lives in a temporary folder.
+Results come from ``tests/leaderboard_fixtures.py``: made-up files (never verifiable: they name no
+predictions) and real results on the phantom set (scored by ``fetal-bench evaluate`` from
+predictions written with a known number of errors, so a build verifies and ranks them). Tests of
+the page layout with made-up rankings pass a :class:`TrustingVerifier`, which verifies whatever
+passes the checks that need no data; the real verifier is tested on the real results.
 """
 
 from __future__ import annotations
@@ -10,6 +14,8 @@ import hashlib
 import io
 import json
 import re
+import shutil
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -22,9 +28,36 @@ from fetal_bench.leaderboard.loading import ResultEntry
 from fetal_bench.leaderboard.markdown import MAX_CARD_CHARS, render as render_markdown
 from fetal_bench.leaderboard.ranking import task_info
 from fetal_bench.leaderboard.site import MARKER
+from fetal_bench.leaderboard.verify import Verdict, static_verdict
 from leaderboard_fixtures import (
-    XSS_NAME, example_results, make_result, make_synthetic_dataset, write_results,
+    MADE_UP_FINGERPRINT, XSS_NAME, example_results, expected_fingerprint, make_result, make_synthetic_dataset,
+    phantom_board, write_results,
 )
+
+
+class TrustingVerifier:
+    """Verifies every result that passes the checks needing no data (a test double for page tests)."""
+
+    def verify(self, entry: ResultEntry) -> Verdict:
+        checked = static_verdict(entry)
+        return checked if isinstance(checked, Verdict) else Verdict("verified")
+
+    def expected_fingerprint(self, task: str) -> str:
+        return expected_fingerprint(task)
+
+
+def _trusted(results_dir: Path, **kwargs):
+    return render_site(results_dir, verifier=TrustingVerifier(), **kwargs)
+
+
+def _boards(results_dir: Path) -> dict:
+    """Every task's boards, with each result that passes the data-free checks counted as verified."""
+    loaded = load_results(results_dir)
+    verifier = TrustingVerifier()
+    verdicts = {e.path: verifier.verify(e) for e in loaded.entries}
+    kept = [e for e in loaded.entries if verdicts[e.path].status != "refused"]
+    return {b.task.name: b for b in build_boards(kept, verdicts, expected_fingerprint=lambda info: (
+        expected_fingerprint(info.name) if info.known else None))}
 
 
 def _entry(result: dict, path: str = "x.json") -> ResultEntry:
@@ -44,14 +77,45 @@ def _data_block(html_text: str) -> dict:
     return json.loads(block)
 
 
+def _table(html_text: str, table_id: str) -> str:
+    return html_text.split(f'id="{table_id}"', 1)[1].split("</table>", 1)[0]
+
+
 def _rank_cells(html_text: str, table_id: str) -> list[str]:
-    table = html_text.split(f'id="{table_id}"', 1)[1].split("</table>", 1)[0]
-    return re.findall(r'<td class="num rank"[^>]*>([^<]*)</td>', table)
+    return re.findall(r'<td class="num rank"[^>]*>([^<]*)</td>', _table(html_text, table_id))
 
 
 def _names_in_table(html_text: str, table_id: str) -> list[str]:
-    table = html_text.split(f'id="{table_id}"', 1)[1].split("</table>", 1)[0]
-    return re.findall(r'<div class="sub-name"[^>]*>([^<]*)</div>', table)
+    return [escape_back(n) for n in re.findall(r'class="sub-name"[^>]*>([^<]*)</', _table(html_text, table_id))]
+
+
+def escape_back(text: str) -> str:
+    import html
+
+    return html.unescape(text)
+
+
+def _git(folder: Path, *args: str) -> None:
+    subprocess.run(["git", "-C", str(folder), "-c", "user.name=t", "-c", "user.email=t@example.org", *args],
+                   check=True, capture_output=True)
+
+
+def _commit_all(folder: Path, message: str = "add results") -> None:
+    if not (folder / ".git").exists():
+        _git(folder, "init", "-q")
+    _git(folder, "add", "-A")
+    _git(folder, "commit", "-q", "-m", message)
+
+
+@pytest.fixture(scope="module")
+def real_board(tmp_path_factory) -> Path:
+    """Real phantom results and their predictions (``results/``, ``predictions/``), made once."""
+    return phantom_board(tmp_path_factory.mktemp("real-board"))
+
+
+def _copy_board(real_board: Path, target: Path) -> Path:
+    shutil.copytree(real_board, target)
+    return target
 
 
 # ---------------------------------------------------------------------------------------------
@@ -60,25 +124,23 @@ def _names_in_table(html_text: str, table_id: str) -> list[str]:
 
 def test_invalid_files_are_listed_with_reasons_and_never_ranked(tmp_path):
     results = tmp_path / "results"
-    good = make_result("hc18-head-seg", "example-good", 0.9)
+    good = make_result("hc18-head-seg", "example-good", 2.1)
     write_results(results, [good], names=["good.json"])
-    (results / "nan.json").write_text(json.dumps(good).replace('"value": 0.9', '"value": NaN'))
+    (results / "nan.json").write_text(json.dumps(good).replace('"value": 2.1', '"value": NaN'))
     (results / "not-json.json").write_text("{ this is not json")
     (results / "array.json").write_text("[1, 2]")
     (results / "latin1.json").write_bytes('{"name": "caf\xe9"}'.encode("latin-1"))
-    missing = dict(make_result("hc18-head-seg", "example-missing", 0.8))
+    missing = dict(make_result("hc18-head-seg", "example-missing", 2.0))
     del missing["dataset"]
-    bad_sha = make_result("hc18-head-seg", "example-bad-sha", 0.8)
+    bad_sha = make_result("hc18-head-seg", "example-bad-sha", 2.0)
     bad_sha["submission"]["sha256"] = "not-a-hash"
-    no_main = make_result("hc18-head-seg", "example-no-main", 0.8)
+    no_main = make_result("hc18-head-seg", "example-no-main", 2.0)
     no_main["scores"]["main_score"] = "hd95_mm"
-    bad_date = make_result("hc18-head-seg", "example-bad-date", 0.8)
+    bad_date = make_result("hc18-head-seg", "example-bad-date", 2.0)
     bad_date["created_at"] = "yesterday"
-    duplicate_keys = json.dumps(make_result("hc18-head-seg", "example-dupkeys", 0.8))[:-1] + ', "task": "other"}'
-    copied = make_result("hc18-head-seg", "example-copycat", 0.9, created_at="2026-02-01T00:00:00Z")
-    copied["submission"]["sha256"] = good["submission"]["sha256"]  # someone else's predictions, renamed
-    write_results(results, [missing, bad_sha, no_main, bad_date, copied],
-                  names=["missing.json", "bad-sha.json", "no-main.json", "bad-date.json", "copycat.json"])
+    duplicate_keys = json.dumps(make_result("hc18-head-seg", "example-dupkeys", 2.0))[:-1] + ', "task": "other"}'
+    write_results(results, [missing, bad_sha, no_main, bad_date],
+                  names=["missing.json", "bad-sha.json", "no-main.json", "bad-date.json"])
     (results / "dupkeys.json").write_text(duplicate_keys)
     (results / "README.md").write_text("not a result")  # only *.json files are results
     (results / ".hidden.json").write_text("{")  # hidden files are skipped
@@ -87,7 +149,7 @@ def test_invalid_files_are_listed_with_reasons_and_never_ranked(tmp_path):
     assert [e.path for e in loaded.entries] == ["good.json"]
     reasons = {item.path: item.reason for item in loaded.invalid}
     assert set(reasons) == {"nan.json", "not-json.json", "array.json", "latin1.json", "missing.json", "bad-sha.json",
-                            "no-main.json", "bad-date.json", "copycat.json", "dupkeys.json"}
+                            "no-main.json", "bad-date.json", "dupkeys.json"}
     assert "NaN" in reasons["nan.json"]
     assert "not valid JSON" in reasons["not-json.json"]
     assert "array" in reasons["array.json"]
@@ -96,20 +158,17 @@ def test_invalid_files_are_listed_with_reasons_and_never_ranked(tmp_path):
     assert "submission/sha256" in reasons["bad-sha.json"]
     assert "hd95_mm" in reasons["no-main.json"]
     assert "created_at" in reasons["bad-date.json"]
-    assert "good.json" in reasons["copycat.json"] and "predictions" in reasons["copycat.json"]
     assert "twice" in reasons["dupkeys.json"]
     tasks = {item.path: item.task for item in loaded.invalid}
     assert tasks["missing.json"] == "hc18-head-seg" and tasks["not-json.json"] is None
 
-    files, summary = render_site(results)
+    files, summary = _trusted(results)
     index = files["index.html"].decode()
     page = files["tasks/hc18-head-seg.html"].decode()
-    assert len(summary.invalid) == 10 and summary.n_valid == 1
+    assert len(summary.invalid) == 9 and summary.n_valid == 1
     for path, reason in reasons.items():
         assert escape(path) in index and escape(reason) in index
     assert _names_in_table(page, "main") == ["example-good"]
-    assert "example-copycat" not in page.split('id="invalid"')[0]
-    assert not any(name.startswith("results/") and "copycat" in name for name in files)
 
 
 def test_every_schema_violation_becomes_an_invalid_entry_not_a_crash(tmp_path):
@@ -139,55 +198,119 @@ def test_every_schema_violation_becomes_an_invalid_entry_not_a_crash(tmp_path):
 # Comparability and ranking
 
 
+def test_a_copy_never_displaces_the_result_submitted_first(tmp_path):
+    """Issue 27, item 3: a renamed, backdated copy of committed predictions is the one refused."""
+    results = tmp_path / "results"
+    original = make_result("planes-africa-zero-shot", "example-original", 0.7, created_at="2026-03-01T00:00:00Z")
+    write_results(results, [original], names=["original.json"])
+    _commit_all(results)
+    copy = make_result("planes-africa-zero-shot", "example-copycat", 0.7, created_at="1970-01-01T00:00:00Z")
+    copy["submission"]["sha256"] = original["submission"]["sha256"]  # the same predictions, renamed
+    write_results(results, [copy], names=["copycat.json"])
+    loaded = load_results(results)
+    assert [e.path for e in loaded.entries] == ["original.json"]
+    assert [i.path for i in loaded.invalid] == ["copycat.json"]
+    assert "original.json" in loaded.invalid[0].reason and "submitted first" in loaded.invalid[0].reason
+    # Committed later than the original, a copy still loses, whatever its created_at.
+    _commit_all(results, "a later pull request")
+    assert [e.path for e in load_results(results).entries] == ["original.json"]
+
+    # Nothing tells two uncommitted copies apart: neither is ranked (better none than the wrong one).
+    fresh = tmp_path / "fresh"
+    write_results(fresh, [original, copy], names=["a.json", "b.json"])
+    loaded = load_results(fresh)
+    assert not loaded.entries and {i.path for i in loaded.invalid} == {"a.json", "b.json"}
+    assert all("nothing shows which was submitted first" in i.reason for i in loaded.invalid)
+
+    # Across --results folders, the earlier folder was submitted first.
+    merged = load_results([results, fresh])
+    assert [e.path for e in merged.entries] == ["results/original.json"]
+
+
 def test_only_comparable_results_share_a_ranking(tmp_path):
     results = [
-        make_result("hc18-head-seg", "example-a", 0.95),
-        make_result("hc18-head-seg", "example-b", 0.94),
-        make_result("hc18-head-seg", "example-c", 0.93),
-        make_result("hc18-head-seg", "example-other-fingerprint", 0.99, fingerprint="1" * 64),
-        make_result("hc18-head-seg", "example-old-revision", 0.98, revision="v0.9"),
-        make_result("hc18-head-seg", "example-old-task", 0.97, task_version="0.9"),
-        make_result("hc18-head-seg", "example-validation-split", 0.96, split="validation"),
+        make_result("phantom-planes", "example-a", 0.95),
+        make_result("phantom-planes", "example-b", 0.94),
+        make_result("phantom-planes", "example-c", 0.93),
+        make_result("phantom-planes", "example-other-fingerprint", 0.99, fingerprint="1" * 64),
+        make_result("phantom-planes", "example-old-revision", 0.98, revision="v0.9"),
+        make_result("phantom-planes", "example-validation-split", 0.96, split="validation"),
     ]
     write_results(tmp_path / "r", results)
-    boards = {b.task.name: b for b in build_boards(load_results(tmp_path / "r").entries)}["hc18-head-seg"]
+    boards = _boards(tmp_path / "r")["phantom-planes"]
     assert [r.entry.name for r in boards.main.rows] == ["example-a", "example-b", "example-c"]
     assert [r.rank for r in boards.main.rows] == [1, 2, 3]
     variants = {board.rows[0].entry.name: " ".join(board.reasons) for board in boards.variants}
-    assert set(variants) == {"example-other-fingerprint", "example-old-revision", "example-old-task",
-                             "example-validation-split"}
+    assert set(variants) == {"example-other-fingerprint", "example-old-revision", "example-validation-split"}
     assert all(len(board.rows) == 1 and board.flagged and board.rows[0].rank == 1 for board in boards.variants)
     assert "dataset fingerprint" in variants["example-other-fingerprint"]
-    assert "dataset revision v0.9 (pinned: v1.0)" in variants["example-old-revision"]
-    assert "task version 0.9 (current: 1.0)" in variants["example-old-task"]
+    assert "dataset revision v0.9 (pinned: generator-v1)" in variants["example-old-revision"]
     assert "split validation" in variants["example-validation-split"]
 
-    files, _ = render_site(tmp_path / "r")
-    page = files["tasks/hc18-head-seg.html"].decode()
+    files, _ = _trusted(tmp_path / "r")
+    page = files["tasks/phantom-planes.html"].decode()
     assert _names_in_table(page, "main") == ["example-a", "example-b", "example-c"]
-    flagged_names = [n for i in range(1, 5) for n in _names_in_table(page, f"variant-{i}")]
+    flagged_names = [n for i in range(1, 4) for n in _names_in_table(page, f"variant-{i}")]
     assert sorted(flagged_names) == sorted(variants)
-    assert page.count('class="badge flag"') == 4 and page.count("lb-table flagged") == 4
+    assert page.count('<span class="badge flag">Not comparable</span>') == 3
+
+
+def test_an_old_task_version_is_verified_against_its_own_definition(tmp_path):
+    """HC18 1.0 ranked by Dice; 2.0 ranks by the HC difference. A 1.0 result is checked against 1.0
+    and shown apart; a file that claims 2.0 but ranks by Dice is refused."""
+    old = make_result("hc18-head-seg", "example-v1", 0.97, task_version="1.0", main_score="dice")
+    wrong = make_result("hc18-head-seg", "example-v2-by-dice", 0.97, main_score="dice")
+    unknown = make_result("hc18-head-seg", "example-v9", 2.0, task_version="9.0")
+    write_results(tmp_path / "r", [old, wrong, unknown], names=["old.json", "wrong.json", "unknown.json"])
+    verdicts = {e.path: TrustingVerifier().verify(e) for e in load_results(tmp_path / "r").entries}
+    assert verdicts["old.json"].status == "verified"
+    assert verdicts["wrong.json"].status == "refused" and "ranks by 'hc_abs_diff_mm'" in verdicts["wrong.json"].reason
+    assert verdicts["unknown.json"].status == "unverified" and "no version '9.0'" in verdicts["unknown.json"].reason
+    boards = _boards(tmp_path / "r")["hc18-head-seg"]
+    assert boards.main is None and [b.label for b in boards.variants] == ["task version 1.0"]
+    assert [r.entry.name for r in boards.unverified] == ["example-v9"]
 
 
 def test_no_result_on_the_current_version_means_no_main_ranking(tmp_path):
-    write_results(tmp_path / "r", [make_result("hc18-head-seg", "example-old-1", 0.9, revision="v0.9"),
-                                   make_result("hc18-head-seg", "example-old-2", 0.8, revision="v0.9")])
-    boards = {b.task.name: b for b in build_boards(load_results(tmp_path / "r").entries)}["hc18-head-seg"]
+    write_results(tmp_path / "r", [make_result("phantom-planes", "example-old-1", 0.9, revision="v0.9"),
+                                   make_result("phantom-planes", "example-old-2", 0.8, revision="v0.9")])
+    boards = _boards(tmp_path / "r")["phantom-planes"]
     assert boards.main is None
     assert len(boards.variants) == 1 and [r.rank for r in boards.variants[0].rows] == [1, 2]
-    assert "pinned: v1.0" in boards.variants[0].reasons[0]
-    page = render_site(tmp_path / "r")[0]["tasks/hc18-head-seg.html"].decode()
-    assert "No comparable results yet" in page
+    assert "pinned: generator-v1" in boards.variants[0].reasons[0]
+    page = _trusted(tmp_path / "r")[0]["tasks/phantom-planes.html"].decode()
+    assert "No comparable verified results yet" in page
 
 
-def test_majority_fingerprint_forms_the_main_ranking(tmp_path):
-    write_results(tmp_path / "r", [make_result("phantom-planes", "example-a", 0.9, fingerprint="a" * 64),
+def test_the_catalog_pin_not_a_majority_forms_the_main_ranking(tmp_path):
+    pinned = expected_fingerprint("phantom-planes")
+    write_results(tmp_path / "r", [make_result("phantom-planes", "example-a", 0.9),
                                    make_result("phantom-planes", "example-b", 0.8, fingerprint="b" * 64),
                                    make_result("phantom-planes", "example-c", 0.7, fingerprint="b" * 64)])
-    boards = {b.task.name: b for b in build_boards(load_results(tmp_path / "r").entries)}["phantom-planes"]
-    assert [r.entry.name for r in boards.main.rows] == ["example-b", "example-c"]
-    assert [r.entry.name for r in boards.variants[0].rows] == ["example-a"]
+    boards = _boards(tmp_path / "r")["phantom-planes"]
+    assert pinned == MADE_UP_FINGERPRINT
+    assert [r.entry.name for r in boards.main.rows] == ["example-a"]
+    assert [r.entry.name for r in boards.variants[0].rows] == ["example-b", "example-c"]
+
+
+def test_a_fabricated_release_result_is_refused_and_changes_no_rank(tmp_path, real_board):
+    """Issue 27, item 2: a file claiming HC18 v1.0's revision with another fingerprint (and the best
+    score, and a date in 2099) is refused before any data is read; `check` exits 2."""
+    from fetal_bench.cli import cli
+
+    honest = make_result("hc18-head-seg", "example-honest", 2.1)
+    fake = make_result("hc18-head-seg", "example-fabricated", 0.001, fingerprint="0" * 64,
+                       created_at="2099-01-01T00:00:00+00:00")
+    write_results(tmp_path / "r", [honest, fake], names=["honest.json", "fake.json"])
+    loaded = load_results(tmp_path / "r")
+    verdict = static_verdict(next(e for e in loaded.entries if e.path == "fake.json"))
+    assert isinstance(verdict, Verdict) and verdict.status == "refused"
+    assert "claims hc18 v1.0 [test], whose pinned content fingerprint is a56c267dbeed" in verdict.reason
+    boards = _boards(tmp_path / "r")["hc18-head-seg"]
+    assert [r.entry.name for r in boards.main.rows] == ["example-honest"]
+    result = CliRunner().invoke(cli, ["leaderboard", "check", str(tmp_path / "r")])
+    assert result.exit_code == 2, result.output
+    assert "fake.json: refused (claims hc18 v1.0" in result.output
 
 
 def test_ties_share_a_rank_and_null_scores_come_last_unranked():
@@ -201,25 +324,29 @@ def test_ties_share_a_rank_and_null_scores_come_last_unranked():
 
 
 def test_lower_is_better_main_scores_rank_ascending(tmp_path):
-    results = [make_result("example-hc", name, mm, main_score="hc_abs_diff_mm", higher_is_better=False,
-                           dataset_name="hc18", revision="v1.0", split="test")
-               for name, mm in [("example-worse", 3.5), ("example-best", 1.9), ("example-mid", 2.7),
-                                ("example-mid-tie", 2.7)]]
+    results = [make_result("hc18-head-seg", name, mm) for name, mm in
+               [("example-worse", 3.5), ("example-best", 1.9), ("example-mid", 2.7), ("example-mid-tie", 2.7)]]
     write_results(tmp_path / "r", results)
-    boards = {b.task.name: b for b in build_boards(load_results(tmp_path / "r").entries)}["example-hc"]
-    assert not boards.task.known and not boards.main.higher_is_better
+    boards = _boards(tmp_path / "r")["hc18-head-seg"]
+    assert boards.task.known and not boards.main.higher_is_better
     assert [(r.entry.name, r.rank) for r in boards.main.rows] == [
         ("example-best", 1), ("example-mid", 2), ("example-mid-tie", 2), ("example-worse", 4)]
-    # Without the file's flag, the metric's known direction applies.
-    entries = [_entry(make_result("example-hc", n, v, main_score="hd95_mm", dataset_name="hc18"), f"{n}.json")
-               for n, v in [("example-x", 9.0), ("example-y", 4.0)]]
-    for entry in entries:
-        entry.data.pop("higher_is_better", None)
-    info = task_info("example-hc", entries)
-    assert info.main_score == "hd95_mm" and info.higher_is_better is False
-    assert [r.entry.name for r in rank_entries(entries, "hd95_mm", info.higher_is_better)] == ["example-y", "example-x"]
-    page = render_site(tmp_path / "r")[0]["tasks/example-hc.html"].decode()
+    page = _trusted(tmp_path / "r")[0]["tasks/hc18-head-seg.html"].decode()
     assert "lower is better" in page and _rank_cells(page, "main") == ["1", "2", "2", "4"]
+    # A task this fetal-bench does not know cannot be verified, so it is never ranked, whatever its files
+    # say of the direction (issue 27, item 5: a signed main score of +9999 ranked first).
+    entries = [_entry(make_result("example-hc", n, v, main_score="hc_diff_mm", dataset_name="hc18"), f"{n}.json")
+               for n, v in [("example-x", 9999.0), ("example-y", 0.1)]]
+    info = task_info("example-hc", entries)
+    assert not info.known
+    boards = build_boards(entries, {e.path: TrustingVerifier().verify(e) for e in entries},
+                          include_registry=False)[0]
+    assert boards.main is None and not boards.variants and len(boards.unverified) == 2
+    assert all("Unknown task" in r.verdict.reason for r in boards.unverified)
+    # The ranking function itself orders a lower-is-better metric ascending.
+    entries = [_entry(make_result("hc18-head-seg", n, v), f"{n}.json") for n, v in [("example-x", 9.0),
+                                                                                    ("example-y", 4.0)]]
+    assert [r.entry.name for r in rank_entries(entries, "hc_abs_diff_mm", False)] == ["example-y", "example-x"]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -234,7 +361,7 @@ def test_strings_from_result_files_are_escaped_in_html_and_embedded_json(tmp_pat
     odd_task = make_result("<svg onload=alert(4)>", "example-odd-task", 0.5, main_score="accuracy",
                            dataset_name="phantom")
     write_results(tmp_path / "r", [hostile, odd_task])
-    files, _ = render_site(tmp_path / "r")
+    files, _ = _trusted(tmp_path / "r")
     pages = {name: data.decode() for name, data in files.items() if name.endswith(".html")}
     page = pages["tasks/hc18-head-seg.html"]
     assert "<script>alert(1)" not in page and "&lt;script&gt;alert(1)&lt;/script&gt;" in page
@@ -328,24 +455,37 @@ def test_markdown_card_size_is_bounded():
 # The built site: content, determinism, atomic output
 
 
-def test_site_content_links_and_json_copies(tmp_path):
-    write_results(tmp_path / "r", example_results())
-    summary = build_site(tmp_path / "r", tmp_path / "site")
+def test_site_content_links_and_json_copies(tmp_path, real_board):
+    root = _copy_board(real_board, tmp_path / "board")
+    write_results(root / "results", example_results())
+    summary = build_site(root / "results", tmp_path / "site")
     site = tmp_path / "site"
     assert summary.index == site / "index.html" and summary.index.is_file()
     assert (site / MARKER).is_file() and (site / "assets/style.css").is_file() and (site / "assets/app.js").is_file()
-    page = (site / "tasks/hc18-head-seg.html").read_text()
-    assert _rank_cells(page, "main") == ["1", "2", "2", "4", "5", "—"]
-    assert "0.968 <" not in page and '<span class="v">0.968</span> <span class="ci">[0.95, 0.99]</span>' in page
-    for header in ("Dice", "IoU", "HD95 (mm)", "Training data", "Dataset rev.", "fetal-bench", "Date", "Result"):
-        assert f">{header}<" in page
-    # The synthetic share sits under the training-data badge (one column fewer to fit the screen).
-    assert '<div class="td-share">50% synthetic</div>' in page
-    africa = (site / "tasks/planes-africa-zero-shot.html").read_text()
-    assert "Uganda" in africa and 'class="num group worst"' in africa and "worst: Uganda" in africa
-    assert africa.count('class="chart bars"') == 3 and 'class="chart scatter"' in africa
+    planes = (site / "tasks/phantom-planes.html").read_text()
+    # Real results, verified: ranked; 6 wrong of 120 twice, so two share rank 1.
+    assert _names_in_table(planes, "main")[:2] == ["example-cnn-best", "example-cnn-tied"]
+    assert _rank_cells(planes, "main") == ["1", "1", "3", "4", "5"]
+    assert '<span class="v">0.950</span> <span class="ci">' in planes
+    for header in ("Training data", "Date", "Result", "95% rank range"):
+        assert f">{header}<" in planes
+    assert '<div class="td-share">50% synthetic</div>' in planes
+    # Made-up results name no predictions: listed apart as unverified, never ranked.
+    hc18 = (site / "tasks/hc18-head-seg.html").read_text()
+    assert 'id="main"' not in hc18 and "No comparable verified results yet" in hc18
+    assert set(_names_in_table(hc18, "unverified")) >= {"example-unet-real", "example-unet-hybrid-50"}
+    assert "are not in the predictions folders given" in _table(hc18, "unverified")
+    # Every ranked result has its own page, with its predictions copied beside it.
+    for row_name in ("phantom-planes__example-cnn-best", "phantom-head-seg__example-unet-exact"):
+        page = (site / f"results/{row_name}.html").read_text()
+        assert "verified" in page and "Content fingerprint" in page and "download" in page
+        link = re.search(r'href="(\.\./predictions/[0-9a-f]{64}\.(?:csv|parquet))"', page).group(1)
+        copied = (site / "results" / link).resolve()
+        assert hashlib.sha256(copied.read_bytes()).hexdigest() == Path(copied).stem
+    head_page = (site / "results/phantom-head-seg__example-unet-grown.html").read_text()
+    assert 'class="chart histogram"' in head_page and "HC &lt; 150 mm" in head_page or "150–250 mm" in head_page
     # Every link to a result JSON resolves to a byte-identical copy of the submitted file.
-    sources = {hashlib.sha256(p.read_bytes()).hexdigest() for p in (tmp_path / "r").glob("*.json")}
+    sources = {hashlib.sha256(p.read_bytes()).hexdigest() for p in (root / "results").glob("*.json")}
     for html_path in site.rglob("*.html"):
         for href in re.findall(r'href="([^"]*results/[^"]+\.json)"', html_path.read_text()):
             target = (html_path.parent / href).resolve()
@@ -465,28 +605,49 @@ def test_synthetic_option_rejects_a_folder_without_datasets(tmp_path):
 # CLI
 
 
-def test_cli_build_and_check(tmp_path):
+def test_cli_build_and_check(tmp_path, real_board):
+    """Issue 21's first "Done when": an accuracy edited by +0.01 is refused (exit 2, the file named)
+    while the original is ranked; `check` says per file ranked, shown apart (why) or refused (why)."""
     from fetal_bench.cli import cli
 
     runner = CliRunner()
-    results = tmp_path / "r"
-    write_results(results, example_results())
+    root = _copy_board(real_board, tmp_path / "board")
+    results = root / "results"
+    write_results(results, [make_result("planes-africa-zero-shot", "example-made-up", 0.7)], names=["made-up.json"])
     result = runner.invoke(cli, ["leaderboard", "build", "--results", str(results), "--out", str(tmp_path / "site"),
                                  "--no-timestamp"])
     assert result.exit_code == 0, result.output
-    assert "hc18-head-seg" in result.output and "index.html" in result.output
-    assert (tmp_path / "site/tasks/hc18-head-seg.html").is_file()
+    assert "phantom-planes" in result.output and "index.html" in result.output
+    assert "phantom-planes__example-cnn-best.json: ranked" in result.output
+    assert "made-up.json: shown apart (its predictions (sha256" in result.output
 
+    edited = results / "phantom-planes__example-cnn-close.json"
+    data = json.loads(edited.read_text())
+    original = data["scores"]["accuracy"]["value"]
+    data["scores"]["accuracy"]["value"] = original + 0.01
+    edited.write_text(json.dumps(data, indent=2))
     result = runner.invoke(cli, ["leaderboard", "check", str(results)])
-    assert result.exit_code == 0, result.output
-    assert "OK (shown apart" in result.output and "dataset revision v0.9" in result.output
+    assert result.exit_code == 2, result.output
+    assert (f"phantom-planes__example-cnn-close.json: refused (its scores are not what its predictions "
+            f"(example-cnn-close.csv) score: scores/accuracy/value: stored {original + 0.01:.10g}, scored again "
+            f"{original:.10g})") in result.output
+    assert "phantom-planes__example-cnn-best.json: ranked" in result.output
+    result = runner.invoke(cli, ["leaderboard", "build", "--results", str(results), "--out", str(tmp_path / "site"),
+                                 "--no-timestamp"])
+    assert result.exit_code == 2 and "1 result file(s) refused" in result.output
+    page = (tmp_path / "site/tasks/phantom-planes.html").read_text()
+    assert "example-cnn-close" not in _names_in_table(page, "main")
+    assert "example-cnn-close.json" in _table(page, "invalid") and "scored again" in _table(page, "invalid")
 
+    # The original file, put back, is ranked again.
+    data["scores"]["accuracy"]["value"] = original
+    edited.write_text(json.dumps(data, indent=2))
     (results / "broken.json").write_text('{"task": "hc18-head-seg"}')
     result = runner.invoke(cli, ["leaderboard", "check", str(results / "broken.json")])
     assert result.exit_code == 1 and "broken.json" in result.output and "required property" in result.output
     result = runner.invoke(cli, ["leaderboard", "build", "--results", str(results), "--out", str(tmp_path / "site"),
                                  "--strict"])
-    assert result.exit_code == 1 and "Invalid: broken.json" in result.output
+    assert result.exit_code == 1 and "broken.json: refused (invalid:" in result.output
     result = runner.invoke(cli, ["leaderboard", "build", "--results", str(results), "--out", str(tmp_path)])
     assert result.exit_code == 2 and "overlap" in result.output
 
@@ -495,7 +656,7 @@ def test_many_group_values_keep_the_table_readable(tmp_path):
     operators = {f"op-{i:02d}": 0.5 + i / 100 for i in range(12)}
     write_results(tmp_path / "r", [make_result("planes-es", "example-many-groups", 0.6,
                                                groups={"operator": operators})])
-    page = render_site(tmp_path / "r")[0]["tasks/planes-es.html"].decode()
+    page = _trusted(tmp_path / "r")[0]["tasks/planes-es.html"].decode()
     table = page.split('id="main"', 1)[1].split("</table>", 1)[0]
     assert "op-03" not in table and ">worst<" in table and ">gap<" in table and "op-00" in table  # worst: op-00
     assert page.count("<g class=\"row\">") >= 12  # the chart still shows every operator
@@ -541,8 +702,8 @@ def _hostile_files(results: Path) -> dict[str, str]:
         "huge-int.json": "beyond ±1e+15",
         "huge-float.json": "beyond ±1e+15",
         "x.json": "cannot be read: it is a FIFO (named pipe)",
-        "zero.json": "cannot be read: it is a character device",
-        "dangling.json": "cannot be read: it is a dangling symbolic link",
+        "zero.json": "is a symbolic link",
+        "dangling.json": "is a symbolic link",
         "big.json": "cannot be read: it is 6,291,456 bytes, over the limit of 5,242,880",
     }
 
@@ -557,7 +718,7 @@ def test_hostile_files_are_listed_as_invalid_and_the_site_builds(tmp_path):
     for path, text in expected.items():
         assert text in reasons[path], (path, reasons[path])
 
-    summary = build_site(tmp_path / "r", tmp_path / "site")
+    summary = build_site(tmp_path / "r", tmp_path / "site", verifier=TrustingVerifier())
     index = (tmp_path / "site/index.html").read_text()
     for path in expected:
         assert escape(path) in index and escape(reasons[path]) in index
@@ -576,15 +737,28 @@ def test_cli_check_and_build_survive_hostile_files(tmp_path):
     assert result.exit_code == 1, result.output
     lines = result.output.splitlines()
     for path, text in expected.items():
-        assert any(line.startswith(f"Invalid: {tmp_path / 'r' / path}: ") and text in line for line in lines), path
-    assert f"OK: {tmp_path / 'r' / 'good.json'}" in result.output
+        assert any(line.startswith(f"{tmp_path / 'r' / path}: refused (invalid: ") and text in line
+                   for line in lines), path
+    assert f"{tmp_path / 'r' / 'good.json'}: shown apart (its predictions (sha256" in result.output
     # A FIFO named directly on the command line is refused too, not opened for a blocking read.
     result = runner.invoke(cli, ["leaderboard", "check", str(tmp_path / "r" / "x.json")])
     assert result.exit_code == 1 and "FIFO" in result.output
     result = runner.invoke(cli, ["leaderboard", "build", "--results", str(tmp_path / "r"), "--out",
                                  str(tmp_path / "site"), "--no-timestamp"])
     assert result.exit_code == 0, result.output
-    assert "1 valid, 7 invalid" in result.output
+    assert "1 valid, 7 invalid or refused" in result.output
+
+
+def test_a_link_in_the_results_folder_is_refused_and_never_published(tmp_path):
+    """Issue 27, item 6: a symbolic link to a file outside the folder would put that file in the site."""
+    outside = tmp_path / "outside.json"
+    outside.write_text(json.dumps(make_result("planes-africa-zero-shot", "example-outside", 0.7)))
+    (tmp_path / "r").mkdir()
+    (tmp_path / "r" / "link.json").symlink_to(outside)
+    files, summary = _trusted(tmp_path / "r")
+    assert [(i.path, i.reason) for i in summary.invalid] == [
+        ("link.json", "is a symbolic link; a results folder holds the result files themselves.")]
+    assert not any(name.startswith("results/") for name in files)
 
 
 @pytest.mark.parametrize(("metric", "value", "reason"), [
@@ -652,7 +826,7 @@ def test_paper_and_code_links_are_http_only_and_escaped(tmp_path):
     write_results(tmp_path / "r", [linked, bad], names=["linked.json", "bad.json"])
     loaded = load_results(tmp_path / "r")
     assert [i.path for i in loaded.invalid] == ["bad.json"] and "submission/paper_url" in loaded.invalid[0].reason
-    page = render_site(tmp_path / "r")[0]["tasks/planes-africa-zero-shot.html"].decode()
+    page = _trusted(tmp_path / "r")[0]["tasks/planes-africa-zero-shot.html"].decode()
     ranking = page.split('id="main"', 1)[1].split("</table>", 1)[0]
     assert ranking.count('class="ext ext-paper"') == 1 and ranking.count('class="ext ext-code"') == 1
     assert 'href="https://github.com/example/repo"' in page
@@ -660,16 +834,10 @@ def test_paper_and_code_links_are_http_only_and_escaped(tmp_path):
     assert 'href="javascript' not in page and "javascript:" not in ranking
 
 
-def _csv_rows(data: bytes) -> list[dict[str, str]]:
-    import csv
-
-    return list(csv.DictReader(io.StringIO(data.decode("utf-8"))))
-
-
 def test_every_table_has_csv_and_json_downloads_next_to_its_page(tmp_path):
     write_results(tmp_path / "r", example_results())
     (tmp_path / "r" / "broken.json").write_text('{"task": "hc18-head-seg"}')
-    files, _ = render_site(tmp_path / "r")
+    files, _ = _trusted(tmp_path / "r")
     page = files["tasks/hc18-head-seg.html"].decode()
     for table in ("main", "variant-1", "invalid"):
         for kind in ("csv", "json"):
@@ -691,13 +859,13 @@ def test_every_table_has_csv_and_json_downloads_next_to_its_page(tmp_path):
     assert as_json["rows"][0]["dice"] == 0.968 and as_json["columns"][:3] == ["rank", "submission", "kind"]
     tasks = {r["task"]: r for r in _csv_rows(files["index.tasks.csv"])}
     assert tasks["hc18-head-seg"]["leader"] == "example-unet-hybrid-50" and tasks["hc18-head-seg"]["ranked"] == "6"
-    assert tasks["hc18-head-seg"]["main_score_label"] == "Dice"
+    assert tasks["hc18-head-seg"]["main_score_label"] == "HC abs. diff. (mm)"
 
 
 def test_csv_cells_cannot_become_spreadsheet_formulas(tmp_path):
     write_results(tmp_path / "r", [make_result("planes-africa-zero-shot", '=HYPERLINK("http://x","y")', 0.7),
                                    make_result("planes-africa-zero-shot", "@SUM(1)", 0.6)])
-    rows = _csv_rows(render_site(tmp_path / "r")[0]["tasks/planes-africa-zero-shot.main.csv"])
+    rows = _csv_rows(_trusted(tmp_path / "r")[0]["tasks/planes-africa-zero-shot.main.csv"])
     assert [r["submission"] for r in rows] == ["'=HYPERLINK(\"http://x\",\"y\")", "'@SUM(1)"]
     assert rows[0]["accuracy"] == "0.7"  # numbers stay numbers
 
@@ -714,7 +882,7 @@ def test_published_reference_rows_are_shown_marked_and_never_ranked(tmp_path):
     assert heuvel.scores == {"hc_abs_diff_mm": 2.83} and "challenge test set" in heuvel.test_set
 
     write_results(tmp_path / "r", example_results())
-    files, summary = render_site(tmp_path / "r")
+    files, summary = _trusted(tmp_path / "r")
     page = files["tasks/planes-africa-zero-shot.html"].decode()
     table = page.split('id="references"', 1)[1].split("</table>", 1)[0]
     assert table.count('<tr data-row="references-') == 3 and table.count('class="badge ref"') == 3
@@ -742,7 +910,7 @@ def test_reference_file_is_validated_and_its_text_escaped(tmp_path):
             "why_different": "w", "paper_url": "https://example.org/p"}
     good = tmp_path / "refs.json"
     good.write_text(json.dumps({"references": [item]}))
-    page = render_site(tmp_path / "r", references_path=good)[0]["tasks/hc18-head-seg.html"].decode()
+    page = _trusted(tmp_path / "r", references_path=good)[0]["tasks/hc18-head-seg.html"].decode()
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in page.split('id="references"', 1)[1]
     assert "<b>c</b>" not in page
     for change, message in [({"scores": {"dice": 82.4}}, "outside [0, 1]"),
@@ -767,7 +935,7 @@ def test_rows_carry_training_data_and_zero_shot_for_the_filters(tmp_path):
     tuned = make_result("planes-africa", "example-tuned", 0.8, training_data="real")
     untrained = make_result("planes-africa", "example-untrained", 0.3, training_data="none")
     write_results(tmp_path / "r", [zero, said, tuned, untrained])
-    files, _ = render_site(tmp_path / "r")
+    files, _ = _trusted(tmp_path / "r")
     africa = files["tasks/planes-africa.html"].decode()
     found = re.findall(r'data-training="(\w+)" data-zero-shot="(\w+)"', africa.split('id="main"', 1)[1]
                        .split("</table>", 1)[0])
@@ -788,7 +956,7 @@ def test_not_comparable_groups_are_named_by_what_differs(tmp_path):
                make_result("hc18-head-seg", "example-local-b", 0.95, revision="local", fingerprint="9f8e" * 16),
                make_result("hc18-head-seg", "example-old", 0.94, revision="v0.9")]
     write_results(tmp_path / "r", results)
-    boards = {b.task.name: b for b in build_boards(load_results(tmp_path / "r").entries)}["hc18-head-seg"]
+    boards = _boards(tmp_path / "r")["hc18-head-seg"]
     assert boards.main is None
     labels = {b.rows[0].entry.name: b.label for b in boards.variants}
     assert labels == {"example-local-a": "dataset fingerprint 1a2b1a2b1a2b… (local build)",
@@ -797,7 +965,7 @@ def test_not_comparable_groups_are_named_by_what_differs(tmp_path):
     reasons = {b.rows[0].entry.name: "; ".join(b.reasons) for b in boards.variants}
     assert reasons["example-local-a"] != reasons["example-local-b"]
     assert "1a2b1a2b1a2b…" in reasons["example-local-a"]
-    page = render_site(tmp_path / "r")[0]["tasks/hc18-head-seg.html"].decode()
+    page = _trusted(tmp_path / "r")[0]["tasks/hc18-head-seg.html"].decode()
     assert "Variant 1" not in page
     assert '<span class="badge flag">Not comparable</span> dataset fingerprint 1a2b1a2b1a2b… (local build)</h2>' in page
 
@@ -805,7 +973,8 @@ def test_not_comparable_groups_are_named_by_what_differs(tmp_path):
 def test_identical_labels_get_the_field_that_tells_them_apart(tmp_path):
     from fetal_bench.leaderboard.ranking import Comparability, task_info, variant_labels
 
-    keys = [Comparability("1.0", "hc18", None, split, "v0.9", "f" * 64, "dice") for split in ("test", "validation")]
+    keys = [Comparability("2.0", "hc18", None, split, "v0.9", "f" * 64, "hc_abs_diff_mm")
+            for split in ("test", "validation")]
     labels = variant_labels(keys, None, task_info("hc18-head-seg"))
     assert labels == ["revision v0.9, split test", "revision v0.9, split validation"]
 
@@ -820,7 +989,7 @@ def test_every_registry_metric_has_one_label_used_everywhere(tmp_path):
                make_result("acouslic-iqa", "example-iqa-old", 0.5, revision="v0.9"),
                make_result("planes-africa-zero-shot", "example-planes", 0.7, metrics={"macro_f1": 0.6})]
     write_results(tmp_path / "r", results)
-    files, _ = render_site(tmp_path / "r")
+    files, _ = _trusted(tmp_path / "r")
     index = files["index.html"].decode()
     assert ">F1 <span" in index and "Macro F1" in index
     for name, data in files.items():
@@ -842,7 +1011,7 @@ def test_no_absolute_local_path_reaches_the_site(tmp_path):
     info["generation"] = {"generator": "fu-lora", "lora_path": "/home/alice/secret-project/lora-fu",
                           "source": {"path": "C:\\Users\\alice\\data"}}
     (dataset / "build_info.json").write_text(json.dumps(info))
-    files, _ = render_site(tmp_path / "r", synthetic_dirs=[dataset])
+    files, _ = _trusted(tmp_path / "r", synthetic_dirs=[dataset])
     for name, data in files.items():
         text = data.decode("utf-8", errors="replace")
         assert "/home/alice" not in text and "C:\\Users" not in text and str(tmp_path) not in text, name
@@ -862,5 +1031,114 @@ def test_no_absolute_local_path_reaches_the_site(tmp_path):
 
 def test_result_copies_stay_byte_identical_without_local_paths(tmp_path):
     write_results(tmp_path / "r", example_results()[:2])
-    files, _ = render_site(tmp_path / "r")
+    files, _ = _trusted(tmp_path / "r")
     assert files["results/00-hc18-head-seg.json"] == (tmp_path / "r/00-hc18-head-seg.json").read_bytes()
+
+
+# ---------------------------------------------------------------------------------------------
+# Verification and ranks that respect uncertainty (issue 21)
+
+
+def test_ranking_shows_who_is_not_distinguishable_from_first(tmp_path, real_board):
+    """Paired resamples: 6 vs 8 errors in 120 images cannot be told apart, 6 vs 40 can."""
+    files, summary = render_site(real_board / "results")
+    page = files["tasks/phantom-planes.html"].decode()
+    lead = page.split('id="ranking"', 1)[1].split("</p>", 1)[0]
+    assert "paired cluster bootstrap" in lead and "Not distinguishable from #1: example-cnn-tied, example-cnn-close" \
+        in lead.replace("\n", " ")
+    rows = {r["submission"]: r for r in _csv_rows(files["tasks/phantom-planes.main.csv"])}
+    assert rows["example-cnn-best"]["rank"] == "1" and rows["example-cnn-tied"]["rank"] == "1"
+    assert rows["example-cnn-tied"]["versus_first"].startswith("tied with #1 [")
+    assert rows["example-cnn-best"]["versus_first"] == "#1" and rows["example-cnn-best"]["difference_from_first"] == ""
+    assert rows["example-cnn-close"]["indistinguishable_from_first"] == "true"
+    assert rows["example-cnn-weak"]["indistinguishable_from_first"] == "false"
+    assert float(rows["example-cnn-weak"]["difference_ci95_low"]) > 0
+    assert rows["example-cnn-close"]["uncertainty_method"].startswith("paired cluster bootstrap")
+    assert int(rows["example-cnn-weak"]["rank_range_low"]) >= 4
+    task = next(t for t in summary.tasks if t.name == "phantom-planes")
+    assert set(task.indistinguishable) == {"example-cnn-best", "example-cnn-tied", "example-cnn-close"}
+    assert 'class="versus tied"' in _table(page, "main")
+
+
+def test_paired_comparison_on_known_statistics():
+    import numpy as np
+
+    from fetal_bench.leaderboard.verify import compare_with_leader
+
+    rng = np.random.default_rng(0)
+    n = 200
+    subjects = np.repeat(np.arange(100), 2)
+    correct_a = rng.random(n) < 0.9
+    correct_b = correct_a.copy()
+    correct_b[:4] = ~correct_b[:4]  # 4 rows differ: indistinguishable
+    correct_c = rng.random(n) < 0.6  # far worse
+    verdicts = [Verdict("verified", statistic=lambda idx, c=c: float(c[idx].mean()), subjects=subjects,
+                        truth_key=("t",)) for c in (correct_a, correct_b, correct_c)]
+    first, second, third = compare_with_leader(verdicts, higher_is_better=True)
+    assert first.indistinguishable and first.rank_low == 1 and first.difference is None
+    assert second.indistinguishable and second.ci95[0] <= 0 <= second.ci95[1]
+    assert second.difference == pytest.approx(correct_a.mean() - correct_b.mean())
+    assert not third.indistinguishable and third.ci95[0] > 0 and third.rank_low == third.rank_high == 3
+    # Lower is better: the weakest accuracy now leads, and the others are behind by a positive difference.
+    flipped = compare_with_leader(list(reversed(verdicts)), higher_is_better=False)
+    assert not flipped[1].indistinguishable and flipped[1].difference == pytest.approx(
+        correct_b.mean() - correct_c.mean()) and flipped[1].ci95[0] > 0
+    # Results scored on different rows are never compared.
+    other = Verdict("verified", statistic=verdicts[0].statistic, subjects=subjects, truth_key=("other",))
+    assert compare_with_leader([verdicts[0], other], True) is None
+
+
+def test_predictions_are_found_by_content_not_by_name(tmp_path, real_board):
+    root = _copy_board(real_board, tmp_path / "board")
+    moved = root / "elsewhere"
+    moved.mkdir()
+    (root / "predictions" / "example-cnn-best.csv").rename(moved / "renamed.csv")
+    tampered = root / "predictions" / "example-cnn-close.csv"
+    lines = tampered.read_text().splitlines()
+    first = lines[1].split(",")
+    lines[1] = ",".join([first[0], *reversed(first[1:])])  # one row's probabilities reordered
+    tampered.write_text("\n".join(lines) + "\n")
+    files, summary = render_site(root / "results", predictions=[moved])
+    lines = dict(summary.verdicts)
+    assert lines["phantom-planes__example-cnn-best.json"] == "ranked"  # found under its new name
+    assert lines["phantom-planes__example-cnn-close.json"].startswith("shown apart (its predictions (sha256")
+    page = files["tasks/phantom-planes.html"].decode()
+    assert "example-cnn-close" in _names_in_table(page, "unverified")
+
+
+def test_results_without_their_data_are_shown_apart_with_the_fix(tmp_path, real_board):
+    """A published set that is not here (offline, no --data) cannot be scored: unverified, with the fix."""
+    from leaderboard_fixtures import phantom_planes_predictions
+
+    root = _copy_board(real_board, tmp_path / "board")
+    predictions = phantom_planes_predictions(root / "predictions" / "p.csv", 3)
+    result = make_result("hc18-head-seg", "example-hc18", 2.0)
+    result["submission"]["predictions_sha256"] = hashlib.sha256(predictions.read_bytes()).hexdigest()
+    write_results(root / "results", [result], names=["hc18.json"])
+    _, summary = render_site(root / "results")
+    line = dict(summary.verdicts)["hc18.json"]
+    assert line.startswith("shown apart (the task's data is not available here") and "--data" in line or \
+        "fetal-bench datasets" in line
+
+
+def test_every_point_estimate_of_a_verified_result_lies_in_its_interval(real_board):
+    """Intervals that contain their estimate (issue 21): the bias-shifted interval for ECE included."""
+    for path in sorted((real_board / "results").glob("*.json")):
+        _assert_estimates_inside(json.loads(path.read_text()), path.name)
+
+
+def _assert_estimates_inside(result: dict, name: str) -> None:
+    blocks = [("scores", result["scores"])] + [
+        (f"groups/{c}/{v}", e["scores"]) for c, b in result["groups"].items() for v, e in b["values"].items()]
+    for where, scores in blocks:
+        for metric, score in scores.items():
+            if metric == "main_score" or score["value"] is None or score["ci95"][0] is None:
+                continue
+            low, high = score["ci95"]
+            assert low <= score["value"] <= high, (name, where, metric, score)
+
+
+def _csv_rows(data: bytes) -> list[dict[str, str]]:
+    import csv
+
+    return list(csv.DictReader(io.StringIO(data.decode("utf-8"))))

@@ -108,9 +108,11 @@ def versus_leader_text(row: RankedRow, metric: str) -> str:
     c = row.comparison
     if c is None:
         return "—"
-    if c.difference == 0.0 and c.ci95 == (0.0, 0.0):
-        return "#1" if row.rank == 1 else "tied with #1"
+    if c.difference is None:
+        return "#1"
     ci = fmt_ci(list(c.ci95), metric) if c.ci95 else ""
+    if c.difference == 0.0:  # the same score: it shares rank 1
+        return f"tied with #1 {ci}".strip()
     verdict = "not distinguishable from #1" if c.indistinguishable else "behind #1"
     return f"{verdict}: −{fmt_value(c.difference, metric)} {ci}".strip()
 

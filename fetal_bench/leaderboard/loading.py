@@ -347,7 +347,8 @@ def _read_one(rel: str, path: Path) -> ResultEntry | InvalidResult:
 
 
 def committed_times(folder: Path) -> dict[Path, int]:
-    """When git first recorded each file under ``folder`` (commit time, by resolved path).
+    """When git first recorded each file under ``folder``: the position of the commit that added it
+    in the history (0 for the first commit that touched the folder), by resolved path.
 
     The history of a repository is the one order of submission no result file can forge (a
     ``created_at`` is whatever its author typed). Empty where ``folder`` is not in a git
@@ -361,35 +362,39 @@ def committed_times(folder: Path) -> dict[Path, int]:
 
     try:
         top = Path(git("rev-parse", "--show-toplevel").strip())
-        # Per commit, newest first: "\x01<time>", then NUL-separated paths (relative to the top).
-        log = git("log", "--format=%x01%ct", "--name-only", "--diff-filter=A", "--no-renames", "-z", "--", ".")
+        # Per commit, children before parents: "\x01<hash>", then NUL-separated paths (relative to the top).
+        log = git("log", "--topo-order", "--format=%x01%H", "--name-only", "--diff-filter=A", "--no-renames", "-z",
+                  "--", ".")
     except (OSError, subprocess.SubprocessError):
         return {}
-    times: dict[Path, int] = {}
-    when = 0
+    added: dict[Path, int] = {}
+    commit = 0  # how many commits back from the newest: the larger, the earlier
     for token in log.split("\0"):
         if token.startswith("\x01"):
-            when = int(token[1:])
+            commit += 1
             continue
         token = token.lstrip("\n")
         if token:
-            # Newest first: the last time seen for a path is when it was first added.
-            times[(top / token).resolve()] = when
-    return times
+            # Newest first: the last commit seen adding a path is the one that first added it.
+            added[(top / token).resolve()] = commit
+    # Commits within one second share a time, so the order, not the clock, says which came first.
+    return {path: commit - back for path, back in added.items()}
 
 
 def _order_key(entry: ResultEntry, folder_of: dict[str, int], times: dict[Path, int],
                paths: dict[str, Path]) -> tuple:
+    # Folders first (each has its own history; the first given was submitted first), then the
+    # commit that added the file, committed files before uncommitted ones.
     committed = times.get(paths[entry.path].resolve())
-    return (committed is None, committed or 0, folder_of[entry.path])
+    return (folder_of[entry.path], committed is None, committed or 0)
 
 
 def _refuse_repeats(entries: list[ResultEntry], folder_of: dict[str, int], times: dict[Path, int],
                     paths: dict[str, Path]) -> tuple[list[ResultEntry], list[InvalidResult]]:
     """One entry per set of predictions on the same task and data: the one submitted first.
 
-    "First" is the earliest git commit that added the file, then the order of the results
-    folders; never ``created_at``, which a copy can backdate. Where nothing tells two copies
+    "First" is the order of the results folders, then the earliest git commit that added the
+    file; never ``created_at``, which a copy can backdate. Where nothing tells two copies
     apart (neither committed, same folder), every copy is refused: better no entry than the
     wrong one.
     """

@@ -295,7 +295,7 @@ def _ranking_section(page: Page, boards: TaskBoards) -> Markup:
             "; equal scores share a rank. Every result here was scored again by this build from its "
             "predictions."]
     if board.uncertainty:
-        tied = [r.entry.name for r in board.rows if r.comparison and r.comparison.indistinguishable and r.rank != 1]
+        tied = _indistinguishable(board)
         lead += [" Uncertainty: ", board.uncertainty, ". ",
                  el("strong", f"Not distinguishable from #1: {', '.join(tied)}." if tied else
                     "Every other result is behind #1 beyond the interval." if len(board.rows) > 1 else "")]
@@ -334,7 +334,8 @@ def _unverified_section(page: Page, boards: TaskBoards) -> Markup:
 
     def name_cell(r: RankedRow) -> Markup:
         link = page.ctx.result_pages.get(r.entry.path)
-        return el("td", el("a", r.entry.name, href=page.link(link)) if link else r.entry.name, class_="sub")
+        return el("td", el("a", r.entry.name, href=page.link(link), class_="sub-name") if link else
+                  el("span", r.entry.name, class_="sub-name"), class_="sub")
 
     columns = [Column("Submission", name_cell, lambda r: r.entry.name.casefold()),
                Column("Main score as the file reports it", main_cell, None),
@@ -572,10 +573,11 @@ def _synthetic_section(page: Page, synthetic: Sequence[tuple[SyntheticDataset, s
 
 
 def _indistinguishable(board: Board | None) -> list[str]:
-    """Ranked results not distinguishable from #1 on paired resamples (#1 itself excluded)."""
-    if board is None:
+    """Ranked results not distinguishable from #1 on paired resamples (the first row, #1, excluded;
+    a result tied with it included)."""
+    if board is None or not board.rows:
         return []
-    return [r.entry.name for r in board.rows if r.comparison and r.comparison.indistinguishable and r.rank != 1]
+    return [r.entry.name for r in board.rows[1:] if r.comparison and r.comparison.indistinguishable]
 
 
 def _leader_cell(boards: TaskBoards) -> Markup:
@@ -748,7 +750,9 @@ def _check_lines(all_boards: Sequence[TaskBoards], verdicts: dict, invalid: Sequ
         for row in boards.unverified:
             lines[row.entry.path] = _verdict_line("unverified", row.verdict.reason if row.verdict else "not checked")
     for item in invalid:
-        lines[item.path] = item.reason if item.reason.startswith("refused") else f"refused (invalid: {item.reason})"
+        reason = item.reason.removeprefix("refused: ").rstrip(".")
+        lines[item.path] = f"refused ({reason})" if item.reason.startswith("refused") else \
+            f"refused (invalid: {reason})"
     return sorted(lines.items())
 
 
@@ -756,7 +760,8 @@ def render_site(results_dirs: str | os.PathLike | Sequence[str | os.PathLike], *
                 predictions: Sequence[str | os.PathLike] = (), data: dict[str, str | os.PathLike] | None = None,
                 verify: bool = True, synthetic_dirs: Sequence[str | os.PathLike] = (),
                 build_timestamp: _dt.datetime | None = None,
-                references_path: str | os.PathLike | None = None) -> tuple[dict[str, bytes], SiteSummary]:
+                references_path: str | os.PathLike | None = None,
+                verifier=None) -> tuple[dict[str, bytes], SiteSummary]:
     """Render every file of the site in memory: ``{relative path: bytes}`` and a summary (``out_dir`` unset).
 
     ``results_dirs``: one or more folders of result files, merged (the same predictions twice
@@ -766,13 +771,16 @@ def render_site(results_dirs: str | os.PathLike | Sequence[str | os.PathLike], *
     on. ``verify=False`` ranks nothing (every result unverified), for a quick look.
     ``references_path``: the published reference results to show (default: the shipped
     ``references.json``); an invalid file is an error, as it is ours, not a submission.
+    ``verifier``: an object with :class:`~.verify.Verifier`'s ``verify`` and
+    ``expected_fingerprint``, used instead of one built from ``predictions`` and ``data``.
     """
     from fetal_bench.leaderboard.verify import Verifier, verify_all
 
     folders = _results_folders(results_dirs)
     loaded = load_results(folders)
     references = load_references(references_path)
-    verifier = Verifier([*default_predictions(folders), *predictions], data) if verify else None
+    if verifier is None and verify:
+        verifier = Verifier([*default_predictions(folders), *predictions], data)
     verdicts, refused = verify_all(loaded.entries, verifier)
     refused_paths = {item.path for item in refused}
     entries = [e for e in loaded.entries if e.path not in refused_paths]
@@ -806,7 +814,7 @@ def render_site(results_dirs: str | os.PathLike | Sequence[str | os.PathLike], *
         stamp = build_timestamp.astimezone(_dt.timezone.utc).isoformat(timespec="seconds").replace("+00:00", "Z")
         footer_parts += [" on ", el("time", stamp, datetime=stamp)]
     footer_parts += [". Ranked scores were computed again by this build from each result's predictions; "
-                     if verify else ". This build did not verify results, so it ranks none; ",
+                     if verifier is not None else ". This build did not verify results, so it ranks none; ",
                      el("a", "how to submit", href=SUBMIT_URL), "."]
     json_paths = _json_copy_paths(entries)
     ctx = Context(json_paths=json_paths, task_pages=task_pages, nav=tuple(nav), footer=join(footer_parts),
@@ -827,7 +835,7 @@ def render_site(results_dirs: str | os.PathLike | Sequence[str | os.PathLike], *
         summaries.append(TaskSummary(boards.task.name, path, len(boards.main.rows) if boards.main else 0,
                                      sum(len(v.rows) for v in boards.variants), len(task_invalid),
                                      tuple(r.entry.name for r in _leaders(boards.main)), len(boards.unverified),
-                                     tuple(r.entry.name for r in _leaders(boards.main))
+                                     tuple(r.entry.name for r in (boards.main.rows[:1] if boards.main else ()))
                                      + tuple(_indistinguishable(boards.main))))
     files.update(_result_pages(ctx, all_boards))
     for dataset, path in synthetic:
@@ -873,9 +881,9 @@ def build_site(results_dirs: str | os.PathLike | Sequence[str | os.PathLike], ou
                predictions: Sequence[str | os.PathLike] = (), data: dict[str, str | os.PathLike] | None = None,
                verify: bool = True, synthetic_dirs: Sequence[str | os.PathLike] = (),
                build_timestamp: _dt.datetime | None | bool = None,
-               references_path: str | os.PathLike | None = None) -> SiteSummary:
+               references_path: str | os.PathLike | None = None, verifier=None) -> SiteSummary:
     """Build the leaderboard site from the result files in ``results_dirs`` into ``out_dir``
-    (``predictions``, ``data``, ``verify``: see :func:`render_site`).
+    (``predictions``, ``data``, ``verify``, ``verifier``: see :func:`render_site`).
 
     The whole site is rendered in memory, written into a temporary sibling folder and only then
     swapped in for ``out_dir``: a failed build leaves the previous site as it was, and a reader
@@ -893,7 +901,7 @@ def build_site(results_dirs: str | os.PathLike | Sequence[str | os.PathLike], ou
         build_timestamp = None
     files, summary = render_site(folders, predictions=predictions, data=data, verify=verify,
                                  synthetic_dirs=synthetic_dirs, build_timestamp=build_timestamp,
-                                 references_path=references_path)
+                                 references_path=references_path, verifier=verifier)
     with atomic_directory(out_dir, overwrite=True) as tmp:
         for relative, data in files.items():
             target = tmp / relative

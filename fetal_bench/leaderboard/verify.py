@@ -77,8 +77,8 @@ class Comparison:
 
     rank_low: int  # 95% interval of its rank over the resamples
     rank_high: int
-    difference: float | None  # leader's main score minus this one's, in the better direction (>= 0 is worse)
-    ci95: tuple[float, float] | None
+    difference: float | None  # leader's main score minus this one's, in the better direction; None: the leader
+    ci95: tuple[float, float] | None  # of the difference over the paired resamples; None: the leader
     indistinguishable: bool  # the interval of the difference holds 0 (the leader itself: True)
 
 
@@ -382,7 +382,7 @@ def compare_with_leader(verdicts: Sequence[Verdict], higher_is_better: bool) -> 
     for index, ranks_of in enumerate(ranks):
         low, high = np.quantile(ranks_of, [tail, 1 - tail], method="inverted_cdf")
         if index == 0:
-            comparisons.append(Comparison(int(low), int(high), 0.0, (0.0, 0.0), True))
+            comparisons.append(Comparison(int(low), int(high), None, None, True))  # the leader itself
             continue
         sign = 1.0 if higher_is_better else -1.0
         diff = sign * (replicates[0] - replicates[index])
