@@ -1117,8 +1117,9 @@ def test_results_without_their_data_are_shown_apart_with_the_fix(tmp_path, real_
     write_results(root / "results", [result], names=["hc18.json"])
     _, summary = render_site(root / "results")
     line = dict(summary.verdicts)["hc18.json"]
-    assert line.startswith("shown apart (the task's data is not available here") and "--data" in line or \
-        "fetal-bench datasets" in line
+    assert line.startswith("shown apart (hc18 v1.0 is not available here to score it on (Dataset 'fetal-bench/hc18' "
+                           "cannot be loaded: offline mode is on")
+    assert line.endswith("build it with `fetal-bench datasets build hc18` and pass --data hc18=DIR)")
 
 
 def test_every_point_estimate_of_a_verified_result_lies_in_its_interval(real_board):

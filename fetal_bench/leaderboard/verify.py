@@ -297,7 +297,10 @@ class Verifier:
         except SubmissionError as error:
             return Verdict("refused", f"its predictions {path.name} do not score: {error.problem}", path)
         except FetalBenchError as error:
-            self._data_errors[key] = f"the task's data is not available here ({error.problem} {error.fix})"
+            name = dataset["name"]
+            self._data_errors[key] = (f"{name} {dataset['revision']} is not available here to score it on "
+                                      f"({error.problem.rstrip('.')}); build it with `fetal-bench datasets build "
+                                      f"{name}` and pass --data {name}=DIR")
             return Verdict("unverified", self._data_errors[key], path)
         if (again.dataset["revision"], again.dataset["fingerprint"]) != (dataset["revision"], dataset["fingerprint"]):
             return Verdict("unverified", f"it was scored on {dataset['name']} {dataset['revision']} (fingerprint "
