@@ -113,8 +113,11 @@ def run_demo(out_dir: str | Path, *, overwrite: bool = False, log: Callable[[str
     _warn_untrained_features(generated, log)
 
     log("[bold]6. Build the leaderboard site[/] from the result files")
-    site = build_site(results_dir, out_dir / "leaderboard", synthetic_dirs=[generated[SYNTHETIC_SPLIT]])
-    log(f"   {site.n_valid} result file(s) on {len(site.tasks)} task page(s)")
+    site = build_site(results_dir, out_dir / "leaderboard", data={"phantom": phantom_dir},
+                      synthetic_dirs=[generated[SYNTHETIC_SPLIT]])
+    ranked = sum(1 for _, verdict in site.verdicts if verdict == "ranked")
+    log(f"   {site.n_valid} result file(s) on {len(site.tasks)} task page(s); {ranked} verified from their "
+        "predictions and ranked")
     outputs["leaderboard (open in a browser)"] = str(site.index)
 
     summary_path = out_dir / "demo-summary.json"
@@ -135,6 +138,7 @@ def train_and_score(phantom_dir: Path, runs_dir: Path, results_dir: Path, *,
     Returns {task: {main score: value}}.
     """
     from fetal_bench.evaluation import evaluate
+    from fetal_bench.tasks import get_task
     from fetal_bench.training import train
 
     if results_dir.is_dir():
@@ -148,8 +152,11 @@ def train_and_score(phantom_dir: Path, runs_dir: Path, results_dir: Path, *,
                         image_size=image_size, epochs=epochs, patience=0, progress=True, mixed_precision="no",
                         run_name=f"demo-{model}", log=messages.append, **options)
         reused = any("holds a finished run" in message for message in messages)
+        # The predictions are saved so the leaderboard can score them again (it ranks only what it verified).
+        predictions = results_dir / "predictions" / f"demo-{model}{get_task(task).kind.predictions_suffix}"
+        predictions.parent.mkdir(parents=True, exist_ok=True)
         result_file = evaluate(task, model=model, checkpoint=trained.output, data=phantom_dir, output=results_dir,
-                               name=f"demo-{model}", n_resamples=200,
+                               name=f"demo-{model}", n_resamples=200, save_predictions=predictions,
                                description=f"fetal-bench demo: {model}, {trained.steps} steps ({epochs} epochs) on CPU")
         main = result_file["scores"]["main_score"]
         value = result_file["scores"][main]

@@ -41,10 +41,31 @@ class InvalidResultError(FetalBenchError):
     """A result file does not follow the schema."""
 
 
+@lru_cache(maxsize=1)
+def _compiled_schema():
+    """The schema compiled to Python by fastjsonschema: ~100x faster than jsonschema on a valid
+    file, which is what a leaderboard of thousands of results reads."""
+    import fastjsonschema
+
+    return fastjsonschema.compile(result_schema())
+
+
 def validate_result(result: dict, *, source: str = "result") -> None:
-    """Raise :class:`InvalidResultError` naming the first schema violation (and its JSON path)."""
+    """Raise :class:`InvalidResultError` naming the first schema violation (and its JSON path).
+
+    A file the compiled schema accepts is valid; anything else goes to jsonschema, which has
+    the final word and names the problem (the two agree on every valid file: tests check both).
+    """
+    import fastjsonschema
     import jsonschema
 
+    try:
+        _compiled_schema()(result)
+    except fastjsonschema.JsonSchemaException:
+        pass
+    else:
+        _reject_non_finite(result, source)
+        return
     validator = jsonschema.Draft202012Validator(result_schema(), format_checker=jsonschema.FormatChecker())
     errors = sorted(validator.iter_errors(result), key=lambda e: list(e.absolute_path))
     if errors:

@@ -9,6 +9,7 @@ by accident: the only way to emit raw HTML is to build it with :func:`el`.
 
 from __future__ import annotations
 
+import functools
 import html
 import json
 import re
@@ -57,12 +58,21 @@ def _render_child(child: Child) -> Markup:
     return Markup("".join(_render_child(c) for c in child))
 
 
+@functools.lru_cache(maxsize=1024)
 def _attr_name(name: str) -> str:
     # Python keywords and hyphens: `class_` -> class, `data_sort` -> data-sort, `aria_sort` -> aria-sort.
+    # Cached: names come only from our code, a few dozen of them, and a site calls this ~10^6 times.
     name = name.rstrip("_").replace("_", "-")
     if not _NAME.match(name):
         raise ValueError(f"invalid attribute name {name!r}")
     return name
+
+
+@functools.lru_cache(maxsize=256)
+def _checked_tag(tag: str) -> str:
+    if not _NAME.match(tag):
+        raise ValueError(f"invalid tag name {tag!r}")
+    return tag
 
 
 def el(tag: str, *children: Child, **attrs: Any) -> Markup:
@@ -71,9 +81,7 @@ def el(tag: str, *children: Child, **attrs: Any) -> Markup:
     Attribute values: ``True`` gives a bare attribute, ``None``/``False`` leaves it out,
     anything else is converted to ``str`` and escaped.
     """
-    if not _NAME.match(tag):
-        raise ValueError(f"invalid tag name {tag!r}")
-    parts = [tag]
+    parts = [_checked_tag(tag)]
     for key, value in attrs.items():
         if value is None or value is False:
             continue

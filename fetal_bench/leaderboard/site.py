@@ -333,9 +333,9 @@ def _unverified_section(page: Page, boards: TaskBoards) -> Markup:
         return el("td", [metric_label(metric), ": ", fmt_score(entry_score(r.entry, metric), metric)], class_="num")
 
     def name_cell(r: RankedRow) -> Markup:
-        link = page.ctx.result_pages.get(r.entry.path)
-        return el("td", el("a", r.entry.name, href=page.link(link), class_="sub-name") if link else
-                  el("span", r.entry.name, class_="sub-name"), class_="sub")
+        # No page of its own: the name links the file itself.
+        return el("td", el("a", r.entry.name, href=page.link(page.ctx.json_paths[r.entry.path]), class_="sub-name",
+                           type="application/json"), class_="sub")
 
     columns = [Column("Submission", name_cell, lambda r: r.entry.name.casefold()),
                Column("Main score as the file reports it", main_cell, None),
@@ -817,8 +817,12 @@ def render_site(results_dirs: str | os.PathLike | Sequence[str | os.PathLike], *
                      if verifier is not None else ". This build did not verify results, so it ranks none; ",
                      el("a", "how to submit", href=SUBMIT_URL), "."]
     json_paths = _json_copy_paths(entries)
+    # A page per verified result: what the board vouches for. An unverified one shows its reason
+    # in its task's table and links its JSON (a folder of 10,000 unchecked files makes no pages).
+    verified = {path for path, verdict in verdicts.items() if verdict.status == "verified"}
     ctx = Context(json_paths=json_paths, task_pages=task_pages, nav=tuple(nav), footer=join(footer_parts),
-                  result_pages={path: target[:-len(".json")] + ".html" for path, target in json_paths.items()})
+                  result_pages={path: target[:-len(".json")] + ".html" for path, target in json_paths.items()
+                                if path in verified})
 
     files: dict[str, bytes] = {MARKER: b"A generated fetal-bench leaderboard site; rebuilds replace it.\n",
                                "assets/style.css": _asset("style.css"), "assets/app.js": _asset("app.js")}
@@ -861,7 +865,6 @@ def _result_pages(ctx: Context, all_boards: Sequence[TaskBoards]) -> dict[str, b
     for boards in all_boards:
         placed = [(row, None) for row in (boards.main.rows if boards.main else ())]
         placed += [(row, board.label) for board in boards.variants for row in board.rows]
-        placed += [(row, None) for row in boards.unverified]
         for row, label in placed:
             path = ctx.result_pages[row.entry.path]
             page = Page(path, ctx)

@@ -255,11 +255,12 @@ class Verifier:
         task = get_task(task_name)
         pinned = pinned_fingerprint(task.dataset.name, task.dataset.revision, task.eval_split, task.dataset.config)
         info = CATALOG.get(task.dataset.name)
-        if pinned is not None or info is None or not info.simulated or info.hub_id is not None \
-                or task.dataset.name in self.data:
+        if pinned is not None or info is None or not info.simulated or info.hub_id is not None:
             return pinned
+        # A simulated set is generated, not downloaded: its revision names the generator, and any
+        # build of it (the one given, else one made in-process) has that revision's content.
         try:
-            return self.cache.get(task, task.eval_split, None)[0].fingerprint
+            return self.cache.get(task, task.eval_split, self.data.get(task.dataset.name))[0].fingerprint
         except FetalBenchError:
             return None
 

@@ -26,6 +26,8 @@ class TaskKind:
     protocol_scores: ClassVar[tuple[str, ...]]
     # True: learns from and is scored on a label per image; False: on a mask per image.
     has_labels: ClassVar[bool]
+    # The file type of the predictions `write_predictions` saves (a submission's usual form).
+    predictions_suffix: ClassVar[str]
 
     def known_metrics(self) -> tuple[str, ...]:
         raise NotImplementedError
@@ -79,6 +81,7 @@ class ClassificationKind(TaskKind):
     name = "classification"
     protocol_scores = ("accuracy", "macro_f1", "auc_ovr_hard", "auc_ovr_macro", "balanced_accuracy")
     has_labels = True
+    predictions_suffix = ".csv"
 
     def known_metrics(self) -> tuple[str, ...]:
         from fetal_bench.tasks.base import BINARY_METRICS, CLASSIFICATION_METRICS
@@ -149,6 +152,7 @@ class SegmentationKind(TaskKind):
     name = "segmentation"
     protocol_scores = ("dice", "hc_abs_diff_mm", "hc_abs_diff_mm_median", "hc_no_ellipse_rate", "hd95_mm")
     has_labels = False
+    predictions_suffix = ".parquet"
 
     def known_metrics(self) -> tuple[str, ...]:
         from fetal_bench.tasks.base import SEGMENTATION_METRICS

@@ -33,9 +33,9 @@ _ZERO_SHOT = dict(
     train_data="No African images: FETAL_PLANES_DB and/or synthetic images only.",
 )
 
-# HC18 is ranked as its challenge ranks: by the mean absolute difference between the head
-# circumference measured on the prediction and the reference, in mm (van den Heuvel et al. 2018,
-# "Evaluation"; the challenge leaderboard's "Absolute difference (mm)"). Version 1.0 ranked by Dice.
+# HC18 is ranked by its challenge's measure: the mean absolute difference between the head
+# circumference measured on the prediction and the reference, in mm (van den Heuvel et al. 2018;
+# docs/tasks.md says what was and was not checked). Version 1.0 ranked by Dice.
 HC18_HEAD_SEG = Task(
     name="hc18-head-seg",
     version="2.0",
