@@ -3,6 +3,12 @@
 Colours and fonts live in the stylesheet (classes only, no ``style`` attributes), so the charts
 follow the page's theme and the page can keep a strict Content-Security-Policy. Coordinates are
 rounded to two decimals so the same inputs give the same bytes.
+
+A chart drawn 560-700 units wide and scaled down to a phone's width would have text a few pixels
+high, so the forest plot, the scatter and the histogram come as a pair: the wide drawing and a
+narrow one (:data:`NARROW_WIDTH` units, labels above the intervals, larger type), in one
+``<div class="chart-pair">``; the stylesheet shows one of the two by the screen's width. The
+per-group bars are drawn narrow enough to need no second drawing.
 """
 
 from __future__ import annotations
@@ -22,6 +28,16 @@ def _n(x: float) -> str:
 
 def _truncate(text: str, limit: int) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+# The narrow drawings' width in SVG units: drawn 1:1 in a 390 px screen's 366 px column, and never
+# scaled below 0.85 on a 320 px one, so their 12-unit text stays at least 10 px high.
+NARROW_WIDTH = 340
+
+
+def _pair(wide: Markup, narrow: Markup) -> Markup:
+    """Both drawings of one chart; the stylesheet shows the one that fits the screen."""
+    return el("div", wide, narrow, class_="chart-pair")
 
 
 def nice_ticks(lo: float, hi: float, count: int = 5) -> list[float]:
@@ -69,12 +85,32 @@ class Interval:
 
 
 def forest_plot(items: Sequence[Interval], metric: str, higher_is_better: bool, *, title: str) -> Markup:
-    """Each entry's main score as a dot with its 95% interval, one line per entry, in rank order."""
+    """Each entry's main score as a dot with its 95% interval, one line per entry, in rank order
+    (a wide and a narrow drawing, see the module's docstring)."""
+    return _pair(_forest_wide(items, metric, higher_is_better, title=title),
+                 _forest_narrow(items, metric, higher_is_better, title=title))
+
+
+def _forest_domain(items: Sequence[Interval], metric: str) -> tuple[float, float]:
+    ends = [v for it in items for v in (it.value, it.lo, it.hi) if v is not None]
+    return _domain(ends, unit_interval_hint=not metric.endswith("_mm"))
+
+
+def _interval_marks(item: Interval, y: float, x, *, cap: float) -> list[Markup]:
+    marks: list[Markup] = []
+    if item.lo is not None and item.hi is not None:
+        marks.append(el("line", x1=_n(x(item.lo)), x2=_n(x(item.hi)), y1=_n(y), y2=_n(y), class_="ci"))
+        for end in (item.lo, item.hi):
+            marks.append(el("line", x1=_n(x(end)), x2=_n(x(end)), y1=_n(y - cap), y2=_n(y + cap), class_="ci"))
+    marks.append(el("circle", cx=_n(x(item.value)), cy=_n(y), r="4.5", class_="point"))
+    return marks
+
+
+def _forest_wide(items: Sequence[Interval], metric: str, higher_is_better: bool, *, title: str) -> Markup:
     # A 220 px label margin holds about 30 characters at 12 px (labels are cut to that, keeping the rank).
     width, left, right, top, row_h = 700, 220, 64, 28, 26
     height = top + row_h * len(items) + 34
-    ends = [v for it in items for v in (it.value, it.lo, it.hi) if v is not None]
-    lo, hi = _domain(ends, unit_interval_hint=not metric.endswith("_mm"))
+    lo, hi = _forest_domain(items, metric)
 
     def x(v: float) -> float:
         return left + (v - lo) / (hi - lo) * (width - left - right)
@@ -92,15 +128,42 @@ def forest_plot(items: Sequence[Interval], metric: str, higher_is_better: bool, 
         row: list[Markup] = [el("title", item.tooltip),
                              el("text", _truncate(item.label, 30), x=_n(left - 10), y=_n(y + 4), class_="label",
                                 text_anchor="end")]
-        if item.lo is not None and item.hi is not None:
-            row.append(el("line", x1=_n(x(item.lo)), x2=_n(x(item.hi)), y1=_n(y), y2=_n(y), class_="ci"))
-            for end in (item.lo, item.hi):
-                row.append(el("line", x1=_n(x(end)), x2=_n(x(end)), y1=_n(y - 5), y2=_n(y + 5), class_="ci"))
-        row.append(el("circle", cx=_n(x(item.value)), cy=_n(y), r="4.5", class_="point"))
+        row += _interval_marks(item, y, x, cap=5)
         row.append(el("text", fmt_value(item.value, metric), x=_n(width - right + 8), y=_n(y + 4), class_="value"))
         parts.append(el("g", row, class_="row"))
     return el("svg", parts, viewBox=f"0 0 {width} {_n(height)}", width=str(width), height=_n(height),
               class_="chart forest", role="img", aria_label=title)
+
+
+def _forest_narrow(items: Sequence[Interval], metric: str, higher_is_better: bool, *, title: str) -> Markup:
+    """The forest plot for a phone: each entry's label and value on a line of their own, its
+    interval across the full width below, four ticks."""
+    width, pad, top, row_h = NARROW_WIDTH, 10, 26, 42
+    height = top + row_h * len(items) + 28
+    lo, hi = _forest_domain(items, metric)
+
+    def x(v: float) -> float:
+        return pad + (v - lo) / (hi - lo) * (width - 2 * pad)
+
+    parts: list[Markup] = [el("title", title)]
+    for tick in nice_ticks(lo, hi, count=4):
+        if lo - 1e-9 <= tick <= hi + 1e-9:
+            parts.append(el("line", x1=_n(x(tick)), x2=_n(x(tick)), y1=_n(top), y2=_n(height - 24), class_="grid"))
+            anchor = "start" if x(tick) < 24 else "end" if x(tick) > width - 24 else "middle"
+            parts.append(el("text", fmt_value(tick, metric), x=_n(x(tick)), y=_n(height - 8), class_="tick",
+                            text_anchor=anchor))
+    direction = "higher is better →" if higher_is_better else "← lower is better"
+    parts.append(el("text", f"{metric_label(metric)} ({direction})", x="0", y="15", class_="axis-label"))
+    for index, item in enumerate(items):
+        y = top + row_h * index
+        row: list[Markup] = [el("title", item.tooltip),
+                             el("text", _truncate(item.label, 34), x="0", y=_n(y + 14), class_="label"),
+                             el("text", fmt_value(item.value, metric), x=_n(width), y=_n(y + 14), class_="value",
+                                text_anchor="end")]
+        row += _interval_marks(item, y + 29, x, cap=5)
+        parts.append(el("g", row, class_="row"))
+    return el("svg", parts, viewBox=f"0 0 {width} {_n(height)}", width=str(width), height=_n(height),
+              class_="chart forest narrow", role="img", aria_label=title)
 
 
 @dataclass(frozen=True)
@@ -160,9 +223,14 @@ class Point:
 
 
 def synthetic_scatter(points: Sequence[Point], metric: str, *, title: str) -> Markup:
-    """Main score against the share of synthetic training data, with 95% intervals."""
-    width, left, right, top, bottom = 560, 64, 20, 20, 46
-    height = 320
+    """Main score against the share of synthetic training data, with 95% intervals (a wide and a
+    narrow drawing)."""
+    return _pair(_scatter(points, metric, title=title, width=560, height=320, narrow=False),
+                 _scatter(points, metric, title=title, width=NARROW_WIDTH, height=280, narrow=True))
+
+
+def _scatter(points: Sequence[Point], metric: str, *, title: str, width: int, height: int, narrow: bool) -> Markup:
+    left, right, top, bottom = 64, 20, 20, 46
     ends = [v for p in points for v in (p.value, p.lo, p.hi) if v is not None]
     lo, hi = _domain(ends, unit_interval_hint=not metric.endswith("_mm"))
 
@@ -173,11 +241,11 @@ def synthetic_scatter(points: Sequence[Point], metric: str, *, title: str) -> Ma
         return top + (hi - v) / (hi - lo) * (height - top - bottom)
 
     parts: list[Markup] = [el("title", title)]
-    for tick in (0.0, 0.25, 0.5, 0.75, 1.0):
+    for tick in (0.0, 0.5, 1.0) if narrow else (0.0, 0.25, 0.5, 0.75, 1.0):
         parts.append(el("line", x1=_n(x(tick)), x2=_n(x(tick)), y1=_n(top), y2=_n(height - bottom), class_="grid"))
         parts.append(el("text", f"{tick * 100:.0f}%", x=_n(x(tick)), y=_n(height - bottom + 16), class_="tick",
                         text_anchor="middle"))
-    for tick in nice_ticks(lo, hi):
+    for tick in nice_ticks(lo, hi, count=4 if narrow else 5):
         if lo - 1e-9 <= tick <= hi + 1e-9:
             parts.append(el("line", x1=_n(left), x2=_n(width - right), y1=_n(y(tick)), y2=_n(y(tick)), class_="grid"))
             parts.append(el("text", fmt_value(tick, metric), x=_n(left - 6), y=_n(y(tick) + 4), class_="tick",
@@ -195,15 +263,21 @@ def synthetic_scatter(points: Sequence[Point], metric: str, *, title: str) -> Ma
         group.append(el("text", point.label, x=_n(cx + 8), y=_n(cy - 6), class_="point-label"))
         parts.append(el("g", group, class_="row"))
     return el("svg", parts, viewBox=f"0 0 {width} {height}", width=str(width), height=str(height),
-              class_="chart scatter", role="img", aria_label=title)
+              class_="chart scatter narrow" if narrow else "chart scatter", role="img", aria_label=title)
 
 
 def histogram(values: Sequence[float], *, title: str, unit: str, bins: int = 24) -> Markup:
-    """A histogram of per-image values (e.g. signed HC errors in mm), symmetric around 0 when they straddle it."""
+    """A histogram of per-image values (e.g. signed HC errors in mm), symmetric around 0 when they
+    straddle it (a wide and a narrow drawing)."""
     finite = [v for v in values if math.isfinite(v)]
-    width, left, right, top, bottom, height = 560, 44, 16, 14, 40, 220
     if not finite:
         return el("p", "No values to draw.", class_="muted")
+    return _pair(_histogram(finite, title=title, unit=unit, bins=bins, width=560, narrow=False),
+                 _histogram(finite, title=title, unit=unit, bins=bins, width=NARROW_WIDTH, narrow=True))
+
+
+def _histogram(finite: Sequence[float], *, title: str, unit: str, bins: int, width: int, narrow: bool) -> Markup:
+    left, right, top, bottom, height = 44, 16, 14, 40, 220
     extent = max(abs(min(finite)), abs(max(finite)), 1e-6)
     lo, hi = (-extent, extent) if min(finite) < 0 < max(finite) else (min(min(finite), 0.0), max(finite))
     if hi <= lo:
@@ -221,7 +295,7 @@ def histogram(values: Sequence[float], *, title: str, unit: str, bins: int = 24)
         return top + (1 - count / peak) * (height - top - bottom)
 
     parts: list[Markup] = [el("title", title)]
-    for tick in nice_ticks(lo, hi):
+    for tick in nice_ticks(lo, hi, count=4 if narrow else 5):
         if lo - 1e-9 <= tick <= hi + 1e-9:
             parts.append(el("line", x1=_n(x(tick)), x2=_n(x(tick)), y1=_n(top), y2=_n(height - bottom), class_="grid"))
             parts.append(el("text", f"{tick:g}", x=_n(x(tick)), y=_n(height - bottom + 16), class_="tick",
@@ -236,7 +310,8 @@ def histogram(values: Sequence[float], *, title: str, unit: str, bins: int = 24)
     parts.append(el("text", f"{unit} (images per bin)", x=_n((left + width - right) / 2), y=_n(height - 6),
                     class_="axis-label", text_anchor="middle"))
     return el("svg", parts, viewBox=f"0 0 {width} {height}", width=str(width), height=str(height),
-              class_="chart histogram", role="img", aria_label=title)
+              class_="chart histogram narrow" if narrow else "chart histogram", role="img", aria_label=title)
 
 
-__all__ = ["Bar", "Interval", "Point", "forest_plot", "group_bars", "histogram", "nice_ticks", "synthetic_scatter"]
+__all__ = ["NARROW_WIDTH", "Bar", "Interval", "Point", "forest_plot", "group_bars", "histogram", "nice_ticks",
+           "synthetic_scatter"]

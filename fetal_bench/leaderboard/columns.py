@@ -74,12 +74,12 @@ def board_columns(page: Page, board: Board, info_metrics: Sequence[str], group_o
     columns: list[Column] = [
         Column("#", lambda r: el("td", "—" if r.rank is None else str(r.rank), class_="num rank",
                                  title="not ranked: main score not computable" if r.rank is None else None),
-               lambda r: r.rank, "asc", numeric=True, title="Rank (ties share a rank)"),
+               lambda r: r.rank, "asc", numeric=True, title="Rank (ties share a rank)", key="rank"),
         Column("Submission", lambda r: _submission_cell(page, r), lambda r: r.entry.name.casefold()),
         Column([metric_label(metric), el("span", " [95% CI]", class_="th-note")],
                lambda r: score_cell(entry_score(r.entry, metric), metric, with_ci=True, extra_class="main"),
                lambda r: r.value, best_first(metric), numeric=True,
-               title=f"Main score: {'higher' if hib else 'lower'} is better"),
+               title=f"Main score: {'higher' if hib else 'lower'} is better", key=metric),
     ]
     if board.uncertainty:
         columns += uncertainty_columns(board)
@@ -87,7 +87,8 @@ def board_columns(page: Page, board: Board, info_metrics: Sequence[str], group_o
     # Score columns share a width budget: with no per-group columns every metric fits.
     n_group_columns = sum(len(v) + 2 if len(v) <= MAX_GROUP_VALUE_COLUMNS else 2 for _, v in groups[:1]) + \
         2 * len(groups[1:])
-    visible = max(VISIBLE_SECONDARY_METRICS, SCORE_COLUMN_BUDGET - n_group_columns)
+    n_uncertainty_columns = 2 if board.uncertainty else 0  # the rank range and "vs #1" take a share too
+    visible = max(VISIBLE_SECONDARY_METRICS, SCORE_COLUMN_BUDGET - n_group_columns - n_uncertainty_columns)
     columns += [_metric_column(m, best_first(m), optional=i >= visible) for i, m in enumerate(secondary)]
     for i, (column, values) in enumerate(groups):
         # The first grouping's values stay visible; further groupings keep only worst and gap.
@@ -130,11 +131,12 @@ def uncertainty_columns(board: Board) -> list[Column]:
 
     return [
         Column("95% rank range", range_cell, lambda r: r.comparison.rank_high if r.comparison else None, "asc",
-               numeric=True, title="The ranks this result takes in 95% of the paired bootstrap resamples"),
+               numeric=True, title="The ranks this result takes in 95% of the paired bootstrap resamples",
+               key="rank-range"),
         Column(["vs #1", el("span", " (paired)", class_="th-note")], versus_cell,
                lambda r: r.comparison.difference if r.comparison else None, "asc", numeric=True,
                title="The leader's main score minus this result's, with the 95% interval of the difference over "
-                     "paired resamples; not distinguishable when the interval holds 0"),
+                     "paired resamples; not distinguishable when the interval holds 0", key="versus-first"),
     ]
 
 
@@ -155,7 +157,7 @@ def _metric_column(metric: str, first: str, *, optional: bool = False) -> Column
         title = f"{metric_label(metric)}: signed, 0 is best (sorted by distance from 0; never ranked)"
     else:
         title = f"{metric_label(metric)}: {'lower' if metric in LOWER_IS_BETTER else 'higher'} is better"
-    return Column(metric_label(metric), cell, value, first, numeric=True, title=title, optional=optional)
+    return Column(metric_label(metric), cell, value, first, numeric=True, title=title, optional=optional, key=metric)
 
 
 def _group_score_columns(column: str, values: Sequence[str], metric: str, hib: bool, *,
@@ -177,7 +179,8 @@ def _group_score_columns(column: str, values: Sequence[str], metric: str, hib: b
         return score_cell(group_score(r.entry, column, value, metric), metric, with_ci=False,
                            extra_class="group worst" if worst(r) == value else "group")
 
-    columns = [Column([group_header, value], functools.partial(cell, value=value),
+    # The value never breaks at its hyphens ("site-" / "a"): only between the group's name and it.
+    columns = [Column([group_header, el("span", value, class_="th-value")], functools.partial(cell, value=value),
                       functools.partial(value_of, value=value), first, numeric=True,
                       title=f"{metric_label(metric)} on {column} = {value}", optional=optional_values)
                for value in (values if len(values) <= MAX_GROUP_VALUE_COLUMNS else ())]

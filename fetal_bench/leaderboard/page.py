@@ -2,23 +2,29 @@
 
 A page is complete HTML without JavaScript: tables are rendered in rank order, and their sort
 values go into a JSON block (``#leaderboard-data``) that ``assets/app.js`` reads to sort and filter, so
-the script never parses numbers back out of the table text. The Content-Security-Policy allows
-only the site's own stylesheet, script and images, so even a mistake in escaping could not run
-inline code (which is also why charts are inline SVG without style attributes).
+the script never parses numbers back out of the table text. Header cells hold plain text: the
+script turns a sortable column's header into a button (and sets ``aria-sort``) only when it runs,
+so a page without JavaScript shows no control that does nothing. Each page starts with a "Skip to
+content" link to its ``<main>``. The Content-Security-Policy allows only the site's own
+stylesheet, script and images, so even a mistake in escaping could not run inline code (which is
+also why charts are inline SVG without style attributes).
 """
 
 from __future__ import annotations
 
+import html
+import re
 from dataclasses import dataclass, field
 from typing import Any, Callable, Sequence
 
 from fetal_bench import __version__
 from fetal_bench.leaderboard.downloads import TableExport, to_csv, to_json
-from fetal_bench.leaderboard.html import Markup, el, join, json_for_script
+from fetal_bench.leaderboard.html import Markup, el, escape, join, json_for_script
 
 CSP = ("default-src 'none'; style-src 'self'; script-src 'self'; img-src 'self' data:; "
        "base-uri 'none'; form-action 'none'")
 DATA_ELEMENT_ID = "leaderboard-data"
+MAIN_ID = "content"  # the skip link's target
 
 
 @dataclass(frozen=True)
@@ -68,11 +74,13 @@ def frame(page: Page, title: str, body: Markup) -> str:
         el("nav", nav_links, aria_label="Site"),
     ], class_="wrap header-inner"), class_="site-header")
     data = el("script", json_for_script({"tables": page.tables}), type="application/json", id=DATA_ELEMENT_ID)
+    # The first tab stop of every page; tabindex=-1 lets the link move the keyboard focus to <main>.
+    skip = el("a", "Skip to content", href=f"#{MAIN_ID}", class_="skip-link")
     document = join([
         Markup("<!doctype html>"),
         Markup('<html lang="en">'),
         el("head", "\n", head, "\n"),
-        el("body", header, "\n", el("main", body, class_="wrap"), "\n",
+        el("body", skip, "\n", header, "\n", el("main", body, class_="wrap", id=MAIN_ID, tabindex="-1"), "\n",
            el("footer", el("div", page.ctx.footer, class_="wrap"), class_="site-footer"), "\n", data, "\n"),
         Markup("</html>"),
     ], "\n")
@@ -104,11 +112,57 @@ class Column:
     numeric: bool = False
     title: str | None = None
     optional: bool = False
+    # The column's name in a page URL's sort parameter (e.g. "hd95_mm" in ?sort=main.hd95_mm.asc);
+    # by default the header text, lower case, with dashes.
+    key: str | None = None
+
+
+def plain_text(content: Any) -> str:
+    """The text of a header or cell (what a reader sees), tags dropped."""
+    rendered = join([content])
+    return " ".join(html.unescape(re.sub(r"<[^>]*>", " ", rendered)).split())
+
+
+def _slug(text: str) -> str:
+    return re.sub(r"[^a-z0-9_]+", "-", text.lower()).strip("-")
+
+
+def _column_keys(columns: Sequence[Column]) -> list[str]:
+    """Unique, URL-safe keys ([a-z0-9_-]) for the columns of one table."""
+    keys: list[str] = []
+    for index, column in enumerate(columns):
+        base = _slug(column.key or plain_text(column.label)) or f"c{index}"
+        key, n = base, 2
+        while key in keys:
+            key, n = f"{base}-{n}", n + 1
+        keys.append(key)
+    return keys
 
 
 def _mark_optional(cell: Markup) -> Markup:
     # Cells come from el("td", ...), so they start with "<td"; the attribute is ours, not data.
     return Markup(cell.replace("<td", "<td data-opt", 1)) if cell.startswith("<td") else cell
+
+
+def _label_cell(cell: Markup, label: str) -> Markup:
+    """Give a cell its column's header text (escaped), which a stacked table shows before the value."""
+    if not label or not cell.startswith("<td"):
+        return cell
+    return Markup(cell.replace("<td", f'<td data-label="{escape(label)}"', 1))
+
+
+def _initially_sorted(column: Column, rows: Sequence[Any]) -> bool:
+    """Whether the rows, as rendered, are in ascending order of this column (missing values last)."""
+    if column.sort is None:
+        return False
+    values = [column.sort(row) for row in rows]
+    present = [v for v in values if v is not None]
+    if values[:len(present)] != present:
+        return False
+    try:
+        return all(a <= b for a, b in zip(present, present[1:]))
+    except TypeError:
+        return False
 
 
 def _download_links(page: Page, table_id: str, export: TableExport) -> Markup:
@@ -140,36 +194,47 @@ def table_tools(page: Page, table_id: str, columns: Sequence[Column], export: Ta
 def sortable_table(page: Page, table_id: str, columns: Sequence[Column], rows: Sequence[Any], *,
            caption: str, flagged: bool = False, row_class: Callable[[Any], str | None] = lambda r: None,
            row_attrs: Callable[[Any], dict[str, str]] = lambda r: {},
-           export: TableExport | None = None, extra_class: str = "") -> Markup:
-    """A table whose sort values go into the page's embedded JSON under ``table_id``."""
+           export: TableExport | None = None, extra_class: str = "", stack: bool = False) -> Markup:
+    """A table whose sort values go into the page's embedded JSON under ``table_id``.
+
+    Headers are plain text; the script makes the sortable ones buttons. The rows' order as
+    rendered is recorded as the first column's ascending sort when it is one (a ranking's rank).
+    ``stack``: on narrow screens each row becomes a card, every cell after the first two
+    (which say what the row is) labelled with its column's header.
+    """
     head_cells = []
     meta_columns = []
+    keys = _column_keys(columns)
+    sorted_key = keys[0] if columns and _initially_sorted(columns[0], rows) else None
     for index, column in enumerate(columns):
-        key = f"c{index}"
+        key = keys[index]
         sortable = column.sort is not None
-        content = (el("button", column.label, el("span", class_="arrow", aria_hidden="true"), type="button",
-                      class_="sort") if sortable else column.label)
-        head_cells.append(el("th", content, scope="col", data_col=key if sortable else None,
-                             aria_sort="ascending" if index == 0 and sortable else None,
+        head_cells.append(el("th", column.label, scope="col", data_col=key if sortable else None,
                              class_="num" if column.numeric else None, title=column.title,
                              data_opt=column.optional))
         meta_columns.append({"key": key, "sortable": sortable, "first": column.first,
                              "type": "num" if column.numeric else "str"})
+    labels = [plain_text(column.label) if stack and index >= 2 else "" for index, column in enumerate(columns)]
     body_rows = []
     sort_rows: dict[str, list] = {}
     for position, row in enumerate(rows):
         row_id = f"{table_id}-{position}"
-        cells = [_mark_optional(column.cell(row)) if column.optional else column.cell(row) for column in columns]
+        cells = []
+        for column, label in zip(columns, labels):
+            cell = _label_cell(column.cell(row), label)
+            cells.append(_mark_optional(cell) if column.optional else cell)
         attrs = {f"data_{k}": v for k, v in row_attrs(row).items()}
         body_rows.append(el("tr", cells, data_row=row_id, class_=row_class(row), **attrs))
         sort_rows[row_id] = [column.sort(row) if column.sort else None for column in columns]
-    page.tables[table_id] = {"columns": meta_columns, "rows": sort_rows,
+    page.tables[table_id] = {"columns": meta_columns, "rows": sort_rows, "sorted": sorted_key,
                              "order": [f"{table_id}-{p}" for p in range(len(rows))]}
-    classes = " ".join(c for c in ("lb-table", "flagged" if flagged else "", extra_class) if c)
+    classes = " ".join(c for c in ("lb-table", "flagged" if flagged else "", "stack" if stack else "",
+                                   extra_class) if c)
     table = el("table", el("caption", caption, class_="visually-hidden"),
                el("thead", el("tr", head_cells)), el("tbody", body_rows),
                class_=classes, id=table_id, data_sortable=True, data_filterable=True)
     return join([table_tools(page, table_id, columns, export), el("div", table, class_="table-wrap")])
 
 
-__all__ = ["CSP", "Column", "Context", "DATA_ELEMENT_ID", "Page", "frame", "section", "sortable_table", "table_tools"]
+__all__ = ["CSP", "Column", "Context", "DATA_ELEMENT_ID", "MAIN_ID", "Page", "frame", "plain_text", "section",
+           "sortable_table", "table_tools"]

@@ -411,7 +411,7 @@ def _reference_section(page: Page, boards: TaskBoards, references: Sequence[Refe
     table = sortable_table(page, "references", columns, references, caption=f"{info.name}: published reference results",
                    row_class=lambda r: "reference",
                    row_attrs=lambda r: {"training": r.training_data, "zero_shot": "yes" if r.zero_shot else "no"},
-                   export=export, extra_class="ref-table")
+                   export=export, extra_class="ref-table", stack=True)
     return section("Published results (reference, not ranked)", table, id_="references", class_="references",
                     lead="Numbers as their papers report them, not produced by fetal-bench: no intervals, and "
                          "each says on what test set and why it is not directly comparable with the ranking.")
