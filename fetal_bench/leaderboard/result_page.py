@@ -34,8 +34,8 @@ def _dl(items: Sequence[tuple[str, Any]]) -> Markup:
 def _status(row: RankedRow, board_label: str | None) -> Markup:
     verdict = row.verdict
     if verdict is not None and verdict.status == "verified":
-        where = f"ranked #{row.rank}" if row.rank is not None and board_label is None else \
-            f"ranked #{row.rank} in “{board_label}”" if row.rank is not None else "not ranked"
+        where = f"Ranked #{row.rank}" if row.rank is not None and board_label is None else \
+            f"Ranked #{row.rank} in “{board_label}”" if row.rank is not None else "Not ranked"
         text = [el("span", "verified", class_="badge ok"), " Scored again by this build from its predictions: every "
                 "number below matches the file. ", where, "."]
         comparison = row.comparison

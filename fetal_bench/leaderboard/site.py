@@ -320,7 +320,7 @@ def _variant_section(page: Page, boards: TaskBoards, index: int, board: Board) -
         sortable_table(page, table_id, columns, board.rows, flagged=True,
                caption=f"{info.name}: {board.label} (not comparable with the main ranking)",
                row_attrs=lambda r: row_filter_attrs(r.entry), export=export),
-    ], class_="variant", id=table_id)
+    ], class_="variant", id=f"not-comparable-{index}")
 
 
 def _unverified_section(page: Page, boards: TaskBoards) -> Markup:
@@ -349,7 +349,7 @@ def _unverified_section(page: Page, boards: TaskBoards) -> Markup:
     export = TableExport(f"{info.name}, unverified results", ordered_columns(records), tuple(records))
     table = sortable_table(page, "unverified", columns, rows, flagged=True,
                            caption=f"{info.name}: unverified results (not ranked)", export=export)
-    return section("Unverified (not ranked)", table, id_="unverified", class_="variant",
+    return section("Unverified (not ranked)", table, id_="unverified-results", class_="variant",
                    lead="These files could not be scored again by this build, so their numbers are only what the "
                         "files say: they are listed, never ranked.")
 
@@ -412,7 +412,7 @@ def _reference_section(page: Page, boards: TaskBoards, references: Sequence[Refe
                    row_class=lambda r: "reference",
                    row_attrs=lambda r: {"training": r.training_data, "zero_shot": "yes" if r.zero_shot else "no"},
                    export=export, extra_class="ref-table", stack=True)
-    return section("Published results (reference, not ranked)", table, id_="references", class_="references",
+    return section("Published results (reference, not ranked)", table, id_="published-results", class_="references",
                     lead="Numbers as their papers report them, not produced by fetal-bench: no intervals, and "
                          "each says on what test set and why it is not directly comparable with the ranking.")
 
@@ -523,7 +523,7 @@ def render_index(page: Page, all_boards: Sequence[TaskBoards], invalid: Sequence
         stats,
         _filter_box(),
         section("Tasks", sortable_table(page, "tasks", columns, all_boards, caption="Benchmark tasks",
-                                 export=_tasks_export(all_boards)), id_="tasks"),
+                                 export=_tasks_export(all_boards)), id_="task-list"),
     ]
     if synthetic:
         body.append(_synthetic_section(page, synthetic))
