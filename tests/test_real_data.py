@@ -191,3 +191,51 @@ def test_committed_results_score_again_from_their_predictions(task, name, predic
     for value in (committed["dataset"].get("source"), committed["submission"].get("checkpoint")):
         assert value is None or not value.startswith(("/", "~")) and ":\\" not in value
     assert committed["submission"]["command"].startswith("leaderboard/reproduce.sh ")
+    # The result names its predictions by content, so the leaderboard can find and score them.
+    from fetal_bench.evaluation.submissions import submission_sha256
+
+    assert committed["submission"]["predictions_sha256"] == submission_sha256(PREDICTIONS / predictions)
+
+
+def test_the_committed_board_is_verified_and_ranked(hc18_real_build, africa_real_build, tmp_path):
+    """The build's own rule, on the committed files: every committed result is scored again from
+    its committed predictions on fresh v1.0 builds and ranked; an edited number is refused."""
+    import shutil
+
+    from fetal_bench.cli import cli
+
+    data = ["--data", f"hc18={hc18_real_build[0]}", "--data", f"fetal-planes-africa={africa_real_build[0]}"]
+    result = CliRunner().invoke(cli, ["leaderboard", "build", "--results", str(RESULTS), "--out",
+                                      str(tmp_path / "site"), "--no-timestamp", *data])
+    assert result.exit_code == 0, result.output
+    ranked = sorted(line.split(":")[0] for line in result.output.splitlines() if line.endswith(": ranked"))
+    assert ranked == sorted(p.name for p in RESULTS.glob("*.json"))
+    zero_shot = (tmp_path / "site/tasks/planes-africa-zero-shot.html").read_text()
+    assert "paired cluster bootstrap" in zero_shot
+    hc18 = (tmp_path / "site/tasks/hc18-head-seg.html").read_text()
+    assert "Ranked by HC abs. diff. (mm), lower is better" in hc18
+
+    board = tmp_path / "board"
+    shutil.copytree(RESULTS.parent, board, ignore=shutil.ignore_patterns("site"))
+    edited = board / "results" / "planes-africa-zero-shot__sononet16-planes-task-labels.json"
+    text = edited.read_text()
+    value = json.loads(text)["scores"]["accuracy"]["value"]
+    edited.write_text(text.replace(f'"value": {value!r}', f'"value": {value + 0.01!r}', 1))
+    result = CliRunner().invoke(cli, ["leaderboard", "check", str(board / "results"), *data])
+    assert result.exit_code == 2, result.output
+    assert "planes-africa-zero-shot__sononet16-planes-task-labels.json: refused (its scores are not what" in \
+        result.output
+    assert "planes-africa-zero-shot__sononet16-planes.json: ranked" in result.output
+
+
+@pytest.mark.parametrize("name", sorted(p.name for p in RESULTS.glob("*.json")))
+def test_every_committed_point_estimate_lies_in_its_interval(name):
+    result = json.loads((RESULTS / name).read_text(encoding="utf-8"))
+    blocks = [("scores", result["scores"])] + [
+        (f"groups/{c}/{v}", e["scores"]) for c, b in result["groups"].items() for v, e in b["values"].items()]
+    for where, scores in blocks:
+        for metric, score in scores.items():
+            if metric == "main_score" or score["value"] is None or score["ci95"][0] is None:
+                continue
+            low, high = score["ci95"]
+            assert low <= score["value"] <= high, (where, metric, score)
