@@ -110,3 +110,7 @@ for step in "${steps[@]}"; do
            exit 2 ;;
     esac
 done
+# What the leaderboard will do with them: score every result again from its predictions.
+if [ "${steps[*]}" != data ]; then
+    fetal-bench leaderboard check "$RESULTS" --data hc18="$HC18" --data fetal-planes-africa="$AFRICA"
+fi

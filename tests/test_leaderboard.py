@@ -194,6 +194,62 @@ def test_every_schema_violation_becomes_an_invalid_entry_not_a_crash(tmp_path):
     assert all("not a valid fetal-bench result" in i.reason for i in loaded.invalid)
 
 
+def test_group_tables_are_bounded_before_any_page_is_drawn(tmp_path):
+    """Issue 27, item 8: one valid-looking 4.8 MB file of 44,000 group values once cost every build
+    seconds and a 124 MB download; the schema bounds groupings (16) and their values (256)."""
+    fine = make_result("planes-africa-zero-shot", "example-256-values", 0.6,
+                       groups={"site": {f"g{i:05d}": 0.5 for i in range(256)}})
+    many = json.loads(json.dumps(fine))
+    many["submission"].update(name="example-many-values", sha256="a" * 64)
+    values = many["groups"]["site"]["values"]
+    values.update({f"h{i:05d}": values["g00000"] for i in range(40_000 - 256)})  # 4.8 MB, under the 5 MB cap
+    write_results(tmp_path / "r", [fine], names=["fine.json"])
+    (tmp_path / "r" / "many.json").write_text(json.dumps(many, separators=(",", ":")))
+    assert 4_000_000 < (tmp_path / "r" / "many.json").stat().st_size < 5_000_000
+    loaded = load_results(tmp_path / "r")
+    assert [e.path for e in loaded.entries] == ["fine.json"]
+    reason = loaded.invalid[0].reason
+    assert "groups/site/values" in reason and reason.endswith("has too many properties")
+    assert len(reason) < 500  # the offending value is not quoted whole
+
+
+def test_the_compiled_schema_accepts_only_what_jsonschema_accepts():
+    """The fast path (fastjsonschema) may only accept files the reference validator accepts."""
+    import fastjsonschema
+    import jsonschema
+
+    from fetal_bench.evaluation.results import _compiled_schema, result_schema
+
+    reference = jsonschema.Draft202012Validator(result_schema(), format_checker=jsonschema.FormatChecker())
+    base = make_result("planes-africa-zero-shot", "example-x", 0.5, groups={"country": {"Ghana": 0.4}})
+    mutations = [
+        lambda r: None,
+        lambda r: r.update(schema_version="2.0"), lambda r: r.update(surprise=1),
+        lambda r: r["scores"].update(accuracy=0.5), lambda r: r["scores"]["accuracy"].update(ci95=[0.1]),
+        lambda r: r["submission"].update(kind="weights"), lambda r: r["submission"].update(synthetic_share=1.5),
+        lambda r: r["submission"].update(name=""), lambda r: r["submission"].update(name="x" * 101),
+        lambda r: r["submission"].update(predictions_sha256="A" * 64),
+        lambda r: r["submission"].update(predictions_file="../x.csv"),
+        lambda r: r["submission"].update(predictions_file="a\nb.csv"),
+        lambda r: r["submission"].update(weights_url="javascript:alert(1)"),
+        lambda r: r["dataset"].pop("fingerprint"), lambda r: r.update(n_samples=-1),
+        lambda r: r.update(created_at=5), lambda r: r["groups"]["country"]["values"]["Ghana"].pop("n_subjects"),
+        lambda r: r.update(notes=["x" * 2001]), lambda r: r.update(rescored={"from_sha256": "z"}),
+        lambda r: r["submission"].update(description="d" * 4001),
+        lambda r: r.update(groups={f"c{i}": {"values": {}} for i in range(17)}),
+    ]
+    for index, mutate in enumerate(mutations):
+        result = json.loads(json.dumps(base))
+        mutate(result)
+        try:
+            _compiled_schema()(result)
+            fast_accepts = True
+        except fastjsonschema.JsonSchemaException:
+            fast_accepts = False
+        assert not fast_accepts or reference.is_valid(result), index
+    assert reference.is_valid(base)
+
+
 # ---------------------------------------------------------------------------------------------
 # Comparability and ranking
 

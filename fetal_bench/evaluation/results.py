@@ -70,9 +70,11 @@ def validate_result(result: dict, *, source: str = "result") -> None:
     errors = sorted(validator.iter_errors(result), key=lambda e: list(e.absolute_path))
     if errors:
         first = errors[0]
-        where = "/".join(str(p) for p in first.absolute_path) or "(top level)"
+        where = "/".join(str(p) for p in first.absolute_path)[:200] or "(top level)"
+        # jsonschema quotes the offending value, which may be megabytes: keep its two ends.
+        message = first.message if len(first.message) <= 300 else f"{first.message[:120]} … {first.message[-120:]}"
         raise InvalidResultError(
-            f"{source} is not a valid fetal-bench result: at {where}: {first.message}"
+            f"{source} is not a valid fetal-bench result: at {where}: {message}"
             + (f" (and {len(errors) - 1} more problems)" if len(errors) > 1 else ""),
             "Result files are written by `fetal-bench evaluate`; do not edit them by hand.",
         )
