@@ -287,6 +287,15 @@ def phantom_board(root: Path) -> Path:
     return root
 
 
+def estimates_outside_their_intervals(result: dict) -> list[tuple[str, str, dict]]:
+    """(where, metric, score) of every score whose value lies outside its 95% interval."""
+    blocks = [("scores", result["scores"])] + [
+        (f"groups/{c}/{v}", e["scores"]) for c, b in result["groups"].items() for v, e in b["values"].items()]
+    return [(where, metric, score) for where, scores in blocks for metric, score in scores.items()
+            if metric != "main_score" and score["value"] is not None and score["ci95"][0] is not None
+            and not score["ci95"][0] <= score["value"] <= score["ci95"][1]]
+
+
 #: The card :func:`make_synthetic_dataset` writes by default: hostile HTML and a right-aligned table.
 EXAMPLE_CARD = ("---\nlicense: cc-by-4.0\n---\n\n# Synthetic example\n\n"
                 "> **Simulated data.** Not clinical.\n\n<script>alert(6)</script>\n\n"
@@ -326,6 +335,6 @@ def make_synthetic_dataset(root: Path, n: int = 6, *, card: str = EXAMPLE_CARD) 
     return root
 
 
-__all__ = ["EXAMPLE_CARD", "PHANTOM_BOARD", "XSS_NAME", "example_results", "make_result", "make_synthetic_dataset",
+__all__ = ["EXAMPLE_CARD", "PHANTOM_BOARD", "estimates_outside_their_intervals", "XSS_NAME", "example_results", "make_result", "make_synthetic_dataset",
            "phantom_board", "phantom_head_predictions", "phantom_planes_predictions", "real_result", "score",
            "write_results"]
