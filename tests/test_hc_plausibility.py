@@ -119,4 +119,4 @@ def test_a_signed_metric_cannot_be_a_main_score():
     with pytest.raises(FetalBenchError, match="signed"):
         Task(name="t", version="1", dataset=TaskDataset("hc18", "v1.0"), eval_split="test", type="segmentation",
              labels=("background", "head"), metrics=("dice", "hc_diff_mm"), main_score="hc_diff_mm")
-    assert get_task("hc18-head-seg").main_score == "dice" and "hc_diff_mm" in get_task("hc18-head-seg").metrics
+    assert get_task("hc18-head-seg").main_score == "hc_abs_diff_mm" and "hc_diff_mm" in get_task("hc18-head-seg").metrics
