@@ -1,0 +1,169 @@
+"""Hostile and careless input, round 3 (issue 27, the items outside the leaderboard).
+
+Each test reproduces one attack of the issue first and fails on the code before the fix: runs
+that overwrite each other's results, leakage through split expressions, symlinked masks, caches
+that hang, crash or run code, unbounded Parquet, configs and archives, values that overflow,
+tracebacks where a message belongs. Hostile files are made here, small, in ``tmp_path``.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from click.testing import CliRunner
+from datasets import load_dataset
+
+import fetal_bench
+from fetal_bench.cli import cli
+from fetal_bench.errors import FetalBenchError
+from fetal_bench.tasks import get_task
+from fetal_bench.testing.fake_raw import png_bytes
+
+BOOT = "10"
+#: The fetal_bench under test (a subprocess imports the same one, whichever checkout that is).
+PACKAGE_ROOT = str(Path(fetal_bench.__file__).resolve().parent.parent)
+
+
+def run(*args: str):
+    return CliRunner().invoke(cli, list(args), catch_exceptions=False)
+
+
+def error_lines(result) -> list[str]:
+    return [line for line in result.output.splitlines() if line.startswith(("Error:", "Fix:"))]
+
+
+def subprocess_env(**extra: str) -> dict[str, str]:
+    env = {**os.environ, "PYTHONPATH": PACKAGE_ROOT + os.pathsep + os.environ.get("PYTHONPATH", "")}
+    env.update(extra)
+    return env
+
+
+@pytest.fixture(scope="module")
+def planes_csv(phantom, tmp_path_factory) -> Path:
+    """A valid one-hot submission for phantom-planes."""
+    task = get_task("phantom-planes")
+    test = load_dataset(str(phantom), "planes", split="test")
+    frame = pd.DataFrame(np.eye(len(task.labels))[np.asarray(test["label"])], columns=list(task.labels))
+    frame.insert(0, "id", test["id"])
+    path = tmp_path_factory.mktemp("subs") / "perfect.csv"
+    frame.to_csv(path, index=False)
+    return path
+
+
+@pytest.fixture(scope="module")
+def head_truth(phantom):
+    test = load_dataset(str(phantom), "head", split="test")
+    return {row_id: np.asarray(mask) for row_id, mask in zip(test["id"], test["mask"])}
+
+
+def write_masks(directory: Path, truth: dict[str, np.ndarray]) -> Path:
+    directory.mkdir(parents=True, exist_ok=True)
+    for row_id, mask in truth.items():
+        (directory / f"{row_id}.png").write_bytes(png_bytes((mask > 0).astype(np.uint8)))
+    return directory
+
+
+@pytest.fixture(scope="module")
+def unet_checkpoints(tmp_path_factory) -> tuple[Path, Path]:
+    """Two tiny U-Net checkpoints whose training runs share the run name ``unet_ok``."""
+    import torch
+
+    from fetal_bench.models import create_model, save_checkpoint
+    from fetal_bench.models.registry import MODELS
+
+    root = tmp_path_factory.mktemp("checkpoints")
+    paths = []
+    for seed in (0, 1):
+        torch.manual_seed(seed)
+        model = create_model("unet", **MODELS["unet"].tiny)
+        paths.append(save_checkpoint(model, root / f"unet-{seed}", run_name="unet_ok"))
+    return paths[0], paths[1]
+
+
+# ----------------------------------------------------------------------------------------------
+# 1. Two runs, one result file
+# ----------------------------------------------------------------------------------------------
+
+# Runs `fetal-bench ARGS...` and stops, holding whatever it holds, when it starts predicting.
+_PAUSED_EVALUATE = textwrap.dedent("""
+    import sys
+    import fetal_bench.data.loading as loading
+
+    original = loading.make_dataloader
+
+    def paused(*args, **kwargs):
+        print("predicting", flush=True)
+        sys.stdin.readline()
+        return original(*args, **kwargs)
+
+    loading.make_dataloader = paused
+    from fetal_bench.cli import cli
+    cli.main(sys.argv[1:], prog_name="fetal-bench")
+""")
+
+
+def test_two_model_runs_sharing_a_run_name_cannot_both_write_one_result(phantom, unet_checkpoints, tmp_path):
+    """Both checkpoints name their result `phantom-head-seg__unet_ok.json`: while the first run
+    predicts, the second must fail at once naming the lock, not score and then replace it."""
+    results = tmp_path / "res"
+    first_ck, second_ck = unet_checkpoints
+    common = ["evaluate", "--task", "phantom-head-seg", "--model", "unet", "--data", str(phantom),
+              "--output", str(results), "--bootstrap", BOOT, "--device", "cpu"]
+    log = tmp_path / "first.log"
+    with open(log, "w") as stderr:
+        first = subprocess.Popen([sys.executable, "-c", _PAUSED_EVALUATE, *common, "--checkpoint", str(first_ck)],
+                                 stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=stderr, text=True,
+                                 env=subprocess_env())
+    try:
+        lines = []
+        while (line := first.stdout.readline()) and line.strip() != "predicting":
+            lines.append(line)
+        assert line.strip() == "predicting", "".join(lines) + log.read_text()
+        second = run(*common, "--checkpoint", str(second_ck))
+    finally:
+        out, _ = first.communicate("go\n", timeout=600)
+    err = log.read_text()
+    assert second.exit_code == 2, second.output
+    problem = error_lines(second)[0]
+    assert "phantom-head-seg__unet_ok.json is being written by another fetal-bench run" in problem
+    assert ".phantom-head-seg__unet_ok.json.lock" in second.output  # the fix names the lock file
+    assert first.returncode == 0, out + err
+    written = json.loads((results / "phantom-head-seg__unet_ok.json").read_text())
+    from fetal_bench.evaluation.model_runner import load_model, state_dict_sha256
+
+    assert written["submission"]["sha256"] == state_dict_sha256(load_model("unet", first_ck, "cpu"))
+
+
+def test_names_that_clean_to_one_file_name_are_refused_not_replaced(phantom, planes_csv, tmp_path):
+    results = tmp_path / "res"
+    args = ["evaluate", "--task", "phantom-planes", "--predictions", str(planes_csv), "--data", str(phantom),
+            "--output", str(results), "--bootstrap", BOOT]
+    assert run(*args, "--name", "team A: v1").exit_code == 0
+    path = results / "phantom-planes__team-A--v1.json"
+    before = path.read_bytes()
+    second = run(*args, "--name", "team A/ v1")
+    assert second.exit_code == 2, second.output
+    assert error_lines(second)[0].startswith(f"Error: {path} already holds the result of submission 'team A: v1'")
+    assert error_lines(second)[1].startswith("Fix: Pass another --name")
+    assert path.read_bytes() == before
+    # The same name again is an update of its own result, not a collision.
+    assert run(*args, "--name", "team A: v1").exit_code == 0
+
+
+def test_a_file_name_differing_only_in_case_is_refused(phantom, planes_csv, tmp_path):
+    results = tmp_path / "res"
+    args = ["evaluate", "--task", "phantom-planes", "--predictions", str(planes_csv), "--data", str(phantom),
+            "--output", str(results), "--bootstrap", BOOT]
+    assert run(*args, "--name", "Team-A").exit_code == 0
+    second = run(*args, "--name", "team-a")
+    assert second.exit_code == 2 and "only in letter case" in error_lines(second)[0]
+    assert sorted(p.name for p in results.glob("*.json")) == ["phantom-planes__Team-A.json"]
