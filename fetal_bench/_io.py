@@ -233,11 +233,16 @@ def _missing_parents(path: Path) -> list[Path]:
 
 
 def _acquire(path: Path, target: Path) -> int:
-    from fetal_bench.errors import LockHeldError
+    from fetal_bench.errors import FetalBenchError, LockHeldError
 
-    path.parent.mkdir(parents=True, exist_ok=True)
     while True:
-        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o666)
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o666)
+        except OSError as error:  # a read-only or full file system: the output could not be written either
+            raise FetalBenchError(
+                f"Cannot write to {target}: its lock file {path} cannot be created ({error.strerror or error}).",
+                "Write to a directory on a writable file system.") from None
         if not _try_lock(fd):
             os.close(fd)
             raise LockHeldError(

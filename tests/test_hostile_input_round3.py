@@ -167,3 +167,111 @@ def test_a_file_name_differing_only_in_case_is_refused(phantom, planes_csv, tmp_
     second = run(*args, "--name", "team-a")
     assert second.exit_code == 2 and "only in letter case" in error_lines(second)[0]
     assert sorted(p.name for p in results.glob("*.json")) == ["phantom-planes__Team-A.json"]
+
+
+# ----------------------------------------------------------------------------------------------
+# Helpers: read-only and tiny file systems, in a private mount namespace
+# ----------------------------------------------------------------------------------------------
+
+
+def _can_unshare() -> bool:
+    import shutil
+
+    if shutil.which("unshare") is None:
+        return False
+    return subprocess.run(["unshare", "-rm", "true"], capture_output=True).returncode == 0
+
+
+needs_mounts = pytest.mark.skipif(not _can_unshare(), reason="no user namespaces (unshare -rm) for private mounts")
+
+_CLI = "import sys; from fetal_bench.cli import main; sys.argv[0] = 'fetal-bench'; main()"
+
+
+def run_with_mounts(mounts: list[str], argv: list[str], **env: str) -> subprocess.CompletedProcess:
+    """``python ARGV`` in a private mount namespace after the shell commands ``mounts`` (so a
+    directory can be read-only, or a tiny tmpfs, even for root, whom permissions do not stop)."""
+    import shlex
+
+    script = " && ".join([*mounts, 'exec "$@"'])
+    return subprocess.run(["unshare", "-rm", "sh", "-c", script, "sh", sys.executable, *argv],
+                          capture_output=True, text=True, env=subprocess_env(**env), timeout=600)
+
+
+def read_only(path: Path) -> list[str]:
+    import shlex
+
+    quoted = shlex.quote(str(path))
+    return [f"mount --bind {quoted} {quoted}", f"mount -o remount,bind,ro {quoted}"]
+
+
+# ----------------------------------------------------------------------------------------------
+# 4 and 14. Split expressions: parsed, never matched by name; empty slices; read-only checkpoints
+# ----------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("split", ["validation[:100%]", "train+validation", "train[:50%] + test[10:]",
+                                   "challenge_test", "validation(closest)"])
+def test_calibration_refuses_every_expression_that_reads_a_scored_split(tmp_path, split):
+    from fetal_bench.models.seg_postprocess import calibrate_checkpoint
+
+    with pytest.raises(FetalBenchError, match="would fit the offset on images it is scored on"):
+        calibrate_checkpoint(tmp_path, tmp_path, split=split)
+
+
+def test_split_expressions_are_parsed_as_datasets_parses_them():
+    from fetal_bench.data.splits import parse_split, split_names
+
+    assert split_names("train[:10%]+validation + train[10%:](pct1_dropremainder)") == ["train", "validation"]
+    assert parse_split("test[-5:]")[0].start == "-5" and parse_split("test")[0].whole
+    for bad in ("", "train[", "train;rm", "train+", "[:5]"):
+        with pytest.raises(FetalBenchError, match="is not a split expression"):
+            parse_split(bad)
+
+
+def test_calibration_on_a_validation_slice_leaves_the_checkpoint_alone(phantom, unet_checkpoints, tmp_path):
+    import shutil
+
+    checkpoint = Path(shutil.copytree(unet_checkpoints[0], tmp_path / "ck"))
+    before = (checkpoint / "config.json").read_bytes()
+    result = run("models", "calibrate", str(checkpoint), "--data", str(phantom), "--config", "head",
+                 "--split", "validation[:100%]")
+    assert result.exit_code == 2
+    assert "would fit the offset on images it is scored on: it reads 'validation'" in error_lines(result)[0]
+    assert (checkpoint / "config.json").read_bytes() == before
+
+
+def test_an_empty_slice_is_a_message_not_a_traceback(phantom, planes_csv, unet_checkpoints, tmp_path):
+    result = run("evaluate", "--task", "phantom-planes", "--predictions", str(planes_csv), "--data", str(phantom),
+                 "--split", "test[:0]", "--output", str(tmp_path / "res"), "--bootstrap", BOOT)
+    assert result.exit_code == 2
+    assert error_lines(result)[0].startswith("Error: Split 'test[:0]' of dataset ")
+    assert "corresponds to no data" in error_lines(result)[0] and error_lines(result)[1].startswith("Fix: A slice must")
+    assert not (tmp_path / "res").exists()
+    result = run("models", "calibrate", str(unet_checkpoints[0]), "--data", str(phantom), "--config", "head",
+                 "--split", "train[:0]")
+    assert result.exit_code == 2 and error_lines(result)[0].startswith("Error: Split 'train[:0]' of dataset ")
+
+
+@needs_mounts
+def test_calibrating_a_read_only_checkpoint_fails_before_predicting(phantom, unet_checkpoints, tmp_path):
+    import shutil
+
+    checkpoint = Path(shutil.copytree(unet_checkpoints[0], tmp_path / "ck"))
+    # The untrained U-Net finds no head: every image gets the same ellipse instead, so that the
+    # calibration itself succeeds and only saving the offset could fail.
+    calibrate = textwrap.dedent("""
+        import sys
+        import fetal_bench.models.seg_postprocess as post
+        from fetal_bench.geometry import Ellipse
+
+        post.head_ellipse_from_probability = lambda p: (p > 0.5, Ellipse(p.shape[1] / 2, p.shape[0] / 2, 20, 15, 0.3))
+        from fetal_bench.cli import main
+        sys.argv[0] = "fetal-bench"
+        main()
+    """)
+    result = run_with_mounts(read_only(checkpoint), ["-c", calibrate, "models", "calibrate", str(checkpoint),
+                                                     "--data", str(phantom), "--config", "head"])
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert "Traceback" not in result.stderr
+    assert f"Error: Checkpoint {checkpoint} cannot be written (Read-only file system)" in result.stderr
+    assert "predicted" not in result.stdout  # refused before the prediction pass, not after it
