@@ -275,3 +275,36 @@ def test_calibrating_a_read_only_checkpoint_fails_before_predicting(phantom, une
     assert "Traceback" not in result.stderr
     assert f"Error: Checkpoint {checkpoint} cannot be written (Read-only file system)" in result.stderr
     assert "predicted" not in result.stdout  # refused before the prediction pass, not after it
+
+
+# ----------------------------------------------------------------------------------------------
+# 6 (second half). Mask symlinks out of the submission folder
+# ----------------------------------------------------------------------------------------------
+
+
+def test_a_mask_linking_out_of_the_submission_folder_is_refused(phantom, head_truth, tmp_path):
+    from fetal_bench.evaluation.submissions import (
+        SubmissionError, load_segmentation_submission, submission_sha256,
+    )
+
+    ids = sorted(head_truth)
+    shapes = {i: m.shape for i, m in head_truth.items()}
+    elsewhere = write_masks(tmp_path / "someone-else", head_truth)
+    directory = write_masks(tmp_path / "masks", head_truth)
+    hash_before = submission_sha256(directory)
+    (directory / f"{ids[0]}.png").unlink()
+    (directory / f"{ids[0]}.png").symlink_to(elsewhere / f"{ids[0]}.png")  # a valid mask, but not handed in
+    inside = directory / "spare"
+    inside.mkdir()
+    (inside / "copy.png").write_bytes((directory / f"{ids[1]}.png").read_bytes())
+    (directory / f"{ids[1]}.png").unlink()
+    (directory / f"{ids[1]}.png").symlink_to(inside / "copy.png")  # inside the folder: fine
+    with pytest.raises(SubmissionError) as error:
+        load_segmentation_submission(directory, expected_ids=ids, expected_shapes=shapes)
+    lines = error.value.problem.splitlines()
+    assert len(lines) == 2 and f"{ids[0]} (is a symbolic link to a file outside the submission folder)" in lines[1]
+    assert ids[1] not in lines[1]
+    assert submission_sha256(directory) != hash_before  # the hash covers only what is read
+    result = run("evaluate", "--task", "phantom-head-seg", "--predictions", str(directory), "--data", str(phantom),
+                 "--validate-only")
+    assert result.exit_code == 2 and "outside the submission folder" in result.output

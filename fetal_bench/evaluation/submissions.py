@@ -79,6 +79,21 @@ def _mask_files(directory: Path) -> dict[str, Path]:
     return {entry.name[: -len(".png")]: entry for entry in sorted(directory.iterdir()) if entry.name.endswith(".png")}
 
 
+def _read_mask_entry(entry: Path, root: Path) -> bytes:
+    """The bytes of one ``<id>.png`` entry of the submission folder ``root`` (resolved).
+
+    A symbolic link is followed only to a file inside the folder: one pointing elsewhere
+    (``/etc/shadow``, another team's masks, a file that changes between validation and scoring)
+    would make the submission something other than the folder that was handed in.
+    """
+    if entry.is_symlink():
+        target = entry.resolve()
+        # A dangling link or one to a device is reported as such by read_regular_file below.
+        if not target.is_relative_to(root) and target.is_file():
+            raise UnreadableFile(entry, "is a symbolic link to a file outside the submission folder")
+    return read_regular_file(entry, max_bytes=MAX_MASK_BYTES)
+
+
 def submission_sha256(path: str | Path) -> str:
     """sha256 of a predictions file, or of a mask directory's sorted (id, mask sha256) listing.
 
@@ -92,9 +107,10 @@ def submission_sha256(path: str | Path) -> str:
         raise SubmissionError(f"Predictions {path} are neither a regular file nor a directory.",
                               "Pass the predictions file or directory with --predictions.")
     digest = hashlib.sha256()
+    root = path.resolve()
     for row_id, item in _mask_files(path).items():
         try:
-            data = read_regular_file(item, max_bytes=MAX_MASK_BYTES)
+            data = _read_mask_entry(item, root)
         except UnreadableFile:
             continue  # not a mask file (validation reports it before anything is scored)
         digest.update(f"{row_id}.png:{sha256_bytes(data)}\n".encode())
@@ -287,11 +303,12 @@ def _read_mask_directory(path: Path, expected: set[str]) -> tuple[list[str], dic
     entries = _mask_files(path)
     raw: dict[str, object] = {}
     bad_files = []
+    root = path.resolve()
     for row_id, entry in entries.items():
         if row_id not in expected:
             continue
         try:
-            raw[row_id] = read_regular_file(entry, max_bytes=MAX_MASK_BYTES)
+            raw[row_id] = _read_mask_entry(entry, root)
         except UnreadableFile as error:
             bad_files.append(f"{_short(row_id)} ({error.reason})")
     return list(entries), raw, bad_files
