@@ -8,6 +8,7 @@ tracebacks where a message belongs. Hostile files are made here, small, in ``tmp
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
 import os
@@ -308,3 +309,139 @@ def test_a_mask_linking_out_of_the_submission_folder_is_refused(phantom, head_tr
     result = run("evaluate", "--task", "phantom-head-seg", "--predictions", str(directory), "--data", str(phantom),
                  "--validate-only")
     assert result.exit_code == 2 and "outside the submission folder" in result.output
+
+
+# ----------------------------------------------------------------------------------------------
+# 7. The decoded-image cache: FIFOs, empty files, foreign meta.json, unfinished entries, full disks
+# ----------------------------------------------------------------------------------------------
+
+
+def _decoded_head(phantom):
+    from fetal_bench.data.loading import open_dataset
+
+    return open_dataset(phantom, config="head", split="validation")
+
+
+def _decoded_batches(dataset):
+    from fetal_bench.data.loading import make_dataloader
+
+    loader = make_dataloader(dataset, task="segmentation", image_size=(24, 32), batch_size=8, decoded_cache=True)
+    return [(batch["pixel_values"].clone(), batch["masks"].clone()) for batch in loader]
+
+
+@pytest.fixture
+def decoded_entry(phantom, tmp_path, monkeypatch):
+    """A private cache with one complete entry for the phantom head validation split:
+    (entry folder, the split, the batches it gives)."""
+    from fetal_bench.data import decoded_cache
+
+    monkeypatch.setenv("FETAL_BENCH_CACHE", str(tmp_path / "cache"))
+    monkeypatch.delenv(decoded_cache.MAX_BYTES_ENV, raising=False)
+    dataset = _decoded_head(phantom)
+    batches = _decoded_batches(dataset)
+    (entry,) = (tmp_path / "cache" / "decoded").iterdir()
+    return entry, dataset, batches
+
+
+def _same_batches(ours, theirs) -> bool:
+    import torch
+
+    return len(ours) == len(theirs) and all(torch.equal(a[0], b[0]) and torch.equal(a[1], b[1])
+                                            for a, b in zip(ours, theirs))
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="no FIFOs on this platform")
+def test_a_fifo_in_the_decoded_cache_is_never_opened(decoded_entry):
+    """A FIFO opened for reading blocks until a writer comes (training hung). A writer thread
+    stands by: had anything opened the FIFO, the writer's open would have completed."""
+    import threading
+
+    from fetal_bench.data.decoded_cache import CacheWarning
+
+    entry, dataset, batches = decoded_entry
+    fifo = entry / "original_sizes.npy"
+    fifo.unlink()
+    os.mkfifo(fifo)
+    opened = threading.Event()
+
+    def writer():
+        with open(fifo, "wb") as handle:  # blocks until someone opens the FIFO for reading
+            opened.set()
+            handle.write(b"\x93NUMPY garbage")
+
+    thread = threading.Thread(target=writer, daemon=True)
+    thread.start()
+    try:
+        with pytest.warns(CacheWarning, match="removing the damaged decoded cache entry"):
+            again = _decoded_batches(dataset)
+        was_opened = opened.is_set()
+    finally:
+        if not opened.is_set():  # release the writer: open the read end ourselves, without blocking
+            with contextlib.suppress(OSError):
+                os.close(os.open(fifo, os.O_RDONLY | os.O_NONBLOCK))
+        thread.join(timeout=60)
+    assert not was_opened, "the decoded cache opened a FIFO (without a writer it waits forever)"
+    assert _same_batches(again, batches)
+    assert (entry / "original_sizes.npy").is_file()  # rebuilt
+
+
+@pytest.mark.parametrize("damage", ["empty-sizes", "meta-list", "meta-nested", "no-meta", "images-flipped-byte"])
+def test_a_damaged_decoded_entry_is_rebuilt_not_fatal(decoded_entry, damage):
+    import warnings
+
+    from fetal_bench.data.decoded_cache import CacheWarning
+
+    entry, dataset, batches = decoded_entry
+    if damage == "empty-sizes":
+        (entry / "original_sizes.npy").write_bytes(b"")
+    elif damage == "meta-list":
+        (entry / "meta.json").write_text("[]")
+    elif damage == "meta-nested":
+        (entry / "meta.json").write_text("[" * 100_000 + "]" * 100_000)
+    elif damage == "no-meta":
+        (entry / "meta.json").unlink()
+    else:
+        data = bytearray((entry / "images.npy").read_bytes())
+        data[-1] ^= 0xFF  # same size, same header: only the content hash can tell
+        (entry / "images.npy").write_bytes(bytes(data))
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        again = _decoded_batches(dataset)
+    messages = [str(w.message) for w in caught if issubclass(w.category, CacheWarning)]
+    assert len(messages) == 1 and "removing the damaged decoded cache entry" in messages[0], messages
+    assert _same_batches(again, batches)
+    with warnings.catch_warnings(record=True) as caught:  # rebuilt: the next run uses it silently
+        warnings.simplefilter("always")
+        assert _same_batches(_decoded_batches(dataset), batches)
+    assert not [w for w in caught if issubclass(w.category, CacheWarning)]
+
+
+@needs_mounts
+def test_a_disk_that_fills_while_the_cache_is_written_is_a_warning_not_sigbus(phantom, tmp_path):
+    """A 1 MB tmpfs for the cache, and a free-space check that passes (another process fills
+    the disk after it): the first write past the end must be an error the loader survives."""
+    cache = tmp_path / "cache"
+    cache.mkdir()
+    script = textwrap.dedent("""
+        import collections, shutil, sys, warnings
+        shutil.disk_usage = lambda path: collections.namedtuple("usage", "total used free")(1 << 40, 0, 1 << 40)
+        from fetal_bench.data import decoded_cache
+        from fetal_bench.data.loading import make_dataloader, open_dataset
+
+        decoded_cache._FREE_SPACE_RESERVE = 0
+        dataset = open_dataset(sys.argv[1], config="head", split="train")
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            loader = make_dataloader(dataset, task="segmentation", image_size=(256, 256), batch_size=16,
+                                     decoded_cache=True)
+            rows = sum(len(batch["id"]) for batch in loader)
+        print(rows, len(dataset))
+        print("\\n".join(str(w.message) for w in caught if issubclass(w.category, decoded_cache.CacheWarning)))
+    """)
+    result = run_with_mounts([f"mount -t tmpfs -o size=1m tmpfs {cache}"], ["-c", script, str(phantom)],
+                             FETAL_BENCH_CACHE=str(cache))
+    assert result.returncode == 0, f"rc {result.returncode}: {result.stderr[-2000:]}"
+    counts, *warned = result.stdout.splitlines()
+    rows, total = counts.split()
+    assert rows == total
+    assert any("could not be written (No space left on device)" in line for line in warned), result.stdout
