@@ -161,7 +161,7 @@ def load_json(data: bytes | str, *, max_depth: int = MAX_JSON_DEPTH):
     text = data.decode("utf-8") if isinstance(data, (bytes, bytearray, memoryview)) else data
     depth = json_depth(text)
     if depth > max_depth:
-        raise ValueError(f"it nests {depth} levels deep (at most {max_depth})")
+        raise ValueError(f"it nests {depth:,} levels deep (at most {max_depth})")
     try:
         return json.loads(text, parse_int=_json_int, parse_float=_json_float, parse_constant=_json_constant)
     except RecursionError:  # pragma: no cover - the depth check comes first

@@ -445,3 +445,189 @@ def test_a_disk_that_fills_while_the_cache_is_written_is_a_warning_not_sigbus(ph
     rows, total = counts.split()
     assert rows == total
     assert any("could not be written (No space left on device)" in line for line in warned), result.stdout
+
+
+# ----------------------------------------------------------------------------------------------
+# 9. Parquet submissions: decoded size bounded before decoding
+# ----------------------------------------------------------------------------------------------
+
+
+def _parquet_bomb(path: Path, ids: list[str], column: str, value: bytes | str, **columns) -> Path:
+    """One ``value`` repeated on every row, dictionary-encoded and compressed: a few kB of file."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    kind = pa.binary() if isinstance(value, bytes) else pa.string()
+    repeated = pa.DictionaryArray.from_arrays(pa.array([0] * len(ids), pa.int32()), pa.array([value], kind))
+    pq.write_table(pa.table({"id": ids, column: repeated, **columns}), path, compression="zstd")
+    return path
+
+
+@pytest.fixture
+def small_decode_cap(monkeypatch):
+    from fetal_bench.evaluation import submissions
+
+    # 8 MB instead of 1 GB, so that the bombs stay small: the limit is what is tested.
+    monkeypatch.setattr(submissions, "MAX_DECODED_BYTES", 8 * 1024 * 1024, raising=False)
+
+
+def test_a_parquet_of_masks_that_decodes_to_gigabytes_is_refused_unread(head_truth, tmp_path, small_decode_cap):
+    from fetal_bench.evaluation.submissions import SubmissionError, load_segmentation_submission
+
+    ids = sorted(head_truth)
+    ids = ids + [f"extra-{i}" for i in range(64 - len(ids))]
+    bomb = _parquet_bomb(tmp_path / "bomb.parquet", ids, "mask", b"\0" * (1 << 20))  # 64 MB decoded
+    assert bomb.stat().st_size < 64 * 1024
+    with pytest.raises(SubmissionError, match="decodes to more than 8,388,608 bytes"):
+        load_segmentation_submission(bomb, expected_ids=sorted(head_truth),
+                                     expected_shapes={i: m.shape for i, m in head_truth.items()})
+
+
+def test_a_parquet_column_that_is_never_read_is_never_decoded(head_truth, tmp_path, small_decode_cap):
+    """Only `id` and `mask` are read from a Parquet of masks: a bomb in another column costs nothing."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from fetal_bench.evaluation.submissions import load_segmentation_submission
+
+    ids = sorted(head_truth)
+    masks = [png_bytes((head_truth[i] > 0).astype(np.uint8)) for i in ids]
+    junk = pa.DictionaryArray.from_arrays(pa.array([0] * len(ids), pa.int32()), pa.array([b"\0" * (8 << 20)]))
+    path = tmp_path / "masks.parquet"
+    pq.write_table(pa.table({"id": ids, "mask": masks, "junk": junk}), path, compression="zstd")
+    loaded = load_segmentation_submission(path, expected_ids=ids,
+                                          expected_shapes={i: m.shape for i, m in head_truth.items()})
+    assert sorted(loaded) == ids
+
+
+def test_a_classification_parquet_bomb_is_refused(phantom, planes_csv, tmp_path, small_decode_cap):
+    frame = pd.read_csv(planes_csv, dtype={"id": str})
+    ids = list(frame["id"])
+    bomb = _parquet_bomb(tmp_path / "bomb.parquet", ids, "label", "x" * (1 << 20))  # 120 MB decoded
+    result = run("evaluate", "--task", "phantom-planes", "--predictions", str(bomb), "--data", str(phantom),
+                 "--validate-only")
+    assert result.exit_code == 2
+    assert "decodes to more than 8,388,608 bytes" in error_lines(result)[0]
+
+
+# ----------------------------------------------------------------------------------------------
+# 16 (submissions). Messages that named the wrong problem
+# ----------------------------------------------------------------------------------------------
+
+
+def test_a_csv_row_with_extra_fields_is_named_not_reported_as_duplicate_ids(phantom, planes_csv, tmp_path):
+    lines = planes_csv.read_text().splitlines()
+    lines[5] += ",0,0"  # two stray fields on one row
+    path = tmp_path / "extra.csv"
+    path.write_text("\n".join(lines) + "\n")
+    result = run("evaluate", "--task", "phantom-planes", "--predictions", str(path), "--data", str(phantom),
+                 "--validate-only")
+    assert result.exit_code == 2
+    assert "1 row(s) do not have the header's" in result.output and "line 6 has" in result.output
+    assert "duplicate ids" not in result.output and "missing ids" not in result.output
+
+
+def test_a_gray_and_alpha_mask_is_a_gray_mask_not_a_colour_one(head_truth, tmp_path):
+    from PIL import Image
+
+    from fetal_bench.evaluation.submissions import load_segmentation_submission
+
+    directory = tmp_path / "masks"
+    directory.mkdir()
+    for row_id, mask in head_truth.items():
+        gray = (mask > 0).astype(np.uint8) * 255
+        Image.fromarray(np.dstack([gray, np.full_like(gray, 255)]), mode="LA").save(directory / f"{row_id}.png")
+    loaded = load_segmentation_submission(directory, expected_ids=sorted(head_truth),
+                                          expected_shapes={i: m.shape for i, m in head_truth.items()})
+    assert all(np.array_equal(loaded[i], head_truth[i] > 0) for i in head_truth)
+
+
+def test_errors_never_quote_in_memory_objects(head_truth, tmp_path):
+    from fetal_bench.evaluation.submissions import SubmissionError, load_segmentation_submission
+
+    directory = write_masks(tmp_path / "masks", head_truth)
+    first = sorted(head_truth)[0]
+    (directory / f"{first}.png").write_bytes(b"not a png at all")
+    with pytest.raises(SubmissionError) as error:
+        load_segmentation_submission(directory, expected_ids=sorted(head_truth),
+                                     expected_shapes={i: m.shape for i, m in head_truth.items()})
+    assert f"{first} (not a PNG or other image file)" in error.value.problem
+    assert "object at 0x" not in str(error.value)
+
+
+# ----------------------------------------------------------------------------------------------
+# 10. A checkpoint's config.json: bounded before it is parsed, its options checked before building
+# ----------------------------------------------------------------------------------------------
+
+
+def _edited_checkpoint(source: Path, target: Path, edit) -> Path:
+    import shutil
+
+    shutil.copytree(source, target)
+    config = json.loads((target / "config.json").read_text())
+    text = edit(config)
+    (target / "config.json").write_text(text if isinstance(text, str) else json.dumps(config))
+    return target
+
+
+@pytest.mark.parametrize("value, message", [
+    ('"4"', "option base_channels = '4' is not a whole number"),
+    ('"abc"', "option base_channels = 'abc' is not a whole number"),
+    ("4.5", "option base_channels = 4.5 is not a whole number"),
+    ("1000000000", "option base_channels = 1000000000 is outside [1, 1024]"),  # 36 GB of weights
+    ("[64, 64]", "option base_channels = [64, 64] is not a whole number"),
+])
+def test_checkpoint_options_of_the_wrong_type_or_size_are_refused_before_building(
+        phantom, unet_checkpoints, tmp_path, value, message):
+    def edit(config):
+        config["cfg"]["base_channels"] = "PLACEHOLDER"
+        return json.dumps(config).replace('"PLACEHOLDER"', value)
+
+    checkpoint = _edited_checkpoint(unet_checkpoints[0], tmp_path / "ck", edit)
+    result = run("evaluate", "--task", "phantom-head-seg", "--model", "unet", "--checkpoint", str(checkpoint),
+                 "--data", str(phantom), "--output", str(tmp_path / "res"), "--bootstrap", BOOT)
+    assert result.exit_code == 2, result.output
+    assert error_lines(result)[0] == f"Error: Model 'unet': {message}."
+
+
+@pytest.mark.parametrize("text, message", [
+    ('{"model": "unet", "cfg": {"depth": NaN}}', "NaN is not a JSON number"),
+    ('{"model": "unet", "cfg": {}, "x": ' + "[" * 70_000 + "]" * 70_000 + "}", "nests 70,001 levels deep"),
+    ('{"model": "unet", "cfg": {"depth": ' + "7" * 5001 + "}}", "an integer of 5,001 digits"),
+])
+@pytest.mark.parametrize("command", ["info", "push", "evaluate"])
+def test_a_hostile_config_json_is_a_message_in_every_command(phantom, unet_checkpoints, tmp_path, text, message,
+                                                              command):
+    checkpoint = _edited_checkpoint(unet_checkpoints[0], tmp_path / "ck", lambda config: text)
+    args = {"info": ["models", "info", str(checkpoint)],
+            "push": ["models", "push", str(checkpoint), "--repo-id", "nobody/nothing"],
+            "evaluate": ["evaluate", "--task", "phantom-head-seg", "--model", "unet", "--checkpoint",
+                         str(checkpoint), "--data", str(phantom), "--output", str(tmp_path / "res")]}[command]
+    result = run(*args)
+    assert result.exit_code == 2, result.output
+    assert error_lines(result)[0].startswith(f"Error: {checkpoint / 'config.json'} cannot be read: ")
+    assert message in error_lines(result)[0] and error_lines(result)[1] == "Fix: Re-create the checkpoint."
+
+
+def test_a_checkpoint_naming_dev_zero_as_its_fetalclip_config_is_refused_unread(phantom, tmp_path):
+    """`cfg.config` of fetalclip_lora is read as FetalCLIP's architecture file: /dev/zero used to
+    be read until MemoryError (here: a 3 GB data limit, so that the old behaviour fails fast)."""
+    checkpoint = tmp_path / "fetalclip"
+    checkpoint.mkdir()
+    (checkpoint / "adapter_model.safetensors").write_bytes(b"")
+    (checkpoint / "adapter_config.json").write_text("{}")
+    (checkpoint / "config.json").write_text(json.dumps({
+        "model": "fetalclip_lora", "cfg": {"config": "/dev/zero", "labels": ["a", "b"]}, "format_version": 2,
+        "weights": {"kind": "adapter", "base": {"name": "FetalCLIP", "sha256": "0" * 64}}}))
+    script = textwrap.dedent("""
+        import resource, sys
+        resource.setrlimit(resource.RLIMIT_DATA, (3 << 30, 3 << 30))
+        from fetal_bench.cli import main
+        sys.argv[0] = "fetal-bench"
+        main()
+    """)
+    result = subprocess.run([sys.executable, "-c", script, "evaluate", "--task", "phantom-planes", "--model",
+                             "fetalclip_lora", "--checkpoint", str(checkpoint), "--data", str(phantom), "--output",
+                             str(tmp_path / "res")], capture_output=True, text=True, env=subprocess_env(), timeout=600)
+    assert result.returncode == 2, result.stderr[-3000:]
+    assert "Error: FetalCLIP config /dev/zero is a character device." in result.stderr

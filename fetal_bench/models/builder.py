@@ -70,15 +70,26 @@ def load_checkpoint(reference: str | os.PathLike, *, revision: str | None = None
     overrides recorded builder options.
     """
     checkpoint = read_checkpoint(reference, revision)
+    try:
+        info = get_model_info(checkpoint.model)
+    except FetalBenchError:
+        # Before comparing with --model: "use --model X" is no advice when X is no model here.
+        raise FetalBenchError(
+            f"Checkpoint {checkpoint.source} holds a model named {checkpoint.model[:100]!r}, which this fetal-bench "
+            "does not know.",
+            "Upgrade fetal-bench if the checkpoint comes from a newer version; otherwise its config.json is damaged "
+            "(`fetal-bench models list` shows the known models).") from None
     if model is not None and checkpoint.model != model:
         raise FetalBenchError(f"Checkpoint {checkpoint.source} holds a {checkpoint.model!r} model, not {model!r}.",
                               f"Use --model {checkpoint.model}.")
-    info = get_model_info(checkpoint.model)
+    # A checkpoint's weights are its own files: a "weights" path in its config.json (which may come
+    # from the Hub) never makes the builder read a file of this machine.
+    recorded = {key: value for key, value in checkpoint.cfg.items() if key != "weights"}
     if checkpoint.weights == "full":
         # restore=True: build the structure only; pretrained weights would be overwritten anyway.
-        built = info.build(**{**checkpoint.cfg, **cfg, "restore": True})
+        built = info.build(**{**recorded, **cfg, "restore": True})
     else:
-        built = info.build(**{**checkpoint.cfg, **_base_options(checkpoint), **cfg})
+        built = info.build(**{**recorded, **_base_options(checkpoint), **cfg})
     restore_weights(built, checkpoint)
     # What was loaded, exactly (a Hub branch may move on before anyone asks again).
     built.loaded_checkpoint = checkpoint

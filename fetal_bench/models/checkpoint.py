@@ -36,7 +36,6 @@ model is :mod:`fetal_bench.models.builder`'s job (it imports this module, never 
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import re
 import shutil
@@ -44,7 +43,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from fetal_bench._io import UnreadableFile, atomic_file, read_regular_file, sha256_tensors, write_json_atomic
+from fetal_bench._io import UnreadableFile, atomic_file, read_json_file, sha256_tensors, write_json_atomic
 from fetal_bench.errors import FetalBenchError
 from fetal_bench.models.spec import ModelSpec
 
@@ -218,11 +217,12 @@ def _read_config(directory: Path) -> dict[str, Any]:
                               + (f" next to {weights[0]}." if weights else "."),
                               "Pass the --output directory of `fetal-bench train`, or a published weights file.")
     try:
-        config = json.loads(read_regular_file(path, max_bytes=_MAX_CONFIG_BYTES).decode("utf-8"))
+        # Bounded: size, nesting depth (a 200 kB [[[...]]] was a RecursionError), integer length.
+        config = read_json_file(path, max_bytes=_MAX_CONFIG_BYTES)
     except UnreadableFile as err:
         raise FetalBenchError(f"{path} {err.reason}.", "Re-create the checkpoint.") from None
-    except (json.JSONDecodeError, UnicodeDecodeError) as err:
-        raise FetalBenchError(f"{path} is not valid JSON: {err}.", "Re-create the checkpoint.") from None
+    except ValueError as err:
+        raise FetalBenchError(f"{path} cannot be read: {err}.", "Re-create the checkpoint.") from None
     if not isinstance(config, dict) or not isinstance(config.get("model"), str) or not isinstance(config.get("cfg", {}), dict):
         raise FetalBenchError(f"{path} lacks the 'model'/'cfg' entries of a fetal-bench checkpoint (a config.json "
                               "of another library?).", "Pass a checkpoint written by fetal-bench (`fetal-bench train`).")
@@ -231,8 +231,8 @@ def _read_config(directory: Path) -> dict[str, Any]:
 
 def _local_options(directory: Path) -> dict[str, Any]:
     try:
-        options = json.loads(read_regular_file(directory / LOCAL_OPTIONS_NAME, max_bytes=1 << 16).decode("utf-8"))
-    except (FileNotFoundError, UnreadableFile, json.JSONDecodeError, UnicodeDecodeError):
+        options = read_json_file(directory / LOCAL_OPTIONS_NAME, max_bytes=1 << 16)
+    except (UnreadableFile, ValueError):
         return {}  # a hint only: without it the base is looked for as on any other machine
     return options if isinstance(options, dict) else {}
 
