@@ -631,3 +631,85 @@ def test_a_checkpoint_naming_dev_zero_as_its_fetalclip_config_is_refused_unread(
                              str(tmp_path / "res")], capture_output=True, text=True, env=subprocess_env(), timeout=600)
     assert result.returncode == 2, result.stderr[-3000:]
     assert "Error: FetalCLIP config /dev/zero is a character device." in result.stderr
+
+
+# ----------------------------------------------------------------------------------------------
+# 11. numba's compiled code: cached only where fetal-bench owns it, and only what it wrote is read
+# ----------------------------------------------------------------------------------------------
+
+_SCORE = textwrap.dedent("""
+    import numpy as np
+    from fetal_bench.metrics.segmentation import hd95_and_assd_mm
+
+    a = np.zeros((60, 80), bool); a[10:40, 10:50] = True
+    b = np.zeros((60, 80), bool); b[12:45, 8:47] = True
+    print(hd95_and_assd_mm(a, b, 0.1))
+""")
+_EXPECTED_SCORES = "SurfaceScores(hd95_mm=0.5, assd_mm=0.29364445314902726)"
+
+
+def _score(**env: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-c", _SCORE], capture_output=True, text=True, timeout=600,
+                          env=subprocess_env(**env))
+
+
+@needs_mounts
+def test_scoring_works_uncached_when_no_cache_can_be_written(tmp_path):
+    """The package folder, $HOME and the fetal-bench cache all read-only (a system install, a
+    locked-down home): the first surface distance is compiled, never a "no locator" error."""
+    home, cache = tmp_path / "home", tmp_path / "cache"
+    home.mkdir()
+    cache.mkdir()
+    metrics = Path(PACKAGE_ROOT) / "fetal_bench" / "metrics"
+    mounts = read_only(metrics) + read_only(home) + read_only(cache)
+    env = {k: v for k, v in os.environ.items() if k not in ("NUMBA_CACHE_DIR", "XDG_CACHE_HOME")}
+    env.update(PYTHONPATH=PACKAGE_ROOT, HOME=str(home), FETAL_BENCH_CACHE=str(cache),
+               PYTHONDONTWRITEBYTECODE="1")
+    script = "import os; [os.environ.pop(k, None) for k in ('NUMBA_CACHE_DIR', 'XDG_CACHE_HOME')]\n" + _SCORE
+    result = subprocess.run(["unshare", "-rm", "sh", "-c", " && ".join([*mounts, 'exec "$@"']), "sh",
+                             sys.executable, "-c", script], capture_output=True, text=True, env=env, timeout=600)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert result.stdout.strip() == _EXPECTED_SCORES
+
+
+@pytest.mark.parametrize("planted", ["code", "garbage", "truncated"])
+def test_a_planted_or_damaged_numba_cache_is_never_unpickled(tmp_path, planted):
+    """First a run fills the cache (wherever the code under test puts it); then every cache file
+    is replaced. A pickle that creates a marker file must never run, garbage must not crash."""
+    fb_cache, numba_cache, marker = tmp_path / "fb-cache", tmp_path / "numba-cache", tmp_path / "pwned"
+    env = {"FETAL_BENCH_CACHE": str(fb_cache), "NUMBA_CACHE_DIR": str(numba_cache)}
+    first = _score(**env)
+    assert first.returncode == 0 and first.stdout.strip() == _EXPECTED_SCORES, first.stderr[-3000:]
+    written = [p for root in (fb_cache, numba_cache) if root.exists() for p in root.rglob("*.nb[ic]")]
+    assert written, "the first run cached nothing"
+
+    class Payload:
+        def __reduce__(self):
+            return (open, (str(marker), "w"))
+
+    for path in written:
+        if planted == "code":
+            path.write_bytes(__import__("pickle").dumps(Payload()))
+        elif planted == "garbage":
+            path.write_bytes(b"\x80\x05not a pickle")
+        else:
+            path.write_bytes(path.read_bytes()[: len(path.read_bytes()) // 2])
+    second = _score(**env)
+    assert not marker.exists(), "a cache file that fetal-bench did not write was unpickled (and ran)"
+    assert second.returncode == 0, second.stderr[-3000:]
+    assert second.stdout.strip() == _EXPECTED_SCORES
+    # The project's cache only: NUMBA_CACHE_DIR (shared, maybe writable by others) is never used.
+    assert not numba_cache.exists() or not any(numba_cache.rglob("*"))
+
+
+@pytest.mark.skipif(not hasattr(os, "geteuid"), reason="POSIX permissions")
+def test_a_cache_folder_others_can_write_is_not_used(tmp_path):
+    from fetal_bench.metrics import _jit
+
+    fb_cache = tmp_path / "fb-cache"
+    folder = Path(str(_jit.cache_folder()).replace(str(_jit.cache_folder().parent.parent), str(fb_cache / "numba")))
+    folder.mkdir(parents=True)
+    folder.chmod(0o777)  # anyone could plant an entry here
+    result = _score(FETAL_BENCH_CACHE=str(fb_cache))
+    assert result.returncode == 0 and result.stdout.strip() == _EXPECTED_SCORES, result.stderr[-3000:]
+    assert list(folder.iterdir()) == []  # compiled, not cached
