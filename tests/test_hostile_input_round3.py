@@ -713,3 +713,63 @@ def test_a_cache_folder_others_can_write_is_not_used(tmp_path):
     result = _score(FETAL_BENCH_CACHE=str(fb_cache))
     assert result.returncode == 0 and result.stdout.strip() == _EXPECTED_SCORES, result.stderr[-3000:]
     assert list(folder.iterdir()) == []  # compiled, not cached
+
+
+# ----------------------------------------------------------------------------------------------
+# 12. Archives: a member-count cap; "verified" only against a checksum the mirror did not supply
+# ----------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("kind", ["tar.xz", "zip"])
+def test_an_archive_listing_too_many_members_is_refused_while_listing(tmp_path, monkeypatch, kind):
+    import tarfile
+    import zipfile
+
+    from fetal_bench.data import download
+    from fetal_bench.errors import UnsafeArchiveError
+
+    monkeypatch.setattr(download, "_MAX_MEMBERS", 50, raising=False)  # 50, not 50,000: a small bomb
+    archive = tmp_path / f"bomb.{kind}"
+    if kind == "zip":
+        with zipfile.ZipFile(archive, "w") as zf:
+            for i in range(51):
+                zf.writestr(f"f{i}", b"")
+    else:
+        with tarfile.open(archive, "w:xz") as tf:
+            for i in range(51):
+                tf.addfile(tarfile.TarInfo(f"f{i}"), io.BytesIO(b""))
+    out = tmp_path / "out"
+    with pytest.raises(UnsafeArchiveError, match="holds more than 50 members"):
+        download.extract_archive(archive, out)
+    assert not out.exists() or list(out.iterdir()) == []
+
+
+def _africa_archive() -> bytes:
+    import tarfile
+
+    members = {"Zenodo_dataset/African_planes_database.csv":
+               b"Patient_num,Plane,Train,Center,Filename\n1,Fetal brain,1,Malawi,p1\n",
+               "Zenodo_dataset/Malawi/p1.png": png_bytes(np.full((8, 8), 7, dtype=np.uint8))}
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w:xz") as archive:
+        for name, data in members.items():
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            archive.addfile(info, io.BytesIO(data))
+    return buffer.getvalue()
+
+
+def test_a_file_checked_only_against_the_mirrors_own_md5_is_not_called_verified(tmp_path, zenodo):
+    """fetal-bench pins no checksum for the African archive: through --mirror, the md5 comes from
+    the mirror that serves the file, so any file the mirror likes "verifies"."""
+    zenodo.publish("Zenodo_dataset.tar.xz", _africa_archive(), record=7540448)  # anything at all
+    zenodo.publish_record(7540448)  # with its own md5
+    result = run("datasets", "download", "fetal-planes-africa", "--to", str(tmp_path / "raw"), "--mirror", zenodo.base)
+    assert result.exit_code == 0, result.output
+    assert "Downloaded and verified" not in result.output
+    assert "NOT verified:" in result.output and "Zenodo_dataset.tar.xz" in result.output
+    assert "came from the mirror that served it" in result.output
+    from fetal_bench.data.download import download_dataset
+
+    files = download_dataset("fetal-planes-africa", tmp_path / "raw", mirror=zenodo.base, progress=False)
+    assert [p.name for p in files.unverified] == ["Zenodo_dataset.tar.xz"]
