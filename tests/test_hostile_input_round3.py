@@ -773,3 +773,28 @@ def test_a_file_checked_only_against_the_mirrors_own_md5_is_not_called_verified(
 
     files = download_dataset("fetal-planes-africa", tmp_path / "raw", mirror=zenodo.base, progress=False)
     assert [p.name for p in files.unverified] == ["Zenodo_dataset.tar.xz"]
+
+
+# ----------------------------------------------------------------------------------------------
+# 13. HC18 pixel sizes and circumferences that no frame has (or float32 cannot store)
+# ----------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("column, value", [(1, "1e308"), (1, "3.5e38"), (1, "1e-50"), (1, "1e30"), (2, "1e30"),
+                                           (2, "0.0001")])
+def test_an_hc18_value_outside_its_physical_range_fails_the_build(tmp_path, column, value):
+    from fetal_bench.testing.fake_raw import make_hc18_raw
+
+    raw = tmp_path / "raw"
+    make_hc18_raw(raw, subjects=4, size=(48, 64))
+    csv_path = raw / "training_set_pixel_size_and_HC.csv"
+    lines = csv_path.read_text().splitlines()
+    cells = lines[2].split(",")
+    cells[column] = value
+    lines[2] = ",".join(cells)
+    csv_path.write_text("\n".join(lines) + "\n")
+    result = run("datasets", "build", "hc18", "--raw", str(raw), "--out", str(tmp_path / "out"))
+    assert result.exit_code == 2, result.output
+    name = ("pixel size(mm)", "head circumference (mm)")[column - 1]
+    assert f"line 3: {name} = '{value}' is outside the plausible range" in error_lines(result)[0]
+    assert not (tmp_path / "out").exists()
