@@ -798,3 +798,108 @@ def test_an_hc18_value_outside_its_physical_range_fails_the_build(tmp_path, colu
     name = ("pixel size(mm)", "head circumference (mm)")[column - 1]
     assert f"line 3: {name} = '{value}' is outside the plausible range" in error_lines(result)[0]
     assert not (tmp_path / "out").exists()
+
+
+# ----------------------------------------------------------------------------------------------
+# 14. Tracebacks where a message belongs: PNG bombs for predict, markup in output paths, bidi
+# ----------------------------------------------------------------------------------------------
+
+
+def _huge_png(width: int = 20_000, height: int = 20_000) -> bytes:
+    """A ~60-byte PNG whose header claims width x height pixels."""
+    import struct
+    import zlib
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    header = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(b"\0" * 16)) + chunk(b"IEND", b"")
+
+
+def test_predict_refuses_a_png_claiming_400_megapixels(unet_checkpoints, tmp_path):
+    image = tmp_path / "huge.png"
+    image.write_bytes(_huge_png())
+    result = run("predict", "--model", "unet", "--checkpoint", str(unet_checkpoints[0]), "--device", "cpu",
+                 "--output", str(tmp_path / "out.csv"), str(image))
+    assert result.exit_code == 2
+    assert error_lines(result)[0].startswith(f"Error: Image {image} claims ")
+    assert error_lines(result)[0].endswith(" pixels, over the limit of 50,000,000.")
+    assert not (tmp_path / "out.csv").exists()
+
+
+@pytest.mark.parametrize("output", ["site[/x]", "[link=file:///etc/passwd]x[/link]", "[bold red]x"])
+def test_an_output_path_with_markup_is_printed_literally(tmp_path, monkeypatch, output):
+    monkeypatch.chdir(tmp_path)  # a short relative path: the table title is not wrapped
+    result = run("protocols", "run", "sam-few-shot", "--output", output, "--dry-run")
+    assert result.exit_code == 0, result.output
+    # The title may wrap after "->"; the path (as pathlib spells it: "//" folds) is shown whole.
+    assert "sam-few-shot ->" in result.output and str(Path(output)) in result.output
+    assert "\x1b]8;" not in result.output  # no terminal hyperlink
+
+
+def test_safe_shows_bidirectional_controls_instead_of_obeying_them():
+    from fetal_bench.cli._console import safe
+
+    assert safe("evil\u202egnp.exe") == "evil\\u202egnp.exe"
+    assert safe("a\u2066b\u2069c\u200fd\u2028e") == "a\\u2066b\\u2069c\\u200fd\\u2028e"
+    assert safe("café ü 漢字") == "café ü 漢字"  # ordinary non-ASCII text is untouched
+
+
+# ----------------------------------------------------------------------------------------------
+# 16. Messages that misled
+# ----------------------------------------------------------------------------------------------
+
+
+def test_ctrl_c_exits_130_without_aborted(phantom, tmp_path):
+    """SIGINT in the middle of a run (sent by the run itself, at a fixed point: no timing)."""
+    script = textwrap.dedent("""
+        import os, signal, sys
+        import fetal_bench.data.loading as loading
+
+        def interrupted(*args, **kwargs):
+            os.kill(os.getpid(), signal.SIGINT)
+            raise AssertionError("SIGINT did not interrupt")
+
+        loading.make_dataloader = interrupted
+        from fetal_bench.cli import main
+        sys.argv[0] = "fetal-bench"
+        main()
+    """)
+    results = tmp_path / "res"
+    checkpoint = _unet_checkpoint_for_interrupt(tmp_path)
+    result = subprocess.run([sys.executable, "-c", script, "evaluate", "--task", "phantom-head-seg", "--model", "unet",
+                             "--checkpoint", str(checkpoint), "--data", str(phantom), "--output", str(results),
+                             "--device", "cpu"], capture_output=True, text=True, env=subprocess_env(), timeout=600)
+    assert result.returncode == 130, result.stderr[-3000:]
+    assert "Aborted!" not in result.stderr and "Traceback" not in result.stderr
+    assert "Interrupted." in result.stderr
+    assert not results.exists() or not list(results.iterdir())  # no result, and the lock went with the run
+
+
+def _unet_checkpoint_for_interrupt(tmp_path: Path) -> Path:
+    from fetal_bench.models import create_model, save_checkpoint
+    from fetal_bench.models.registry import MODELS
+
+    return save_checkpoint(create_model("unet", **MODELS["unet"].tiny), tmp_path / "ck-source", run_name="ctrl-c")
+
+
+def test_a_checkpoint_naming_an_unknown_model_says_so(phantom, unet_checkpoints, tmp_path):
+    def edit(config):
+        config["model"] = "nope"
+
+    checkpoint = _edited_checkpoint(unet_checkpoints[0], tmp_path / "ck", edit)
+    result = run("evaluate", "--task", "phantom-head-seg", "--model", "unet", "--checkpoint", str(checkpoint),
+                 "--data", str(phantom), "--output", str(tmp_path / "res"))
+    assert result.exit_code == 2
+    assert error_lines(result)[0] == (f"Error: Checkpoint {checkpoint} holds a model named 'nope', which this "
+                                      "fetal-bench does not know.")
+    assert "--model nope" not in result.output
+
+
+@pytest.mark.parametrize("reference", ["org/repo@../../x", "org/repo@main/../x", "org/repo@.hidden", "org/repo@a//b"])
+def test_a_revision_with_dot_dot_is_refused_as_a_revision_not_a_network_error(reference):
+    result = run("models", "info", reference)
+    assert result.exit_code == 2
+    assert "is not a valid Hub revision" in error_lines(result)[0]
+    assert "network" not in result.output.lower() and "offline" not in result.output.lower()

@@ -177,7 +177,22 @@ def _resolve(reference: str | os.PathLike, revision: str | None) -> tuple[Path, 
     if match is None:
         raise FetalBenchError(f"Checkpoint {os.fspath(reference)[:200]!r} does not exist.",
                               "Pass a checkpoint directory, a weights file, or a Hub repository id org/name[@revision].")
-    return _download(match["repo"], revision or match["revision"])
+    revision = revision or match["revision"]
+    if revision is not None:
+        _check_revision(revision)
+    return _download(match["repo"], revision)
+
+
+def _check_revision(revision: str) -> None:
+    """A branch, tag or commit as git spells them: no ``..``, no empty or hidden component.
+
+    ``org/name@../../x`` passed the id pattern and reached the Hub client, whose error then read
+    "check the network".
+    """
+    parts = revision.split("/")
+    if ".." in revision or any(not part or part.startswith(".") or part.endswith(".lock") for part in parts):
+        raise FetalBenchError(f"{revision[:200]!r} is not a valid Hub revision (a branch, tag or commit).",
+                              "Pass org/name@main, a tag such as org/name@v1, or a commit hash.")
 
 
 def _download(repo_id: str, revision: str | None) -> tuple[Path, str, str | None]:

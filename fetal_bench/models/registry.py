@@ -83,9 +83,6 @@ class ModelInfo:
         if unknown:
             known = sorted(k for k in accepted if k not in ("restore", "weights") and k not in self.defaults)
             raise FetalBenchError(f"Model {self.name!r} has no option(s) {unknown}.", f"Its options: {', '.join(known)}.")
-        from fetal_bench.models.options import check_options
-
-        check_options(self.name, builder, options)  # types and sizes, before anything is allocated
         return builder(**options)
 
 
