@@ -903,3 +903,97 @@ def test_a_revision_with_dot_dot_is_refused_as_a_revision_not_a_network_error(re
     assert result.exit_code == 2
     assert "is not a valid Hub revision" in error_lines(result)[0]
     assert "network" not in result.output.lower() and "offline" not in result.output.lower()
+
+
+# ----------------------------------------------------------------------------------------------
+# 15. Checkpoint saves killed half-way, and pushing a damaged one
+# ----------------------------------------------------------------------------------------------
+
+# Saves a tiny U-Net as run "new" into an existing checkpoint and is SIGKILLed at the first
+# os.replace onto the file named by argv[2] (README.md: after the weights and config.json moved).
+_KILLED_SAVE = textwrap.dedent("""
+    import os, signal, sys
+    from fetal_bench.models import create_model, save_checkpoint
+    from fetal_bench.models.registry import MODELS
+
+    original = os.replace
+
+    def replace(src, dst, *args, **kwargs):
+        if os.path.basename(str(dst)) == sys.argv[2]:
+            os.kill(os.getpid(), signal.SIGKILL)
+        return original(src, dst, *args, **kwargs)
+
+    model = create_model("unet", **MODELS["unet"].tiny)
+    os.replace = replace
+    save_checkpoint(model, sys.argv[1], run_name="new")
+""")
+
+
+@pytest.mark.parametrize("killed_at", ["model.safetensors", "README.md"])
+def test_a_save_killed_half_way_leaves_no_weights_copy_and_no_stale_card(tmp_path, killed_at):
+    from fetal_bench.models import create_model, load_checkpoint, save_checkpoint
+    from fetal_bench.models.registry import MODELS
+
+    checkpoint = save_checkpoint(create_model("unet", **MODELS["unet"].tiny), tmp_path / "ck", run_name="old")
+    killed = subprocess.run([sys.executable, "-c", _KILLED_SAVE, str(checkpoint), killed_at], capture_output=True,
+                            text=True, env=subprocess_env(), timeout=600)
+    assert killed.returncode == -9, killed.stderr[-2000:]
+    config = json.loads((checkpoint / "config.json").read_text())
+    card = checkpoint / "README.md"
+    # Never a card describing another run than config.json does.
+    assert not card.exists() or f"# {config['run_name']}" in card.read_text()
+    # The next save cleans what the killed one left: no orphaned copy of the weights.
+    save_checkpoint(create_model("unet", **MODELS["unet"].tiny), checkpoint, run_name="again")
+    assert not list(checkpoint.glob(".checkpoint-*")), sorted(p.name for p in checkpoint.iterdir())
+    assert "# again" in card.read_text() and load_checkpoint(checkpoint)[1].run_name == "again"
+
+
+@pytest.mark.parametrize("damage", ["truncated", "padded", "header-cut"])
+def test_push_refuses_a_damaged_safetensors_file_before_uploading(unet_checkpoints, tmp_path, damage):
+    import shutil
+
+    from fetal_bench.models.checkpoint import push_checkpoint
+
+    checkpoint = Path(shutil.copytree(unet_checkpoints[0], tmp_path / "ck"))
+    weights = checkpoint / "model.safetensors"
+    data = weights.read_bytes()
+    weights.write_bytes({"truncated": data[:-100], "padded": data + b"\0" * 8, "header-cut": data[:20]}[damage])
+
+    class Api:
+        uploads = []
+
+        def create_repo(self, *args, **kwargs):
+            pass
+
+        def upload_folder(self, **kwargs):
+            self.uploads.append(kwargs)
+            raise AssertionError("uploaded")
+
+    api = Api()
+    with pytest.raises(FetalBenchError, match="model.safetensors (is damaged|is not a complete safetensors)"):
+        push_checkpoint(checkpoint, "me/unet", api=api)
+    assert api.uploads == []
+
+
+def test_push_writes_a_missing_card_from_config_json(unet_checkpoints, tmp_path):
+    import shutil
+
+    from fetal_bench.models.checkpoint import push_checkpoint
+
+    checkpoint = Path(shutil.copytree(unet_checkpoints[0], tmp_path / "ck"))
+    (checkpoint / "README.md").unlink()
+    sent = []
+
+    class Api:
+        def create_repo(self, *args, **kwargs):
+            pass
+
+        def upload_folder(self, **kwargs):
+            from types import SimpleNamespace
+
+            sent.extend(sorted(kwargs["allow_patterns"]))
+            return SimpleNamespace(oid="0" * 40, commit_url="https://huggingface.co/me/unet/commit/0")
+
+    push_checkpoint(checkpoint, "me/unet", api=Api())
+    assert sent == ["README.md", "config.json", "model.safetensors"]
+    assert "# unet_ok" in (checkpoint / "README.md").read_text()
