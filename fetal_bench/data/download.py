@@ -45,7 +45,6 @@ mirror and for tests.
 from __future__ import annotations
 
 import hashlib
-import json
 import logging
 import lzma
 import os
@@ -685,15 +684,18 @@ def _extract_once(archive: Path, dest: Path, *, unwrap: str | None) -> None:
     state = archive.stat()
     stamp = {"archive": archive.name, "size": state.st_size, "mtime_ns": state.st_mtime_ns}
     if marker.is_file():
+        from fetal_bench._io import UnreadableFile, read_json_file
+
         try:
-            recorded = json.loads(marker.read_text(encoding="utf-8"))
-            if {k: recorded.get(k) for k in stamp} == stamp and all(
-                (dest / entry).exists() for entry in recorded.get("entries", [])
-            ):
+            recorded = read_json_file(marker, max_bytes=16 * 1024 * 1024)
+            entries = recorded.get("entries", []) if isinstance(recorded, dict) else None
+            if (isinstance(entries, list) and all(isinstance(entry, str) for entry in entries)
+                    and {k: recorded.get(k) for k in stamp} == stamp
+                    and all((dest / entry).exists() for entry in entries)):
                 log.info("%s is already unpacked in %s", archive.name, dest)
                 return
-        except (OSError, ValueError):
-            pass  # unreadable marker: unpack again
+        except (UnreadableFile, ValueError):
+            pass  # unreadable marker (a FIFO, a list, garbage): unpack again
     entries = extract_archive(archive, dest, unwrap=unwrap)
     write_json_atomic(marker, {**stamp, "entries": sorted(p.name for p in entries)})
 
