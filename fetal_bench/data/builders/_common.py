@@ -201,7 +201,8 @@ def parse_positive_float(value: str, *, path: Path, line: int, column: str,
         raise DataError(f"{path}, line {line}: {column} = {value!r} is not a positive number.",
                         "Use the unmodified CSV from the official download.")
     low, high = bounds
-    stored = float(np.float32(number))
+    with np.errstate(over="ignore"):  # overflowing to inf is what is being checked
+        stored = float(np.float32(number))
     if not low <= number <= high or not math.isfinite(stored) or stored == 0.0:
         raise DataError(f"{path}, line {line}: {column} = {value!r} is outside the plausible range "
                         f"[{low:g}, {high:g}].", "Use the unmodified CSV from the official download.")
