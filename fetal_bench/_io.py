@@ -110,6 +110,76 @@ def read_regular_file(path: str | os.PathLike, *, max_bytes: int) -> bytes:
     return b"".join(chunks)
 
 
+#: Nesting depth of JSON that fetal-bench reads from outside: its own files nest a handful of
+#: levels; anything deeper is refused before parsing (json would raise RecursionError near 1,000,
+#: and code walking the result recursively might fail sooner).
+MAX_JSON_DEPTH = 64
+#: Digits of one JSON integer: int64 has 19; Python would parse up to 4,300 (then ValueError).
+_MAX_JSON_INT_DIGITS = 40
+_JSON_STRING = None  # compiled on first use
+
+
+def json_depth(text: str) -> int:
+    """The deepest nesting of ``[``/``{`` in JSON ``text``, brackets inside strings ignored."""
+    import re
+
+    import numpy as np
+
+    global _JSON_STRING
+    if _JSON_STRING is None:
+        _JSON_STRING = re.compile(r'"(?:[^"\\]|\\.)*"', re.DOTALL)
+    structure = _JSON_STRING.sub("", text).encode("utf-8", "surrogatepass")
+    codes = np.frombuffer(structure, dtype=np.uint8)
+    steps = (np.isin(codes, (ord("["), ord("{"))).astype(np.int64)
+             - np.isin(codes, (ord("]"), ord("}"))).astype(np.int64))
+    return int(np.cumsum(steps).max()) if steps.size else 0
+
+
+def _json_int(text: str) -> int:
+    if len(text.lstrip("-")) > _MAX_JSON_INT_DIGITS:
+        raise ValueError(f"an integer of {len(text.lstrip('-')):,} digits (at most {_MAX_JSON_INT_DIGITS})")
+    return int(text)
+
+
+def _json_float(text: str) -> float:
+    import math
+
+    value = float(text)
+    if not math.isfinite(value):
+        raise ValueError(f"the number {text[:40]} is out of range")
+    return value
+
+
+def _json_constant(name: str):
+    raise ValueError(f"{name} is not a JSON number")
+
+
+def load_json(data: bytes | str, *, max_depth: int = MAX_JSON_DEPTH):
+    """Parse JSON that comes from outside, with bounds: at most ``max_depth`` levels of nesting
+    (checked before parsing), integers of at most 40 digits, finite numbers only (no NaN,
+    Infinity or 1e999). Any problem is a ``ValueError`` whose message says what is wrong."""
+    text = data.decode("utf-8") if isinstance(data, (bytes, bytearray, memoryview)) else data
+    depth = json_depth(text)
+    if depth > max_depth:
+        raise ValueError(f"it nests {depth:,} levels deep (at most {max_depth})")
+    try:
+        return json.loads(text, parse_int=_json_int, parse_float=_json_float, parse_constant=_json_constant)
+    except RecursionError:  # pragma: no cover - the depth check comes first
+        raise ValueError("it nests too deeply") from None
+
+
+def read_json_file(path: str | os.PathLike, *, max_bytes: int, max_depth: int = MAX_JSON_DEPTH):
+    """:func:`read_regular_file` then :func:`load_json`: ``UnreadableFile`` for a path that is not
+    a regular file within ``max_bytes``, ``ValueError`` (with a readable message) for its content."""
+    data = read_regular_file(path, max_bytes=max_bytes)
+    try:
+        return load_json(data, max_depth=max_depth)
+    except UnicodeDecodeError as error:
+        raise ValueError(f"it is not UTF-8 text ({error.reason} at byte {error.start})") from None
+    except json.JSONDecodeError as error:
+        raise ValueError(f"it is not valid JSON ({error.msg} at line {error.lineno}, column {error.colno})") from None
+
+
 # ----------------------------------------------------------------------------------------------
 # Exclusive locks: one writer per output path
 # ----------------------------------------------------------------------------------------------
@@ -163,14 +233,19 @@ def _missing_parents(path: Path) -> list[Path]:
 
 
 def _acquire(path: Path, target: Path) -> int:
-    from fetal_bench.errors import FetalBenchError
+    from fetal_bench.errors import FetalBenchError, LockHeldError
 
-    path.parent.mkdir(parents=True, exist_ok=True)
     while True:
-        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o666)
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o666)
+        except OSError as error:  # a read-only or full file system: the output could not be written either
+            raise FetalBenchError(
+                f"Cannot write to {target}: its lock file {path} cannot be created ({error.strerror or error}).",
+                "Write to a directory on a writable file system.") from None
         if not _try_lock(fd):
             os.close(fd)
-            raise FetalBenchError(
+            raise LockHeldError(
                 f"{target} is being written by another fetal-bench run{_holder(path)}.",
                 f"Wait for that run to finish, or write to another path. (Lock file: {path}.)",
             )
@@ -191,8 +266,8 @@ def _acquire(path: Path, target: Path) -> int:
 def exclusive_lock(target: str | os.PathLike) -> Iterator[Path]:
     """Hold the lock on ``target`` (a file or directory path) for the block, or fail at once.
 
-    A second process asking for the same target gets a :class:`~fetal_bench.errors.FetalBenchError`
-    naming the holder; it never waits. The kernel drops the lock when its holder dies (even by
+    A second process asking for the same target gets a :class:`~fetal_bench.errors.LockHeldError`
+    (a ``FetalBenchError``) naming the holder and the lock file; it never waits. The kernel drops the lock when its holder dies (even by
     SIGKILL), so a killed run never blocks the next one. Re-entrant within one process, so a
     command may take the lock early and the library's writer take it again.
     """

@@ -52,7 +52,9 @@ def _prepare(out_dir: Path, overwrite: bool, log: Callable[[str], None]) -> None
             elif target.exists() or target.is_symlink():
                 target.unlink()
     elif ours:
-        log(f"Rerun in {out_dir}: finished training runs there are reused (same settings, same weights and "
+        from rich.markup import escape  # log prints rich markup; the folder is the user's text
+
+        log(f"Rerun in {escape(str(out_dir))}: finished training runs there are reused (same settings, same weights and "
             "scores); everything else is rebuilt. --overwrite starts from scratch.")
     out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / _MARKER).write_text("outputs of `fetal-bench demo`; safe to delete\n")

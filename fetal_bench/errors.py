@@ -32,3 +32,7 @@ class DownloadError(FetalBenchError):
 
 class UnsafeArchiveError(DownloadError):
     """An archive member would be written outside the extraction directory."""
+
+
+class LockHeldError(FetalBenchError):
+    """Another fetal-bench process holds the lock on an output path (it is writing it now)."""

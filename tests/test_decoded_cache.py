@@ -86,8 +86,11 @@ def test_cached_batches_are_bit_identical_images_and_masks(cache_root):
     assert sorted({v for b in plain for v in b["masks"].unique().tolist()}) == [0, 1]
     (entry,) = cache_root.iterdir()
     meta = json.loads((entry / "meta.json").read_text())
+    hashes = meta.pop("sha256")
     assert meta == {"scheme": decoded_cache.SCHEME, "rows": 9, "size": [20, 28], "masks": True,
                     "bytes": 9 * 20 * 28 * 2 + 9 * 8}
+    assert hashes == {name: decoded_cache._hash_file(entry / name)
+                      for name in ("images.npy", "masks.npy", "original_sizes.npy")}
     sizes = np.load(entry / "original_sizes.npy")
     assert sizes.tolist() == [[37 + 3 * (i % 4), 50 + 7 * i] for i in range(9)]
 
@@ -207,12 +210,14 @@ def test_a_bad_row_is_the_loaders_usual_error_not_a_cache_warning(cache_root):
 def test_an_entry_being_written_by_another_process_is_not_waited_for(cache_root, monkeypatch):
     import contextlib
 
+    from fetal_bench.errors import LockHeldError
+
     @contextlib.contextmanager
     def busy(path, **kwargs):
-        raise FetalBenchError(f"{path} is being written by another fetal-bench run (pid 1).", "Wait.")
+        raise LockHeldError(f"{path} is being written by another fetal-bench run (pid 1).", "Wait.")
         yield
 
-    monkeypatch.setattr(decoded_cache, "atomic_directory", busy)
+    monkeypatch.setattr(decoded_cache, "exclusive_lock", busy)
     with pytest.warns(CacheWarning, match="another process is writing the decoded cache entry"):
         batches = _batches(_head(), cache=True)
     _assert_same(batches, _batches(_head(), cache=False))

@@ -1,8 +1,8 @@
 """The `fetal-bench` command line: a thin layer over the library.
 
 Each sub-command parses options, calls one library function and prints the outcome. A
-:class:`~fetal_bench.errors.FetalBenchError` becomes a red message with its fix and exit code 2;
-nothing else is caught, so bugs keep their tracebacks.
+:class:`~fetal_bench.errors.FetalBenchError` becomes a red message with its fix and exit code 2,
+Ctrl-C exits 130; nothing else is caught, so bugs keep their tracebacks.
 """
 
 from __future__ import annotations
@@ -29,6 +29,13 @@ class _Group(click.Group):
             if error.fix:
                 err_console.print(f"[bold]Fix:[/] {safe(error.fix, limit=5000)}", highlight=False, soft_wrap=True)
             sys.exit(error.exit_code)
+        except KeyboardInterrupt:
+            # Ctrl-C: the shell convention (128 + SIGINT), not click's "Aborted!" and exit 1.
+            # Outputs are written atomically under locks, so nothing half-written is left.
+            from fetal_bench.cli._console import err_console
+
+            err_console.print("Interrupted.", highlight=False)
+            sys.exit(130)
 
 
 @click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})

@@ -23,6 +23,10 @@ MAX_SHOWN = 500  # characters of one outside string shown; the rest is cut (a 1 
 # C0 and C1 control characters (ESC starts terminal escape sequences) shown as \xNN, never sent
 # to the terminal. Newline and tab stay: multi-line messages are ours.
 _CONTROL = {c: f"\\x{c:02x}" for c in [*range(0x00, 0x20), *range(0x7F, 0xA0)] if chr(c) not in "\n\t"}
+# Bidirectional controls (U+202E turns "evil\u202Egnp.exe" into "evilexe.png" on screen) and the
+# Unicode line and paragraph separators: shown as \uNNNN, so what is printed reads as what it is.
+_CONTROL.update({c: f"\\u{c:04x}" for c in [0x061C, 0x200E, 0x200F, *range(0x202A, 0x202F), *range(0x2066, 0x206A),
+                                             0x2028, 0x2029]})
 
 
 def safe(value: object, *, limit: int = MAX_SHOWN) -> str:

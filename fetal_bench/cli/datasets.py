@@ -120,7 +120,23 @@ def download_command(name: str, to_dir: Path, mirror: str | None, no_optional: b
     from fetal_bench.data.download import download_dataset
 
     paths = download_dataset(name, to_dir, include_optional=not no_optional, mirror=mirror)
-    console.print(f"Downloaded and verified {len(paths)} file(s) into {safe(to_dir)}.")
+    # "verified" only for what a checksum fetal-bench pins (or zenodo.org publishes) vouches for;
+    # through a mirror, a file without a pin was checked against the mirror's own md5.
+    checked = [p for p in paths if paths.trust.get(p) != "mirror"]
+    pinned = [p for p in checked if paths.trust.get(p) == "pinned"]
+    if checked:
+        console.print(f"Downloaded and verified {len(checked)} file(s) into {safe(to_dir)}"
+                      + (" against the checksums fetal-bench pins." if len(pinned) == len(checked) else ":"),
+                      highlight=False)
+        for path in checked:
+            if paths.trust.get(path) != "pinned":
+                console.print(f"  {safe(path.name)}: against the md5 that {safe(paths.origin[path])} publishes "
+                              "(fetal-bench pins no checksum for it).", highlight=False)
+    for path in paths.unverified:
+        console.print(f"[yellow]NOT verified:[/] {safe(path)}: fetal-bench pins no checksum for it, and the md5 it "
+                      f"matches came from the mirror that served it ({safe(mirror)}'s copy of {safe(paths.origin[path])}). "
+                      "Compare its md5 "
+                      "with the one the official record lists before relying on it.", highlight=False)
     if name != "phantom":
         console.print(f"Next: fetal-bench datasets build {safe(name)} --raw {safe(to_dir)} --out OUT_DIR")
 

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import click
 
-from fetal_bench.cli._console import console
+from fetal_bench.cli._console import console, safe
 
 
 @click.command()
@@ -21,7 +21,7 @@ def demo(out_dir: Path, overwrite: bool) -> None:
     """Run every part of fetal-bench on the embedded phantom (simulated) set."""
     from fetal_bench.demo import run_demo
 
-    outputs = run_demo(out_dir, overwrite=overwrite, log=console.print)
+    outputs = run_demo(out_dir, overwrite=overwrite, log=console.print)  # its messages use markup (bold steps)
     console.rule("demo outputs")
     for what, where in outputs.items():
-        console.print(f"{what}: {where}")
+        console.print(safe(f"{what}: {where}"), highlight=False)

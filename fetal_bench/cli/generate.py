@@ -12,7 +12,7 @@ from pathlib import Path
 import click
 from rich.table import Table
 
-from fetal_bench.cli._console import console, err_console
+from fetal_bench.cli._console import console, err_console, safe
 
 _SCHEDULERS = ["euler", "euler-a", "unipc", "ddim", "pndm", "dpm++"]
 
@@ -106,37 +106,37 @@ def _shard_progress():
 
 
 def _print_lora(result: dict, output: Path) -> None:
-    table = Table(title=f"{result['generator']} LoRA -> {output}")
+    table = Table(title=safe(f"{result['generator']} LoRA -> {output}"))
     table.add_column("class")
     table.add_column("prompt")
     table.add_column("images", justify="right")
     for entry in result["data"]["classes"]:
-        table.add_row(entry["name"], entry["prompt"], str(entry["n_images"]))
+        table.add_row(safe(entry["name"]), safe(entry["prompt"]), str(entry["n_images"]))
     console.print(table)
     training = result["training"]
-    console.print(f"{training['steps']} steps on {training['device']} ({training['optimizer']}, mixed precision "
-                  f"{training['mixed_precision']}); final loss {training['final_loss']}.")
+    console.print(safe(f"{training['steps']} steps on {training['device']} ({training['optimizer']}, mixed precision "
+                       f"{training['mixed_precision']}); final loss {training['final_loss']}."))
     if result["data"].get("skipped_classes"):
-        console.print(f"[yellow]Not trained (no prompt):[/] {', '.join(result['data']['skipped_classes'])}")
-    console.print(f"LoRA sha256 {result['lora_sha256']}; base {result['base']['id']}@{result['base'].get('revision')}.")
+        console.print(f"[yellow]Not trained (no prompt):[/] {safe(', '.join(result['data']['skipped_classes']))}")
+    console.print(safe(f"LoRA sha256 {result['lora_sha256']}; base {result['base']['id']}@{result['base'].get('revision')}."))
 
 
 def _print_dataset(result, output: Path) -> None:
     if result is None:  # a non-main accelerate process
         return
-    table = Table(title=f"synthetic split -> {output}")
+    table = Table(title=safe(f"synthetic split -> {output}"))
     table.add_column("label")
     table.add_column("rows", justify="right")
     summary = result.configs["default"]["train"]
     for label, count in summary.label_counts.items():
-        table.add_row(label, str(count))
+        table.add_row(safe(label), str(count))
     table.add_row("total", str(summary.num_examples))
     console.print(table)
     info = json.loads((output / "build_info.json").read_text())
     rejected = info.get("rejected")
     if rejected and rejected.get("count"):
-        console.print(f"[yellow]Rejected (implausible outline):[/] {rejected['count']} {rejected['by_reason']}")
-    console.print(f'Load it with: datasets.load_dataset("{output}", split="train")')
+        console.print(f"[yellow]Rejected (implausible outline):[/] {safe(rejected['count'])} {safe(rejected['by_reason'])}")
+    console.print(safe(f'Load it with: datasets.load_dataset("{output}", split="train")'), highlight=False)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -266,7 +266,7 @@ def mask_guided_fit_prior(data, dataset_config, split, output) -> None:
 
     prior = mask_guided.fit_prior(data, config=dataset_config, split=split)
     write_json_atomic(output, prior)
-    table = Table(title=f"ellipse prior -> {output}")
+    table = Table(title=safe(f"ellipse prior -> {output}"))
     table.add_column("trimester")
     table.add_column("masks", justify="right")
     for trimester, entry in prior["classes"].items():
@@ -296,7 +296,7 @@ def score_command(synthetic, real, real_config, real_split, features, max_images
 
     result = score(synthetic, real=real, real_config=real_config, real_split=real_split, features=features,
                    max_images=max_images, k=k, output=output)
-    table = Table(title=f"{synthetic} vs {result['real']['path']} ({result['feature_extractor']['name']} features)")
+    table = Table(title=safe(f"{synthetic} vs {result['real']['path']} ({result['feature_extractor']['name']} features)"))
     table.add_column("")
     for column in ("FID", "KID", "precision", "recall", "n synthetic", "n real"):
         table.add_column(column, justify="right")
@@ -309,9 +309,9 @@ def score_command(synthetic, real, real_config, real_split, features, max_images
     table.add_row("all", fmt(s["fid"]), fmt(s["kid"]), fmt(s["precision"]), fmt(s["recall"]),
                   str(result["synthetic"]["n"]), str(result["real"]["n"]))
     for name, entry in result["per_class"].items():
-        table.add_row(name, fmt(entry.get("fid")), fmt(entry.get("kid")), fmt(entry.get("precision")),
+        table.add_row(safe(name), fmt(entry.get("fid")), fmt(entry.get("kid")), fmt(entry.get("precision")),
                       fmt(entry.get("recall")), str(entry["n_synthetic"]), str(entry["n_real"]))
     console.print(table)
     for message in result["warnings"]:
-        err_console.print(f"[yellow]Warning:[/] {message}", highlight=False)
-    console.print(f"Wrote {output / RESULT_FILE} and {output / GRID_FILE}.")
+        err_console.print(f"[yellow]Warning:[/] {safe(message)}", highlight=False)
+    console.print(safe(f"Wrote {output / RESULT_FILE} and {output / GRID_FILE}."), highlight=False)

@@ -91,15 +91,18 @@ def train(model, task_name, data, data_config, synthetic, synthetic_ratio, synth
         num_workers=num_workers, mixed_precision=mixed_precision, run_name=run_name, resume=not no_resume,
         overwrite=overwrite, progress=not no_progress,
     )
-    result = run(config, log=note)
-    table = Table(title=f"{model} on {task_name}")
+    from fetal_bench._io import exclusive_lock
+
+    with exclusive_lock(output):  # the run directory is this run's output, for the whole run
+        result = run(config, log=note)
+    table = Table(title=safe(f"{model} on {task_name}"))
     table.add_column("")
     table.add_column("value", justify="right")
     for key, value in (("best validation " + result.metric, result.best_text()), ("epochs", result.epochs_text()),
                        ("steps", str(result.steps)), ("stopped by", result.stopped_by),
                        ("run time", f"{result.train_time_s / 60:.1f} min"),
                        ("training rows", f"{result.n_train} ({result.training_data}, synthetic share {result.synthetic_share:.2f})")):
-        table.add_row(key, value)
+        table.add_row(safe(key), safe(value))
     console.print(table)
     console.print(f"Checkpoint: {safe(result.output)} (log: train_log.jsonl, curves: curves.png)")
     data_arg = f" --data {data}" if data and "zero-shot" not in task_name else ""
@@ -120,7 +123,8 @@ def protocols_list() -> None:
     for column in ("protocol", "version", "what", "reference"):
         table.add_column(column, overflow="fold")
     for protocol in list_protocols():
-        table.add_row(protocol.name, protocol.version, protocol.description, protocol.reference)
+        table.add_row(*(safe(text) for text in (protocol.name, protocol.version, protocol.description,
+                                                protocol.reference)))
     console.print(table)
 
 
@@ -137,12 +141,13 @@ def protocols_run(name, output, overrides, config_file, dry_run) -> None:
 
     summary = run_protocol(name, output, overrides=_model_options(overrides), config_file=config_file, dry_run=dry_run,
                            log=note)
-    table = Table(title=f"{name} -> {output}")
+    table = Table(title=safe(f"{name} -> {output}"))
     columns = list(summary["rows"][0]) if summary["rows"] else []
     for column in columns:
-        table.add_column(column, overflow="fold")
+        table.add_column(safe(column), overflow="fold")
     for row in summary["rows"]:
-        table.add_row(*["" if row.get(c) is None else (f"{row[c]:.4g}" if isinstance(row[c], float) else str(row[c])) for c in columns])
+        table.add_row(*[safe("" if row.get(c) is None else (f"{row[c]:.4g}" if isinstance(row[c], float) else row[c]))
+                        for c in columns])
     console.print(table)
     if not dry_run:
         note(f"Summary: {summary['_path']}")

@@ -30,7 +30,10 @@ downloads nor unpacks again.
 
 Every file is verified before use: its size and md5 (and our own sha256 pin, where the catalog has
 one) must match. The md5 comes from the catalog or, where the catalog has none, from the Zenodo
-record's metadata (``/api/records/<id>``), so a file is never accepted unchecked. Downloads stream
+record's metadata (``/api/records/<id>``), so a file is never accepted unchecked. Through a
+``mirror``, that metadata comes from the mirror as well: for a file fetal-bench pins no checksum
+for (the African archive), a match then proves only a complete transfer, and the file is reported
+as not verified (:class:`DownloadedFiles`), never as "verified". Downloads stream
 into ``<name>.part``, resume with an HTTP ``Range`` request after an interruption, and are renamed
 into place only once verified. Archives are unpacked into a temporary directory, refusing any
 member that could land outside it, and moved into place only when complete.
@@ -42,7 +45,6 @@ mirror and for tests.
 from __future__ import annotations
 
 import hashlib
-import json
 import logging
 import lzma
 import os
@@ -69,7 +71,7 @@ from fetal_bench._io import write_json_atomic
 from fetal_bench.data.catalog import DatasetInfo, SourceFile, get_dataset_info
 from fetal_bench.errors import DownloadError, UnsafeArchiveError
 
-__all__ = ["download_dataset", "download_file", "extract_archive"]
+__all__ = ["DownloadedFiles", "download_dataset", "download_file", "extract_archive"]
 
 log = logging.getLogger(__name__)
 
@@ -101,7 +103,7 @@ def download_dataset(
     extract: bool = True,
     progress: bool = True,
     session: requests.Session | None = None,
-) -> list[Path]:
+) -> DownloadedFiles:
     """Download, verify and unpack every official source file of a catalog dataset.
 
     Args:
@@ -116,8 +118,10 @@ def download_dataset(
         session: a ``requests.Session`` to use (default: one with retries and backoff).
 
     Returns:
-        The paths of the verified source files, in catalog order (optional sources that failed
-        are left out).
+        The paths of the source files, in catalog order (optional sources that failed are left
+        out), as a :class:`DownloadedFiles` list saying how each was verified: against a
+        checksum fetal-bench pins, against the md5 zenodo.org publishes, or, through ``mirror``
+        for a file fetal-bench pins nothing for, not at all (the md5 came from the mirror too).
 
     Raises:
         DownloadError: a required file could not be downloaded, verified or unpacked; the
@@ -143,13 +147,17 @@ def download_dataset(
     own_session = session is None
     http = session or _new_session()
     zenodo_cache: dict[str, dict[str, _PublishedFile]] = {}  # one metadata fetch per record
-    downloaded: list[Path] = []
+    downloaded = DownloadedFiles()
     try:
         for source in info.sources:
             if not source.required and not include_optional:
                 continue
             try:
-                path = _download(source, to_dir, mirror, http, progress, zenodo_cache)
+                path, expected = _download(source, to_dir, mirror, http, progress, zenodo_cache)
+                downloaded.trust[path], downloaded.origin[path] = expected.trust, expected.origin
+                if expected.trust == "mirror":
+                    log.warning("%s: NOT verified: fetal-bench pins no checksum for it and its md5 came from the "
+                                "mirror that served it (%s)", path.name, expected.origin)
                 if extract and source.extract:
                     _extract_once(path, to_dir, unwrap=source.unwrap)
             except (DownloadError, OSError) as err:  # requests' exceptions are OSErrors too
@@ -189,7 +197,7 @@ def download_file(
     own_session = session is None
     http = session or _new_session()
     try:
-        return _download(source, Path(dest_dir), mirror, http, progress, None)
+        return _download(source, Path(dest_dir), mirror, http, progress, None)[0]
     finally:
         if own_session:
             http.close()
@@ -266,6 +274,26 @@ class _Expected:
     md5: str
     sha256: str | None
     origin: str  # where the md5 comes from, named in error messages
+    # What a match proves: "pinned" (fetal-bench's catalog pins the checksum), "publisher" (the
+    # md5 zenodo.org itself publishes, fetched over HTTPS), "mirror" (the md5 came from the mirror
+    # that also served the file: a match proves only that the transfer was complete).
+    trust: str = "pinned"
+
+
+class DownloadedFiles(list):
+    """The verified paths :func:`download_dataset` returns (a list), with how each was verified:
+    ``trust[path]`` is ``"pinned"``, ``"publisher"`` or ``"mirror"`` (see ``_Expected``), and
+    ``origin[path]`` names where its checksum came from."""
+
+    def __init__(self):
+        super().__init__()
+        self.trust: dict[Path, str] = {}
+        self.origin: dict[Path, str] = {}
+
+    @property
+    def unverified(self) -> list[Path]:
+        """Files whose checksum came from the mirror that served them: not verified at all."""
+        return [path for path in self if self.trust.get(path) == "mirror"]
 
 
 def _expected(
@@ -285,6 +313,9 @@ def _expected(
             "Add the publisher's md5 to this file's entry in fetal_bench/data/catalog.py.",
         )
     api_url = _mirrored(f"{ZENODO}/api/records/{record}", mirror)
+    # Through a mirror, the "published" md5 comes from the same server as the file: matching it
+    # proves the transfer complete, not the file genuine.
+    trust = "publisher" if api_url.startswith(ZENODO + "/") else "mirror"
     files = _zenodo_files(api_url, record, http, cache)
     published = files.get(source.filename)
     if published is None or not published.md5:
@@ -302,7 +333,9 @@ def _expected(
             "The published file changed: check the record and update fetal_bench/data/catalog.py.",
         )
     size = source.size if source.size is not None else published.size
-    return _Expected(size, published.md5.lower(), sha256, f"Zenodo record {record}")
+    if sha256 is not None:
+        trust = "pinned"  # our own sha256 pin is checked too: the file is the one fetal-bench knows
+    return _Expected(size, published.md5.lower(), sha256, f"Zenodo record {record}", trust)
 
 
 def _zenodo_files(
@@ -420,7 +453,7 @@ def _download(
     http: requests.Session,
     progress: bool,
     cache: dict[str, dict[str, _PublishedFile]] | None,
-) -> Path:
+) -> tuple[Path, _Expected]:
     name = source.filename
     if not name or name in (".", "..") or PurePosixPath(name).name != name or "\\" in name:
         raise DownloadError(
@@ -436,8 +469,8 @@ def _download(
     if final.is_file():
         problem = _mismatch(final, expected)
         if problem is None:
-            log.info("%s is already present and verified", final)
-            return final
+            log.info("%s is already present and matches %s", final, expected.origin)
+            return final, expected
         log.warning("%s is present but %s; downloading it again", final, problem)
         final.unlink()
 
@@ -454,8 +487,8 @@ def _download(
             f"and compare its md5 with {expected.md5}.",
         )
     os.replace(part, final)
-    log.info("downloaded and verified %s", final)
-    return final
+    log.info("downloaded %s; it matches %s", final, expected.origin)
+    return final, expected
 
 
 def _fetch(
@@ -651,15 +684,18 @@ def _extract_once(archive: Path, dest: Path, *, unwrap: str | None) -> None:
     state = archive.stat()
     stamp = {"archive": archive.name, "size": state.st_size, "mtime_ns": state.st_mtime_ns}
     if marker.is_file():
+        from fetal_bench._io import UnreadableFile, read_json_file
+
         try:
-            recorded = json.loads(marker.read_text(encoding="utf-8"))
-            if {k: recorded.get(k) for k in stamp} == stamp and all(
-                (dest / entry).exists() for entry in recorded.get("entries", [])
-            ):
+            recorded = read_json_file(marker, max_bytes=16 * 1024 * 1024)
+            entries = recorded.get("entries", []) if isinstance(recorded, dict) else None
+            if (isinstance(entries, list) and all(isinstance(entry, str) for entry in entries)
+                    and {k: recorded.get(k) for k in stamp} == stamp
+                    and all((dest / entry).exists() for entry in entries)):
                 log.info("%s is already unpacked in %s", archive.name, dest)
                 return
-        except (OSError, ValueError):
-            pass  # unreadable marker: unpack again
+        except (UnreadableFile, ValueError):
+            pass  # unreadable marker (a FIFO, a list, garbage): unpack again
     entries = extract_archive(archive, dest, unwrap=unwrap)
     write_json_atomic(marker, {**stamp, "entries": sorted(p.name for p in entries)})
 
@@ -706,6 +742,10 @@ def _member_path(archive: Path, name: str) -> PurePosixPath | None:
 # Dataset archives hold images and image stacks that compress little (PNG, ultrasound): a total
 # far above the archive's own size is a decompression bomb, refused before anything is written.
 _EXPANSION_RATIO = 100
+# Members of one archive: the official ones hold at most about 12,500 (FETAL_PLANES_DB). A tiny
+# tar.xz can list hundreds of thousands of empty files (300,000 in 248 kB took 64 s to unpack):
+# counted while the listing is read, and refused at the first member over the limit.
+_MAX_MEMBERS = 50_000
 _MIN_EXTRACT_LIMIT = 1 << 30  # small archives may still unpack to 1 GiB
 
 
@@ -735,10 +775,20 @@ def _copy_bounded(src, dst, size: int, archive: Path, name: str) -> None:
         dst.write(chunk)
 
 
+def _too_many_members(archive: Path) -> UnsafeArchiveError:
+    return UnsafeArchiveError(
+        f"{archive.name} was refused: it holds more than {_MAX_MEMBERS:,} members (the official archives hold at "
+        "most about 12,500); nothing was extracted.",
+        "Do not use this archive (an archive bomb or a wrong file): delete it and download it again from the "
+        "official source.")
+
+
 def _unpack_zip(archive: Path, staging: Path, limit: int) -> None:
     with zipfile.ZipFile(archive) as zf:
         plan: list[tuple[zipfile.ZipInfo, PurePosixPath]] = []
         seen: set[PurePosixPath] = set()
+        if len(zf.infolist()) > _MAX_MEMBERS:
+            raise _too_many_members(archive)
         for info in zf.infolist():  # check everything before writing anything
             path = _member_path(archive, info.filename)
             file_type = stat.S_IFMT(info.external_attr >> 16)
@@ -770,7 +820,10 @@ def _unpack_tar(archive: Path, staging: Path, limit: int) -> None:
     with tarfile.open(archive, "r:*") as tf:
         members: list[tarfile.TarInfo] = []
         seen: set[PurePosixPath] = set()
-        for member in tf.getmembers():  # check everything before writing anything
+        # Iterated, not getmembers(): the listing is read (decompressed) only up to the limit.
+        for count, member in enumerate(tf, start=1):  # check everything before writing anything
+            if count > _MAX_MEMBERS:
+                raise _too_many_members(archive)
             path = _member_path(archive, member.name)
             if member.issym() or member.islnk():
                 raise _unsafe(archive, member.name, f"is a link (to {member.linkname!r})")

@@ -55,6 +55,10 @@ def open_dataset(
     """
     import datasets  # deferred: importing datasets costs ~1 s, and the CLI's --help must be fast
 
+    if split is not None:
+        from fetal_bench.data.splits import parse_split
+
+        parse_split(split)  # a malformed expression is a clear error, not datasets' ValueError
     path, resolved_revision, label = _resolve_source(source, config=config, revision=revision)
     # A local build gets an Arrow cache of its own content: datasets 5.2 keys a local folder's
     # cache so that a build rewritten in place (same README) is served from the old rows.
@@ -63,8 +67,15 @@ def open_dataset(
         return datasets.load_dataset(path, config, split=split, revision=resolved_revision, **local)
     except ValueError as err:
         # Only in the error path: ask datasets which configs/splits exist, so the message can
-        # list them. Anything we cannot explain is re-raised untouched.
+        # list them.
         _explain_bad_config_or_split(path, label, config, split, resolved_revision, err)
+        if split is not None:
+            # Every split it names exists: the slice is what fails (`test[:0]` selects no row,
+            # `test[5:2]` neither), which datasets reports as a bare ValueError.
+            raise FetalBenchError(
+                f"Split {split[:200]!r} of dataset {label} cannot be read: {str(err).splitlines()[0][:300]}",
+                "A slice must select at least one row: e.g. test[:50%], test[10:20] or the whole split.",
+            ) from None
         raise
     except FileNotFoundError as err:
         # A Hub id that looked valid but does not exist (or a gated/private repo) lands here.
@@ -204,8 +215,9 @@ def _explain_bad_config_or_split(
         splits = datasets.get_dataset_split_names(path, config, revision=revision)
     except Exception:  # noqa: BLE001
         return
-    # A split expression may combine and slice splits ("train[:10%]+validation").
-    asked = [re.split(r"[\[(]", part, maxsplit=1)[0].strip() for part in split.split("+")]
+    from fetal_bench.data.splits import split_names
+
+    asked = split_names(split)  # an expression may combine and slice splits ("train[:10%]+validation")
     unknown = [name for name in asked if name not in splits]
     if unknown:
         where = f" (config {config!r})" if config else ""

@@ -56,7 +56,14 @@ def push_dataset(
         raise FetalBenchError(f"Repo id {repo_id!r} is not of the form OWNER/NAME.", "Pass e.g. --repo-id fetal-bench/hc18.")
     if not _TAG.match(tag):
         raise FetalBenchError(f"Tag {tag!r} is not a version tag.", "Use a tag like v1.0 or v1.2.3.")
-    fingerprint = json.loads(build_info_path.read_text(encoding="utf-8")).get("fingerprint")
+    from fetal_bench._io import UnreadableFile, read_json_file
+
+    try:
+        build_info = read_json_file(build_info_path, max_bytes=64 * 1024 * 1024)
+    except (UnreadableFile, ValueError) as error:
+        raise FetalBenchError(f"{build_info_path} cannot be read: {error}.",
+                              "Push only directories made by `fetal-bench datasets build`.") from None
+    fingerprint = build_info.get("fingerprint") if isinstance(build_info, dict) else None
 
     if api is None:
         from huggingface_hub import HfApi

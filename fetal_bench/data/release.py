@@ -16,7 +16,7 @@ from fetal_bench.data.builders import build_dataset
 from fetal_bench.data.catalog import get_dataset_info
 from fetal_bench.data.download import download_dataset
 from fetal_bench.data.report import dataset_report
-from fetal_bench.errors import DataError
+from fetal_bench.errors import DataError, FetalBenchError
 
 
 @dataclass(frozen=True)
@@ -68,7 +68,12 @@ def release_dataset(
     workdir = Path(workdir)
     raw, built = workdir / "raw", workdir / "built"
     log(f"[1/4] download {name} into {raw}")
-    download_dataset(name, raw, mirror=mirror)
+    downloaded = download_dataset(name, raw, mirror=mirror)
+    if getattr(downloaded, "unverified", None):  # a release publishes what it builds: only verified files
+        raise FetalBenchError(
+            f"{', '.join(p.name for p in downloaded.unverified)} could not be verified: fetal-bench pins no checksum "
+            "for it and the md5 came from the mirror that served it.",
+            "Release from files downloaded without --mirror (checked against zenodo.org's md5).")
     log(f"[2/4] build into {built}")
     result = build_dataset(name, built, raw_dir=raw, overwrite=True, progress=True)
     log("[3/4] validate")

@@ -7,6 +7,7 @@ breakdowns; validate the result against the schema; write it atomically.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import time
 from pathlib import Path
@@ -21,6 +22,7 @@ from fetal_bench.evaluation.data import load_eval_data
 from fetal_bench.evaluation.results import (
     SCHEMA_VERSION,
     TRAINING_DATA,
+    check_result_output,
     environment,
     now_iso,
     validate_result,
@@ -88,7 +90,40 @@ def evaluate(
                               "Say what the submission was trained on.")
     if synthetic_share is not None and not 0 <= synthetic_share <= 1:
         raise FetalBenchError(f"--synthetic-share {synthetic_share} is outside [0, 1].", "Give the fraction of synthetic training images.")
+    with contextlib.ExitStack() as outputs:
+        return _evaluate(task, outputs, start, predictions=predictions, model=model, checkpoint=checkpoint, data=data,
+                         split=split, output=output, name=name, training_data=training_data,
+                         synthetic_share=synthetic_share, description=description, n_resamples=n_resamples,
+                         seed=seed, batch_size=batch_size, num_workers=num_workers, device=device,
+                         validate_only=validate_only, command=command, save_predictions=save_predictions,
+                         paper_url=paper_url, code_url=code_url, zero_shot=zero_shot, log=log)
+
+
+def _lock_outputs(outputs: contextlib.ExitStack, task: Task, output, name: str, save_predictions) -> None:
+    """Check the result path of submission ``name`` and hold its lock (and that of
+    ``save_predictions``) until the evaluation ends.
+
+    Taken as soon as the name is known: at the start for a predictions file, right after the
+    model is loaded for a checkpoint (its run name names the result). Two runs writing one file
+    therefore cannot both score and both report it as theirs: the second fails here, naming the
+    lock, before it predicts anything.
+    """
+    from fetal_bench._io import exclusive_lock
+
+    if output is not None:
+        outputs.enter_context(exclusive_lock(check_result_output(output, task.name, name)))
+    if save_predictions is not None:
+        outputs.enter_context(exclusive_lock(save_predictions))
+
+
+def _evaluate(task: Task, outputs: contextlib.ExitStack, start: float, *, predictions, model, checkpoint, data, split,
+              output, name, training_data, synthetic_share, description, n_resamples, seed, batch_size, num_workers,
+              device, validate_only, command, save_predictions, paper_url, code_url, zero_shot, log) -> dict:
     note = log or (lambda message: None)
+    if validate_only:
+        output = None  # no result is written
+    if predictions is not None:
+        _lock_outputs(outputs, task, output, name or Path(predictions).stem, save_predictions)
     laps = _Laps(start)
     eval_data = load_eval_data(task, data, split)
     laps.mark("data")
@@ -107,6 +142,7 @@ def evaluate(
 
         loaded = load_model(model, checkpoint, device)  # once: it predicts, and its weights are hashed
         laps.mark("model_load")
+        _lock_outputs(outputs, task, output, name or _run_name(loaded) or model, save_predictions)
 
     kind = task.kind  # how this type of task reads, predicts and scores (fetal_bench/tasks/kinds.py)
     truth = kind.ground_truth(task, eval_data.dataset)
@@ -166,6 +202,12 @@ def evaluate(
     laps.mark("result")
     result["_phases_s"] = laps.seconds  # for callers (benchmarks/bench_harness.py); not part of the file
     return result
+
+
+def _run_name(loaded) -> str | None:
+    """The run name the loaded checkpoint recorded (what names its result without --name)."""
+    recorded = getattr(loaded, "loaded_checkpoint", None)
+    return getattr(recorded, "run_name", None) or None
 
 
 class _Laps:

@@ -7,6 +7,7 @@ every file it reads.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as _dt
 import json
 import math
@@ -211,7 +212,41 @@ def check_result_output(output: str | Path, task: str, name: str | None) -> Path
     if len(path.name.encode("utf-8")) > _MAX_FILENAME_BYTES:
         raise FetalBenchError(f"The result file name {path.name[:60]}... is longer than {_MAX_FILENAME_BYTES} bytes.",
                               "Pass a shorter --name.")
+    if output.suffix != ".json":
+        _refuse_name_collisions(path, task, name)
     return path
+
+
+def _refuse_name_collisions(path: Path, task: str, name: str) -> None:
+    """Refuse to write the result of submission ``name`` over another submission's result.
+
+    A file name keeps only letters, digits, ``-``, ``_`` and ``.`` of the submission name, so
+    "team A: v1" and "team A/ v1" both become ``TASK__team-A--v1.json``: the second would silently
+    replace the first. Re-scoring the *same* name replaces its file (that is an update); another
+    name that cleans to the same file, a file there that is not a result, or a file whose name
+    differs only in case (one file on macOS and Windows) is refused.
+    """
+    fix = ("Pass another --name (names that differ only in characters other than letters, digits, '-', '_' and '.' "
+           "share a file name), or move the existing file away if it is to be replaced.")
+    if path.exists() or path.is_symlink():
+        try:
+            existing = read_result(path)
+        except InvalidResultError as error:
+            raise FetalBenchError(f"{path} already exists and is not a fetal-bench result ({error.problem[:300]}); "
+                                  "it is not replaced.", fix) from None
+        same = existing.get("task") == task and existing["submission"].get("name") == name
+        if not same:
+            raise FetalBenchError(
+                f"{path} already holds the result of submission {existing['submission'].get('name')!r} "
+                f"(task {existing.get('task')}); submission {name!r} would replace it, because both names give "
+                "this file name.", fix)
+    with contextlib.suppress(OSError):
+        folded = path.name.casefold()
+        for sibling in path.parent.iterdir():
+            if sibling.name != path.name and sibling.name.casefold() == folded:
+                raise FetalBenchError(
+                    f"{sibling} differs from the result file {path.name} only in letter case: on a case-insensitive "
+                    "file system (macOS, Windows) they are one file, and one result would replace the other.", fix)
 
 
 def write_result(result: dict, output: str | Path) -> Path:

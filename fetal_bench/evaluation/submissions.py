@@ -28,6 +28,11 @@ from fetal_bench.errors import FetalBenchError
 PROBABILITY_SUM_TOLERANCE = 1e-3  # |sum of a row's probabilities - 1| above this is an error
 MAX_TABLE_BYTES = 1024 * 1024 * 1024  # a predictions CSV/Parquet (12,400 rows of masks fit well below)
 MAX_MASK_BYTES = 32 * 1024 * 1024  # one mask PNG (an 800x540 mask is a few kB)
+#: What a Parquet submission may decode to. Parquet compresses and dictionary-encodes: a 10 kB
+#: file can hold one 1 MB value repeated 4,000 times and decode to 4 GB. PNG masks do not
+#: compress further, so a real submission decodes to about its file size.
+MAX_DECODED_BYTES = 1024 * 1024 * 1024
+MAX_ROWS = 1_000_000  # an evaluation split has at most a few tens of thousands of rows
 _SHOW = 5  # ids shown per problem
 _ID_CHARS = 60  # characters of one id shown in a message
 
@@ -79,6 +84,21 @@ def _mask_files(directory: Path) -> dict[str, Path]:
     return {entry.name[: -len(".png")]: entry for entry in sorted(directory.iterdir()) if entry.name.endswith(".png")}
 
 
+def _read_mask_entry(entry: Path, root: Path) -> bytes:
+    """The bytes of one ``<id>.png`` entry of the submission folder ``root`` (resolved).
+
+    A symbolic link is followed only to a file inside the folder: one pointing elsewhere
+    (``/etc/shadow``, another team's masks, a file that changes between validation and scoring)
+    would make the submission something other than the folder that was handed in.
+    """
+    if entry.is_symlink():
+        target = entry.resolve()
+        # A dangling link or one to a device is reported as such by read_regular_file below.
+        if not target.is_relative_to(root) and target.is_file():
+            raise UnreadableFile(entry, "is a symbolic link to a file outside the submission folder")
+    return read_regular_file(entry, max_bytes=MAX_MASK_BYTES)
+
+
 def submission_sha256(path: str | Path) -> str:
     """sha256 of a predictions file, or of a mask directory's sorted (id, mask sha256) listing.
 
@@ -92,9 +112,10 @@ def submission_sha256(path: str | Path) -> str:
         raise SubmissionError(f"Predictions {path} are neither a regular file nor a directory.",
                               "Pass the predictions file or directory with --predictions.")
     digest = hashlib.sha256()
+    root = path.resolve()
     for row_id, item in _mask_files(path).items():
         try:
-            data = read_regular_file(item, max_bytes=MAX_MASK_BYTES)
+            data = _read_mask_entry(item, root)
         except UnreadableFile:
             continue  # not a mask file (validation reports it before anything is scored)
         digest.update(f"{row_id}.png:{sha256_bytes(data)}\n".encode())
@@ -138,16 +159,158 @@ def _read_table(path: Path):
     suffix = path.suffix.lower()
     if suffix not in (".csv", ".parquet", ".pq"):
         raise SubmissionError(f"{path} is neither .csv nor .parquet.", "Save classification predictions as CSV or Parquet.")
-    data = io.BytesIO(_read_submission_file(path, "the CSV/Parquet predictions file"))
+    data = _read_submission_file(path, "the CSV/Parquet predictions file")
+    if suffix != ".csv":
+        return _read_parquet(path, data, fix="Write one row per id: `id` and one number per class (or `label`).").to_pandas()
+    _check_csv_fields(path, data)
     try:
-        if suffix == ".csv":
-            # Every cell as written: no "NA"/"nan"/"" -> NaN guessing, so an id `NA` stays `NA`
-            # and a blank probability is reported as non-numeric rather than silently NaN.
-            return pd.read_csv(data, dtype=str, keep_default_na=False, na_filter=False)
-        return pd.read_parquet(data)
-    except Exception as error:  # pandas/pyarrow raise many parser errors; all mean "unreadable"
-        raise SubmissionError(f"Cannot read {path}: {str(error)[:300]}",
+        # Every cell as written: no "NA"/"nan"/"" -> NaN guessing, so an id `NA` stays `NA`
+        # and a blank probability is reported as non-numeric rather than silently NaN.
+        return pd.read_csv(io.BytesIO(data), dtype=str, keep_default_na=False, na_filter=False)
+    except Exception as error:  # pandas raises many parser errors; all mean "unreadable"
+        raise SubmissionError(f"Cannot read {path}: {_error_text(error)[:300]}",
                               "Write the predictions as UTF-8 CSV or Parquet.") from None
+
+
+def _check_csv_fields(path: Path, data: bytes) -> None:
+    """Every CSV row must have as many fields as the header.
+
+    pandas reads a row with more fields than the header by moving its first fields into the
+    index, so two stray commas shifted every column: the ids became probabilities and the error
+    spoke of duplicate and missing ids instead of the row at fault.
+    """
+    import csv
+
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError as error:
+        raise SubmissionError(f"{path} is not UTF-8 text (byte {error.start}).", "Save the CSV as UTF-8.") from None
+    reader = csv.reader(io.StringIO(text, newline=""))
+    try:
+        header = next(reader, None)
+        if header is None:
+            return  # reported as having no `id` column
+        wrong = [(reader.line_num, len(row)) for row in reader if row and len(row) != len(header)]
+    except csv.Error as error:
+        raise SubmissionError(f"Cannot read {path} as CSV: {error} (line {reader.line_num}).",
+                              "Write the predictions as UTF-8 CSV or Parquet.") from None
+    if wrong:
+        shown = ", ".join(f"line {line} has {count}" for line, count in wrong[:_SHOW])
+        raise SubmissionError(
+            f"Submission {path} is not valid for this task:\n  - {len(wrong)} row(s) do not have the header's "
+            f"{len(header)} fields: {shown}{', ...' if len(wrong) > _SHOW else ''}",
+            "Write exactly one value per header column on every row (a label with a comma must be quoted).")
+
+
+def _error_text(error: BaseException) -> str:
+    """A library's error message without the ``<_io.BytesIO object at 0x...>`` it quotes for
+    in-memory data (it names nothing the user can find)."""
+    import re
+
+    return re.sub(r"<_?io\.\w+ object at 0x[0-9a-fA-F]+>", "the data", str(error))
+
+
+def _read_parquet(path: Path, data: bytes, *, columns: Sequence[str] | None = None, fix: str):
+    """The Parquet ``data`` as a dense Arrow table, its decoded size bounded before it is decoded.
+
+    The footer gives the row count and each column chunk's uncompressed size (bounded first); the
+    rows are then read in batches with string and binary columns kept dictionary-encoded, and the
+    size they decode to is summed from the dictionary's value lengths, so a repeated value costs
+    its index, not its bytes, until the total is known to fit :data:`MAX_DECODED_BYTES`. Only
+    flat columns (numbers, booleans, text, bytes) and the ``{bytes, path}`` struct of a
+    ``datasets`` Image column are read.
+    """
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    def refuse(problem: str):
+        return SubmissionError(f"Cannot read {path} as Parquet: {problem}", fix)
+
+    try:
+        schema = pq.ParquetFile(pa.BufferReader(data)).schema_arrow
+        names = list(columns) if columns is not None else schema.names
+        dictionary_paths = []
+        for name in names:
+            kind = schema.field(name).type
+            if pa.types.is_struct(kind):
+                children = {kind.field(i).name: kind.field(i).type for i in range(kind.num_fields)}
+                if set(children) - {"bytes", "path"} or not all(map(_flat, children.values())):
+                    raise refuse(f"column {_short(name)!r} has type {str(kind)[:100]}.")
+                dictionary_paths += [f"{name}.{child}" for child, t in children.items() if _textual(t)]
+            elif not _flat(kind):
+                raise refuse(f"column {_short(name)!r} has type {str(kind)[:100]}, not numbers, text or bytes.")
+            elif _textual(kind):
+                dictionary_paths.append(name)
+        parquet = pq.ParquetFile(pa.BufferReader(data), read_dictionary=dictionary_paths)
+        meta = parquet.metadata
+        if meta.num_rows > MAX_ROWS:
+            raise refuse(f"it has {meta.num_rows:,} rows, over the limit of {MAX_ROWS:,}.")
+        declared = sum(meta.row_group(g).column(c).total_uncompressed_size for g in range(meta.num_row_groups)
+                       for c in range(meta.num_columns)
+                       if meta.row_group(g).column(c).path_in_schema.split(".")[0] in names)
+        if declared > MAX_DECODED_BYTES:
+            raise refuse(f"its columns hold {declared:,} uncompressed bytes, over the limit of {MAX_DECODED_BYTES:,}.")
+        batches, total = [], 0
+        for batch in parquet.iter_batches(batch_size=1024, columns=names):
+            total += sum(_decoded_bytes(column) for column in batch.columns)
+            if total > MAX_DECODED_BYTES:
+                raise refuse(f"it decodes to more than {MAX_DECODED_BYTES:,} bytes (a decompression bomb?).")
+            batches.append(batch)
+        table = pa.Table.from_batches(batches) if batches else parquet.read(columns=names)  # no rows: nothing to bound
+        return pa.table({name: _dense(table.column(name).combine_chunks()) for name in table.column_names})
+    except SubmissionError:
+        raise
+    except (pa.ArrowException, OSError, ValueError, KeyError) as error:
+        raise refuse(_error_text(error)[:300]) from None
+
+
+def _flat(kind) -> bool:
+    import pyarrow as pa
+
+    if pa.types.is_dictionary(kind):  # as the Arrow schema stored with a pyarrow-written file says
+        kind = kind.value_type
+    return (pa.types.is_integer(kind) or pa.types.is_floating(kind) or pa.types.is_boolean(kind)
+            or pa.types.is_null(kind) or _textual(kind))
+
+
+def _textual(kind) -> bool:
+    import pyarrow as pa
+
+    if pa.types.is_dictionary(kind):
+        kind = kind.value_type
+    return (pa.types.is_string(kind) or pa.types.is_large_string(kind) or pa.types.is_binary(kind)
+            or pa.types.is_large_binary(kind))
+
+
+def _decoded_bytes(array) -> int:
+    """Bytes ``array`` takes once its dictionaries are decoded, computed without decoding them."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    if isinstance(array, pa.ChunkedArray):
+        return sum(_decoded_bytes(chunk) for chunk in array.chunks)
+    if pa.types.is_dictionary(array.type):
+        indices = array.indices.to_numpy(zero_copy_only=False)
+        if array.null_count:
+            indices = indices[array.indices.is_valid().to_numpy(zero_copy_only=False)]
+        lengths = pc.binary_length(array.dictionary).fill_null(0).to_numpy(zero_copy_only=False).astype(np.int64)
+        return int(lengths[indices.astype(np.int64)].sum()) + 8 * len(array) if len(indices) else 8 * len(array)
+    if pa.types.is_struct(array.type):
+        return sum(_decoded_bytes(array.field(i)) for i in range(array.type.num_fields)) + len(array)
+    return array.nbytes
+
+
+def _dense(array):
+    """``array`` with its dictionaries decoded (after :func:`_decoded_bytes` has bounded that)."""
+    import pyarrow as pa
+
+    if pa.types.is_dictionary(array.type):
+        return array.dictionary_decode()
+    if pa.types.is_struct(array.type):
+        fields = [array.type.field(i) for i in range(array.type.num_fields)]
+        children = [_dense(array.field(i)) for i in range(len(fields))]
+        return pa.StructArray.from_arrays(children, names=[f.name for f in fields], mask=array.is_null())
+    return array
 
 
 def _text_ids(values) -> list[str]:
@@ -254,13 +417,17 @@ def _decode_mask(data: object, expected_shape: tuple[int, int]) -> tuple[np.ndar
                 width, height = image.size
                 if (height, width) != tuple(expected_shape):
                     return None, "size", f"{width}x{height} (expected {expected_shape[1]}x{expected_shape[0]})"
+                # Gray + alpha (LA) has one colour channel, RGB(A) three; alpha is ignored.
+                colours = 1 if image.mode in ("LA", "La", "PA") else 3
                 array = np.asarray(image)
     except Image.DecompressionBombError:
         return None, "size", f"over {2 * Image.MAX_IMAGE_PIXELS:,} pixels (expected {expected_shape[1]}x{expected_shape[0]})"
-    except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as error:
-        return None, "unreadable", str(error)[:80]
-    if array.ndim == 3:  # an RGB(A) mask is accepted only when its colour channels agree
-        if not (array[..., :3] == array[..., :1]).all():
+    except UnidentifiedImageError:
+        return None, "unreadable", "not a PNG or other image file"
+    except (OSError, ValueError, SyntaxError) as error:
+        return None, "unreadable", _error_text(error)[:80]
+    if array.ndim == 3:  # a multi-channel mask is accepted only when its colour channels agree
+        if not (array[..., :colours] == array[..., :1]).all():
             return None, "colour", ""
         array = array[..., 0]
     if array.ndim != 2:
@@ -287,11 +454,12 @@ def _read_mask_directory(path: Path, expected: set[str]) -> tuple[list[str], dic
     entries = _mask_files(path)
     raw: dict[str, object] = {}
     bad_files = []
+    root = path.resolve()
     for row_id, entry in entries.items():
         if row_id not in expected:
             continue
         try:
-            raw[row_id] = read_regular_file(entry, max_bytes=MAX_MASK_BYTES)
+            raw[row_id] = _read_mask_entry(entry, root)
         except UnreadableFile as error:
             bad_files.append(f"{_short(row_id)} ({error.reason})")
     return list(entries), raw, bad_files
@@ -301,14 +469,16 @@ def _read_mask_parquet(path: Path) -> tuple[list[str], dict[str, object]]:
     import pyarrow as pa
     import pyarrow.parquet as pq
 
+    fix = "Write one row per id with the mask as PNG bytes (or a datasets Image column)."
+    data = _read_submission_file(path, "the Parquet of masks")
     try:
-        table = pq.read_table(pa.BufferReader(_read_submission_file(path, "the Parquet of masks")))
+        names = pq.ParquetFile(pa.BufferReader(data)).schema_arrow.names
     except (pa.ArrowException, OSError, ValueError) as error:
-        raise SubmissionError(f"Cannot read {path} as Parquet: {str(error)[:300]}",
-                              "Write one row per id with the mask as PNG bytes (or a datasets Image column).") from None
-    if "id" not in table.column_names or "mask" not in table.column_names:
-        raise SubmissionError(f"{path} needs columns `id` and `mask` (PNG bytes), has {table.column_names[:20]}.",
-                              "Write one row per id with the mask as PNG bytes (or a datasets Image column).")
+        raise SubmissionError(f"Cannot read {path} as Parquet: {_error_text(error)[:300]}", fix) from None
+    if "id" not in names or "mask" not in names:
+        raise SubmissionError(f"{path} needs columns `id` and `mask` (PNG bytes), has {[_short(n) for n in names[:20]]}.",
+                              fix)
+    table = _read_parquet(path, data, columns=["id", "mask"], fix=fix)  # other columns are never decoded
     ids = _text_ids(table.column("id").to_pylist())
     raw = {}
     for row_id, cell in zip(ids, table.column("mask").to_pylist()):

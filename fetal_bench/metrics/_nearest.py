@@ -9,17 +9,19 @@ a nearer pixel is visited, so the answer is exact for any (row, column) pixel si
 
 On HC18-size masks this is about four times faster than building and searching a k-d tree
 (``scipy.spatial.cKDTree``) over the same pixels (``benchmarks/bench_metrics.py``), and it runs
-on one core, as the rest of the metric code does. Compiled on first use; numba caches the
-machine code beside this file (or in ``NUMBA_CACHE_DIR``), so later processes skip that.
+on one core, as the rest of the metric code does. Compiled on first use; the machine code is
+cached in fetal-bench's own verified cache (:mod:`fetal_bench.metrics._jit`), so later processes
+skip that, and never read from numba's default places (the package folder, ``NUMBA_CACHE_DIR``).
 """
 
 from __future__ import annotations
 
-import numba
 import numpy as np
 
+from fetal_bench.metrics._jit import njit
 
-@numba.njit(cache=True, nogil=True)
+
+@njit(nogil=True)
 def _row_starts(rows: np.ndarray, first_row: int, n_rows: int) -> np.ndarray:
     """``starts[k]:starts[k + 1]`` indexes the pixels of row ``first_row + k`` (rows sorted)."""
     starts = np.zeros(n_rows + 1, np.int64)
@@ -30,7 +32,7 @@ def _row_starts(rows: np.ndarray, first_row: int, n_rows: int) -> np.ndarray:
     return starts
 
 
-@numba.njit(cache=True, nogil=True)
+@njit(nogil=True)
 def _nearest_in_row(cols: np.ndarray, lo: int, hi: int, col: int) -> int:
     """The column offset from ``col`` to the nearest of the sorted ``cols[lo:hi]`` (non-empty)."""
     a, b = lo, hi
@@ -49,7 +51,7 @@ def _nearest_in_row(cols: np.ndarray, lo: int, hi: int, col: int) -> int:
     return best
 
 
-@numba.njit(cache=True, nogil=True)
+@njit(nogil=True)
 def nearest_distances(query_rows: np.ndarray, query_cols: np.ndarray, target_rows: np.ndarray,
                       target_cols: np.ndarray, row_mm: float, col_mm: float) -> np.ndarray:
     """Distance in mm from each query pixel to the nearest target pixel.

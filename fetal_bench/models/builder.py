@@ -54,10 +54,10 @@ def create_model(name: str, checkpoint: str | os.PathLike | None = None, *, revi
     """
     info = get_model_info(name)
     if checkpoint is None:
-        return _finish(info.build(**cfg), info.name)
+        return _finish(_build(info, **cfg), info.name)
     path = Path(checkpoint)
     if path.is_file():
-        return _finish(info.build(**{**cfg, "weights": path}), info.name)
+        return _finish(_build(info, **{**cfg, "weights": path}), info.name)
     return load_checkpoint(checkpoint, revision=revision, model=name, **cfg)[0]
 
 
@@ -70,19 +70,43 @@ def load_checkpoint(reference: str | os.PathLike, *, revision: str | None = None
     overrides recorded builder options.
     """
     checkpoint = read_checkpoint(reference, revision)
+    try:
+        info = get_model_info(checkpoint.model)
+    except FetalBenchError:
+        # Before comparing with --model: "use --model X" is no advice when X is no model here.
+        raise FetalBenchError(
+            f"Checkpoint {checkpoint.source} holds a model named {checkpoint.model[:100]!r}, which this fetal-bench "
+            "does not know.",
+            "Upgrade fetal-bench if the checkpoint comes from a newer version; otherwise its config.json is damaged "
+            "(`fetal-bench models list` shows the known models).") from None
     if model is not None and checkpoint.model != model:
         raise FetalBenchError(f"Checkpoint {checkpoint.source} holds a {checkpoint.model!r} model, not {model!r}.",
                               f"Use --model {checkpoint.model}.")
-    info = get_model_info(checkpoint.model)
+    # A checkpoint's weights are its own files: a "weights" path in its config.json (which may come
+    # from the Hub) never makes the builder read a file of this machine.
+    recorded = {key: value for key, value in checkpoint.cfg.items() if key != "weights"}
     if checkpoint.weights == "full":
         # restore=True: build the structure only; pretrained weights would be overwritten anyway.
-        built = info.build(**{**checkpoint.cfg, **cfg, "restore": True})
+        built = _build(info, **{**recorded, **cfg, "restore": True})
     else:
-        built = info.build(**{**checkpoint.cfg, **_base_options(checkpoint), **cfg})
+        built = _build(info, **{**recorded, **_base_options(checkpoint), **cfg})
     restore_weights(built, checkpoint)
     # What was loaded, exactly (a Hub branch may move on before anyone asks again).
     built.loaded_checkpoint = checkpoint
     return _finish(built, info.name), checkpoint
+
+
+def _build(info, **cfg: Any) -> torch.nn.Module:
+    """``info.build(**cfg)`` after checking every option (a checkpoint's config.json and
+    --model-opt come from outside) against the builder's annotations and size bounds: a wrong
+    type or an absurd size is a message, not a traceback from torch or a 36 GB allocation."""
+    import importlib
+
+    from fetal_bench.models.options import check_options
+
+    module_name, function_name = info.builder.split(":")
+    check_options(info.name, getattr(importlib.import_module(module_name), function_name), {**info.defaults, **cfg})
+    return info.build(**cfg)
 
 
 def _base_options(checkpoint: Checkpoint) -> dict[str, Any]:

@@ -36,7 +36,6 @@ model is :mod:`fetal_bench.models.builder`'s job (it imports this module, never 
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import re
 import shutil
@@ -44,7 +43,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from fetal_bench._io import UnreadableFile, atomic_file, read_regular_file, sha256_tensors, write_json_atomic
+from fetal_bench._io import UnreadableFile, atomic_file, load_json, read_json_file, sha256_tensors, write_json_atomic
 from fetal_bench.errors import FetalBenchError
 from fetal_bench.models.spec import ModelSpec
 
@@ -178,7 +177,22 @@ def _resolve(reference: str | os.PathLike, revision: str | None) -> tuple[Path, 
     if match is None:
         raise FetalBenchError(f"Checkpoint {os.fspath(reference)[:200]!r} does not exist.",
                               "Pass a checkpoint directory, a weights file, or a Hub repository id org/name[@revision].")
-    return _download(match["repo"], revision or match["revision"])
+    revision = revision or match["revision"]
+    if revision is not None:
+        _check_revision(revision)
+    return _download(match["repo"], revision)
+
+
+def _check_revision(revision: str) -> None:
+    """A branch, tag or commit as git spells them: no ``..``, no empty or hidden component.
+
+    ``org/name@../../x`` passed the id pattern and reached the Hub client, whose error then read
+    "check the network".
+    """
+    parts = revision.split("/")
+    if ".." in revision or any(not part or part.startswith(".") or part.endswith(".lock") for part in parts):
+        raise FetalBenchError(f"{revision[:200]!r} is not a valid Hub revision (a branch, tag or commit).",
+                              "Pass org/name@main, a tag such as org/name@v1, or a commit hash.")
 
 
 def _download(repo_id: str, revision: str | None) -> tuple[Path, str, str | None]:
@@ -218,11 +232,12 @@ def _read_config(directory: Path) -> dict[str, Any]:
                               + (f" next to {weights[0]}." if weights else "."),
                               "Pass the --output directory of `fetal-bench train`, or a published weights file.")
     try:
-        config = json.loads(read_regular_file(path, max_bytes=_MAX_CONFIG_BYTES).decode("utf-8"))
+        # Bounded: size, nesting depth (a 200 kB [[[...]]] was a RecursionError), integer length.
+        config = read_json_file(path, max_bytes=_MAX_CONFIG_BYTES)
     except UnreadableFile as err:
         raise FetalBenchError(f"{path} {err.reason}.", "Re-create the checkpoint.") from None
-    except (json.JSONDecodeError, UnicodeDecodeError) as err:
-        raise FetalBenchError(f"{path} is not valid JSON: {err}.", "Re-create the checkpoint.") from None
+    except ValueError as err:
+        raise FetalBenchError(f"{path} cannot be read: {err}.", "Re-create the checkpoint.") from None
     if not isinstance(config, dict) or not isinstance(config.get("model"), str) or not isinstance(config.get("cfg", {}), dict):
         raise FetalBenchError(f"{path} lacks the 'model'/'cfg' entries of a fetal-bench checkpoint (a config.json "
                               "of another library?).", "Pass a checkpoint written by fetal-bench (`fetal-bench train`).")
@@ -231,8 +246,8 @@ def _read_config(directory: Path) -> dict[str, Any]:
 
 def _local_options(directory: Path) -> dict[str, Any]:
     try:
-        options = json.loads(read_regular_file(directory / LOCAL_OPTIONS_NAME, max_bytes=1 << 16).decode("utf-8"))
-    except (FileNotFoundError, UnreadableFile, json.JSONDecodeError, UnicodeDecodeError):
+        options = read_json_file(directory / LOCAL_OPTIONS_NAME, max_bytes=1 << 16)
+    except (UnreadableFile, ValueError):
         return {}  # a hint only: without it the base is looked for as on any other machine
     return options if isinstance(options, dict) else {}
 
@@ -302,13 +317,34 @@ def save_checkpoint(model: torch.nn.Module, directory: str | os.PathLike, *, tra
     if not hasattr(bare, "model_name") or not hasattr(bare, "save_pretrained"):
         raise FetalBenchError("This model was not made by fetal_bench.models.create_model.",
                               "Create it with create_model(NAME, ...) so that it can be rebuilt from its config.")
+    from fetal_bench._io import exclusive_lock
+
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
+    with exclusive_lock(directory):  # one writer; what a killed writer left is cleaned under the lock
+        _remove_stale_staging(directory)
+        return _save(bare, directory, training=training, run_name=run_name)
+
+
+def _remove_stale_staging(directory: Path) -> None:
+    """Delete the staging folders (``.checkpoint-*.tmp``, a full copy of the weights each) that a
+    save killed before its end left behind; only called under the checkpoint's lock, so none of
+    them belongs to a save in progress."""
+    for stale in directory.glob(".checkpoint-*.tmp"):
+        if stale.is_dir() and not stale.is_symlink():
+            shutil.rmtree(stale, ignore_errors=True)
+
+
+def _save(bare, directory: Path, *, training, run_name) -> Path:
     config = checkpoint_config(bare, training=training, run_name=run_name)
     staging = Path(_mkdtemp(directory))
     try:
         bare.save_pretrained(staging, config=config, model_card_kwargs={"checkpoint_config": config})
         written = [name for name in _FILES if (staging / name).is_file()]
+        # The old card goes first: a save killed between the moves below leaves no card rather
+        # than one describing the previous config (push writes a missing card from config.json).
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(directory / CARD_NAME)
         for name in written:  # _FILES lists weights before config.json and the card
             os.chmod(staging / name, 0o644)
             os.replace(staging / name, directory / name)
@@ -422,6 +458,11 @@ def push_checkpoint(directory: str | os.PathLike, repo_id: str, *, tag: str | No
         from huggingface_hub import HfApi
 
         api = HfApi(token=token)
+    for path in checkpoint.weights_files:
+        if path.suffix == ".safetensors":
+            check_safetensors(path)  # a truncated file is never published
+    if not (checkpoint.directory / CARD_NAME).exists():  # e.g. a save killed before it wrote the card
+        write_text_atomic(checkpoint.directory / CARD_NAME, model_card_text(checkpoint.config))
     files = [p.name for p in (*checkpoint.weights_files, checkpoint.directory / CONFIG_NAME,
                               checkpoint.directory / CARD_NAME) if p.is_file()]
     try:
@@ -443,6 +484,55 @@ def push_checkpoint(directory: str | os.PathLike, repo_id: str, *, tag: str | No
                               "Check your token (`hf auth login` or HF_TOKEN), write access and the network "
                               "(HF_HUB_OFFLINE must be unset).") from error
     return commit.oid, str(commit.commit_url)
+
+
+_SAFETENSORS_HEADER_MAX = 100 * 1024 * 1024  # the format's own limit on its JSON header
+
+
+def check_safetensors(path: str | os.PathLike) -> None:
+    """Raise :class:`FetalBenchError` unless ``path`` is a complete safetensors file: a regular
+    file whose JSON header (bounded) lists tensors whose byte ranges tile the data that follows
+    it exactly, to the file's last byte. A truncated or padded file fails; nothing is loaded."""
+    import stat
+
+    path = Path(path)
+    fix = "Save the checkpoint again (a killed or interrupted save, or a partial copy, leaves such a file)."
+    try:
+        with open(path, "rb", buffering=0) as handle:
+            info = os.fstat(handle.fileno())
+            if not stat.S_ISREG(info.st_mode):
+                raise FetalBenchError(f"{path} is not a regular file.", fix)
+            prefix = handle.read(8)
+            length = int.from_bytes(prefix, "little") if len(prefix) == 8 else -1
+            if not 0 < length <= min(_SAFETENSORS_HEADER_MAX, info.st_size - 8):
+                raise FetalBenchError(f"{path} is not a complete safetensors file (its header is cut off).", fix)
+            header = load_json(handle.read(length), max_depth=8)
+    except OSError as error:
+        raise FetalBenchError(f"{path} cannot be read ({error.strerror or error}).", fix) from None
+    except (ValueError, UnicodeDecodeError) as error:
+        raise FetalBenchError(f"{path} is not a safetensors file: its header {str(error)[:200]}.", fix) from None
+    spans = []
+    for name, entry in (header.items() if isinstance(header, dict) else []):
+        if name == "__metadata__":
+            continue
+        offsets = entry.get("data_offsets") if isinstance(entry, dict) else None
+        if not (isinstance(offsets, list) and len(offsets) == 2 and all(isinstance(v, int) for v in offsets)
+                and 0 <= offsets[0] <= offsets[1]):
+            raise FetalBenchError(f"{path} is not a safetensors file: tensor {str(name)[:100]!r} has no valid offsets.",
+                                  fix)
+        spans.append(tuple(offsets))
+    if not isinstance(header, dict):
+        raise FetalBenchError(f"{path} is not a safetensors file: its header is not an object.", fix)
+    data = info.st_size - 8 - length
+    end = 0
+    for start, stop in sorted(spans):
+        if start != end:
+            raise FetalBenchError(f"{path} is not a valid safetensors file: its tensors leave a gap or overlap at "
+                                  f"byte {start:,}.", fix)
+        end = stop
+    if end != data:
+        raise FetalBenchError(f"{path} is damaged: its header describes {end:,} bytes of tensors, the file holds "
+                              f"{data:,} (truncated{' or padded' if data > end else ''}).", fix)
 
 
 # ----------------------------------------------------------------------------------------------

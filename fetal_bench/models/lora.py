@@ -37,7 +37,6 @@ architecture config is stored in the checkpoint's ``config.json``; its weights n
 from __future__ import annotations
 
 import contextlib
-import json
 import logging
 import os
 from collections.abc import Sequence
@@ -275,12 +274,15 @@ def _fetalclip_config(config: str | Path | dict | None) -> dict:
             "fetalclip_lora needs FetalCLIP's architecture file FetalCLIP_config.json (model option `config`).",
             "Download FetalCLIP_config.json from the FetalCLIP repository (BioMedIA-MBZUAI/FetalCLIP) and pass "
             "--model-opt config=PATH/FetalCLIP_config.json.")
+    from fetal_bench._io import UnreadableFile, read_json_file
+
     path = Path(config)
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise FetalBenchError(f"FetalCLIP config {path} does not exist.", "Pass the path of FetalCLIP_config.json.") from None
-    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        # Bounded: the path may come from a checkpoint's config.json, and /dev/zero never ends.
+        data = read_json_file(path, max_bytes=1 << 20)
+    except UnreadableFile as err:
+        raise FetalBenchError(f"FetalCLIP config {path} {err.reason}.", "Pass the path of FetalCLIP_config.json.") from None
+    except ValueError as err:
         raise FetalBenchError(f"{path} is not a JSON open_clip model config ({err}).", "Pass FetalCLIP_config.json.") from None
     if not isinstance(data, dict) or "vision_cfg" not in data:
         raise FetalBenchError(f"{path} has no 'vision_cfg': it is not an open_clip model config.", "Pass FetalCLIP_config.json.")

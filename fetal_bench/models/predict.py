@@ -41,18 +41,40 @@ class PredictResult:
 
 def load_image_file(path: str | os.PathLike, spec=None) -> bytes:
     """PNG bytes of ``path`` (first frame), cropped by ``spec.crop`` when its frame size matches."""
+    import warnings
+
     from PIL import Image, UnidentifiedImageError
+
+    from fetal_bench._io import UnreadableFile, read_regular_file
+    from fetal_bench.data.builders._common import MAX_IMAGE_BYTES, MAX_IMAGE_PIXELS
 
     path = Path(path)
     if path.suffix.lower() not in _EXTENSIONS:
         raise FetalBenchError(f"{path} is not a PNG/TIFF/JPEG/BMP image.", "Pass image files.")
+    fix = "Pass a readable PNG/TIFF/JPEG file of an ultrasound frame."
     try:
-        with Image.open(path) as image:
-            image.seek(0)  # multi-page TIFF: the first frame
-            image.load()
-            frame = image.copy()
-    except (OSError, UnidentifiedImageError) as err:
-        raise FetalBenchError(f"Cannot read image {path}: {err}.", "Pass a readable PNG/TIFF/JPEG file.") from err
+        # Bounded like every image read from outside: a regular file of at most MAX_IMAGE_BYTES,
+        # its pixel count checked from the header before anything is decoded (a 100-byte PNG can
+        # claim 20000x20000 pixels).
+        data = read_regular_file(path, max_bytes=MAX_IMAGE_BYTES)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)  # the size check below decides
+            with Image.open(io.BytesIO(data)) as image:
+                if image.width * image.height > MAX_IMAGE_PIXELS:
+                    raise FetalBenchError(f"Image {path} claims {image.width}x{image.height} pixels, over the limit of "
+                                          f"{MAX_IMAGE_PIXELS:,}.", fix)
+                image.seek(0)  # multi-page TIFF: the first frame
+                image.load()
+                frame = image.copy()
+    except UnreadableFile as err:
+        raise FetalBenchError(f"Cannot read image {path}: it {err.reason}.", fix) from None
+    except Image.DecompressionBombError:  # Pillow's own limit (twice its warning size) came first
+        raise FetalBenchError(f"Image {path} claims more than {2 * Image.MAX_IMAGE_PIXELS:,} pixels, over the limit "
+                              f"of {MAX_IMAGE_PIXELS:,}.", fix) from None
+    except UnidentifiedImageError:
+        raise FetalBenchError(f"Cannot read image {path}: it is not a PNG, TIFF, JPEG or BMP image.", fix) from None
+    except (OSError, ValueError, SyntaxError) as err:
+        raise FetalBenchError(f"Cannot read image {path}: {err}.", fix) from None
     if spec is not None and spec.crop is not None and spec.crop_frame_size == (frame.height, frame.width):
         top, bottom, left, right = spec.crop
         frame = frame.crop((left, top, right, bottom))
@@ -98,6 +120,16 @@ def predict_files(model_name: str, images: list[str | os.PathLike], output: str 
     :func:`~fetal_bench.models.builder.create_inference_model`); ``random_init`` allows an
     untrained one on purpose. ``progress``: a progress bar on stderr.
     """
+    from fetal_bench._io import exclusive_lock
+
+    files = collect_images(images)  # before the model: a typo costs no weight loading
+    with exclusive_lock(output):  # the CSV (and the masks beside it) are this run's: locked for the whole run
+        return _predict(model_name, files, Path(output), checkpoint=checkpoint, batch_size=batch_size, device=device,
+                        model=model, random_init=random_init, progress=progress)
+
+
+def _predict(model_name, files, output: Path, *, checkpoint, batch_size, device, model, random_init,
+             progress) -> PredictResult:
     import datasets
     import torch
     from tqdm.auto import tqdm
@@ -107,7 +139,6 @@ def predict_files(model_name: str, images: list[str | os.PathLike], output: str 
     from fetal_bench.models.builder import create_inference_model
     from fetal_bench.models.seg_postprocess import mask_from_logits
 
-    files = collect_images(images)  # before the model: a typo costs no weight loading
     if model is None:
         model = create_inference_model(model_name, checkpoint=checkpoint, random_init=random_init)
     model.eval()

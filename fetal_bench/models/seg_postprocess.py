@@ -204,6 +204,26 @@ def split_probabilities(model, dataset, *, batch_size: int = 8, log=lambda m: No
     return out
 
 
+#: The only split calibration may read: every other one (validation, test, challenge_test) is scored.
+CALIBRATION_SPLITS = ("train",)
+
+
+def _check_training_split(split: str) -> None:
+    """Refuse a split expression that reads any split but the training one.
+
+    The expression is parsed, not matched by name: ``validation[:100%]`` and ``train+validation``
+    read validation images as surely as ``validation`` does.
+    """
+    from fetal_bench.data.splits import split_names
+
+    scored = [name for name in split_names(split) if name not in CALIBRATION_SPLITS]
+    if scored:
+        raise FetalBenchError(
+            f"Calibrating on split {str(split)[:200]!r} would fit the offset on images it is scored on: it reads "
+            f"{', '.join(repr(name) for name in scored)}.",
+            "Calibrate on the training split: --split train, or a slice of it such as train[:50%].")
+
+
 def calibrate_checkpoint(checkpoint, data, *, split: str = "train", config: str | None = None,
                          target: str = "reference_mask", flip_average: bool = False, batch_size: int = 8,
                          log=lambda m: None) -> dict:
@@ -218,16 +238,37 @@ def calibrate_checkpoint(checkpoint, data, *, split: str = "train", config: str 
     Calibrate on a training split only: fitted on the split it is scored on, the offset would
     leak the answer. Returns the ``postprocess`` entry.
     """
+    from fetal_bench._io import exclusive_lock
+
+    if target not in CALIBRATION_TARGETS:
+        raise FetalBenchError(f"Unknown calibration target {str(target)[:40]!r}.", f"Use one of {list(CALIBRATION_TARGETS)}.")
+    _check_training_split(split)
+    # The checkpoint is this run's output: locked for the whole run, and checked writable before
+    # the (long) prediction pass rather than failing when the offset is saved.
+    with exclusive_lock(checkpoint):
+        _check_writable(checkpoint)
+        return _calibrate(checkpoint, data, split=split, config=config, target=target, flip_average=flip_average,
+                          batch_size=batch_size, log=log)
+
+
+def _check_writable(directory) -> None:
+    import tempfile
+
+    try:
+        tempfile.TemporaryFile(dir=directory).close()
+    except OSError as error:
+        raise FetalBenchError(
+            f"Checkpoint {directory} cannot be written ({error.strerror or error}): calibration saves the fitted "
+            "offset in its config.json.",
+            "Copy the checkpoint directory somewhere writable and calibrate the copy.") from None
+
+
+def _calibrate(checkpoint, data, *, split, config, target, flip_average, batch_size, log) -> dict:
     from fetal_bench.data import open_dataset
     from fetal_bench.metrics.segmentation import head_circumference_mm
     from fetal_bench.models import create_model, save_checkpoint
     from fetal_bench.models.checkpoint import read_checkpoint
 
-    if target not in CALIBRATION_TARGETS:
-        raise FetalBenchError(f"Unknown calibration target {str(target)[:40]!r}.", f"Use one of {list(CALIBRATION_TARGETS)}.")
-    if split in ("validation", "test") or "test" in split:
-        raise FetalBenchError(f"Calibrating on split {split!r} would fit the offset on images it is scored on.",
-                              "Calibrate on the training split (split='train').")
     recorded = read_checkpoint(checkpoint)
     model = create_model(recorded.model, checkpoint=checkpoint)
     if model.spec.task_type != "segmentation":

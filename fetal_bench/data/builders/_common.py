@@ -178,8 +178,21 @@ def hashed_split(seed: int, key: str, fractions: tuple[tuple[str, float], ...]) 
     return fractions[-1][0]  # u within rounding of 1
 
 
-def parse_positive_float(value: str, *, path: Path, line: int, column: str) -> float:
-    """A CSV cell that must be a finite positive number (a pixel size, a circumference in mm)."""
+#: Plausible ranges of the physical quantities builds read from CSVs (inclusive, in mm). They
+#: are wide (HC18's pixel sizes lie within 0.049-0.39 mm, its head circumferences within 44-346 mm),
+#: but they keep out values that no ultrasound frame has and that the float32 columns could not
+#: even store: 1e308 became inf, 1e-50 became 0.0, and 1e30 gave an HC error of 8.4e32 mm.
+PIXEL_SIZE_MM = (1e-3, 10.0)
+CIRCUMFERENCE_MM = (1.0, 2000.0)
+
+
+def parse_positive_float(value: str, *, path: Path, line: int, column: str,
+                         bounds: tuple[float, float] = (0.0, math.inf)) -> float:
+    """A CSV cell that must be a finite positive number (a pixel size, a circumference in mm)
+    within ``bounds`` (inclusive; the lower bound itself is excluded when it is 0), that a
+    float32 column stores as the same finite, non-zero number."""
+    import numpy as np
+
     try:
         number = float(value)
     except ValueError:
@@ -187,4 +200,10 @@ def parse_positive_float(value: str, *, path: Path, line: int, column: str) -> f
     if not math.isfinite(number) or number <= 0:
         raise DataError(f"{path}, line {line}: {column} = {value!r} is not a positive number.",
                         "Use the unmodified CSV from the official download.")
+    low, high = bounds
+    with np.errstate(over="ignore"):  # overflowing to inf is what is being checked
+        stored = float(np.float32(number))
+    if not low <= number <= high or not math.isfinite(stored) or stored == 0.0:
+        raise DataError(f"{path}, line {line}: {column} = {value!r} is outside the plausible range "
+                        f"[{low:g}, {high:g}].", "Use the unmodified CSV from the official download.")
     return number

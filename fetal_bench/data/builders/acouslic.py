@@ -33,7 +33,9 @@ from datasets import ClassLabel, Features, Image, Value
 from tqdm.auto import tqdm
 
 from fetal_bench._io import sha256_file
-from fetal_bench.data.builders._common import SourceDigest, hash_fraction, hashed_split, parse_positive_float, read_csv
+from fetal_bench.data.builders._common import (
+    CIRCUMFERENCE_MM, SourceDigest, hash_fraction, hashed_split, parse_positive_float, read_csv,
+)
 from fetal_bench.data.catalog import ACOUSLIC_IQA
 from fetal_bench.data.writer import BuildResult, ConfigSpec, encode_png, write_dataset
 from fetal_bench.errors import DataError, FetalBenchError
@@ -107,7 +109,7 @@ def _ac(value: str, path: Path, line: int, column: str) -> float | None:
     """A sweep's abdominal circumference in mm; empty (no reference measurement) is None."""
     if value == "" or value.lower() == "nan":
         return None
-    return parse_positive_float(value, path=path, line=line, column=column)
+    return parse_positive_float(value, path=path, line=line, column=column, bounds=CIRCUMFERENCE_MM)
 
 
 def subject_split(subject_id: str, seed: int = ACOUSLIC_IQA.split_seed) -> str:

@@ -24,7 +24,8 @@ from tqdm.auto import tqdm
 
 from fetal_bench._io import sha256_file
 from fetal_bench.data.builders._common import (
-    SourceDigest, find_file, hashed_split, parse_positive_float, read_csv, read_image_bytes,
+    CIRCUMFERENCE_MM, PIXEL_SIZE_MM, SourceDigest, find_file, hashed_split, parse_positive_float, read_csv,
+    read_image_bytes,
 )
 from fetal_bench.data.catalog import HC18
 from fetal_bench.data.schemas import head_biometry_features
@@ -121,8 +122,10 @@ def build_hc18(raw_dir: Path, out_dir: Path, *, overwrite: bool = False, progres
                 "subject": subject,
                 "image_path": image_path,
                 "annotation_path": annotation_path,
-                "pixel_size_mm": parse_positive_float(row["pixel size(mm)"], path=train_csv, line=line, column="pixel size(mm)"),
-                "hc_mm": parse_positive_float(row["head circumference (mm)"], path=train_csv, line=line, column="head circumference (mm)"),
+                "pixel_size_mm": parse_positive_float(row["pixel size(mm)"], path=train_csv, line=line,
+                                                      column="pixel size(mm)", bounds=PIXEL_SIZE_MM),
+                "hc_mm": parse_positive_float(row["head circumference (mm)"], path=train_csv, line=line,
+                                              column="head circumference (mm)", bounds=CIRCUMFERENCE_MM),
             }
         )
     if missing:
@@ -239,7 +242,8 @@ def _challenge_items(raw_dir: Path, warnings: list[str]) -> list[dict]:
         if not path.is_file():
             missing.append(path)
         items.append({"name": name, "subject": subject, "image_path": path,
-                      "pixel_size_mm": parse_positive_float(row["pixel size(mm)"], path=test_csv, line=line, column="pixel size(mm)")})
+                      "pixel_size_mm": parse_positive_float(row["pixel size(mm)"], path=test_csv, line=line,
+                                                            column="pixel size(mm)", bounds=PIXEL_SIZE_MM)})
     if missing:
         raise _missing_error("challenge test images", missing)
     if len(items) < N_CHALLENGE:
