@@ -651,6 +651,20 @@ def test_synthetic_dataset_page(tmp_path):
     assert grid.read_bytes() == (tmp_path / "site2/synthetic/synthetic-example-samples.png").read_bytes()
 
 
+def test_a_synthetic_build_record_is_read_with_bounds(tmp_path):
+    """Issue 27, item 10: build_info.json was read whole and parsed without a depth bound."""
+    dataset = make_synthetic_dataset(tmp_path / "syn" / "synthetic-example")
+    write_results(tmp_path / "r", example_results()[:1])
+    with open(dataset / "build_info.json", "wb") as handle:  # sparse: 20 MB on paper
+        handle.truncate(20 * 1024 * 1024)
+    with pytest.raises(FetalBenchError, match="over the limit"):
+        build_site(tmp_path / "r", tmp_path / "site", synthetic_dirs=[dataset])
+    (dataset / "build_info.json").write_text("[" * 100_000 + "]" * 100_000)
+    with pytest.raises(FetalBenchError, match="build_info.json cannot be read"):
+        build_site(tmp_path / "r", tmp_path / "site", synthetic_dirs=[dataset])
+    assert not (tmp_path / "site").exists()
+
+
 def test_synthetic_option_rejects_a_folder_without_datasets(tmp_path):
     write_results(tmp_path / "r", example_results()[:1])
     with pytest.raises(FetalBenchError, match="not a built dataset"):
@@ -818,12 +832,14 @@ def test_a_link_in_the_results_folder_is_refused_and_never_published(tmp_path):
 
 
 @pytest.mark.parametrize(("metric", "value", "reason"), [
-    ("accuracy", -5, "scores/accuracy value = -5, outside the metric's range [0, 1]"),
+    ("accuracy", -5, "scores/accuracy value = -5.0, outside the metric's range [0, 1]"),
     ("accuracy", 1e308, "scores/accuracy value = 1e+308, outside the metric's range [0, 1]"),
     ("dice", 1.0001, "scores/dice value = 1.0001, outside the metric's range [0, 1]"),
+    # Issue 27, item 16: a value a hair above 1 was reported as "1, outside [0, 1]".
+    ("dice", 1.0000000000000002, "scores/dice value = 1.0000000000000002, outside the metric's range [0, 1]"),
     ("hd95_mm", -0.5, "scores/hd95_mm value = -0.5, outside the metric's range [0, 10000]"),
-    ("hc_abs_diff_mm", 25_000.0, "scores/hc_abs_diff_mm value = 25000, outside the metric's range [0, 10000]"),
-    ("hc_diff_mm", -25_000.0, "scores/hc_diff_mm value = -25000, outside the metric's range [-10000, 10000]"),
+    ("hc_abs_diff_mm", 25_000.0, "scores/hc_abs_diff_mm value = 25000.0, outside the metric's range [0, 10000]"),
+    ("hc_diff_mm", -25_000.0, "scores/hc_diff_mm value = -25000.0, outside the metric's range [-10000, 10000]"),
 ])
 def test_scores_outside_their_metric_range_are_invalid_not_first(tmp_path, metric, value, reason):
     task = "hc18-head-seg" if metric != "accuracy" else "planes-africa-zero-shot"
@@ -855,7 +871,7 @@ def test_interval_ends_and_group_scores_are_range_checked_too(tmp_path):
     reasons = {i.path: i.reason for i in load_results(tmp_path / "r").invalid}
     assert reasons["reversed.json"] == ("the file has scores/accuracy ci95 = [0.8, 0.6], whose lower end is above "
                                         "its upper end.")
-    assert reasons["group.json"] == ("the file has groups/country/Ghana/accuracy value = 7, outside the metric's "
+    assert reasons["group.json"] == ("the file has groups/country/Ghana/accuracy value = 7.0, outside the metric's "
                                      "range [0, 1].")
 
 

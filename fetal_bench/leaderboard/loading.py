@@ -263,7 +263,8 @@ def check_score_ranges(data: dict, source: str) -> None:
             for label, number in numbers:
                 if number is not None and not low <= number <= high:
                     raise InvalidResultError(
-                        f"{source} has {where}/{metric} {label} = {number:.6g}, outside the metric's range "
+                        # The shortest exact form: 1.0000000000000002 is outside [0, 1], "1" would not be.
+                        f"{source} has {where}/{metric} {label} = {float(number)!r}, outside the metric's range "
                         f"[{low:g}, {high:g}].")
             lo, hi = score["ci95"]
             if lo is not None and hi is not None and lo > hi:

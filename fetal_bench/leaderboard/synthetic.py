@@ -170,13 +170,22 @@ def _read_samples(files: list[Path], limit: int) -> tuple[list[Sample], list[byt
     return samples, images, warnings
 
 
+MAX_BUILD_INFO_BYTES = 16 * 1024 * 1024  # the per-file checksums of a large set stay far below
+
+
 def load_synthetic_dataset(path: str | os.PathLike, *, max_samples: int = MAX_SAMPLES) -> SyntheticDataset:
     """Read one built dataset directory for its page."""
+    from fetal_bench._io import UnreadableFile, read_json_file
+
     path = Path(path)
     try:
-        build_info = json.loads((path / BUILD_INFO).read_text(encoding="utf-8"))
-    except (OSError, ValueError) as error:
-        raise FetalBenchError(f"{path / BUILD_INFO} cannot be read ({error}).",
+        # Bounded: a build record is a few kB; a huge or deeply nested one is damage or an attack.
+        build_info = read_json_file(path / BUILD_INFO, max_bytes=MAX_BUILD_INFO_BYTES)
+    except UnreadableFile as error:
+        raise FetalBenchError(f"{path / BUILD_INFO} cannot be read: it {error.reason}.",
+                              "Rebuild the dataset; its build record is missing or damaged.") from None
+    except (OSError, ValueError, RecursionError) as error:
+        raise FetalBenchError(f"{path / BUILD_INFO} cannot be read ({str(error)[:200]}).",
                               "Rebuild the dataset; its build record is missing or damaged.") from None
     if not isinstance(build_info, dict):
         raise FetalBenchError(f"{path / BUILD_INFO} is not a JSON object.", "Rebuild the dataset.")
