@@ -6,6 +6,11 @@ non-zero, the library raises it so that callers can catch it.
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping
+from typing import TypeVar
+
+Entry = TypeVar("Entry")
+
 
 class FetalBenchError(Exception):
     """A problem with the user's input or environment, with the fix spelled out.
@@ -32,3 +37,15 @@ class DownloadError(FetalBenchError):
 
 class UnsafeArchiveError(DownloadError):
     """An archive member would be written outside the extraction directory."""
+
+
+def registry_entry(registry: Mapping[str, Entry], name: str, what: str, *, known: Iterable[str] | None = None,
+                   listed_by: str | None = None) -> Entry:
+    """``registry[name]``, or a :class:`FetalBenchError` naming the ``known`` names (default: the
+    registry's, in its order) and the command that lists them: every registry's lookup."""
+    try:
+        return registry[name]
+    except KeyError:
+        names = ", ".join(registry if known is None else known)
+        where = f" (see `{listed_by}`)" if listed_by else ""
+        raise FetalBenchError(f"Unknown {what} {name!r}.", f"Use one of: {names}{where}.") from None
