@@ -22,7 +22,7 @@ from click.testing import CliRunner
 from fetal_bench.cli import cli
 from fetal_bench.data.builders.acouslic import PAPER_SEED, paper_splits, subject_split
 from fetal_bench.errors import DataError, FetalBenchError
-from fetal_bench.testing.fake_raw import make_acouslic_raw
+from fake_raw import make_acouslic_raw
 
 pytestmark = pytest.mark.filterwarnings("ignore::fetal_bench.models.weights.PretrainedWeightsWarning")
 
