@@ -21,7 +21,7 @@ from fetal_bench.errors import FetalBenchError
 from fetal_bench.models import create_model, load_checkpoint, read_checkpoint, save_checkpoint
 from fetal_bench.models.unet import UNetSegmenter
 
-pytestmark = pytest.mark.filterwarnings("ignore::fetal_bench.models.weights.PretrainedWeightsWarning")
+pytestmark = pytest.mark.filterwarnings("ignore::fetal_bench.data.pinned_files.PretrainedWeightsWarning")
 
 MODELS_DIR = Path(__file__).resolve().parents[1] / "fetal_bench" / "models"
 TINY_UNET = {"image_size": (32, 48), "base_channels": 4, "depth": 2}
@@ -553,3 +553,15 @@ def test_push_uploads_only_the_checkpoint_and_it_loads_back(hub_cache, tmp_path)
 
     result = CliRunner().invoke(cli, ["models", "push", str(tmp_path / "run"), "--repo-id", "me/unet"])
     assert result.exit_code == 2 and "Error:" in result.output and "Fix:" in result.output
+
+
+def test_loading_returns_its_checkpoint_and_pins_nothing_on_the_model(tmp_path):
+    """What was loaded travels with the model to the caller (the harness records it), never as
+    an attribute of the module."""
+    from fetal_bench.models import Checkpoint, create_inference_model
+
+    save_checkpoint(_tiny_unet(seed=3), tmp_path / "run", run_name="pinned-nowhere")
+    model, checkpoint = create_inference_model("unet", checkpoint=tmp_path / "run")
+    assert isinstance(checkpoint, Checkpoint) and (checkpoint.model, checkpoint.run_name) == ("unet", "pinned-nowhere")
+    assert not any(isinstance(value, Checkpoint) for value in vars(model).values())
+    assert _same_outputs(model, _tiny_unet(seed=3))

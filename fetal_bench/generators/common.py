@@ -18,6 +18,7 @@ from fetal_bench.generators.config import (
 
 __all__ = [
     "SamplingSetup",
+    "apply_lora",
     "prune_none",
     "resolve_resolution",
     "resolve_train_config",
@@ -142,7 +143,7 @@ def check_output(output: Path, overwrite: bool) -> None:
 
 def open_lora(lora: str | Path | None, generation_in: dict | None, generators: tuple[str, ...]):
     """``(lora_dir, lora_config)``: from ``--lora`` or the reproduction config's ``lora_path``."""
-    from fetal_bench.generators.training import read_lora_config
+    from fetal_bench.generators.lora import read_lora_config
 
     if lora is None:
         if not generation_in or not generation_in.get("lora_path"):
@@ -170,8 +171,7 @@ def prepare_pipeline(lora_dir: Path, lora_config: dict, sample: dict, *, base: s
 
     from fetal_bench.generators import sampling as smp
     from fetal_bench.generators.base import base_label, load_base, same_base
-    from fetal_bench.generators.training import apply_lora
-
+    from fetal_bench.tasks.inference import is_cuda
     trained = lora_config["base"]  # None: an external LoRA file, whose base is not recorded
     if base is not None:
         spec, rev = base, revision
@@ -193,9 +193,54 @@ def prepare_pipeline(lora_dir: Path, lora_config: dict, sample: dict, *, base: s
     apply_lora(pipe, lora_dir, lora_config, float(sample["lora_scale"]))
     pipe.scheduler = smp.make_scheduler(str(sample["scheduler"]), model.scheduler_config)
     pipe.to(state.device)
-    if state.device.type == "cuda":
+    if is_cuda(state.device):
         # fp16 halves memory and doubles throughput on GPU; attention uses PyTorch SDPA (the
         # diffusers default processor).
         pipe.to(dtype=torch.float16)
     pipe.set_progress_bar_config(disable=True)
     return model, pipe, state
+
+
+def apply_lora(pipe, lora_dir: str | Path, config: dict[str, Any], scale: float) -> None:
+    """Load a trained LoRA (and conv_in, for the conditioned variant) into ``pipe`` at ``scale``.
+
+    The adapters go in through peft directly (as in training), not ``pipe.load_lora_weights``:
+    that path loads the text-encoder LoRA through transformers' ``load_adapter``, which refuses
+    peft releases outside transformers' own range.
+    """
+    import torch
+    from safetensors.torch import load_file
+
+    if config.get("format") == "kohya":  # an external kohya file (e.g. the FU-LoRA authors' release)
+        from fetal_bench.generators.kohya import apply_kohya_lora
+
+        apply_kohya_lora(pipe, config["lora_file"], scale)
+        return
+    from fetal_bench.generators.lora import (
+        CONFIG_FILE,
+        CONV_IN_FILE,
+        LORA_FILE,
+        expand_conv_in,
+        load_adapter,
+        peft_configs_from_record,
+        split_lora_state_dict,
+    )
+
+    lora_dir = Path(lora_dir)
+    extra = int(config.get("extra_input_channels", 0))
+    if extra:
+        expand_conv_in(pipe.unet, extra)
+        state = load_file(str(lora_dir / CONV_IN_FILE))
+        with torch.no_grad():
+            pipe.unet.conv_in.weight.copy_(state["weight"])
+            pipe.unet.conv_in.bias.copy_(state["bias"])
+    parts = split_lora_state_dict(load_file(str(lora_dir / LORA_FILE)))
+    configs = peft_configs_from_record(config, pipe)
+    for name, state_dict in parts.items():
+        if name not in configs:
+            raise FetalBenchError(
+                f"{lora_dir / LORA_FILE} has {name} weights, but its {CONFIG_FILE} trained no {name} LoRA.",
+                "Retrain: the directory's files do not belong together.",
+            )
+        load_adapter(getattr(pipe, name), state_dict, configs[name], scale)
+

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from fetal_bench.data.catalog import ACOUSLIC_IQA, FETAL_PLANES_AFRICA, FETAL_PLANES_ES, HC18, PHANTOM
-from fetal_bench.errors import FetalBenchError
+from fetal_bench.errors import registry_entry
 from fetal_bench.tasks.base import CLASSIFICATION_METRICS, SEGMENTATION_METRICS, Task, TaskDataset
 
 ES_PLANES = ("Fetal abdomen", "Fetal brain", "Fetal femur", "Fetal thorax", "Maternal cervix", "Other")
@@ -182,8 +182,4 @@ def list_tasks() -> list[Task]:
 
 
 def get_task(name: str) -> Task:
-    try:
-        return TASKS[name]
-    except KeyError:
-        raise FetalBenchError(f"Unknown task {name!r}.",
-                              f"Use one of: {', '.join(TASKS)} (see `fetal-bench tasks list`).") from None
+    return registry_entry(TASKS, name, "task", listed_by="fetal-bench tasks list")

@@ -1,4 +1,4 @@
-"""Losses, quick validation metrics and box prompts for the training loop."""
+"""Losses, quick validation metrics and box prompts of the training objectives (torch; imported when training)."""
 
 from __future__ import annotations
 

@@ -19,8 +19,8 @@ from pathlib import Path
 
 from fetal_bench.errors import FetalBenchError
 
-__all__ = ["AUTHORS_COMMIT", "AUTHORS_REPO", "LISTS", "LISTS_ENV_VAR", "ListUnavailableError", "list_file",
-           "read_list", "lora_training_ids", "hybrid_real_ids", "synthetic_images", "ES_PLANE_NAMES"]
+__all__ = ["AUTHORS_COMMIT", "AUTHORS_REPO", "LISTS", "LISTS_ENV_VAR", "REAL_LISTS", "ListUnavailableError",
+           "list_file", "read_list", "lora_training_ids", "hybrid_real_ids", "synthetic_images", "ES_PLANE_NAMES"]
 
 AUTHORS_REPO = "13204942/FU-LoRA"
 AUTHORS_COMMIT = "9b84b6ffe99c862810d091b5b611e0f8fff64b04"
@@ -45,6 +45,13 @@ ES_PLANE_NAMES = {"abdomen": "Fetal abdomen", "brain": "Fetal brain", "femur": "
 _CLASS_CODES = {"0": "Other", "1": "Fetal abdomen", "2": "Fetal brain", "4": "Fetal femur", "5": "Fetal thorax"}
 
 
+#: Named lists of real training rows (``fetal-bench train``'s ``real_list``): name -> where it comes from.
+REAL_LISTS = {
+    "fu-lora-hb": "the FU-LoRA authors' spain_train_1150_balanced.csv (13204942/FU-LoRA@9b84b6f): "
+                  "230 official-train images per class, their hybrid (HB) set's real part",
+}
+
+
 class ListUnavailableError(FetalBenchError):
     """An authors' list is neither cached nor downloadable (offline, or no network)."""
 
@@ -52,7 +59,7 @@ class ListUnavailableError(FetalBenchError):
 def list_file(name: str) -> Path:
     """The verified local copy of list ``name``: from ``$FETAL_BENCH_FU_LORA_LISTS``, the cache, or
     downloaded into the cache (sha256-checked) when the network may be used."""
-    from fetal_bench.models.weights import WeightsFile, find_weights
+    from fetal_bench.data.pinned_files import WeightsFile, find_weights
 
     if name not in LISTS:
         raise FetalBenchError(f"No FU-LoRA list {name!r}.", f"Use one of: {', '.join(LISTS)}.")

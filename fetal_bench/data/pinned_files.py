@@ -1,5 +1,5 @@
-"""Pretrained weights: where they come from (URL + checksum), where they are cached, and
-how they are fetched.
+"""Pinned files fetched into the cache: pretrained weights and the authors' image lists. Where
+they come from (URL + checksum), where they are cached, and how they are fetched.
 
 Every file fetched from the network is verified against a checksum pinned here before it is
 used, and the few formats that are pickles (SAM's official ``.pth``) are then read with
@@ -11,13 +11,13 @@ the caller says so; callers then fall back (random initialisation with a warning
 
 from __future__ import annotations
 
-import hashlib
 import os
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
 from fetal_bench._cache import cache_dir
+from fetal_bench._io import file_digests
 from fetal_bench.errors import FetalBenchError
 
 __all__ = ["PretrainedWeightsWarning", "WeightsFile", "find_weights", "offline", "verify_file", "weights_dir"]
@@ -58,16 +58,12 @@ def verify_file(path: Path, spec: WeightsFile) -> str | None:
     """None when ``path`` matches ``spec``'s size and pinned checksums, else what differs."""
     if spec.size is not None and path.stat().st_size != spec.size:
         return f"size {path.stat().st_size} != {spec.size}"
-    digests = {name: hashlib.new(name) for name in ("md5", "sha256") if getattr(spec, name)}
-    if not digests:
+    pinned = [name for name in ("md5", "sha256") if getattr(spec, name)]
+    if not pinned:
         return "no checksum is pinned"
-    with open(path, "rb") as handle:
-        for chunk in iter(lambda: handle.read(1 << 20), b""):
-            for digest in digests.values():
-                digest.update(chunk)
-    for name, digest in digests.items():
-        if digest.hexdigest() != getattr(spec, name):
-            return f"{name} {digest.hexdigest()} != {getattr(spec, name)}"
+    for name, digest in file_digests(path, pinned).items():
+        if digest != getattr(spec, name):
+            return f"{name} {digest} != {getattr(spec, name)}"
     return None
 
 

@@ -6,23 +6,22 @@ preprocessed exactly as a dataset row would be: gray conversion, resize to the m
 its normalisation. A model whose spec has a ``crop`` (SonoNet's scanner frames) is cropped first
 when the file has that frame size.
 
-Output: a CSV ``file,label,score`` plus one probability column per class (classifiers), or
+Output: a CSV whose columns the model's kind chooses (``task_kind.file_rows``):
+``file,label,score`` plus one probability column per class (classifiers), or
 ``file,mask,foreground_fraction`` plus an ellipse fitted to the mask with its perimeter in
 pixels (segmenters; masks as 0/255 PNGs at each file's native size in ``<csv stem>_masks/``,
-which a segmentation submission also accepts).
+which a segmentation submission also accepts). Predictions are made as the harness makes them
+(:meth:`~fetal_bench.tasks.kind.TaskKind.image_outputs`).
 """
 
 from __future__ import annotations
 
 import csv
 import io
-import math
 import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-
-import numpy as np
 
 from fetal_bench.errors import FetalBenchError
 
@@ -99,96 +98,31 @@ def predict_files(model_name: str, images: list[str | os.PathLike], output: str 
     untrained one on purpose. ``progress``: a progress bar on stderr.
     """
     import datasets
-    import torch
-    from tqdm.auto import tqdm
 
     from fetal_bench._io import atomic_file
-    from fetal_bench.data.loading import make_dataloader
     from fetal_bench.models.builder import create_inference_model
-    from fetal_bench.models.seg_postprocess import mask_from_logits
+    from fetal_bench.tasks.inference import torch_device
+    from fetal_bench.tasks.kinds import kind_of
 
     files = collect_images(images)  # before the model: a typo costs no weight loading
     if model is None:
-        model = create_inference_model(model_name, checkpoint=checkpoint, random_init=random_init)
+        model, _ = create_inference_model(model_name, checkpoint=checkpoint, random_init=random_init)
     model.eval()
-    torch_device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
-    model.to(torch_device)
+    model.to(torch_device(device))
     spec = model.spec
-    ids = [str(i) for i in range(len(files))]
     table = datasets.Dataset.from_dict(
-        {"id": ids, "image": [{"bytes": load_image_file(p, spec), "path": None} for p in files]},
+        {"id": [str(i) for i in range(len(files))],
+         "image": [{"bytes": load_image_file(p, spec), "path": None} for p in files]},
         features=datasets.Features({"id": datasets.Value("string"), "image": datasets.Image()}),
     )
-    loader = make_dataloader(table, task=spec.task_type, image_size=tuple(spec.image_size), batch_size=batch_size,
-                             channels=spec.channels, normalize=spec.normalize, label_column=None, mask_column=None)
+    kind = kind_of(spec.task_type)
+    outputs = kind.image_outputs(model, table, batch_size=batch_size,
+                                 description=f"{model_name}: predicting" if progress else None)
     output = Path(output)
-    rows: list[dict[str, Any]] = [{} for _ in files]  # filled by index: the loader's order may differ
-    mask_dir = None
-    if spec.task_type == "segmentation":
-        mask_dir = output.with_name(output.stem + "_masks")
-        mask_dir.mkdir(parents=True, exist_ok=True)
-    stems = _unique_stems(files)
-    bar = tqdm(total=len(files), desc=f"{model_name}: predicting", unit="image", disable=not progress, leave=False)
-    with torch.inference_mode(), bar:
-        for batch in loader:
-            bar.update(len(batch["id"]))
-            logits = model(batch["pixel_values"].to(torch_device)).float()
-            for j, row_id in enumerate(batch["id"]):
-                index = int(row_id)
-                if spec.task_type == "classification":
-                    proba = torch.softmax(logits[j], dim=0).cpu().numpy()
-                    best = int(proba.argmax())
-                    rows[index] = {"file": str(files[index]), "label": spec.labels[best], "score": float(proba[best]),
-                                   **{label: float(p) for label, p in zip(spec.labels, proba)}}
-                else:
-                    size = tuple(int(v) for v in batch["original_size"][j])
-                    # As the harness does, with the post-processing the checkpoint carries.
-                    mask = mask_from_logits(logits[j], size, getattr(model, "model_cfg", {}).get("postprocess"))
-                    mask_path = mask_dir / f"{stems[index]}.png"
-                    _save_mask(mask, mask_path)
-                    rows[index] = {"file": str(files[index]), "mask": os.path.relpath(mask_path, output.parent),
-                                   "foreground_fraction": float(mask.mean()), **_ellipse_columns(mask)}
+    rows, mask_dir = kind.file_rows(model, files, outputs, output)
     with atomic_file(output, "w", newline="", encoding="utf-8") as handle:
         writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
         writer.writeheader()
         for row in rows:
             writer.writerow({k: (f"{v:.6g}" if isinstance(v, float) else v) for k, v in row.items()})
     return PredictResult(csv=output, n=len(rows), mask_dir=mask_dir, rows=rows)
-
-
-def _unique_stems(files: list[Path]) -> list[str]:
-    seen: dict[str, int] = {}
-    stems = []
-    for path in files:
-        stem = path.stem
-        count = seen.get(stem, 0)
-        seen[stem] = count + 1
-        stems.append(stem if count == 0 else f"{stem}-{count}")
-    return stems
-
-
-def _save_mask(mask: np.ndarray, path: Path) -> None:
-    from PIL import Image
-
-    from fetal_bench._io import atomic_file
-
-    with atomic_file(path, "wb") as handle:
-        Image.fromarray(mask.astype(np.uint8) * 255).save(handle, format="PNG")
-
-
-def _ellipse_columns(mask: np.ndarray) -> dict[str, float | None]:
-    """An ellipse fitted to the mask's boundary, as HC18 measures head circumference."""
-    from fetal_bench.geometry import fit_ellipse, mask_boundary
-
-    empty = {"ellipse_cx": None, "ellipse_cy": None, "ellipse_a": None, "ellipse_b": None,
-             "ellipse_angle": None, "ellipse_perimeter_px": None}
-    rows, cols = np.nonzero(mask_boundary(mask))
-    if len(rows) < 6:
-        return empty
-    try:
-        ellipse = fit_ellipse(cols, rows)
-    except ValueError:
-        return empty
-    values = {"ellipse_cx": ellipse.cx, "ellipse_cy": ellipse.cy, "ellipse_a": ellipse.a, "ellipse_b": ellipse.b,
-              "ellipse_angle": ellipse.angle, "ellipse_perimeter_px": ellipse.perimeter}
-    return {k: (v if math.isfinite(v) else None) for k, v in values.items()}

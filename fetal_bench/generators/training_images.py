@@ -7,7 +7,6 @@ split of any size costs the memory of the Arrow file mapping, not of its pixels.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import math
 import os
@@ -17,6 +16,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
+from fetal_bench._io import seeded_key
 from fetal_bench.data.images import open_cell, open_gray, open_mask
 from fetal_bench.errors import DataError, FetalBenchError
 
@@ -124,7 +124,7 @@ def select_per_class(
     other rows exist. ``n=None`` keeps every row. The result is ordered by class, then hash.
     """
     keyed = sorted(
-        (int(c), hashlib.sha256(f"{seed}:{row_id}".encode()).hexdigest(), i)
+        (int(c), seeded_key(seed, row_id), i)
         for i, (row_id, c) in enumerate(zip(ids, classes))
     )
     chosen: list[int] = []
