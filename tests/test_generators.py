@@ -605,3 +605,15 @@ def test_real_hc18_outlines_pass_the_plausibility_rule_and_give_the_reference_hc
         errors.append(abs(hc - float(row["head circumference (mm)"])) / float(row["head circumference (mm)"]))
     # Letterboxed to 512 px and read back through a 3-px outline: within 1 % of the reference.
     assert np.median(errors) < 0.01 and max(errors) < 0.02, errors
+
+
+def test_lora_file_metadata_lists_target_modules_in_one_order():
+    """peft keeps target modules as a set, iterated in a per-process order: written as it is, the
+    same LoRA gave another file (and lora_sha256) in every process."""
+    from peft import LoraConfig
+
+    from fetal_bench.generators.training import _metadata
+
+    names = [f"block.{i}.to_q" for i in range(20)] + ["proj_in", "to_k"]
+    metadata = _metadata(LoraConfig(r=4, lora_alpha=4, target_modules=names))
+    assert metadata["target_modules"] == sorted(names)

@@ -496,11 +496,11 @@ def _save_final(output: Path, models: dict, unet_lora, te_lora, data: TrainingDa
 
     unet = models["unet"]
     layers = {"unet_lora_layers": convert_state_dict_to_diffusers(get_peft_model_state_dict(unet)),
-              "unet_lora_adapter_metadata": unet_lora.to_dict()}
+              "unet_lora_adapter_metadata": _metadata(unet_lora)}
     if models["text_encoder"] is not None:
         layers["text_encoder_lora_layers"] = convert_state_dict_to_diffusers(
             get_peft_model_state_dict(models["text_encoder"]))
-        layers["text_encoder_lora_adapter_metadata"] = te_lora.to_dict()
+        layers["text_encoder_lora_adapter_metadata"] = _metadata(te_lora)
     # diffusers writes straight into its directory: write into a temporary one beside the
     # output and move the file in, so a crash never leaves a truncated weights file.
     with tempfile.TemporaryDirectory(dir=output, prefix=".lora-tmp-") as tmp:
@@ -536,3 +536,14 @@ def _save_final(output: Path, models: dict, unet_lora, te_lora, data: TrainingDa
     }
     write_json_atomic(output / CONFIG_FILE, payload)
     return payload
+
+
+def _metadata(lora_config) -> dict[str, Any]:
+    """A peft LoraConfig as the weights file's metadata, its target modules sorted: peft keeps them
+    as a set, whose order changes from process to process, so the file's bytes (and the
+    ``lora_sha256`` every synthetic row records) would too."""
+    metadata = lora_config.to_dict()
+    if isinstance(metadata.get("target_modules"), (set, frozenset, list, tuple)):
+        metadata["target_modules"] = sorted(metadata["target_modules"])
+    return metadata
+
