@@ -204,9 +204,9 @@ def load_adapter(model, state_dict: dict, config, scale: float) -> None:
             module.set_scale(ADAPTER, float(scale))
 
 
-def peft_configs_from_record(config: dict[str, Any], pipe) -> dict[str, Any]:
+def peft_configs_from_record(lora_record: dict[str, Any], pipe) -> dict[str, Any]:
     """The LoraConfig of each adapted model, as training made them (from generator_config.json)."""
-    lora = config["config"]["lora"]
+    lora = lora_record["config"]["lora"]
     configs = {"unet": peft_lora_config(lora, "unet_targets", pipe.unet)}
     if lora.get("train_text_encoder"):
         configs["text_encoder"] = peft_lora_config(lora, "text_encoder_targets", pipe.text_encoder)

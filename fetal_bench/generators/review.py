@@ -193,10 +193,10 @@ def write_report(review_dir: Path, flagged: Sequence[Mapping[str, Any]], *, atte
     return summary
 
 
-def review_thresholds(lora_config: Mapping, generation_in: Mapping | None) -> dict[str, Any]:
+def review_thresholds(lora_record: Mapping, generation_in: Mapping | None) -> dict[str, Any]:
     """The review thresholds: defaults <- the LoRA's config <- a reproduction config."""
     thresholds = dict(REVIEW_DEFAULTS)
-    thresholds.update({k: v for k, v in (lora_config["config"].get("review") or {}).items() if k in REVIEW_DEFAULTS})
+    thresholds.update({k: v for k, v in (lora_record["config"].get("review") or {}).items() if k in REVIEW_DEFAULTS})
     thresholds.update({k: v for k, v in ((generation_in or {}).get("review") or {}).items() if k in REVIEW_DEFAULTS})
     return thresholds
 

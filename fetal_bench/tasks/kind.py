@@ -14,6 +14,7 @@ objective) are the kind's own classes; callers hand them back to the same kind.
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, ClassVar, Protocol
 
@@ -75,8 +76,9 @@ class Objective(Protocol):
         """``loss`` and the validation metrics from every gathered per-image value."""
 
 
-class TaskKind:
-    """The behaviour shared by every task of one type. Stateless: one instance per kind."""
+class TaskKind(ABC):
+    """The behaviour shared by every task of one type. Stateless: one instance per kind; a kind
+    that leaves out one of the abstract methods cannot be made."""
 
     name: ClassVar[str]
     # The columns of a result row that a protocol's summary table reports.
@@ -87,21 +89,21 @@ class TaskKind:
 
     # -- scoring ------------------------------------------------------------------------------
 
+    @abstractmethod
     def validation_metric(self, task: Task) -> str:
         """The validation score that picks a training run's best checkpoint."""
-        raise NotImplementedError
 
+    @abstractmethod
     def ground_truth(self, task: Task, dataset):
         """The reference the evaluation split is scored against (ids, subjects, groups, ...)."""
-        raise NotImplementedError
 
+    @abstractmethod
     def load_submission(self, task: Task, predictions: str | Path, truth):
         """A predictions file or directory, validated against ``truth`` (one error for every problem)."""
-        raise NotImplementedError
 
+    @abstractmethod
     def write_predictions(self, path: str | Path, truth, submission) -> Path:
         """``submission`` as a predictions file that scores to the same numbers."""
-        raise NotImplementedError
 
     def score(self, task: Task, truth, submission, boot: BootstrapConfig, *,
               on_phase: Callable[[str], None] = lambda phase: None) -> dict[str, Any]:
@@ -115,10 +117,10 @@ class TaskKind:
         on_phase("scores")
         return body
 
+    @abstractmethod
     def _rows_scorer(self, task: Task, truth, submission, boot: BootstrapConfig, on_phase: Callable[[str], None]):
         """A function of row indices giving every task metric with its interval on those rows
         (work done once for every row set, such as per-image values, is done here)."""
-        raise NotImplementedError
 
     def _extra_blocks(self, task: Task, truth, submission) -> dict[str, Any]:
         """Result blocks beside ``scores`` and ``groups`` (per-class F1, the confusion matrix)."""
@@ -126,23 +128,23 @@ class TaskKind:
 
     # -- running a model ----------------------------------------------------------------------
 
+    @abstractmethod
     def image_outputs(self, model, dataset, *, sizes: dict[str, tuple[int, int]] | None = None,
                       batch_size: int = 32, num_workers: int = 0, description: str | None = None,
                       ) -> dict[str, np.ndarray]:
         """What ``model`` makes of every image of ``dataset`` (class probabilities, or masks at
         ``sizes[id]``, else at each image's own size), keyed by row id."""
-        raise NotImplementedError
 
+    @abstractmethod
     def predict(self, task: Task, model, model_name: str, dataset, truth, *, batch_size: int, num_workers: int,
                 log: Callable[[str], None]):
         """``model``'s predictions for the rows of ``truth``, as a submission of this kind."""
-        raise NotImplementedError
 
+    @abstractmethod
     def file_rows(self, model, files: list[Path], outputs: dict[str, np.ndarray], output: Path,
                   ) -> tuple[list[dict[str, Any]], Path | None]:
         """``fetal-bench predict``'s CSV rows for image ``files`` (outputs keyed by file index) and
         the directory of any files written beside the CSV."""
-        raise NotImplementedError
 
     # -- training -----------------------------------------------------------------------------
 
@@ -154,10 +156,10 @@ class TaskKind:
             raise FetalBenchError(f"Model {info.name!r} is a {info.task_type} model; task {task.name!r} is not.",
                                   "Pick a model of the task's type (`fetal-bench models list`).")
 
+    @abstractmethod
     def training_targets(self, task: Task, info: ModelInfo, train, *, exclude_labels=()) -> TrainingTargets:
         """What ``info``'s model learns from in the rows of ``train`` (and the other splits)."""
-        raise NotImplementedError
 
+    @abstractmethod
     def objective(self, task: Task, info: ModelInfo, spec, *, box_jitter: tuple[float, float]) -> Objective:
         """The loss and validation of ``info``'s model (spec ``spec``) on ``task``."""
-        raise NotImplementedError

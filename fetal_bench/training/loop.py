@@ -131,7 +131,8 @@ class Trainer:
         self.budget = self._budget()
         self.val_loader = None
         if self.data.validation is not None:
-            self.val_loader = self.accelerator.prepare(self._loader(self.data.validation, shuffle=False,
+            eval_batch_size = self.config.eval_batch_size or self.config.batch_size
+            self.val_loader = self.accelerator.prepare(self._loader(self.data.validation, eval_batch_size, shuffle=False,
                                                                     seed=self.config.seed))
         self.progress = self._progress_bar()
         try:
@@ -226,8 +227,9 @@ class Trainer:
     def _train_epoch(self, epoch: int) -> None:
         """The epoch's remaining batches; then its log line, validation and snapshot."""
         config, state = self.config, self.state
-        loader = self.accelerator.prepare(self._loader(self.data.train, shuffle=True, seed=epoch_seed(config.seed, epoch),
-                                                       transform=self.augment, drop_last=self.drop_last))
+        loader = self.accelerator.prepare(self._loader(self.data.train, config.batch_size, shuffle=True,
+                                                       seed=epoch_seed(config.seed, epoch), transform=self.augment,
+                                                       drop_last=self.drop_last))
         if state.batch_in_epoch:
             loader = self.accelerator.skip_first_batches(loader, state.batch_in_epoch)
         self.model.train()
@@ -394,14 +396,13 @@ class Trainer:
     def _unwrapped(self):
         return self.accelerator.unwrap_model(self.model)
 
-    def _loader(self, dataset, *, shuffle: bool, seed: int, transform=None, drop_last: bool = False):
+    def _loader(self, dataset, batch_size: int, *, shuffle: bool, seed: int, transform=None, drop_last: bool = False):
         from fetal_bench.data.loading import make_dataloader
 
-        config, spec = self.config, self._unwrapped().spec
-        batch_size = config.batch_size if shuffle else config.eval_batch_size or config.batch_size
+        spec = self._unwrapped().spec
         # decoded_cache: every epoch (and validation) reads the images decoded once (docs/caching.md).
         return make_dataloader(dataset, image_size=tuple(spec.image_size), channels=spec.channels,
-                               normalize=spec.normalize, num_workers=config.num_workers, batch_size=int(batch_size),
+                               normalize=spec.normalize, num_workers=self.config.num_workers, batch_size=int(batch_size),
                                shuffle=shuffle, seed=seed, transform=transform, drop_last=drop_last,
                                decoded_cache=True, **self.data.loader_columns)
 
