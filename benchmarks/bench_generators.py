@@ -8,7 +8,7 @@ trained ones, so the timings stand for the real models.
 
 Rows:
 
-* ``train fetal-bench``: :func:`fetal_bench.generators.training.train_lora` with the FU-LoRA
+* ``train fetal-bench``: :func:`fetal_bench.generators.training.train_lora` (its ``LoraTrainer``) with the FU-LoRA
   defaults (rank/alpha 128 on to_q/k/v/out.0 + text-encoder LoRA, batch 1, AdamW8bit when
   bitsandbytes is installed, fp16 mixed precision on GPU, clip-skip 2); ``--grad-checkpointing``
   adds a row with gradient checkpointing on. Steps/s over the steps after ``--warmup``.
@@ -124,7 +124,7 @@ def bench_train(size: str, steps: int, warmup: int, *, mixed: str, checkpointing
 def bench_sample_ours(size: str, lora_dir: Path, lora_config: dict, n: int, batch: int, *, scheduler: str,
                       steps: int, guidance: float):
     from fetal_bench.generators import sampling as smp
-    from fetal_bench.generators.training import apply_lora
+    from fetal_bench.generators.common import apply_lora
 
     base = build_base(size)
     pipe = base.pipeline()

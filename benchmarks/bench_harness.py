@@ -85,7 +85,7 @@ class _Laps:
 def _autocast(device):
     import torch
 
-    if device.type == "cuda":  # as fetal_bench.evaluation.model_runner does
+    if device.type == "cuda":  # as fetal_bench.tasks.inference does
         return torch.autocast("cuda", dtype=torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16)
     return contextlib.nullcontext()
 
@@ -98,9 +98,8 @@ def _predict(model, task, dataset, batch_size, device, laps):
     from fetal_bench.models.seg_postprocess import mask_from_logits
 
     spec = model.spec
-    kwargs = {"normalize": spec.normalize} if getattr(spec, "normalize", None) is not None else {}
-    loader = make_dataloader(dataset, task=task.type, image_size=tuple(spec.image_size), batch_size=batch_size,
-                             shuffle=False, channels=spec.channels, label_column=None, mask_column=None, **kwargs)
+    loader = make_dataloader(dataset, image_size=tuple(spec.image_size), batch_size=batch_size, shuffle=False,
+                             channels=spec.channels, normalize=spec.normalize, label_column=None, mask_column=None)
     postprocess = (getattr(model, "model_cfg", None) or {}).get("postprocess")
     outputs = []
     with torch.inference_mode(), _autocast(device):
@@ -140,7 +139,7 @@ def _classification_means(task, dataset, proba_chunks, laps, model_labels) -> di
     """Accuracy and macro-F1 over the task's rows; an argmax on an extra class (e.g. "Other") is
     an error, as in the harness."""
     from fetal_bench import metrics as M
-    from fetal_bench.evaluation.data import classification_truth
+    from fetal_bench.tasks.classification import classification_truth
 
     truth = classification_truth(task, dataset)
     laps.mark("truth")

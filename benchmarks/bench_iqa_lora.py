@@ -20,6 +20,7 @@ from __future__ import annotations
 import argparse
 import json
 import platform
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -68,7 +69,8 @@ def bench_steps(args) -> dict:
 
 def bench_train(args) -> dict:
     from fetal_bench.data.builders import build_dataset
-    from fetal_bench.testing.fake_raw import make_acouslic_raw
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))  # the raw layouts are test fixtures
+    from fake_raw import make_acouslic_raw
     from fetal_bench.training import train
 
     work = Path(args.workdir or tempfile.mkdtemp(prefix="bench-iqa-"))

@@ -1,9 +1,10 @@
 """Training-step throughput of the baselines: optimisation steps/s and images/s.
 
 Each case builds a model with ``fetal_bench.models.create_model`` (random weights: the speed
-does not depend on them) and times the training loop's own step function
-(``fetal_bench.training.loop._step``: forward under accelerate's autocast, Dice+CE or
-cross-entropy, backward, gradient clipping, optimiser step) on in-memory random batches of the
+does not depend on them) and times the trainer's own step function
+(``fetal_bench.training.loop.optimization_step``: forward under accelerate's autocast, the task
+kind's loss (Dice+CE or cross-entropy), backward, gradient clipping, optimiser step) on in-memory
+random batches of the
 model's input size. Data loading is left out on purpose: ``benchmarks/bench_dataloader.py``
 measures it; here only the model's cost is measured, which is what decides the hardware.
 
@@ -28,6 +29,7 @@ import statistics
 import sys
 import time
 import warnings
+from types import SimpleNamespace
 
 CLASSIFIERS = ("resnet18", "resnet50", "densenet121", "densenet169", "efficientnet_b0", "mobilenet_v2", "vit_b_16")
 
@@ -48,7 +50,10 @@ def bench(name: str, args) -> dict:
     from accelerate import Accelerator
 
     from fetal_bench.models import create_model
-    from fetal_bench.training.loop import TrainConfig, _optimizer, _step
+    from fetal_bench.models import get_model_info
+    from fetal_bench.tasks.kinds import kind_of
+    from fetal_bench.training.config import TrainConfig
+    from fetal_bench.training.loop import make_optimizer, optimization_step
 
     model_cfg, train_cfg = _case(name, args)
     with warnings.catch_warnings():
@@ -62,7 +67,7 @@ def bench(name: str, args) -> dict:
         precision = "no" if args.device == "cpu" else ("bf16" if torch.cuda.is_bf16_supported() else "fp16")
     accelerator = Accelerator(mixed_precision=precision, cpu=args.device == "cpu")
     params = [p for p in model.parameters() if p.requires_grad]
-    optimizer = _optimizer(config, params)
+    optimizer = make_optimizer(config, params)
     model, optimizer = accelerator.prepare(model, optimizer)
     model.train()
     device = accelerator.device
@@ -71,13 +76,14 @@ def bench(name: str, args) -> dict:
     batch_size = args.sam_batch_size if name == "sam" else args.batch_size
     pixels = torch.randn(batch_size, spec.channels, height, width, generator=generator).to(device)
     batch = {"pixel_values": pixels}
-    classification = spec.task_type == "classification"
-    if classification:
-        batch["labels"] = torch.randint(0, len(spec.labels), (batch_size,), generator=generator).to(device)
-    else:
-        masks = torch.zeros(batch_size, height, width, dtype=torch.int64)
-        masks[:, height // 4: 3 * height // 4, width // 5: 4 * width // 5] = 1
-        batch["masks"] = masks.to(device)
+    # Both targets: the objective takes the one it learns from.
+    batch["labels"] = torch.randint(0, len(spec.labels), (batch_size,), generator=generator).to(device)
+    masks = torch.zeros(batch_size, height, width, dtype=torch.int64)
+    masks[:, height // 4: 3 * height // 4, width // 5: 4 * width // 5] = 1
+    batch["masks"] = masks.to(device)
+    info = get_model_info(name)
+    task = SimpleNamespace(name="bench", positive_label=None)
+    objective = kind_of(spec.task_type).objective(task, info, spec, box_jitter=config.box_jitter)
     times = []
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats()
@@ -85,7 +91,8 @@ def bench(name: str, args) -> dict:
         if device.type == "cuda":
             torch.cuda.synchronize()
         start = time.perf_counter()
-        _step(model, batch, optimizer, accelerator, classification, spec, config, params, step)
+        optimization_step(model, batch, objective, optimizer, accelerator, params, grad_clip=config.grad_clip,
+                          seed=config.seed * 1_000_003 + step)
         if device.type == "cuda":
             torch.cuda.synchronize()
         if step >= args.warmup:

@@ -18,22 +18,40 @@ import shutil
 import stat
 import threading
 from pathlib import Path
-from typing import Iterator
+from typing import Any, Iterable, Iterator
 
 _CHUNK = 1 << 20
 
 
-def sha256_file(path: str | os.PathLike, algorithm: str = "sha256") -> str:
-    """Hex digest of a file, read in chunks (``algorithm`` is any hashlib name, e.g. md5)."""
-    digest = hashlib.new(algorithm)
+def file_digests(path: str | os.PathLike, algorithms: Iterable[str] = ("sha256",)) -> dict[str, str]:
+    """Hex digests of a file under several hashlib algorithms (e.g. md5 and sha256), in one
+    chunked pass: the one reader of whole files for checksums (downloads, weights, results)."""
+    # usedforsecurity=False: md5 is what Zenodo publishes, and FIPS builds refuse it otherwise.
+    digests = {name: hashlib.new(name, usedforsecurity=False) for name in algorithms}
     with open(path, "rb") as handle:
         for chunk in iter(lambda: handle.read(_CHUNK), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
+            for digest in digests.values():
+                digest.update(chunk)
+    return {name: digest.hexdigest() for name, digest in digests.items()}
+
+
+def sha256_file(path: str | os.PathLike, algorithm: str = "sha256") -> str:
+    """Hex digest of a file, read in chunks (``algorithm`` is any hashlib name, e.g. md5)."""
+    return file_digests(path, (algorithm,))[algorithm]
 
 
 def sha256_bytes(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
+
+
+def seeded_key(seed: object, key: object) -> bytes:
+    """sha256 of ``"<seed>:<key>"``: where a row (or subject) falls in a seeded order.
+
+    Sorting or splitting by this key draws from the seed without a shuffled list, so an item's
+    place never depends on which other items are present (a partial copy of a dataset and the
+    full one agree, and a new release does not reshuffle old subjects).
+    """
+    return hashlib.sha256(f"{seed}:{key}".encode()).digest()
 
 
 def sha256_tensors(named_tensors) -> str:
@@ -48,6 +66,24 @@ def sha256_tensors(named_tensors) -> str:
         if array.numel():
             digest.update(array.view(-1).view(torch.uint8).numpy())  # the buffer itself: no copy
     return digest.hexdigest()
+
+
+def json_leaves(value: Any) -> Iterator[tuple[str, Any]]:
+    """Every value of parsed JSON that is not an object or array, with its path (``/scores/dice/value``;
+    ``""`` for a bare top-level value), in document order.
+
+    The one walk over a result's JSON for the checks that look at every number (non-finite values,
+    magnitudes). Iterative, so a deeply nested file cannot exhaust Python's recursion limit.
+    """
+    stack: list[tuple[str, Any]] = [("", value)]
+    while stack:
+        path, item = stack.pop()
+        if isinstance(item, dict):
+            stack.extend(reversed([(f"{path}/{key}", child) for key, child in item.items()]))
+        elif isinstance(item, list):
+            stack.extend(reversed([(f"{path}/{index}", child) for index, child in enumerate(item)]))
+        else:
+            yield path, item
 
 
 # ----------------------------------------------------------------------------------------------

@@ -65,7 +65,7 @@ def run_demo(out_dir: str | Path, *, overwrite: bool = False, log: Callable[[str
     from fetal_bench.data.builders import build_dataset
     from fetal_bench.data.loading import make_dataloader, open_dataset
     from fetal_bench.data.report import dataset_report
-    from fetal_bench.generators.demo import SYNTHETIC_SPLIT, run_generators_demo
+    from fetal_bench.generators.tiny_split import SYNTHETIC_SPLIT, run_generators_demo
     from fetal_bench.leaderboard import build_site
 
     out_dir = Path(out_dir)
@@ -90,9 +90,9 @@ def run_demo(out_dir: str | Path, *, overwrite: bool = False, log: Callable[[str
     outputs["dataset report"] = str(report_path)
 
     log("[bold]3. Stream it through the training loader[/]")
-    for config, task in (("planes", "classification"), ("head", "segmentation")):
+    for config, targets in (("planes", {"label_column": "label"}), ("head", {"mask_column": "mask"})):
         dataset = open_dataset(phantom_dir, config=config, split="train")
-        loader = make_dataloader(dataset, task=task, image_size=(128, 128), batch_size=32, shuffle=True, seed=0)
+        loader = make_dataloader(dataset, image_size=(128, 128), batch_size=32, shuffle=True, seed=0, **targets)
         start = time.perf_counter()
         n = 0
         for batch in loader:

@@ -150,7 +150,7 @@ def _torch_report() -> tuple[dict[str, Any], list[dict[str, str]]]:
 
 def _weights_report() -> list[dict[str, Any]]:
     """Each reference weights file: present or not, and every place fetal-bench looks for it."""
-    from fetal_bench.models.weights import weights_dir
+    from fetal_bench.data.pinned_files import weights_dir
 
     def local(name: str, filename: str, env_var: str, expected_size: int | None, how: str) -> dict[str, Any]:
         places = ([os.environ[env_var]] if os.environ.get(env_var) else []) + [str(weights_dir() / filename)]
@@ -242,7 +242,7 @@ def diagnose(lock_path: str | os.PathLike | None = None) -> dict[str, Any]:
 def _cache_report() -> dict[str, str]:
     from huggingface_hub import constants
 
-    from fetal_bench.models.weights import weights_dir
+    from fetal_bench.data.pinned_files import weights_dir
 
     report = {"hf_hub": str(constants.HF_HUB_CACHE)}
     try:

@@ -6,6 +6,11 @@ non-zero, the library raises it so that callers can catch it.
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping
+from typing import TypeVar
+
+Entry = TypeVar("Entry")
+
 
 class FetalBenchError(Exception):
     """A problem with the user's input or environment, with the fix spelled out.
@@ -36,3 +41,15 @@ class UnsafeArchiveError(DownloadError):
 
 class LockHeldError(FetalBenchError):
     """Another fetal-bench process holds the lock on an output path (it is writing it now)."""
+
+
+def registry_entry(registry: Mapping[str, Entry], name: str, what: str, *, known: Iterable[str] | None = None,
+                   listed_by: str | None = None) -> Entry:
+    """``registry[name]``, or a :class:`FetalBenchError` naming the ``known`` names (default: the
+    registry's, in its order) and the command that lists them: every registry's lookup."""
+    try:
+        return registry[name]
+    except KeyError:
+        names = ", ".join(registry if known is None else known)
+        where = f" (see `{listed_by}`)" if listed_by else ""
+        raise FetalBenchError(f"Unknown {what} {name!r}.", f"Use one of: {names}{where}.") from None

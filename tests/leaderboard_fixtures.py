@@ -213,7 +213,7 @@ def phantom_planes_predictions(path: Path, n_wrong: int, *, seed: int = 0, confi
     import numpy as np
     import pandas as pd
 
-    from fetal_bench.evaluation.data import load_eval_data
+    from fetal_bench.evaluation.scored_split import load_eval_data
     from fetal_bench.tasks import get_task
 
     task = get_task("phantom-planes")
@@ -237,8 +237,8 @@ def phantom_head_predictions(path: Path, grow: int) -> Path:
     import numpy as np
     from scipy import ndimage
 
-    from fetal_bench.evaluation.data import load_eval_data
-    from fetal_bench.evaluation.harness import write_segmentation_predictions
+    from fetal_bench.evaluation.scored_split import load_eval_data
+    from fetal_bench.tasks.segmentation import write_segmentation_predictions
     from fetal_bench.tasks import get_task
 
     task = get_task("phantom-head-seg")

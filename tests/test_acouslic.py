@@ -22,9 +22,9 @@ from click.testing import CliRunner
 from fetal_bench.cli import cli
 from fetal_bench.data.builders.acouslic import PAPER_SEED, paper_splits, subject_split
 from fetal_bench.errors import DataError, FetalBenchError
-from fetal_bench.testing.fake_raw import make_acouslic_raw
+from fake_raw import make_acouslic_raw
 
-pytestmark = pytest.mark.filterwarnings("ignore::fetal_bench.models.weights.PretrainedWeightsWarning")
+pytestmark = pytest.mark.filterwarnings("ignore::fetal_bench.data.pinned_files.PretrainedWeightsWarning")
 
 FRAMES = 4  # per sweep in the generated stacks
 
@@ -306,10 +306,10 @@ def test_tasks_score_the_usable_class_and_resample_cases():
 
 def test_vit_lora_has_the_papers_settings_and_trains_only_adapters_and_head():
     from fetal_bench.models import create_model, get_model_info
-    from fetal_bench.training.loop import TrainConfig, _resolve
+    from fetal_bench.training.config import TrainConfig, resolve_config
 
     info = get_model_info("vit_lora")
-    resolved = _resolve(TrainConfig(model="vit_lora", task="acouslic-iqa", output="x"))
+    resolved = resolve_config(TrainConfig(model="vit_lora", task="acouslic-iqa", output="x"))
     assert (resolved.optimizer, resolved.lr, resolved.batch_size, resolved.epochs) == ("adamw", 3e-4, 32, 5)
     model = create_model("vit_lora", **info.tiny)
     assert {k: model.model_cfg[k] for k in ("lora_r", "lora_alpha", "lora_dropout")} == \

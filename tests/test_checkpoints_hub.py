@@ -8,7 +8,6 @@ and ``HF_HUB_OFFLINE=1`` (conftest) makes huggingface_hub resolve it from there.
 
 from __future__ import annotations
 
-import ast
 import hashlib
 import json
 import os
@@ -21,9 +20,8 @@ from fetal_bench.errors import FetalBenchError
 from fetal_bench.models import create_model, load_checkpoint, read_checkpoint, save_checkpoint
 from fetal_bench.models.unet import UNetSegmenter
 
-pytestmark = pytest.mark.filterwarnings("ignore::fetal_bench.models.weights.PretrainedWeightsWarning")
+pytestmark = pytest.mark.filterwarnings("ignore::fetal_bench.data.pinned_files.PretrainedWeightsWarning")
 
-MODELS_DIR = Path(__file__).resolve().parents[1] / "fetal_bench" / "models"
 TINY_UNET = {"image_size": (32, 48), "base_channels": 4, "depth": 2}
 
 
@@ -48,52 +46,17 @@ def _same_outputs(a, b, batch: int = 2) -> bool:
 # ----------------------------------------------------------------------------------------------
 
 
-def _import_graph() -> dict[str, set[str]]:
-    """Module -> the fetal_bench.models modules its import statements name (anywhere in the file,
-    function-level imports included: a lazy import is still a dependency)."""
-    modules = {path.stem for path in MODELS_DIR.glob("*.py")}
-    graph: dict[str, set[str]] = {}
-    for path in MODELS_DIR.glob("*.py"):
-        edges: set[str] = set()
-        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
-            if isinstance(node, ast.ImportFrom) and node.module == "fetal_bench.models":
-                # `from fetal_bench.models import X`: the submodule X, else the package __init__
-                edges |= {alias.name if alias.name in modules else "__init__" for alias in node.names}
-            elif isinstance(node, ast.ImportFrom) and (node.module or "").startswith("fetal_bench.models."):
-                edges.add(node.module.split(".")[2])
-            elif isinstance(node, ast.Import):
-                edges |= {alias.name.split(".")[2] for alias in node.names if alias.name.startswith("fetal_bench.models.")}
-        graph[path.stem] = edges - {path.stem}
-    return graph
+def test_the_models_registry_is_data_and_the_builder_the_one_way_in():
+    """The package-wide graph (tests/test_import_layers.py) seen from models/: the registry
+    imports no other models module, the checkpoint layout neither registry nor builder."""
+    from test_import_layers import import_graph
 
-
-def _cycle(graph: dict[str, set[str]]) -> list[str] | None:
-    state: dict[str, int] = {}  # 1 = on the current path, 2 = done
-
-    def visit(node: str, path: list[str]) -> list[str] | None:
-        state[node] = 1
-        for nxt in sorted(graph.get(node, ())):
-            if state.get(nxt) == 1:
-                return path[path.index(nxt):] + [nxt] if nxt in path else path + [nxt]
-            if nxt not in state and (found := visit(nxt, path + [nxt])):
-                return found
-        state[node] = 2
-        return None
-
-    for start in sorted(graph):
-        if start not in state and (found := visit(start, [start])):
-            return found
-    return None
-
-
-def test_models_package_has_no_import_cycle_and_the_registry_is_data():
-    graph = _import_graph()
-    assert _cycle(graph) is None, f"import cycle: {' -> '.join(_cycle(graph))}"
+    graph = {module.removeprefix("fetal_bench.models."): {m.removeprefix("fetal_bench.models.") for m in imported
+                                                          if m.startswith("fetal_bench.models.")}
+             for module, imported in import_graph().items() if module.startswith("fetal_bench.models.")}
     assert graph["registry"] == set()  # plain data: imports no other models module
     assert graph["checkpoint"] == {"spec"}  # the file layout: no registry, no builder
     assert {"registry", "checkpoint"} <= graph["builder"]
-    # The detector itself finds a cycle when there is one.
-    assert _cycle({"a": {"b"}, "b": {"c"}, "c": {"a"}}) == ["a", "b", "c", "a"]
 
 
 # ----------------------------------------------------------------------------------------------
@@ -553,3 +516,15 @@ def test_push_uploads_only_the_checkpoint_and_it_loads_back(hub_cache, tmp_path)
 
     result = CliRunner().invoke(cli, ["models", "push", str(tmp_path / "run"), "--repo-id", "me/unet"])
     assert result.exit_code == 2 and "Error:" in result.output and "Fix:" in result.output
+
+
+def test_loading_returns_its_checkpoint_and_pins_nothing_on_the_model(tmp_path):
+    """What was loaded travels with the model to the caller (the harness records it), never as
+    an attribute of the module."""
+    from fetal_bench.models import Checkpoint, create_inference_model
+
+    save_checkpoint(_tiny_unet(seed=3), tmp_path / "run", run_name="pinned-nowhere")
+    model, checkpoint = create_inference_model("unet", checkpoint=tmp_path / "run")
+    assert isinstance(checkpoint, Checkpoint) and (checkpoint.model, checkpoint.run_name) == ("unet", "pinned-nowhere")
+    assert not any(isinstance(value, Checkpoint) for value in vars(model).values())
+    assert _same_outputs(model, _tiny_unet(seed=3))

@@ -11,7 +11,7 @@ from click.testing import CliRunner
 
 from fetal_bench import __version__
 from fetal_bench.cli import cli
-from fetal_bench.testing.fake_raw import make_hc18_raw, png_bytes
+from fake_raw import make_hc18_raw, png_bytes
 
 
 @pytest.fixture()

@@ -129,7 +129,7 @@ def test_key_follows_content_size_and_rows(cache_root):
     make_dataloader(head, task="segmentation", image_size=(16, 16), batch_size=4, decoded_cache=True)
     make_dataloader(head.select([0, 2, 4]), task="segmentation", image_size=SIZE, batch_size=4, decoded_cache=True)
     make_dataloader(_head(seed=1), task="segmentation", image_size=SIZE, batch_size=4, decoded_cache=True)
-    make_dataloader(head, task="classification", label_column=None, image_size=SIZE, batch_size=4, decoded_cache=True)
+    make_dataloader(head, image_size=SIZE, batch_size=4, decoded_cache=True)  # images only
     rows = sorted(json.loads((e / "meta.json").read_text())["rows"] for e in cache_root.iterdir())
     assert rows == [3, 9, 9, 9, 9]  # five entries: size, subset, content and masks each make a new one
 

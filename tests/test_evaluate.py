@@ -320,7 +320,7 @@ def test_segmentation_truth_reads_sizes_first_and_decodes_masks_when_scored(head
     """Sizes come from the PNG headers; the masks are decoded once, on first use (after a model
     has predicted), and equal the decoded column's."""
     from fetal_bench.data import images
-    from fetal_bench.evaluation.data import segmentation_truth
+    from fetal_bench.tasks.segmentation import segmentation_truth
 
     decoded = []
     real_open_mask = images.open_mask

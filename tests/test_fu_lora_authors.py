@@ -31,7 +31,7 @@ def test_kohya_module_set_by_name_and_parameter_count(tiny):
     from peft import inject_adapter_in_model
 
     from fetal_bench.generators.config import default_config
-    from fetal_bench.generators.training import _lora_config, resolve_targets
+    from fetal_bench.generators.lora import peft_lora_config, resolve_targets
 
     lora = default_config("fu-lora")["lora"]
     unet_names = resolve_targets(tiny.unet, lora["unet_targets"])
@@ -52,7 +52,7 @@ def test_kohya_module_set_by_name_and_parameter_count(tiny):
     counts = {}
     for part, key in (("unet", "unet_targets"), ("text_encoder", "text_encoder_targets")):
         model = getattr(fresh, part)
-        inject_adapter_in_model(_lora_config(lora, key, model), model)
+        inject_adapter_in_model(peft_lora_config(lora, key, model), model)
         counts[part] = sum(p.numel() for n, p in model.named_parameters() if "lora_" in n)
     assert counts == {"unet": 688_128, "text_encoder": 172_032}
     # (SD 1.5 at rank 128, the same rule: UNet 192 layers 54,263,808 + CLIP 72 layers 21,233,664.)
@@ -90,11 +90,11 @@ def _kohya_file(tiny, path: Path, rank: int = 4, alpha: float = 2.0) -> dict:
 
 def test_kohya_file_loads_with_kohyas_scale(tiny, tmp_path):
     from fetal_bench.generators.kohya import apply_kohya_lora
-    from fetal_bench.generators.tiny import build_tiny_pipeline
+    from fetal_bench.generators.base import load_base
 
     file = tmp_path / "fetal_ultrasound_tiny.safetensors"
     tensors = _kohya_file(tiny, file)
-    pipe = build_tiny_pipeline()
+    pipe = load_base("tiny").pipeline()
     adapted = apply_kohya_lora(pipe, file, scale=0.3)
     assert adapted == {"unet": 12, "text_encoder": 18}
     layer = pipe.unet.get_submodule("down_blocks.0.attentions.0.transformer_blocks.0.attn1.to_q")
@@ -142,7 +142,7 @@ def test_hub_lora_offline_fails_fast_with_a_clear_error(tmp_path, monkeypatch):
 
 
 def test_authors_lists_are_read_pinned(fu_lora_lists):
-    from fetal_bench.generators import authors_lists as A
+    from fetal_bench.data import fu_lora_lists as A
 
     chosen = A.lora_training_ids()
     assert {k: len(v) for k, v in chosen.items()} == {p: 20 for p in A.ES_PLANE_NAMES.values()}
@@ -155,7 +155,7 @@ def test_authors_lists_are_read_pinned(fu_lora_lists):
 
 
 def test_listed_images_are_used_by_default_and_the_hash_pick_elsewhere(fu_lora_lists):
-    from fetal_bench.generators.authors_lists import lora_training_ids
+    from fetal_bench.data.fu_lora_lists import lora_training_ids
     from fetal_bench.generators.config import default_config
     from fetal_bench.generators.fu_lora import _listed_rows
 
@@ -182,7 +182,7 @@ def test_phantom_training_records_the_hash_pick(tmp_path):
 
 def test_lists_are_pinned_and_all_train_is_official_train(fu_lora_lists, tmp_path, monkeypatch):
     from fetal_bench.errors import FetalBenchError
-    from fetal_bench.generators import authors_lists as A
+    from fetal_bench.data import fu_lora_lists as A
 
     lists_dir = fu_lora_lists.parent
     for name in A.LISTS:
@@ -219,7 +219,7 @@ def test_lists_are_pinned_and_all_train_is_official_train(fu_lora_lists, tmp_pat
     ((512, 512), ((512, 512), (512, 512))),
 ])
 def test_kohya_buckets_by_hand(size, expected):
-    from fetal_bench.generators.data import bucket_crop, kohya_bucket
+    from fetal_bench.generators.training_images import bucket_crop, kohya_bucket
 
     resized, bucket = kohya_bucket(*size, resolution=512, steps=64)
     assert (resized, bucket) == expected
@@ -252,8 +252,9 @@ def test_bucketed_batches_share_a_size_and_cover_every_example():
 def test_hybrid_real_list_selects_the_authors_rows(fu_lora_lists):
     import datasets
 
-    from fetal_bench.generators.authors_lists import hybrid_real_ids
-    from fetal_bench.training.data import _listed
+    from fetal_bench.data.fu_lora_lists import hybrid_real_ids
+    from fetal_bench.tasks import get_task
+    from fetal_bench.tasks.classification import LabelTargets
 
     names = ["Fetal abdomen", "Fetal brain", "Fetal femur", "Fetal thorax", "Maternal cervix", "Other"]
     wanted = hybrid_real_ids()
@@ -262,10 +263,11 @@ def test_hybrid_real_list_selects_the_authors_rows(fu_lora_lists):
     table = datasets.Dataset.from_dict({"id": ids, "label": labels},
                                        features=datasets.Features({"id": datasets.Value("string"),
                                                                    "label": datasets.ClassLabel(names=names)}))
-    rows = _listed(table, np.arange(len(ids)), "fu-lora-hb", names, "label")
+    targets = LabelTargets(get_task("planes-es"), table)
+    rows = targets.listed_rows(table, np.arange(len(ids)), "fu-lora-hb")
     assert rows.tolist() == list(range(1, 1151))
     with pytest.raises(DataError, match="1 of the 1150 images"):
-        _listed(table, np.arange(len(ids) - 2), "fu-lora-hb", names, "label")  # the last listed row held out
+        targets.listed_rows(table, np.arange(len(ids) - 2), "fu-lora-hb")  # the last listed row held out
 
 
 def test_the_papers_input_is_unnormalised_pixels_in_0_1():
@@ -285,7 +287,7 @@ def test_the_papers_input_is_unnormalised_pixels_in_0_1():
 
 def test_another_count_with_the_authors_list_is_refused(fu_lora_lists):
     from fetal_bench.errors import FetalBenchError
-    from fetal_bench.generators.authors_lists import lora_training_ids
+    from fetal_bench.data.fu_lora_lists import lora_training_ids
     from fetal_bench.generators.config import default_config
     from fetal_bench.generators.fu_lora import _training_rows
 

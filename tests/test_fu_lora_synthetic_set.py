@@ -14,7 +14,7 @@ from fetal_bench.errors import DataError
 
 @pytest.fixture
 def raw(fu_lora_lists, tmp_path_factory):
-    from fetal_bench.generators.authors_lists import synthetic_images
+    from fetal_bench.data.fu_lora_lists import synthetic_images
 
     root = tmp_path_factory.mktemp("zenodo13228158")
     folder = root / "synthetic_train_5000"  # the folder the authors' notebook reads (cell 25)

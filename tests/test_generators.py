@@ -141,8 +141,9 @@ def test_lora_reload_into_fresh_pipeline_gives_identical_tensors(fu_lora_run):
     from safetensors.torch import load_file
 
     from fetal_bench._io import sha256_file
-    from fetal_bench.generators.tiny import build_tiny_pipeline
-    from fetal_bench.generators.training import ADAPTER, apply_lora
+    from fetal_bench.generators.base import load_base
+    from fetal_bench.generators.common import apply_lora
+    from fetal_bench.generators.lora import ADAPTER
 
     lora = fu_lora_run / "L"
     saved = load_file(str(lora / "pytorch_lora_weights.safetensors"))
@@ -150,7 +151,7 @@ def test_lora_reload_into_fresh_pipeline_gives_identical_tensors(fu_lora_run):
     config = json.loads((lora / "generator_config.json").read_text())
     outputs = []
     for _ in range(2):
-        pipe = build_tiny_pipeline()
+        pipe = load_base("tiny").pipeline()
         apply_lora(pipe, lora, config, scale=1.0)  # through peft, whatever transformers' own gate says
         loaded = {f"unet.{k}": v for k, v in convert_state_dict_to_diffusers(
             get_peft_model_state_dict(pipe.unet, adapter_name=ADAPTER)).items()}
@@ -303,7 +304,7 @@ def test_mask_guided_paper_done_when_commands_on_tiny(paper_lora, tmp_path):
 
 def _outline_images(phantom: Path, resolution: int, garbage: set[int]):
     """Stand-in for the diffusion model: phantom heads as the trained model would draw them."""
-    from fetal_bench.generators.data import decode_gray, decode_mask, letterbox, open_source, outline
+    from fetal_bench.generators.training_images import decode_gray, decode_mask, letterbox, open_source, outline
 
     dataset, _ = open_source(phantom, config="head", split="validation")
 
@@ -351,7 +352,7 @@ def test_mask_guided_paper_postprocessing_end_to_end(paper_lora, phantom, tmp_pa
 
 def test_mask_conditioned_done_when_and_masks_are_honoured(phantom, tmp_path):
     from fetal_bench.geometry import Ellipse, ellipse_mask
-    from fetal_bench.generators.data import trimester_of
+    from fetal_bench.generators.training_images import trimester_of
 
     lora = tmp_path / "L"
     run("generate", "mask-guided", "train", "--data", phantom, "--config", "head", "--base", "tiny",
@@ -383,7 +384,7 @@ def test_mask_conditioned_done_when_and_masks_are_honoured(phantom, tmp_path):
 
 def test_outline_to_ellipse_accepts_heads_and_rejects_the_rest():
     from fetal_bench.generators.config import default_config
-    from fetal_bench.generators.data import outline
+    from fetal_bench.generators.training_images import outline
     from fetal_bench.generators.outline import ellipse_from_outline
     from fetal_bench.geometry import Ellipse, ellipse_mask
 
@@ -403,7 +404,7 @@ def test_outline_to_ellipse_accepts_heads_and_rejects_the_rest():
 
 def test_shape_prior_draws_are_seeded_inside_and_in_trimester(phantom):
     from fetal_bench.generators import mask_guided
-    from fetal_bench.generators.data import trimester_of
+    from fetal_bench.generators.training_images import trimester_of
     from fetal_bench.generators.shape_prior import draw_ellipse
     from fetal_bench.geometry import ellipse_perimeter
 
@@ -536,7 +537,7 @@ def test_generation_hash_ignores_where_files_live():
 
 
 def test_generators_demo_step(phantom, tmp_path, capsys):
-    from fetal_bench.generators.demo import run_generators_demo
+    from fetal_bench.generators.tiny_split import run_generators_demo
 
     lines: list[str] = []
     outputs = run_generators_demo(phantom, tmp_path, log=lines.append, sample_steps=2)
@@ -584,7 +585,7 @@ def test_real_hc18_outlines_pass_the_plausibility_rule_and_give_the_reference_hc
     from scipy.ndimage import binary_fill_holes
 
     from fetal_bench.generators.config import default_config
-    from fetal_bench.generators.data import letterbox, outline
+    from fetal_bench.generators.training_images import letterbox, outline
     from fetal_bench.generators.outline import ellipse_from_outline
     from fetal_bench.geometry import ellipse_perimeter
 
@@ -604,3 +605,15 @@ def test_real_hc18_outlines_pass_the_plausibility_rule_and_give_the_reference_hc
         errors.append(abs(hc - float(row["head circumference (mm)"])) / float(row["head circumference (mm)"]))
     # Letterboxed to 512 px and read back through a 3-px outline: within 1 % of the reference.
     assert np.median(errors) < 0.01 and max(errors) < 0.02, errors
+
+
+def test_lora_file_metadata_lists_target_modules_in_one_order():
+    """peft keeps target modules as a set, iterated in a per-process order: written as it is, the
+    same LoRA gave another file (and lora_sha256) in every process."""
+    from peft import LoraConfig
+
+    from fetal_bench.generators.training import _metadata
+
+    names = [f"block.{i}.to_q" for i in range(20)] + ["proj_in", "to_k"]
+    metadata = _metadata(LoraConfig(r=4, lora_alpha=4, target_modules=names))
+    assert metadata["target_modules"] == sorted(names)

@@ -12,7 +12,7 @@ from fetal_bench.data.builders import build_dataset
 from fetal_bench.data.builders.hc18 import outline_to_mask, subject_split
 from fetal_bench.errors import DataError, FetalBenchError
 from fetal_bench.geometry import ellipse_mask
-from fetal_bench.testing.fake_raw import make_hc18_raw, png_bytes
+from fake_raw import make_hc18_raw, png_bytes
 
 
 @pytest.fixture()

@@ -7,7 +7,8 @@ import math
 import numpy as np
 import pytest
 
-from fetal_bench.evaluation.scoring import BootstrapConfig, segmentation_per_image, segmentation_scores
+from fetal_bench.tasks.scoring import BootstrapConfig
+from fetal_bench.tasks.segmentation import segmentation_per_image, segmentation_scores
 from fetal_bench.geometry import Ellipse, ellipse_mask
 from fetal_bench.metrics import segmentation as S
 from fetal_bench.tasks import get_task

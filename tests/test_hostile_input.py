@@ -29,7 +29,7 @@ from fetal_bench.evaluation.submissions import (
     SubmissionError, load_classification_submission, load_segmentation_submission, submission_sha256,
 )
 from fetal_bench.tasks import get_task
-from fetal_bench.testing.fake_raw import make_hc18_raw, png_bytes
+from fake_raw import make_hc18_raw, png_bytes
 
 BOOT = "10"
 needs_fifo = pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="no FIFOs on this platform")

@@ -27,7 +27,7 @@ import fetal_bench
 from fetal_bench.cli import cli
 from fetal_bench.errors import FetalBenchError
 from fetal_bench.tasks import get_task
-from fetal_bench.testing.fake_raw import png_bytes
+from fake_raw import png_bytes
 
 BOOT = "10"
 #: The fetal_bench under test (a subprocess imports the same one, whichever checkout that is).
@@ -139,9 +139,9 @@ def test_two_model_runs_sharing_a_run_name_cannot_both_write_one_result(phantom,
     assert ".phantom-head-seg__unet_ok.json.lock" in second.output  # the fix names the lock file
     assert first.returncode == 0, out + err
     written = json.loads((results / "phantom-head-seg__unet_ok.json").read_text())
-    from fetal_bench.evaluation.model_runner import load_model, state_dict_sha256
+    from fetal_bench.evaluation.model_submission import load_model, state_dict_sha256
 
-    assert written["submission"]["sha256"] == state_dict_sha256(load_model("unet", first_ck, "cpu"))
+    assert written["submission"]["sha256"] == state_dict_sha256(load_model("unet", first_ck, "cpu").model)
 
 
 def test_names_that_clean_to_one_file_name_are_refused_not_replaced(phantom, planes_csv, tmp_path):
@@ -465,10 +465,10 @@ def _parquet_bomb(path: Path, ids: list[str], column: str, value: bytes | str, *
 
 @pytest.fixture
 def small_decode_cap(monkeypatch):
-    from fetal_bench.evaluation import submissions
+    from fetal_bench.tasks import submissions
 
     # 8 MB instead of 1 GB, so that the bombs stay small: the limit is what is tested.
-    monkeypatch.setattr(submissions, "MAX_DECODED_BYTES", 8 * 1024 * 1024, raising=False)
+    monkeypatch.setattr(submissions, "MAX_DECODED_BYTES", 8 * 1024 * 1024)
 
 
 def test_a_parquet_of_masks_that_decodes_to_gigabytes_is_refused_unread(head_truth, tmp_path, small_decode_cap):
@@ -783,7 +783,7 @@ def test_a_file_checked_only_against_the_mirrors_own_md5_is_not_called_verified(
 @pytest.mark.parametrize("column, value", [(1, "1e308"), (1, "3.5e38"), (1, "1e-50"), (1, "1e30"), (2, "1e30"),
                                            (2, "0.0001")])
 def test_an_hc18_value_outside_its_physical_range_fails_the_build(tmp_path, column, value):
-    from fetal_bench.testing.fake_raw import make_hc18_raw
+    from fake_raw import make_hc18_raw
 
     raw = tmp_path / "raw"
     make_hc18_raw(raw, subjects=4, size=(48, 64))

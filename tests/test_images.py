@@ -10,7 +10,7 @@ from PIL import Image
 
 from fetal_bench.data.images import open_gray, open_mask
 from fetal_bench.errors import DataError
-from fetal_bench.generators.data import decode_gray, decode_mask
+from fetal_bench.generators.training_images import decode_gray, decode_mask
 
 
 def _cell(image: Image.Image) -> dict:

@@ -48,3 +48,17 @@ def test_ci_installs_nothing_outside_the_lock():
     pinned = re.findall(r"^([A-Za-z0-9][A-Za-z0-9._-]*)==", lock, re.M)
     hashed = re.findall(r"^[A-Za-z0-9][A-Za-z0-9._-]*==[^\n]*\\\n\s+--hash=sha256:[0-9a-f]{64}", lock, re.M)
     assert len(pinned) == len(hashed) > 50  # every pin carries its hashes
+
+
+def test_the_wheel_ships_no_test_fixtures():
+    """The fake raw layouts and the Zenodo stand-in live in tests/; the package holds what users
+    and the demo run. (The leaderboard's made-up results are its owner's to move.)"""
+    from setuptools import find_namespace_packages
+
+    packages = find_namespace_packages(str(REPO), include=["fetal_bench*"])  # pyproject's packages.find
+    assert "fetal_bench.testing" not in packages and "fetal_bench.metrics" in packages
+    shipped = [path.relative_to(REPO).as_posix() for package in packages
+               for path in (REPO / package.replace(".", "/")).glob("*.py")]
+    fixtures = [path for path in shipped if path.rsplit("/", 1)[-1].startswith(("fake_", "testing"))]
+    assert fixtures == ["fetal_bench/leaderboard/testing.py"]
+    assert (REPO / "tests" / "fake_raw.py").is_file() and (REPO / "tests" / "fake_zenodo.py").is_file()

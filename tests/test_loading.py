@@ -200,7 +200,7 @@ def test_classification_batches(planes):
     batches = _epoch(loader)
     assert [len(b["id"]) for b in batches] == [5, 5, 2]
     first = batches[0]
-    assert set(first) == {"pixel_values", "labels", "id"}
+    assert set(first) == {"pixel_values", "labels", "original_size", "id"}
     assert first["pixel_values"].shape == (5, 1, 24, 32)
     assert first["pixel_values"].dtype == torch.float32
     assert first["labels"].dtype == torch.int64
@@ -288,7 +288,7 @@ def test_segmentation_batches(head):
 
 
 def test_segmentation_without_masks(head):
-    batch = next(iter(make_dataloader(head, task="segmentation", image_size=8, batch_size=2, mask_column=None)))
+    batch = next(iter(make_dataloader(head, image_size=8, batch_size=2)))  # no target column: images only
     assert "masks" not in batch and batch["original_size"].shape == (2, 2)
 
 
@@ -391,13 +391,14 @@ def test_a_build_rewritten_in_place_is_read_afresh(tmp_path):
 def test_training_and_evaluation_share_one_cached_phantom_build(tmp_path, monkeypatch):
     from fetal_bench.data.builders import cached_simulated_build
     from fetal_bench.errors import FetalBenchError
-    from fetal_bench.evaluation.data import load_eval_data
+    from fetal_bench.evaluation.scored_split import load_eval_data
+    from fetal_bench.models import get_model_info
     from fetal_bench.tasks import get_task
-    from fetal_bench.training.data import prepare_training_data
+    from fetal_bench.training.mixing import prepare_training_data
 
     monkeypatch.setenv("FETAL_BENCH_CACHE", str(tmp_path / "cache"))
     task = get_task("phantom-head-seg")
-    training = prepare_training_data(task, data=None, val_split=None)
+    training = prepare_training_data(task, get_model_info("unet"), data=None, val_split=None)
     evaluation = load_eval_data(task, None, None)
     assert (training.n_real, len(evaluation.dataset)) == (96, 64)
     assert cached_simulated_build("phantom") == tmp_path / "cache" / "phantom-generator-v1"

@@ -30,7 +30,7 @@ def _one_thread():
 
 def _heads(phantom: Path, n: int):
     """(image, filled mask) of the first ``n`` phantom heads of the validation split."""
-    from fetal_bench.generators.data import decode_gray, decode_mask, open_source
+    from fetal_bench.generators.training_images import decode_gray, decode_mask, open_source
 
     dataset, _ = open_source(phantom, config="head", split="validation")
     return [(decode_gray(dataset[i]["image"], dataset[i]["id"]), decode_mask(dataset[i]["mask"], dataset[i]["id"]))
@@ -40,7 +40,7 @@ def _heads(phantom: Path, n: int):
 @pytest.fixture(scope="module")
 def pair_folder(phantom, tmp_path_factory) -> Path:
     """Three pairs in the authors' layout: image/NAME.png and mask/NAME_Annotation.png (outline)."""
-    from fetal_bench.generators.data import outline
+    from fetal_bench.generators.training_images import outline
 
     root = tmp_path_factory.mktemp("authors") / "head"
     for k, (image, mask) in enumerate(_heads(phantom, 3)):
@@ -116,7 +116,7 @@ def test_pair_folder_errors_are_clear(tmp_path):
 
 def _stand_in(phantom: Path, resolution: int, *, garbage: set[int], leak: set[int]):
     """Generated images as a trained model would draw them, some broken on purpose."""
-    from fetal_bench.generators.data import letterbox, outline
+    from fetal_bench.generators.training_images import letterbox, outline
 
     heads = _heads(phantom, 8)
 
@@ -244,7 +244,7 @@ def test_real_hc18_skulls_do_not_count_as_outline_leak(shared_data):
     from scipy import ndimage
 
     from fetal_bench.generators.config import default_config
-    from fetal_bench.generators.data import letterbox, outline
+    from fetal_bench.generators.training_images import letterbox, outline
     from fetal_bench.generators.review import outline_leak
 
     threshold = default_config("mask-guided")["review"]["max_outline_leak"]

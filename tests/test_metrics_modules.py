@@ -1,4 +1,4 @@
-"""The metric registry, the cheap package import, and the offline `evaluate` modules."""
+"""The metric registry, the cheap package import, and the offline `evaluate` module (one config per metric)."""
 
 from __future__ import annotations
 
@@ -30,6 +30,8 @@ def test_registry_keys_and_specs():
         assert spec.higher_is_better == (name not in {"ece", "hd95_mm", "assd_mm", "hc_abs_diff_mm",
                                                       "hc_abs_diff_mm_median", "hc_no_ellipse_rate",
                                                       "hc_diff_mm"})
+        assert spec.signed == (name == "hc_diff_mm")
+        assert spec.bounds == ((-10_000.0 if spec.signed else 0.0, 10_000.0) if spec.unit == "mm" else (0.0, 1.0))
         assert callable(getattr(M, name)), f"registry metric {name} has no function"
         assert spec.description
     with pytest.raises(dataclasses.FrozenInstanceError):
@@ -43,14 +45,18 @@ def test_import_is_cheap():
     assert out.stdout.strip() == "[]"
 
 
-def test_every_metric_has_a_module_and_readme():
-    for name in M.METRICS:
-        path = M.evaluate_module_path(name)
-        assert path.is_file() and path.name == f"{name}.py"
-        readme = (path.parent / "README.md").read_text()
-        assert readme.startswith("---\n") and "## Definition" in readme
+def test_one_module_serves_every_metric_as_a_config(modules):
+    path = M.evaluate_module_path()
+    assert path.is_file() and path.name == f"{path.parent.name}.py"
+    assert sorted(path.parent.iterdir()) == [path.parent / "README.md", path]  # one script, one card
+    assert (path.parent / "README.md").read_text().startswith("---\n")
+    for name, module in modules.items():  # each config described from the registry
+        assert module.config_name == name and module.description == M.METRICS[name].description
+        assert f"{name} (float or None)" in module.inputs_description
+    assert "pixel_size_mm (list of float)" in modules["hd95_mm"].inputs_description
+    assert "positive (int, optional)" in modules["f1"].inputs_description
     with pytest.raises(ValueError, match="unknown metric"):
-        M.evaluate_module_path("f2")
+        M.load_evaluate_metric("f2")
 
 
 @pytest.fixture(scope="module")
@@ -62,7 +68,7 @@ def modules():
 def test_modules_load_by_directory_path_offline():
     import evaluate
 
-    module = evaluate.load(str(M.evaluate_module_path("dice").parent))
+    module = evaluate.load(str(M.evaluate_module_path().parent), config_name="dice")
     assert module.compute(predictions=[np.ones((3, 3), np.uint8)], references=[np.ones((3, 3), np.uint8)]) == {"dice": 1.0}
 
 
@@ -129,8 +135,12 @@ def test_segmentation_modules_equal_functions(modules):
     assert median["hc_abs_diff_mm_median"] == float(np.median([M.hc_abs_diff_mm(*row) for row in zip(preds, hcs, pixels)]))
     rate = modules["hc_no_ellipse_rate"].compute(predictions=preds, references=hcs, pixel_size_mm=pixels)
     assert rate["hc_no_ellipse_rate"] == 0.25  # the empty prediction
+    signed = modules["hc_diff_mm"].compute(predictions=preds, references=hcs, pixel_size_mm=pixels)["hc_diff_mm"]
+    assert signed == mean(M.hc_diff_mm, preds, hcs, pixels)
 
 
-def test_module_rejects_bad_masks(modules):
+def test_module_rejects_bad_masks_and_options(modules):
     with pytest.raises(ValueError, match="same shape"):
         modules["dice"].compute(predictions=[np.ones((3, 4), np.uint8)], references=[np.ones((4, 3), np.uint8)])
+    with pytest.raises(TypeError, match=r"accuracy takes no option\(s\) \['positive'\]"):
+        modules["accuracy"].compute(predictions=[1, 0], references=[1, 1], positive=0)

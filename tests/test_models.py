@@ -15,9 +15,9 @@ from safetensors.torch import load_file
 
 from fetal_bench.errors import FetalBenchError
 from fetal_bench.models import MODELS, ModelSpec, create_model, get_model_info, list_models, save_checkpoint
-from fetal_bench.models.weights import PretrainedWeightsWarning
+from fetal_bench.data.pinned_files import PretrainedWeightsWarning
 
-pytestmark = pytest.mark.filterwarnings("ignore::fetal_bench.models.weights.PretrainedWeightsWarning")
+pytestmark = pytest.mark.filterwarnings("ignore::fetal_bench.data.pinned_files.PretrainedWeightsWarning")
 
 
 def _inputs(model, batch: int = 2, seed: int = 0) -> torch.Tensor:

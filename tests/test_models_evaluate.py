@@ -8,7 +8,7 @@ import pytest
 
 from fetal_bench.evaluation import evaluate
 
-pytestmark = pytest.mark.filterwarnings("ignore::fetal_bench.models.weights.PretrainedWeightsWarning")
+pytestmark = pytest.mark.filterwarnings("ignore::fetal_bench.data.pinned_files.PretrainedWeightsWarning")
 
 
 @pytest.mark.parametrize(("task", "model", "cfg", "image_size", "main"), [

@@ -10,7 +10,7 @@ from datasets import load_dataset
 from fetal_bench.data.builders import build_dataset
 from fetal_bench.data.builders.planes import AFRICA_PLANES, ES_PLANES
 from fetal_bench.errors import DataError
-from fetal_bench.testing.fake_raw import make_planes_images, write_africa_csv, write_es_csv
+from fake_raw import make_planes_images, write_africa_csv, write_es_csv
 
 ES_ROWS = [
     # Image_name, Patient_num, Plane, Brain_plane, Operator, US_Machine, Train

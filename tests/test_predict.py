@@ -12,7 +12,7 @@ from PIL import Image
 from fetal_bench.cli import cli
 from fetal_bench.models import create_model, save_checkpoint
 
-pytestmark = pytest.mark.filterwarnings("ignore::fetal_bench.models.weights.PretrainedWeightsWarning")
+pytestmark = pytest.mark.filterwarnings("ignore::fetal_bench.data.pinned_files.PretrainedWeightsWarning")
 
 
 @pytest.fixture(scope="module")

@@ -13,7 +13,7 @@ from fetal_bench.data.builders import build_dataset
 from fetal_bench.data.publish import PUSH_LOG, push_dataset
 from fetal_bench.data.release import ReleaseCheck, release_dataset, validate_build
 from fetal_bench.errors import DataError, FetalBenchError
-from fetal_bench.testing.fake_raw import make_hc18_raw
+from fake_raw import make_hc18_raw
 
 
 @dataclass

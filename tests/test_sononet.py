@@ -9,7 +9,7 @@ import torch
 from fetal_bench.errors import FetalBenchError
 from fetal_bench.models import create_model, save_checkpoint
 from fetal_bench.models.sononet import FETAL_PLANES_GROUPS, SONONET16_WEIGHTS, SONONET_LABELS
-from fetal_bench.models.weights import verify_file
+from fetal_bench.data.pinned_files import verify_file
 
 # Example file name -> SonoNet class.
 EXPECTED = {
@@ -87,7 +87,7 @@ def _predict_rows(model, frames):
     import tempfile
     from pathlib import Path
 
-    from fetal_bench.models.predict import predict_files
+    from fetal_bench.evaluation.predict_files import predict_files
 
     with tempfile.TemporaryDirectory() as tmp:
         result = predict_files(model.model_name, frames, Path(tmp) / "p.csv", model=model)

@@ -11,9 +11,10 @@ from safetensors.torch import load_file
 from fetal_bench.errors import FetalBenchError
 from fetal_bench.tasks import get_task
 from fetal_bench.training import TrainConfig, train
-from fetal_bench.training.data import prepare_training_data
+from fetal_bench.models import get_model_info
+from fetal_bench.training.mixing import prepare_training_data
 
-pytestmark = pytest.mark.filterwarnings("ignore::fetal_bench.models.weights.PretrainedWeightsWarning")
+pytestmark = pytest.mark.filterwarnings("ignore::fetal_bench.data.pinned_files.PretrainedWeightsWarning")
 
 _TINY_UNET = {"base_channels": 4, "depth": 2}
 
@@ -154,36 +155,39 @@ def test_patience_stops_after_that_many_validations_without_improvement(phantom_
     assert result.stopped_by == "early_stopping" and result.epochs_completed == 3
 
 
+RESNET = get_model_info("resnet18")
+
+
 def test_synthetic_mixing_follows_the_requested_share(phantom_dir, standin_dir):
     task = get_task("phantom-planes")
-    real = prepare_training_data(task, data=str(phantom_dir), val_split=None)
+    real = prepare_training_data(task, RESNET, data=str(phantom_dir), val_split=None)
     assert (real.n_real, real.n_synthetic, real.training_data) == (240, 0, "real")
-    half = prepare_training_data(task, data=str(phantom_dir), synthetic=str(standin_dir), synthetic_ratio=0.5, val_split=None)
+    half = prepare_training_data(task, RESNET, data=str(phantom_dir), synthetic=str(standin_dir), synthetic_ratio=0.5, val_split=None)
     assert half.n_real == 240 and half.n_synthetic == 240 and half.synthetic_share == 0.5 and half.training_data == "hybrid"
     assert len(half.train) == 480 and set(half.train.column_names) == {"id", "image", "target"}
-    only = prepare_training_data(task, data=str(phantom_dir), synthetic=str(standin_dir), synthetic_ratio=1.0, val_split=None)
+    only = prepare_training_data(task, RESNET, data=str(phantom_dir), synthetic=str(standin_dir), synthetic_ratio=1.0, val_split=None)
     assert only.n_real == 0 and only.training_data == "synthetic"
-    balanced = prepare_training_data(task, data=str(phantom_dir), synthetic=str(standin_dir), real_per_class=5,
+    balanced = prepare_training_data(task, RESNET, data=str(phantom_dir), synthetic=str(standin_dir), real_per_class=5,
                                      synthetic_per_class=3, val_split=None)
     targets = balanced.train["target"]
     assert balanced.n_real == 20 and balanced.n_synthetic == 12
     assert all(targets.count(k) == 8 for k in range(4))
-    few = prepare_training_data(get_task("phantom-head-seg"), data=str(phantom_dir), real_n=5, val_split=None)
+    few = prepare_training_data(get_task("phantom-head-seg"), get_model_info("unet"), data=str(phantom_dir), real_n=5, val_split=None)
     assert few.n_real == 5 and few.labels == ("background", "head")
 
 
 def test_excluded_classes_and_zero_shot_rules(phantom_dir):
     task = get_task("phantom-planes")
-    data = prepare_training_data(task, data=str(phantom_dir), val_split=None, exclude_labels=())
+    data = prepare_training_data(task, RESNET, data=str(phantom_dir), val_split=None, exclude_labels=())
     assert data.labels == ("abdomen", "brain", "femur", "thorax")
     with pytest.raises(FetalBenchError, match="do not cover"):
-        prepare_training_data(task, data=str(phantom_dir), val_split=None, exclude_labels=("brain",))
+        prepare_training_data(task, RESNET, data=str(phantom_dir), val_split=None, exclude_labels=("brain",))
     with pytest.raises(FetalBenchError, match="not classes of the training data"):
-        prepare_training_data(task, data=str(phantom_dir), val_split=None, exclude_labels=("cervix",))
+        prepare_training_data(task, RESNET, data=str(phantom_dir), val_split=None, exclude_labels=("cervix",))
     with pytest.raises(FetalBenchError, match="zero-shot"):
-        prepare_training_data(get_task("planes-africa-zero-shot"), data=None)
+        prepare_training_data(get_task("planes-africa-zero-shot"), RESNET, data=None)
     with pytest.raises(FetalBenchError, match="without --synthetic"):
-        prepare_training_data(task, data=str(phantom_dir), synthetic_ratio=0.5)
+        prepare_training_data(task, RESNET, data=str(phantom_dir), synthetic_ratio=0.5)
 
 
 def test_train_cli_writes_a_checkpoint(phantom_dir, tmp_path):
@@ -210,7 +214,7 @@ def test_validation_macro_f1_is_the_reported_metric():
 
     from accelerate import Accelerator
 
-    from fetal_bench.training.loop import _validate
+    from fetal_bench.training.loop import validation_scores
 
     class Fixed(torch.nn.Module):
         spec = SimpleNamespace(labels=("a", "b", "c"), prompt=None)
@@ -219,8 +223,9 @@ def test_validation_macro_f1_is_the_reported_metric():
             return torch.tensor([[5.0, 0.0, 0.0], [0.0, 5.0, 0.0]])
 
     batch = {"pixel_values": torch.zeros(2, 1, 4, 4), "labels": torch.tensor([0, 0])}
-    config = TrainConfig(model="resnet18", task="phantom-planes", output="unused")
-    scores = _validate(Fixed(), [batch], Accelerator(cpu=True), True, Fixed.spec, config)
+    objective = get_task("phantom-planes").kind.objective(get_task("phantom-planes"), RESNET, Fixed.spec,
+                                                          box_jitter=(0.0, 0.0))
+    scores = validation_scores(Fixed(), [batch], objective, Accelerator(cpu=True), seed=0)
     assert scores["macro_f1"] == pytest.approx(2 / 9)
     assert scores["accuracy"] == 0.5
 
@@ -243,7 +248,7 @@ def test_segmentation_training_learns(phantom_dir, tmp_path):
     epochs = [e["train_loss"] for e in entries if e["type"] == "epoch"]
     assert epochs[-1] < epochs[0]
     masks = torch.cat([batch["masks"] for batch in make_dataloader(
-        open_dataset(phantom_dir, config="head", split="validation"), task="segmentation", image_size=(32, 48),
+        open_dataset(phantom_dir, config="head", split="validation"), mask_column="mask", image_size=(32, 48),
         batch_size=64)])
     share = (masks > 0).flatten(1).float().mean(dim=1)
     all_head_dice = float((2 * share / (1 + share)).mean())  # Dice of the all-foreground mask
@@ -272,9 +277,9 @@ def test_classification_training_learns(phantom_dir, tmp_path):
 
 
 def test_budget_keeps_room_for_the_closing_validation_and_saves():
-    from fetal_bench.training.loop import _Budget
+    from fetal_bench.training.schedule import Budget
 
-    budget = _Budget(100.0, n_val_batches=4)
+    budget = Budget(100.0, n_val_batches=4)
     assert budget.allows_step(99.0)  # nothing measured yet: the first step always runs
     budget.stepped(10.0)
     # Closing = 1.1 x (0.35 x 10 s x 4 batches) + 2 x 3 s (save guess) = 21.4 s; a step 10 s.
@@ -285,7 +290,7 @@ def test_budget_keeps_room_for_the_closing_validation_and_saves():
     assert budget.closing_s() == pytest.approx(7.5)
     assert budget.fits_closing(92.5) and not budget.fits_closing(92.6)
     assert budget.training_s == pytest.approx(92.5)
-    assert _Budget(None, 4).allows_step(1e9)
+    assert Budget(None, 4).allows_step(1e9)
 
 
 def test_the_summary_counts_a_cut_epoch_as_steps(phantom_dir, tmp_path):
@@ -302,21 +307,21 @@ def test_the_summary_counts_a_cut_epoch_as_steps(phantom_dir, tmp_path):
 
 
 def test_recipes_fill_only_what_is_not_given(monkeypatch):
-    from fetal_bench.training.loop import _resolve
+    from fetal_bench.training.config import resolve_config
 
     base = dict(model="unet", task="phantom-head-seg", output="unused")
-    cpu = _resolve(TrainConfig(**base, recipe="cpu"))
+    cpu = resolve_config(TrainConfig(**base, recipe="cpu"))
     assert (cpu.recipe, cpu.image_size, cpu.batch_size, cpu.model_cfg) == ("cpu", (128, 192), 8, {"base_channels": 16})
-    mine = _resolve(TrainConfig(**base, recipe="cpu", image_size=(64, 96), batch_size=4, model_cfg={"base_channels": 8}))
+    mine = resolve_config(TrainConfig(**base, recipe="cpu", image_size=(64, 96), batch_size=4, model_cfg={"base_channels": 8}))
     assert (mine.image_size, mine.batch_size, mine.model_cfg) == ((64, 96), 4, {"base_channels": 8})
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
-    assert _resolve(TrainConfig(**base)).recipe == "cpu"
+    assert resolve_config(TrainConfig(**base)).recipe == "cpu"
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
-    gpu = _resolve(TrainConfig(**base))
+    gpu = resolve_config(TrainConfig(**base))
     assert (gpu.recipe, gpu.image_size, gpu.model_cfg) == ("gpu", None, {})
-    assert _resolve(TrainConfig(model="resnet18", task="phantom-planes", output="unused")).recipe == "default"
+    assert resolve_config(TrainConfig(model="resnet18", task="phantom-planes", output="unused")).recipe == "default"
     with pytest.raises(FetalBenchError, match="Model 'resnet18' has no recipe 'cpu'"):
-        _resolve(TrainConfig(model="resnet18", task="phantom-planes", output="unused", recipe="cpu"))
+        resolve_config(TrainConfig(model="resnet18", task="phantom-planes", output="unused", recipe="cpu"))
 
 
 class _Payload:
@@ -352,3 +357,19 @@ def test_a_damaged_or_malicious_trainer_state_is_a_clean_error(damage, phantom_d
     assert result.exit_code == 2, result.output
     assert f"Cannot resume: {state}" in result.output.replace("\n", "") and "--overwrite" in result.output
     assert not (tmp_path / "PWNED_MARKER").exists()
+
+
+def test_a_run_recorded_before_data_config_was_renamed_still_resumes(tmp_path):
+    """TrainConfig.config became data_config: an earlier train_config.json reads as the same
+    settings, and the snapshots it wrote keep their fingerprint."""
+    from dataclasses import asdict
+
+    from fetal_bench.training.config import RESUMABLE_CHANGES
+    from fetal_bench.training.rundir import fingerprint
+    from fetal_bench.training.run_files import run_directory
+
+    current = TrainConfig(model="unet", task="phantom-head-seg", output=str(tmp_path / "run"), data_config="head")
+    earlier = {("config" if key == "data_config" else key): value for key, value in asdict(current).items()}
+    assert TrainConfig.from_dict(json.loads(json.dumps(earlier))) == TrainConfig.from_dict(current.to_dict())
+    recorded = fingerprint({k: v for k, v in json.loads(json.dumps(earlier)).items() if k not in RESUMABLE_CHANGES})
+    assert run_directory(tmp_path / "run", current).fingerprint == recorded

@@ -10,7 +10,7 @@ import pytest
 from fetal_bench.errors import FetalBenchError
 from fetal_bench.protocols import list_protocols, load_config, run_protocol
 
-pytestmark = pytest.mark.filterwarnings("ignore::fetal_bench.models.weights.PretrainedWeightsWarning")
+pytestmark = pytest.mark.filterwarnings("ignore::fetal_bench.data.pinned_files.PretrainedWeightsWarning")
 
 
 @pytest.fixture

@@ -105,6 +105,14 @@ def _shard_progress():
     return progress, update
 
 
+def _library_sample_options(sampling: dict, on_shard) -> dict:
+    """The shared sampling options (:class:`~fetal_bench.generators.sample_run.SampleOptions`) as the
+    library names them, from what ``@_sample_options`` collected on the command line."""
+    options = {name: value for name, value in sampling.items() if name not in ("generation_config", "classes")}
+    return {**options, "classes": list(sampling["classes"]) or None, "config": sampling["generation_config"],
+            "on_shard": on_shard}
+
+
 def _print_lora(result: dict, output: Path) -> None:
     table = Table(title=safe(f"{result['generator']} LoRA -> {output}"))
     table.add_column("class")
@@ -171,9 +179,7 @@ def fu_lora_train(data, dataset_config, split, base, revision, max_steps, images
               help="A kohya LoRA file inside --lora (a directory or a Hub model repo, e.g. fangyijie/fu-lora "
                    "with fetal_ultrasound_v1.0.safetensors).")
 @click.option("--lora-revision", default=None, help="Hub revision (commit) of a --lora Hub repository.")
-def fu_lora_sample(lora, per_class, seed, output, base, revision, steps, guidance, lora_scale, scheduler, batch_size,
-                   shard_size, classes, generation_config, work_dir, keep_work, overwrite, weight_name,
-                   lora_revision) -> None:
+def fu_lora_sample(lora, output, weight_name, lora_revision, **sampling) -> None:
     """Sample a synthetic split from an FU-LoRA (resumable; rerun the same command after an interruption).
 
     --lora is a LoRA directory from `train`, a kohya-format .safetensors file, or a Hub repository
@@ -184,12 +190,8 @@ def fu_lora_sample(lora, per_class, seed, output, base, revision, steps, guidanc
 
     progress, update = _shard_progress()
     with progress:
-        result = fu_lora.sample(lora=lora, per_class=per_class, seed=seed, output=output, base=base,
-                                revision=revision, steps=steps, guidance=guidance, lora_scale=lora_scale,
-                                scheduler=scheduler, batch_size=batch_size, shard_size=shard_size,
-                                classes=list(classes) or None, config=generation_config, work_dir=work_dir,
-                                keep_work=keep_work, overwrite=overwrite, on_shard=update,
-                                weight_name=weight_name, lora_revision=lora_revision)
+        result = fu_lora.sample(lora=lora, output=output, weight_name=weight_name, lora_revision=lora_revision,
+                                **_library_sample_options(sampling, update))
     _print_dataset(result, output)
 
 
@@ -236,21 +238,15 @@ def mask_guided_train(data, dataset_config, split, base, revision, max_steps, im
               help="Its checkpoint (e.g. a U-Net trained on hc18).")
 @click.option("--review-dir", type=click.Path(path_type=Path), default=None,
               help="Where flagged pairs, review.csv and rejected.png go (default: OUTPUT.review).")
-def mask_guided_sample(lora, per_class, seed, output, base, revision, steps, guidance, lora_scale, scheduler,
-                       batch_size, shard_size, classes, generation_config, work_dir, keep_work, overwrite,
-                       prior, review_model, review_checkpoint, review_dir) -> None:
+def mask_guided_sample(lora, output, prior, review_model, review_checkpoint, review_dir, **sampling) -> None:
     """Sample image + mask pairs per class into a synthetic hc18-schema split; flagged pairs go to review."""
     from fetal_bench.generators import mask_guided
 
     progress, update = _shard_progress()
     with progress:
-        result = mask_guided.sample(lora=lora, per_class=per_class, seed=seed, output=output, base=base,
-                                    revision=revision, steps=steps, guidance=guidance, lora_scale=lora_scale,
-                                    scheduler=scheduler, batch_size=batch_size, shard_size=shard_size,
-                                    classes=list(classes) or None, prior=prior, config=generation_config,
-                                    work_dir=work_dir, keep_work=keep_work, overwrite=overwrite, on_shard=update,
-                                    review_model=review_model, review_checkpoint=review_checkpoint,
-                                    review_dir=review_dir)
+        result = mask_guided.sample(lora=lora, output=output, prior=prior, review_model=review_model,
+                                    review_checkpoint=review_checkpoint, review_dir=review_dir,
+                                    **_library_sample_options(sampling, update))
     _print_dataset(result, output)
 
 

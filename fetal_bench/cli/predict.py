@@ -31,7 +31,7 @@ def predict(model_name, checkpoint, output, batch_size, device, random_init, no_
     Classifiers write a CSV `file,label,score` plus one probability column per class;
     segmenters also write one mask PNG per image into OUTPUT's sibling folder `<stem>_masks/`.
     """
-    from fetal_bench.models.predict import predict_files
+    from fetal_bench.evaluation.predict_files import predict_files
 
     result = predict_files(model_name, list(images), output, checkpoint=checkpoint, batch_size=batch_size, device=device,
                            random_init=random_init, progress=not no_progress)

@@ -80,7 +80,7 @@ def train(model, task_name, data, data_config, synthetic, synthetic_ratio, synth
     from fetal_bench.training import train as run
 
     config = TrainConfig(
-        model=model, task=task_name, output=str(output), data=data, config=data_config, synthetic=synthetic,
+        model=model, task=task_name, output=str(output), data=data, data_config=data_config, synthetic=synthetic,
         synthetic_ratio=synthetic_ratio, synthetic_per_class=synthetic_per_class, real_per_class=real_per_class,
         real_n=real_n, exclude_labels=tuple(exclude_labels), epochs=epochs, max_steps=max_steps, max_minutes=max_minutes,
         recipe=recipe,

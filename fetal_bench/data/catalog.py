@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from fetal_bench.errors import FetalBenchError
+from fetal_bench.errors import registry_entry
 
 
 @dataclass(frozen=True)
@@ -454,10 +454,4 @@ def list_datasets() -> list[DatasetInfo]:
 
 
 def get_dataset_info(name: str) -> DatasetInfo:
-    try:
-        return CATALOG[name]
-    except KeyError:
-        known = ", ".join(sorted(CATALOG))
-        raise FetalBenchError(
-            f"Unknown dataset {name!r}.", f"Use one of: {known} (see `fetal-bench datasets list`)."
-        ) from None
+    return registry_entry(CATALOG, name, "dataset", known=sorted(CATALOG), listed_by="fetal-bench datasets list")

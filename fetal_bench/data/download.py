@@ -44,7 +44,6 @@ mirror and for tests.
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import lzma
 import os
@@ -67,7 +66,7 @@ from tqdm.auto import tqdm
 from urllib3.util.retry import Retry
 
 from fetal_bench import __version__
-from fetal_bench._io import write_json_atomic
+from fetal_bench._io import file_digests, write_json_atomic
 from fetal_bench.data.catalog import DatasetInfo, SourceFile, get_dataset_info
 from fetal_bench.errors import DownloadError, UnsafeArchiveError
 
@@ -649,14 +648,8 @@ def _mismatch(path: Path, expected: _Expected) -> str | None:
 
 
 def _digests(path: Path, *, sha256: bool) -> dict[str, str]:
-    hashers = {"md5": hashlib.md5(usedforsecurity=False)}  # md5: what Zenodo publishes
-    if sha256:
-        hashers["sha256"] = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for chunk in iter(lambda: handle.read(_CHUNK), b""):
-            for hasher in hashers.values():
-                hasher.update(chunk)
-    return {name: hasher.hexdigest() for name, hasher in hashers.items()}
+    # md5: what Zenodo publishes; sha256 where the catalog pins one.
+    return file_digests(path, ("md5", "sha256") if sha256 else ("md5",))
 
 
 def _with_manual_recipe(err: BaseException, info: DatasetInfo, source: SourceFile | None) -> DownloadError:

@@ -11,14 +11,18 @@ Two entry points:
   normalises and collates into dict batches::
 
       ds = open_dataset("out/hc18", split="train")
-      loader = make_dataloader(ds, task="segmentation", image_size=(224, 224),
+      loader = make_dataloader(ds, mask_column="mask", image_size=(224, 224),
                                batch_size=16, shuffle=True, num_workers=2, seed=0)
       for batch in loader:
           batch["pixel_values"]   # float32 (B, C, H, W), normalised
-          batch["masks"]          # int64 (B, H, W), nearest-neighbour resized
+          batch["masks"]          # int64 (B, H, W), nearest-neighbour resized (with mask_column)
+          batch["labels"]         # int64 (B,) (with label_column)
           batch["original_size"]  # int64 (B, 2): (height, width) before resizing
           batch["pixel_size_mm"]  # float64 (B,), when the dataset has that column
           batch["id"]             # list[str], the row ids submissions are keyed by
+
+The loader reads the columns it is given and knows nothing of task types: a task's kind says
+which columns its training reads (:mod:`fetal_bench.tasks`).
 
 Determinism: the order and every augmentation draw depend only on ``seed``, the epoch and the
 row, never on ``num_workers``. A seeded :class:`torch.Generator` draws, each epoch, the
@@ -42,6 +46,7 @@ from torch.utils.data import Dataset as TorchDataset
 from fetal_bench.data.images import open_gray, open_mask
 from fetal_bench.data.opening import open_dataset
 from fetal_bench.errors import DataError, FetalBenchError
+from fetal_bench.metrics.registry import TASK_TYPES, TaskType
 
 if TYPE_CHECKING:  # datasets is imported where used: it is slow to import
     import datasets
@@ -68,37 +73,33 @@ Normalize = Literal["per_image"] | tuple[float | Sequence[float], float | Sequen
 
 _EPS = 1e-6  # floor for a per-image std, so a blank (constant) image does not divide by zero
 
+#: ``task=`` of the earlier signature, still accepted: the target column a task type's batches
+#: carried, under its default name.
+_TASK_TYPE_TARGETS: dict[str, dict[str, str]] = {"classification": {"label_column": "label"},
+                                                 "segmentation": {"mask_column": "mask"}}
+
 
 # --------------------------------------------------------------------------------------------
 # make_dataloader
 # --------------------------------------------------------------------------------------------
 
 
-def make_dataloader(
-    dataset: datasets.Dataset,
-    *,
-    task: Literal["classification", "segmentation"],
-    image_size: tuple[int, int] | int,
-    batch_size: int,
-    shuffle: bool = False,
-    num_workers: int = 0,
-    seed: int = 0,
-    channels: int = 1,
-    transform: Transform | None = None,
-    label_column: str | None = "label",
-    mask_column: str | None = "mask",
-    drop_last: bool = False,
-    pin_memory: bool | None = None,
-    normalize: Normalize = "per_image",
-    decoded_cache: bool = False,
-) -> DataLoader:
+def make_dataloader(dataset: datasets.Dataset, *, image_size: tuple[int, int] | int, batch_size: int,
+                    label_column: str | None = None, mask_column: str | None = None, task: TaskType | None = None,
+                    shuffle: bool = False, num_workers: int = 0, seed: int = 0, channels: int = 1,
+                    transform: Transform | None = None, drop_last: bool = False, pin_memory: bool | None = None,
+                    normalize: Normalize = "per_image", decoded_cache: bool = False) -> DataLoader:
     """Batches of decoded, resized, normalised images from one split of a built dataset.
 
     Args:
         dataset: one split, a :class:`datasets.Dataset` (e.g. ``open_dataset(..., split=...)``).
-        task: ``"classification"`` (batches carry ``labels``) or ``"segmentation"``
-            (``masks``, ``original_size`` and, when the dataset has the column,
-            ``pixel_size_mm``).
+        label_column: the ClassLabel/integer column batches carry as ``labels``; None (default)
+            for none.
+        mask_column: the mask Image column batches carry as ``masks``; None (default) for none,
+            e.g. for HC18's unlabelled ``challenge_test``.
+        task: shorthand for the column a task type trains on, under its usual name:
+            ``"classification"`` reads ``label_column="label"``, ``"segmentation"``
+            ``mask_column="mask"`` (a column given explicitly is read as well).
         image_size: (height, width) every image is resized to, aspect ratio not kept (an
             int means square). Images use PIL's antialiased bilinear filter, masks nearest
             neighbour so they keep their label values; ``original_size`` lets metrics resize a
@@ -112,10 +113,6 @@ def make_dataloader(
         channels: 1, or 3 to repeat the gray channel for ImageNet-pretrained backbones.
         transform: optional augmentation, see :data:`Transform`; applied after resizing and
             before normalisation. None (default) means no augmentation.
-        label_column: the ClassLabel/integer column (classification); None for unlabelled
-            data (no ``labels`` in the batch).
-        mask_column: the mask Image column (segmentation); None for unlabelled data (no
-            ``masks``), e.g. HC18's ``challenge_test``.
         pin_memory: default: True when CUDA is available.
         normalize: see :data:`Normalize`; default per-image standardisation.
         decoded_cache: decode and resize every image (and mask) once, into the on-disk cache of
@@ -124,25 +121,15 @@ def make_dataloader(
             several passes over the same rows (training); off by default, since a single
             pass only pays for writing the cache.
 
-    Every batch also has ``id`` (list[str]); source images in RGB/RGBA/palette modes are
+    Every batch also has ``id`` (list[str]), ``original_size`` (the images' (height, width)
+    before resizing, so a prediction can be scored at the reference's native size) and, when the
+    dataset has the column, ``pixel_size_mm``; source images in RGB/RGBA/palette modes are
     converted to 8-bit gray ("L").
     """
     import datasets
 
-    if isinstance(dataset, datasets.DatasetDict):
-        raise FetalBenchError(
-            f"make_dataloader needs one split, got a DatasetDict with splits {list(dataset)}.",
-            "Pass dataset[SPLIT], or open_dataset(..., split=SPLIT).",
-        )
-    if not isinstance(dataset, datasets.Dataset):
-        raise FetalBenchError(
-            f"make_dataloader needs a datasets.Dataset, got {type(dataset).__name__}.",
-            "Load the split without streaming, e.g. open_dataset(DIR, split='train').",
-        )
-    if task not in ("classification", "segmentation"):
-        raise FetalBenchError(
-            f"Unknown task type {task!r}.", "Use task='classification' or task='segmentation'."
-        )
+    _check_split(dataset)
+    label_col, mask_col = _target_columns(task, label_column, mask_column)
     size = _check_size(image_size)
     if channels not in (1, 3):
         raise FetalBenchError(f"channels={channels} is not supported.", "Use channels=1 or 3.")
@@ -152,11 +139,8 @@ def make_dataloader(
             "Use batch_size >= 1 and num_workers >= 0.",
         )
     mean, std = _check_normalize(normalize, channels)
-
-    label_col = label_column if task == "classification" else None
-    mask_col = mask_column if task == "segmentation" else None
     _check_columns(dataset, label_col, mask_col)
-    has_pixel_size = task == "segmentation" and "pixel_size_mm" in dataset.column_names
+    has_pixel_size = "pixel_size_mm" in dataset.column_names
 
     columns = ["id", "image"] + [c for c in (label_col, mask_col) if c is not None]
     if has_pixel_size:
@@ -175,7 +159,6 @@ def make_dataloader(
 
     rows = _Rows(
         raw,
-        task=task,
         size=size,
         channels=channels,
         transform=transform,
@@ -205,6 +188,32 @@ def make_dataloader(
         generator=torch.Generator().manual_seed(seed),
         persistent_workers=num_workers > 0,
     )
+
+
+def _check_split(dataset) -> None:
+    import datasets
+
+    if isinstance(dataset, datasets.DatasetDict):
+        raise FetalBenchError(
+            f"make_dataloader needs one split, got a DatasetDict with splits {list(dataset)}.",
+            "Pass dataset[SPLIT], or open_dataset(..., split=SPLIT).",
+        )
+    if not isinstance(dataset, datasets.Dataset):
+        raise FetalBenchError(
+            f"make_dataloader needs a datasets.Dataset, got {type(dataset).__name__}.",
+            "Load the split without streaming, e.g. open_dataset(DIR, split='train').",
+        )
+
+
+def _target_columns(task: str | None, label_column: str | None, mask_column: str | None) -> tuple[str | None, str | None]:
+    """The label and mask columns to read: as given, plus a task type's shorthand column."""
+    if task is None:
+        return label_column, mask_column
+    if task not in _TASK_TYPE_TARGETS:
+        raise FetalBenchError(f"Unknown task type {task!r}.", f"Use one of {', '.join(TASK_TYPES)}, or pass "
+                              "label_column / mask_column instead.")
+    shorthand = _TASK_TYPE_TARGETS[task]
+    return label_column or shorthand.get("label_column"), mask_column or shorthand.get("mask_column")
 
 
 def _check_size(image_size: tuple[int, int] | int) -> tuple[int, int]:
@@ -342,7 +351,6 @@ class _Rows(TorchDataset):
         self,
         raw: datasets.Dataset,
         *,
-        task: str,
         size: tuple[int, int],
         channels: int,
         transform: Transform | None,
@@ -360,7 +368,6 @@ class _Rows(TorchDataset):
         self.decoded = decoded
         image_columns = ("image", mask_column)
         self.light = raw.select_columns([c for c in raw.column_names if c not in image_columns]) if decoded else None
-        self.task = task
         self.size = size
         self.channels = channels
         self.transform = transform
@@ -422,13 +429,12 @@ class _Rows(TorchDataset):
                     "Filter out unlabelled rows, or pass label_column=None.",
                 )
             sample["labels"] = int(label)
-        if self.task == "segmentation":
-            sample["original_size"] = torch.tensor(original_size, dtype=torch.int64)
-            if mask is not None:
-                sample["masks"] = mask
-            if self.has_pixel_size:
-                value = columns["pixel_size_mm"][j]
-                sample["pixel_size_mm"] = float("nan") if value is None else float(value)
+        sample["original_size"] = torch.tensor(original_size, dtype=torch.int64)
+        if mask is not None:
+            sample["masks"] = mask
+        if self.has_pixel_size:
+            value = columns["pixel_size_mm"][j]
+            sample["pixel_size_mm"] = float("nan") if value is None else float(value)
         return sample
 
 

@@ -14,6 +14,7 @@ import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import pyarrow as pa
 import pyarrow.parquet as pq
 import yaml
 
@@ -117,7 +118,7 @@ def dataset_report(directory: str | Path) -> dict[str, ConfigReport]:
                             subjects.update(data[column])
                         elif column in SUBJECT_COLUMNS:
                             continue  # an identifier, not a group
-                        elif column not in ("id",) and parquet.schema_arrow.field(column).type == "string":
+                        elif column not in ("id",) and pa.types.is_string(parquet.schema_arrow.field(column).type):
                             report.groups.setdefault(column, {}).setdefault(split, collections.Counter()).update(data[column])
             report.rows[split] = n
             report.labels[split] = dict(sorted(labels.items()))

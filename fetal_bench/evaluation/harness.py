@@ -2,7 +2,9 @@
 
 Order of work: resolve the task and its ground truth; load and validate the submission
 completely (any problem: one error, no result); score with intervals and per-group
-breakdowns; validate the result against the schema; write it atomically.
+breakdowns; validate the result against the schema; write it atomically. Everything that
+depends on the task's type is its kind's (``task.kind``: :mod:`fetal_bench.tasks.classification`,
+:mod:`fetal_bench.tasks.segmentation`); this module never asks which type a task is.
 """
 
 from __future__ import annotations
@@ -13,12 +15,8 @@ import time
 from pathlib import Path
 from typing import Callable
 
-import numpy as np
-
 from fetal_bench import __version__
 from fetal_bench.errors import FetalBenchError
-from fetal_bench.evaluation import scoring
-from fetal_bench.evaluation.data import load_eval_data
 from fetal_bench.evaluation.results import (
     SCHEMA_VERSION,
     TRAINING_DATA,
@@ -28,8 +26,13 @@ from fetal_bench.evaluation.results import (
     validate_result,
     write_result,
 )
-from fetal_bench.evaluation.submissions import ClassificationSubmission, submission_sha256
+from fetal_bench.evaluation.scored_split import load_eval_data
 from fetal_bench.tasks import Task, get_task
+from fetal_bench.tasks.classification import restrict_to_labels
+from fetal_bench.tasks.scoring import BootstrapConfig
+from fetal_bench.tasks.submissions import submission_sha256
+
+__all__ = ["evaluate", "restrict_to_labels"]
 
 
 def evaluate(
@@ -76,20 +79,9 @@ def evaluate(
     scoring per image, bootstrapping, hashing the weights and writing); neither is in the file.
     """
     start = time.perf_counter()
-    for flag, url in (("--paper-url", paper_url), ("--code-url", code_url)):
-        if url is not None and (not url.lower().startswith(("http://", "https://")) or len(url) > 2048
-                                or any(c.isspace() for c in url)):
-            raise FetalBenchError(f"{flag} must be an http(s) URL of at most 2,048 characters without spaces.",
-                                  f"Pass e.g. {flag} https://arxiv.org/abs/2407.20072")
+    _check_options(paper_url=paper_url, code_url=code_url, predictions=predictions, model=model,
+                   training_data=training_data, synthetic_share=synthetic_share)
     task = get_task(task) if isinstance(task, str) else task
-    if (predictions is None) == (model is None):
-        raise FetalBenchError("Give exactly one of --predictions and --model.",
-                              "Score a predictions file/directory, or a registered model with its --checkpoint.")
-    if training_data is not None and training_data not in TRAINING_DATA:
-        raise FetalBenchError(f"--training-data {training_data!r} is not one of {', '.join(TRAINING_DATA)}.",
-                              "Say what the submission was trained on.")
-    if synthetic_share is not None and not 0 <= synthetic_share <= 1:
-        raise FetalBenchError(f"--synthetic-share {synthetic_share} is outside [0, 1].", "Give the fraction of synthetic training images.")
     with contextlib.ExitStack() as outputs:
         return _evaluate(task, outputs, start, predictions=predictions, model=model, checkpoint=checkpoint, data=data,
                          split=split, output=output, name=name, training_data=training_data,
@@ -129,7 +121,7 @@ def _evaluate(task: Task, outputs: contextlib.ExitStack, start: float, *, predic
     laps.mark("data")
     note(f"{task.name}: {len(eval_data.dataset)} rows from {eval_data.source} [{eval_data.split}], "
          f"revision {eval_data.revision}")
-    boot = scoring.BootstrapConfig(n_resamples=n_resamples, seed=seed)
+    boot = BootstrapConfig(n_resamples=n_resamples, seed=seed)
     notes: list[str] = list(eval_data.notes)
     for line in eval_data.notes:
         note(line)
@@ -138,13 +130,13 @@ def _evaluate(task: Task, outputs: contextlib.ExitStack, start: float, *, predic
                               "Drop --save-predictions, or score a --model.")
     loaded = None
     if model is not None:
-        from fetal_bench.evaluation.model_runner import load_model
+        from fetal_bench.evaluation.model_submission import load_model
 
         loaded = load_model(model, checkpoint, device)  # once: it predicts, and its weights are hashed
         laps.mark("model_load")
         _lock_outputs(outputs, task, output, name or _run_name(loaded) or model, save_predictions)
 
-    kind = task.kind  # how this type of task reads, predicts and scores (fetal_bench/tasks/kinds.py)
+    kind = task.kind  # how this type of task reads, predicts and scores
     truth = kind.ground_truth(task, eval_data.dataset)
     laps.mark("truth")
     if truth.dropped:
@@ -152,7 +144,7 @@ def _evaluate(task: Task, outputs: contextlib.ExitStack, start: float, *, predic
     if predictions is not None:
         submission = kind.load_submission(task, predictions, truth)
     else:
-        submission = kind.predict(task, loaded, model, eval_data.dataset, truth, batch_size=batch_size,
+        submission = kind.predict(task, loaded.model, model, eval_data.dataset, truth, batch_size=batch_size,
                                   num_workers=num_workers, log=note)
         if save_predictions is not None:
             kind.write_predictions(save_predictions, truth, submission)
@@ -169,11 +161,8 @@ def _evaluate(task: Task, outputs: contextlib.ExitStack, start: float, *, predic
         # What the model predicted, by content: the leaderboard scores this file again.
         submission_info["predictions_sha256"] = submission_sha256(Path(save_predictions))
         submission_info["predictions_file"] = Path(save_predictions).name
-    if command is not None:
-        submission_info["command"] = command
-    for key, value in (("paper_url", paper_url), ("code_url", code_url), ("zero_shot", zero_shot)):
-        if value is not None:
-            submission_info[key] = value
+    extras = {"command": command, "paper_url": paper_url, "code_url": code_url, "zero_shot": zero_shot}
+    submission_info.update({key: value for key, value in extras.items() if value is not None})
     result = {
         "schema_version": SCHEMA_VERSION,
         "task": task.name,
@@ -206,8 +195,25 @@ def _evaluate(task: Task, outputs: contextlib.ExitStack, start: float, *, predic
 
 def _run_name(loaded) -> str | None:
     """The run name the loaded checkpoint recorded (what names its result without --name)."""
-    recorded = getattr(loaded, "loaded_checkpoint", None)
-    return getattr(recorded, "run_name", None) or None
+    return loaded.checkpoint.run_name if loaded.checkpoint is not None else None
+
+
+def _check_options(*, paper_url, code_url, predictions, model, training_data, synthetic_share) -> None:
+    """The options' own errors, before any work."""
+    for flag, url in (("--paper-url", paper_url), ("--code-url", code_url)):
+        if url is not None and (not url.lower().startswith(("http://", "https://")) or len(url) > 2048
+                                or any(c.isspace() for c in url)):
+            raise FetalBenchError(f"{flag} must be an http(s) URL of at most 2,048 characters without spaces.",
+                                  f"Pass e.g. {flag} https://arxiv.org/abs/2407.20072")
+    if (predictions is None) == (model is None):
+        raise FetalBenchError("Give exactly one of --predictions and --model.",
+                              "Score a predictions file/directory, or a registered model with its --checkpoint.")
+    if training_data is not None and training_data not in TRAINING_DATA:
+        raise FetalBenchError(f"--training-data {training_data!r} is not one of {', '.join(TRAINING_DATA)}.",
+                              "Say what the submission was trained on.")
+    if synthetic_share is not None and not 0 <= synthetic_share <= 1:
+        raise FetalBenchError(f"--synthetic-share {synthetic_share} is outside [0, 1].",
+                              "Give the fraction of synthetic training images.")
 
 
 class _Laps:
@@ -231,81 +237,11 @@ def _submission_info(predictions, model, loaded, checkpoint, name, training_data
                 "model": None, "checkpoint": None, "training_data": training_data,
                 "synthetic_share": synthetic_share, "description": description,
                 "predictions_sha256": sha256, "predictions_file": path.name}
-    from fetal_bench.evaluation.model_runner import checkpoint_metadata
-
-    meta = checkpoint_metadata(loaded, checkpoint)
+    meta = loaded.provenance(checkpoint)
     return {"name": name or meta.get("name") or model, "kind": "model", "sha256": meta["sha256"], "model": model,
             # The name only (org/name@commit from the Hub): an absolute path means nothing on
             # another machine; sha256 identifies it.
-            "checkpoint": None if checkpoint is None else meta.get("reference", Path(checkpoint).name),
+            "checkpoint": None if checkpoint is None else meta["reference"],
             "training_data": training_data or meta.get("training_data"),
             "synthetic_share": synthetic_share if synthetic_share is not None else meta.get("synthetic_share"),
             "description": description}
-
-
-def write_classification_predictions(path, ids: list[str], submission: ClassificationSubmission) -> Path:
-    """The model's class probabilities as a submission CSV (``id``, one column per class).
-
-    Probabilities are written with ``repr`` precision so the file scores exactly as the model did.
-    """
-    import pandas as pd
-
-    from fetal_bench._io import atomic_file
-
-    if submission.proba is None:
-        table = {"id": ids, "label": [submission.columns[k] for k in submission.predicted]}
-    else:  # probabilities only: the format takes either them or labels, and the argmax is the label
-        table = {"id": ids, **{column: submission.proba[:, k].astype(np.float64)
-                               for k, column in enumerate(submission.columns)}}
-    path = Path(path)
-    with atomic_file(path, "w", newline="") as handle:
-        pd.DataFrame(table).to_csv(handle, index=False, float_format="%.17g")
-    return path
-
-
-def write_segmentation_predictions(path, ids: list[str], masks: dict[str, np.ndarray]) -> Path:
-    """The model's masks as a submission Parquet (``id``, ``mask`` as 0/255 PNG bytes)."""
-    import io
-
-    import pyarrow as pa
-    import pyarrow.parquet as pq
-    from PIL import Image
-
-    from fetal_bench._io import atomic_file
-
-    encoded = []
-    for row_id in ids:
-        buffer = io.BytesIO()
-        Image.fromarray((np.asarray(masks[row_id]) > 0).astype(np.uint8) * 255).save(buffer, format="PNG")
-        encoded.append(buffer.getvalue())
-    table = pa.table({"id": pa.array(ids, pa.string()), "mask": pa.array(encoded, pa.binary())})
-    path = Path(path)
-    with atomic_file(path, "wb") as handle:
-        pq.write_table(table, handle, compression="zstd")
-    return path
-
-
-def restrict_to_labels(source, target, labels) -> Path:
-    """A classification submission that never predicts outside ``labels``: the other probability
-    columns dropped, the rest renormalised (so the argmax is over ``labels`` only).
-
-    This is how a zero-shot table shows what an extra output (FU-LoRA's and SonoNet's "Other")
-    costs: the same model, scored with and without the chance to answer "Other".
-    """
-    import pandas as pd
-
-    from fetal_bench._io import atomic_file
-
-    table = pd.read_csv(source, dtype={"id": str})
-    labels = list(labels)
-    missing = [label for label in labels if label not in table.columns]
-    if missing:
-        raise FetalBenchError(f"{source} has no probability column for {missing}.",
-                              "Restrict a submission that has one probability column per task label.")
-    proba = table[labels].to_numpy(dtype=np.float64)
-    proba = proba / proba.sum(axis=1, keepdims=True)
-    out = {"id": table["id"], **{label: proba[:, k] for k, label in enumerate(labels)}}
-    target = Path(target)
-    with atomic_file(target, "w", newline="") as handle:
-        pd.DataFrame(out).to_csv(handle, index=False, float_format="%.17g")
-    return target

@@ -64,7 +64,7 @@ class TruthCache:
     def get(self, task: Task, split: str, data: str | os.PathLike | None):
         key = (task.name, task.version, split, None if data is None else str(data))
         if key not in self._loaded:
-            from fetal_bench.evaluation.data import load_eval_data
+            from fetal_bench.evaluation.scored_split import load_eval_data
 
             eval_data = load_eval_data(task, data, split)
             self._loaded[key] = (eval_data, task.kind.ground_truth(task, eval_data.dataset))
@@ -97,7 +97,7 @@ def score_again(result: dict, predictions: str | os.PathLike, *, data: str | os.
     :class:`FetalBenchError` when the task, its version, the data or the predictions cannot
     be used. ``task_version``: score on this version instead (the current one for a re-score).
     """
-    from fetal_bench.evaluation.scoring import BootstrapConfig
+    from fetal_bench.tasks.scoring import BootstrapConfig
 
     task = get_task(result["task"], task_version or result["task_version"])
     split = result["dataset"]["split"]

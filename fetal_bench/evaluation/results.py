@@ -18,8 +18,9 @@ from pathlib import Path
 from typing import Any
 
 from fetal_bench import __version__
-from fetal_bench._io import write_json_atomic
+from fetal_bench._io import json_leaves, write_json_atomic
 from fetal_bench.errors import FetalBenchError
+from fetal_bench.tasks.scoring import score_entry  # the schema's score entry, made by the kinds' scoring
 
 SCHEMA_VERSION = "1.0"
 
@@ -82,33 +83,11 @@ def validate_result(result: dict, *, source: str = "result") -> None:
     _reject_non_finite(result, source)
 
 
-def _reject_non_finite(value: Any, source: str, path: str = "") -> None:
-    if isinstance(value, float) and not math.isfinite(value):
-        raise InvalidResultError(f"{source} holds a non-finite number at {path or '(top level)'}.",
-                                 "Scores that cannot be computed are null with a reason.")
-    if isinstance(value, dict):
-        for key, item in value.items():
-            _reject_non_finite(item, source, f"{path}/{key}")
-    elif isinstance(value, list):
-        for index, item in enumerate(value):
-            _reject_non_finite(item, source, f"{path}/{index}")
-
-
-def score_entry(value: float | None, ci95: tuple[float | None, float | None] = (None, None),
-                reason: str | None = None) -> dict:
-    """One score as the schema wants it; NaN/inf become null with a reason."""
-    def clean(x):
-        if x is None:
-            return None
-        x = float(x)
-        return x if math.isfinite(x) else None
-
-    entry = {"value": clean(value), "ci95": [clean(ci95[0]), clean(ci95[1])]}
-    if entry["value"] is None and reason is None:
-        reason = "not computable on this data"
-    if reason:
-        entry["reason"] = reason
-    return entry
+def _reject_non_finite(value: Any, source: str) -> None:
+    for path, item in json_leaves(value):
+        if isinstance(item, float) and not math.isfinite(item):
+            raise InvalidResultError(f"{source} holds a non-finite number at {path or '(top level)'}.",
+                                     "Scores that cannot be computed are null with a reason.")
 
 
 @lru_cache(maxsize=1)

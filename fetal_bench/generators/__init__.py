@@ -13,8 +13,8 @@ from __future__ import annotations
 
 import importlib
 
-_SUBMODULES = ("base", "config", "data", "demo", "features", "fu_lora", "mask_guided", "outline", "sampling",
-               "score", "shape_prior", "synthetic", "tiny", "training")
+_SUBMODULES = ("base", "config", "features", "fu_lora", "head_pairs", "lora", "mask_guided", "outline", "sample_run", "sampling",
+               "score", "shape_prior", "synthetic", "tiny", "tiny_split", "training", "training_images")
 
 __all__ = list(_SUBMODULES)
 

@@ -18,6 +18,7 @@ from fetal_bench.generators.config import (
 
 __all__ = [
     "SamplingSetup",
+    "apply_lora",
     "prune_none",
     "resolve_resolution",
     "resolve_train_config",
@@ -77,11 +78,11 @@ class SamplingSetup:
     sampling defaults the LoRA was trained with.
     """
 
-    def __init__(self, lora_config: dict[str, Any], generation: dict[str, Any] | None,
+    def __init__(self, lora_record: dict[str, Any], generation: dict[str, Any] | None,
                  options: Mapping[str, Any]):
-        sample = dict(lora_config["config"]["sample"])
-        execution = dict(lora_config["config"].get("execution", {}))
-        post = dict(lora_config["config"].get("postprocess", {}) or {})
+        sample = dict(lora_record["config"]["sample"])
+        execution = dict(lora_record["config"].get("execution", {}))
+        post = dict(lora_record["config"].get("postprocess", {}) or {})
         if generation:
             sample.update({k: v for k, v in generation.get("sample", {}).items() if k in sample or k == "classes"})
             execution.update(generation.get("execution", {}))
@@ -105,14 +106,14 @@ def load_generation(config: str | Path | None) -> dict[str, Any] | None:
     return None if config is None else read_generation_config(config)
 
 
-def check_lora_matches(generation: dict[str, Any] | None, lora_config: dict[str, Any], lora_dir: Path) -> None:
+def check_lora_matches(generation: dict[str, Any] | None, lora_record: dict[str, Any], lora_dir: Path) -> None:
     """A reproduction config names a LoRA by hash; refuse a different one."""
     if not generation:
         return
     wanted = generation.get("lora_sha256")
-    if wanted and wanted != lora_config.get("lora_sha256"):
+    if wanted and wanted != lora_record.get("lora_sha256"):
         raise FetalBenchError(
-            f"The LoRA in {lora_dir} (sha256 {str(lora_config.get('lora_sha256'))[:16]}) is not the one the "
+            f"The LoRA in {lora_dir} (sha256 {str(lora_record.get('lora_sha256'))[:16]}) is not the one the "
             f"config was made with (sha256 {str(wanted)[:16]}).",
             "Pass --lora with the directory of that LoRA (its generator_config.json lists lora_sha256).",
         )
@@ -141,25 +142,25 @@ def check_output(output: Path, overwrite: bool) -> None:
 
 
 def open_lora(lora: str | Path | None, generation_in: dict | None, generators: tuple[str, ...]):
-    """``(lora_dir, lora_config)``: from ``--lora`` or the reproduction config's ``lora_path``."""
-    from fetal_bench.generators.training import read_lora_config
+    """``(lora_dir, lora_record)``: from ``--lora`` or the reproduction config's ``lora_path``."""
+    from fetal_bench.generators.lora import read_lora_config
 
     if lora is None:
         if not generation_in or not generation_in.get("lora_path"):
             raise FetalBenchError("No LoRA given.", "Pass --lora DIR (the --output of the train command).")
         lora = generation_in["lora_path"]
     lora_dir = Path(lora)
-    lora_config = read_lora_config(lora_dir)
-    if lora_config.get("generator") not in generators:
+    lora_record = read_lora_config(lora_dir)
+    if lora_record.get("generator") not in generators:
         raise FetalBenchError(
-            f"{lora_dir} holds a {lora_config.get('generator')!r} LoRA, not {' or '.join(generators)}.",
-            f"Sample it with the `sample` command of its own generator ({lora_config.get('generator')}).",
+            f"{lora_dir} holds a {lora_record.get('generator')!r} LoRA, not {' or '.join(generators)}.",
+            f"Sample it with the `sample` command of its own generator ({lora_record.get('generator')}).",
         )
-    check_lora_matches(generation_in, lora_config, lora_dir)
-    return lora_dir, lora_config
+    check_lora_matches(generation_in, lora_record, lora_dir)
+    return lora_dir, lora_record
 
 
-def prepare_pipeline(lora_dir: Path, lora_config: dict, sample: dict, *, base: str | None,
+def prepare_pipeline(lora_dir: Path, lora_record: dict, sample: dict, *, base: str | None,
                      revision: str | None, generation_in: dict | None):
     """Load the base the LoRA was trained on (or ``base``), apply the LoRA; ``(model, pipe, state)``.
 
@@ -170,9 +171,8 @@ def prepare_pipeline(lora_dir: Path, lora_config: dict, sample: dict, *, base: s
 
     from fetal_bench.generators import sampling as smp
     from fetal_bench.generators.base import base_label, load_base, same_base
-    from fetal_bench.generators.training import apply_lora
-
-    trained = lora_config["base"]  # None: an external LoRA file, whose base is not recorded
+    from fetal_bench.tasks.inference import is_cuda
+    trained = lora_record["base"]  # None: an external LoRA file, whose base is not recorded
     if base is not None:
         spec, rev = base, revision
     elif (generation_in or {}).get("base") or trained:
@@ -180,8 +180,8 @@ def prepare_pipeline(lora_dir: Path, lora_config: dict, sample: dict, *, base: s
         spec = "tiny" if recorded.get("kind") == "tiny" else recorded["id"]
         rev = revision or (recorded.get("revision") if recorded.get("kind") == "hub" else None)
     else:
-        spec, rev = lora_config["config"]["base"]["model"], revision
-    model = load_base(spec, revision=rev, default=lora_config["config"]["base"])
+        spec, rev = lora_record["config"]["base"]["model"], revision
+    model = load_base(spec, revision=rev, default=lora_record["config"]["base"])
     if base is None and trained is not None and not same_base(model.identity, trained):
         raise FetalBenchError(
             f"The base model resolved for sampling ({base_label(model.identity)}) is not the one the LoRA "
@@ -190,12 +190,58 @@ def prepare_pipeline(lora_dir: Path, lora_config: dict, sample: dict, *, base: s
         )
     state = smp.process_state()
     pipe = model.pipeline()
-    apply_lora(pipe, lora_dir, lora_config, float(sample["lora_scale"]))
+    apply_lora(pipe, lora_dir, lora_record, float(sample["lora_scale"]))
     pipe.scheduler = smp.make_scheduler(str(sample["scheduler"]), model.scheduler_config)
     pipe.to(state.device)
-    if state.device.type == "cuda":
+    if is_cuda(state.device):
         # fp16 halves memory and doubles throughput on GPU; attention uses PyTorch SDPA (the
         # diffusers default processor).
         pipe.to(dtype=torch.float16)
     pipe.set_progress_bar_config(disable=True)
     return model, pipe, state
+
+
+def apply_lora(pipe, lora_dir: str | Path, lora_record: dict[str, Any], scale: float) -> None:
+    """Load a trained LoRA (and conv_in, for the conditioned variant) into ``pipe`` at ``scale``;
+    ``lora_record``: its generator_config.json.
+
+    The adapters go in through peft directly (as in training), not ``pipe.load_lora_weights``:
+    that path loads the text-encoder LoRA through transformers' ``load_adapter``, which refuses
+    peft releases outside transformers' own range.
+    """
+    import torch
+    from safetensors.torch import load_file
+
+    if lora_record.get("format") == "kohya":  # an external kohya file (e.g. the FU-LoRA authors' release)
+        from fetal_bench.generators.kohya import apply_kohya_lora
+
+        apply_kohya_lora(pipe, lora_record["lora_file"], scale)
+        return
+    from fetal_bench.generators.lora import (
+        CONFIG_FILE,
+        CONV_IN_FILE,
+        LORA_FILE,
+        expand_conv_in,
+        load_adapter,
+        peft_configs_from_record,
+        split_lora_state_dict,
+    )
+
+    lora_dir = Path(lora_dir)
+    extra = int(lora_record.get("extra_input_channels", 0))
+    if extra:
+        expand_conv_in(pipe.unet, extra)
+        state = load_file(str(lora_dir / CONV_IN_FILE))
+        with torch.no_grad():
+            pipe.unet.conv_in.weight.copy_(state["weight"])
+            pipe.unet.conv_in.bias.copy_(state["bias"])
+    parts = split_lora_state_dict(load_file(str(lora_dir / LORA_FILE)))
+    configs = peft_configs_from_record(lora_record, pipe)
+    for name, state_dict in parts.items():
+        if name not in configs:
+            raise FetalBenchError(
+                f"{lora_dir / LORA_FILE} has {name} weights, but its {CONFIG_FILE} trained no {name} LoRA.",
+                "Retrain: the directory's files do not belong together.",
+            )
+        load_adapter(getattr(pipe, name), state_dict, configs[name], scale)
+

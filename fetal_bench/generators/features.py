@@ -177,7 +177,7 @@ def _sononet16() -> FeatureExtractor:
 
     try:
         from fetal_bench.models.sononet import SONONET16_WEIGHTS, build_sononet
-        from fetal_bench.models.weights import find_weights
+        from fetal_bench.data.pinned_files import find_weights
     except ImportError as error:  # the baselines package is optional here
         raise FetalBenchError(f"The SonoNet-16 port is not available ({error}).", "Use --features inception|random-cnn.") from error
     path = find_weights(SONONET16_WEIGHTS, download=False, env_var="FETAL_BENCH_SONONET16")

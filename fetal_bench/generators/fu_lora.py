@@ -19,7 +19,6 @@ Library API (the CLI is a thin layer over it)::
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 from typing import Any, Callable, Mapping
 
@@ -27,13 +26,8 @@ import numpy as np
 
 from fetal_bench.errors import DataError, FetalBenchError
 from fetal_bench.generators.common import (
-    SamplingSetup,
     check_lora_matches,
-    check_output,
-    generation_sha256,
-    load_generation,
     open_lora,
-    prepare_pipeline,
     resolve_resolution,
     resolve_train_config,
     to_png,
@@ -58,7 +52,7 @@ def class_prompts(label_names: list[str], mapping: Mapping[str, str]) -> tuple[d
 
 
 def _training_rows(dataset, info, config: dict) -> tuple[list[int], dict[int, str], list[str], dict[str, str]]:
-    from fetal_bench.generators.data import select_per_class
+    from fetal_bench.generators.training_images import select_per_class
 
     if info.label_names is None:
         raise DataError(
@@ -105,7 +99,7 @@ def _listed_rows(config: dict, label_names: list[str], ids: list[str], labels: l
         return {}
     import warnings
 
-    from fetal_bench.generators.authors_lists import ES_PLANE_NAMES, ListUnavailableError, lora_training_ids
+    from fetal_bench.data.fu_lora_lists import ES_PLANE_NAMES, ListUnavailableError, lora_training_ids
 
     if not set(label_names) & set(ES_PLANE_NAMES.values()):
         return {}  # not FETAL_PLANES_DB's classes (e.g. the phantom set): the list cannot apply
@@ -131,7 +125,7 @@ class _Shaping:
         self.mode, self.resolution, self.resized, self.sizes, self.steps = mode, resolution, resized, sizes, steps
 
     def apply(self, i: int, image: np.ndarray) -> np.ndarray:
-        from fetal_bench.generators.data import bucket_crop, letterbox
+        from fetal_bench.generators.training_images import bucket_crop, letterbox
 
         if self.mode == "bucket":
             return bucket_crop(image, self.resized[i], self.sizes[i])
@@ -147,7 +141,7 @@ class _Shaping:
 
 
 def _image_shaping(cfg: dict, dataset, ids, rows: list[int], resolution: int, model) -> _Shaping:
-    from fetal_bench.generators.data import image_size, kohya_bucket
+    from fetal_bench.generators.training_images import image_size, kohya_bucket
 
     mode = cfg["data"]["resize"]
     if mode == "letterbox":
@@ -173,20 +167,10 @@ def _image_shaping(cfg: dict, dataset, ids, rows: list[int], resolution: int, mo
     return _Shaping("bucket", resolution, resized, sizes, steps)
 
 
-def train(
-    *,
-    data: str | Path,
-    output: str | Path,
-    config: str | None = None,
-    base: str | None = None,
-    revision: str | None = None,
-    split: str | None = None,
-    max_steps: int | None = None,
-    images_per_class: int | None = None,
-    generator_config: str | Path | Mapping | None = None,
-    overwrite: bool = False,
-    progress: Callable[[int, int, float], None] | None = None,
-) -> dict[str, Any]:
+def train(*, data: str | Path, output: str | Path, config: str | None = None, base: str | None = None,
+          revision: str | None = None, split: str | None = None, max_steps: int | None = None,
+          images_per_class: int | None = None, generator_config: str | Path | Mapping | None = None,
+          overwrite: bool = False, progress: Callable[[int, int, float], None] | None = None) -> dict[str, Any]:
     """Train an FU-LoRA on ``split`` of dataset ``data`` (config ``config``); write it to ``output``.
 
     ``base`` is ``tiny``, a diffusers directory or a Hub id (default: the config's pinned SD 1.5).
@@ -194,7 +178,7 @@ def train(
     from its last checkpoint.
     """
     from fetal_bench.generators.base import load_base
-    from fetal_bench.generators.data import decode_gray, open_source
+    from fetal_bench.generators.training_images import decode_gray, open_source
     from fetal_bench.generators.training import TrainingData, train_lora
 
     cfg = resolve_train_config(GENERATOR, generator_config, {
@@ -237,54 +221,30 @@ def train(
                       record=record, overwrite=overwrite, progress=progress)
 
 
-def sample(
-    *,
-    lora: str | Path,
-    output: str | Path,
-    per_class: int | None = None,
-    seed: int | None = None,
-    base: str | None = None,
-    revision: str | None = None,
-    steps: int | None = None,
-    guidance: float | None = None,
-    lora_scale: float | None = None,
-    scheduler: str | None = None,
-    batch_size: int | None = None,
-    shard_size: int | None = None,
-    classes: list[str] | None = None,
-    config: str | Path | None = None,
-    work_dir: str | Path | None = None,
-    keep_work: bool = False,
-    overwrite: bool = False,
-    on_shard: Callable[[int, int], None] | None = None,
-    weight_name: str | None = None,
-    lora_revision: str | None = None,
-):
+def sample(*, lora: str | Path | None, output: str | Path, weight_name: str | None = None,
+           lora_revision: str | None = None, **options: Any):
     """Sample ``per_class`` images per trained class (or per class of ``classes``) into a synthetic dataset at ``output``.
 
-    Resumable: shards go to ``work_dir`` (default ``OUTPUT.work``) and a rerun skips finished
-    ones. ``config`` reproduces a split from its generation config (a synthetic dataset
-    directory, its README.md, or a YAML file); explicit options override it.
-    ``lora`` may also be a kohya-format ``.safetensors`` file, a directory holding one
-    (``weight_name``), or a Hub model repository (``weight_name`` required; ``lora_revision``
-    pins its commit), e.g. the authors' ``fangyijie/fu-lora``: see :func:`external_lora`.
-    Returns the :class:`~fetal_bench.data.writer.BuildResult`.
+    ``options``: the sampling options every generator takes (:class:`~fetal_bench.generators.sample_run.SampleOptions`:
+    ``per_class``, ``seed``, ``steps``, ``config``, ``work_dir``...). Resumable: shards go to
+    ``work_dir`` (default ``OUTPUT.work``) and a rerun skips finished ones. ``config`` reproduces a
+    split from its generation config (a synthetic dataset directory, its README.md, or a YAML
+    file); explicit options override it. ``lora`` may also be a kohya-format ``.safetensors``
+    file, a directory holding one (``weight_name``), or a Hub model repository (``weight_name``
+    required; ``lora_revision`` pins its commit), e.g. the authors' ``fangyijie/fu-lora``: see
+    :func:`external_lora`. Returns the :class:`~fetal_bench.data.writer.BuildResult`.
     """
-    generation_in = load_generation(config)
+    from fetal_bench.generators.sample_run import SampleOptions, SampleRun
+
+    run = SampleRun(output, SampleOptions(**options))
     external = external_lora(lora, weight_name, lora_revision) if lora is not None else None
     if external is not None:
-        lora_dir, lora_config = external
-        check_lora_matches(generation_in, lora_config, lora_dir)
+        lora_dir, lora_record = external
+        check_lora_matches(run.generation_in, lora_record, lora_dir)
     else:
-        lora_dir, lora_config = open_lora(lora, generation_in, (GENERATOR,))
-    setup = SamplingSetup(lora_config, generation_in, {
-        "per_class": per_class, "seed": seed, "steps": steps, "guidance": guidance,
-        "lora_scale": lora_scale, "scheduler": scheduler, "batch_size": batch_size, "shard_size": shard_size,
-        "classes": classes,
-    })
-    return _run_sampling(lora_dir, lora_config, setup, Path(output), base=base, revision=revision,
-                         generation_in=generation_in, work_dir=work_dir, keep_work=keep_work,
-                         overwrite=overwrite, on_shard=on_shard)
+        lora_dir, lora_record = open_lora(lora, run.generation_in, (GENERATOR,))
+    run.use_lora(lora_dir, lora_record)
+    return _sample(run)
 
 
 def external_lora(lora: str | Path, weight_name: str | None, lora_revision: str | None):
@@ -297,7 +257,7 @@ def external_lora(lora: str | Path, weight_name: str | None, lora_revision: str 
     caption files); sampling defaults are the shipped config's.
     """
     from fetal_bench._io import sha256_file
-    from fetal_bench.generators.training import CONFIG_FILE
+    from fetal_bench.generators.lora import CONFIG_FILE
 
     path = Path(lora)
     source: dict[str, Any]
@@ -336,114 +296,48 @@ def _external_config(file: Path, source: dict[str, Any], digest: str) -> dict[st
     }
 
 
-def _run_sampling(lora_dir: Path, lora_config: dict, setup: SamplingSetup, output: Path, *, base, revision,
-                  generation_in, work_dir, keep_work, overwrite, on_shard):
+def _sample(run) -> Any:
     import datasets
 
     from fetal_bench.generators import sampling as smp
-    from fetal_bench.generators.base import base_label
-    from fetal_bench.generators.synthetic import (
-        generator_revision,
-        provenance_features,
-        synthetic_info,
-        write_synthetic,
-    )
+    from fetal_bench.generators.synthetic import provenance_features, synthetic_info
 
-    check_output(output, overwrite)
-    model, pipe, state = prepare_pipeline(lora_dir, lora_config, setup.sample, base=base, revision=revision,
-                                          generation_in=generation_in)
-    device = state.device
-    source = lora_config["data"]
-    label_names = source["label_names"]
-    classes = [c for c in lora_config["data"]["classes"]]
-    wanted = setup.sample.get("classes")
-    if wanted:
-        lowered = {str(w).lower() for w in wanted}
-        classes = [c for c in classes if c["name"].lower() in lowered]
-        if not classes:
-            raise FetalBenchError(f"None of the classes {wanted} was trained.",
-                                  f"Trained classes: {[c['name'] for c in lora_config['data']['classes']]}.")
-    sample_cfg = {**setup.sample, "classes": [c["name"] for c in classes]}
+    run.load_pipeline()
+    classes = run.chosen_classes()
     # An external LoRA records no training resolution: the base's native one (512 for SD 1.5).
-    resolution = int(lora_config["resolution"] or model.native_resolution)
-    generation = {
-        "generator": GENERATOR,
-        "config_version": lora_config["config_version"],
-        "lora_path": str(Path(lora_config.get("lora_file") or lora_dir).resolve()),
-        "lora_source": lora_config.get("source"),
-        "lora_sha256": lora_config["lora_sha256"],
-        "lora_config_sha256": lora_config["config_sha256"],
-        "base": model.identity,
-        "base_model": base_label(model.identity),
-        "resolution": resolution,
-        "clip_skip": lora_config["config"]["train"].get("clip_skip"),
-        "source": {k: source.get(k) for k in ("dataset", "path", "config", "split", "fingerprint", "license", "label_names")},
-        "sample": sample_cfg,
-        "execution": setup.execution,
-    }
-    config_hash = generation_sha256(generation)
-    per_class = int(sample_cfg["per_class"])
-    run_seed = int(sample_cfg["seed"])
-    items = [smp.Item(index=k * per_class + j, label=int(c["label"]), prompt=c["prompt"],
-                      seed=run_seed + k * per_class + j)
-             for k, c in enumerate(classes) for j in range(per_class)]
-
-    clip_skip = generation["clip_skip"]
-    negative = str(sample_cfg.get("negative_prompt") or "")
-    constant = {
-        "generator": GENERATOR,
-        "generator_revision": generator_revision(generation),
-        "base_model": generation["base_model"],
-        "lora_sha256": generation["lora_sha256"],
-        "scheduler": str(sample_cfg["scheduler"]),
-        "steps": int(sample_cfg["steps"]),
-        "guidance": float(sample_cfg["guidance"]),
-        "lora_scale": float(sample_cfg["lora_scale"]),
-        "config_sha256": config_hash,
-    }
+    resolution = int(run.lora_record["resolution"] or run.model.native_resolution)
+    run.record_generation(GENERATOR, classes, resolution, lora={"lora_source": run.lora_record.get("source")},
+                          source_keys=("dataset", "path", "config", "split", "fingerprint", "license", "label_names"))
+    items = run.items(classes)
+    constant, options = run.provenance_columns(), run.pipeline_options()
 
     def render(batch: list) -> tuple[list[dict], list[dict]]:
         from PIL import Image
 
-        images = smp.pipeline_images(pipe, batch, resolution=resolution, steps=int(sample_cfg["steps"]),
-                                     guidance=float(sample_cfg["guidance"]), clip_skip=clip_skip,
-                                     negative_prompt=negative, vae_scale_factor=model.vae_scale_factor)
         rows = []
-        for item, image in zip(batch, images):
+        for item, image in zip(batch, smp.pipeline_images(run.pipe, batch, **options)):
             rgb = (np.clip(image, 0.0, 1.0) * 255).round().astype(np.uint8)
             gray = np.asarray(Image.fromarray(rgb).convert("L"))
-            rows.append({"id": f"{GENERATOR}-s{run_seed}-{item.index:06d}", "image": to_png(gray),
-                         "label": item.label, "seed": item.seed, "prompt": item.prompt, **constant})
+            rows.append({"id": run.row_id(item), "image": to_png(gray), "label": item.label, "seed": item.seed,
+                         "prompt": item.prompt, **constant})
         return rows, []
 
     features = datasets.Features({
         "id": datasets.Value("string"),
         "image": datasets.Image(),
-        "label": datasets.ClassLabel(names=label_names),
+        "label": datasets.ClassLabel(names=run.lora_record["data"]["label_names"]),
         **provenance_features(),
     })
-    work = Path(work_dir) if work_dir else output.with_name(output.name + ".work")
-    started = time.perf_counter()
-    run = smp.run_sharded(items=items, render=render, features=features, work_dir=work,
-                          plan={"config_sha256": config_hash}, batch_size=setup.execution["batch_size"],
-                          shard_size=setup.execution["shard_size"], on_shard=on_shard)
-    if not run.is_main_process:
+    if not run.render_shards(items, render, features).is_main_process:
         return None
-    reproduce = "fetal-bench generate fu-lora sample --lora LORA_DIR --config THIS_DIR --output NEW_DIR"
     info = synthetic_info(
-        generation=generation,
+        generation=run.generation,
         title="FU-LoRA synthetic planes",
-        summary=(f"Synthetic fetal ultrasound plane images generated by FU-LoRA: {per_class} per class for "
-                 f"{', '.join(c['name'] for c in classes)}."),
+        summary=(f"Synthetic fetal ultrasound plane images generated by FU-LoRA: {run.sample_cfg['per_class']} per "
+                 f"class for {', '.join(c['name'] for c in classes)}."),
         features={"id": "unique row id: generator, run seed and index", "image": "generated image (8-bit gray PNG)",
                   "label": "the class the image was prompted for (the source set's ClassLabel)"},
-        reproduce=reproduce,
+        reproduce="fetal-bench generate fu-lora sample --lora LORA_DIR --config THIS_DIR --output NEW_DIR",
         task_categories=("image-classification",),
     )
-    notes = [f"{len(items)} images sampled in {time.perf_counter() - started:.1f} s on {device} "
-             f"(batch {setup.execution['batch_size']}, shard {setup.execution['shard_size']}, "
-             f"{state.num_processes} process(es))."]
-    result = write_synthetic(output, info=info, features=features, rows=run.rows_iter, label_column="label",
-                             generation=generation, notes=notes, overwrite=overwrite)
-    smp.finish(run, keep_work)
-    return result
+    return run.write(info=info, features=features, notes=[run.timing_note(len(items), "images sampled") + "."])

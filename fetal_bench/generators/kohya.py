@@ -6,7 +6,7 @@ github.com/13204942/FU-LoRA at 9b84b6f) in kohya's layout: one module per key st
 ``lora_unet_<module path with _>`` / ``lora_te_text_model_<...>`` holding ``.lora_down.weight``,
 ``.lora_up.weight`` and ``.alpha``. This module maps those stems onto the modules of a loaded
 pipeline (by enumerating the model's own module names, so underscores inside names are never
-guessed) and loads them through peft directly, as :func:`~fetal_bench.generators.training.apply_lora`
+guessed) and loads them through peft directly, as :func:`~fetal_bench.generators.common.apply_lora`
 does for fetal-bench's own LoRAs (``pipe.load_lora_weights`` would route the text encoder
 through transformers' ``load_adapter``, which refuses peft versions outside its own range).
 
@@ -114,7 +114,7 @@ def apply_kohya_lora(pipe, path: str | Path, scale: float) -> dict[str, int]:
     """Load the kohya LoRA at ``path`` into ``pipe`` at ``scale``; return modules adapted per model."""
     from safetensors.torch import load_file
 
-    from fetal_bench.generators.training import _load_adapter
+    from fetal_bench.generators.lora import load_adapter
 
     state_dict = load_file(str(path))
     if not is_kohya_state_dict(state_dict):
@@ -122,7 +122,7 @@ def apply_kohya_lora(pipe, path: str | Path, scale: float) -> dict[str, int]:
                               "Pass a kohya LoRA file, or a LoRA directory written by `fetal-bench generate ... train`.")
     converted = kohya_to_peft(state_dict, {"unet": pipe.unet, "text_encoder": pipe.text_encoder})
     for part, (weights, config) in converted.items():
-        _load_adapter(getattr(pipe, part), weights, config, scale)
+        load_adapter(getattr(pipe, part), weights, config, scale)
     return {part: len(weights) // 2 for part, (weights, _) in converted.items()}
 
 

@@ -47,34 +47,27 @@ from __future__ import annotations
 
 import collections
 import hashlib
-import io
 import json
-import statistics
-import time
 from pathlib import Path
 from typing import Any, Callable, Mapping
 
 import numpy as np
 
-from fetal_bench.errors import DataError, FetalBenchError
-from fetal_bench.generators.common import (
-    SamplingSetup,
-    check_output,
-    generation_sha256,
-    load_generation,
-    open_lora,
-    prepare_pipeline,
-    resolve_resolution,
-    resolve_train_config,
-    to_png,
+from fetal_bench.errors import FetalBenchError
+from fetal_bench.generators.common import open_lora, resolve_resolution, resolve_train_config, to_png
+from fetal_bench.generators.head_pairs import (
+    check_head_columns,
+    is_pair_folder,
+    nominal_pixel_sizes,
+    open_pair_folder,
+    row_classes,
+    trimesters,
 )
-from fetal_bench.generators.data import TRIMESTERS
+from fetal_bench.generators.training_images import TRIMESTERS
 
-__all__ = ["RECIPES", "VARIANTS", "fit_prior", "sample", "train"]
+__all__ = ["RECIPES", "VARIANTS", "ConditionedVariant", "PaperVariant", "fit_prior", "is_pair_folder",
+           "open_pair_folder", "recipe_config", "sample", "train"]
 
-#: variant -> the generator config it starts from.
-VARIANTS = {"paper": "mask-guided", "conditioned": "mask-conditioned"}
-_GENERATORS = tuple(VARIANTS.values())
 
 #: Recipe name -> (overrides file in configs/ or None for the defaults, where it comes from).
 RECIPES: dict[str, tuple[str | None, str]] = {
@@ -84,6 +77,8 @@ RECIPES: dict[str, tuple[str | None, str]] = {
                          "code/FT_SD/sd_ft_runner.ipynb, code/FT_SD/code/custom_us_dataset.py, code/FT_SD/data/head, "
                          "code/FT_SD/SD_FT_LoRA_generation.ipynb, commit 200ae09930581435d9febc67d160ce344c5b169c"),
 }
+
+
 DEFAULT_RECIPE = "readme-hc18-trimesters"
 
 
@@ -97,7 +92,7 @@ def recipe_config(recipe: str, variant: str, generator_config: str | Path | Mapp
 
     if recipe not in RECIPES:
         raise FetalBenchError(f"Unknown mask-guided recipe {recipe!r}.", f"Use one of: {', '.join(RECIPES)}.")
-    config = default_config(VARIANTS[variant])
+    config = default_config(_variant(variant).generator)
     overrides_file, _ = RECIPES[recipe]
     if overrides_file is not None:
         text = resources.files("fetal_bench.generators").joinpath("configs", overrides_file).read_text()
@@ -108,93 +103,6 @@ def recipe_config(recipe: str, variant: str, generator_config: str | Path | Mapp
     return config
 
 
-def _check_head_columns(dataset, info, needed=("image", "mask", "head_circumference_mm", "pixel_size_mm")) -> None:
-    missing = [c for c in needed if c not in dataset.column_names]
-    if missing:
-        raise DataError(
-            f"Dataset {info.path} (config {info.config!r}, split {info.split!r}) lacks {', '.join(missing)}: "
-            "mask-guided training needs head images with masks, pixel sizes and head circumferences.",
-            "Use an hc18-schema set: `--config head` of the phantom set, or hc18.",
-        )
-
-
-def _trimesters(dataset, bounds) -> list[int]:
-    from fetal_bench.generators.data import trimester_of
-
-    values = dataset["head_circumference_mm"]
-    ids = dataset["id"]
-    out = []
-    for row_id, hc in zip(ids, values):
-        if hc is None:
-            raise DataError(f"Row {row_id!r} has no head circumference.", "Use a labelled split (not challenge_test).")
-        out.append(trimester_of(hc, bounds))
-    return out
-
-
-def is_pair_folder(data: str | Path) -> bool:
-    """The authors' training layout: ``image/NAME.png`` and ``mask/NAME_Annotation.png``."""
-    path = Path(data)
-    return (path / "image").is_dir() and (path / "mask").is_dir()
-
-
-_MAX_PAIR_FILE_BYTES = 64 * 1024 * 1024
-
-
-def open_pair_folder(data: str | Path):
-    """Read the authors' folder layout into a dataset (id, image, mask) and its SourceInfo.
-
-    Each outline ``mask/NAME_Annotation.png`` (0/255) is filled into a 0/1 head mask, as HC18's
-    are (the outline is redrawn from it for training). Every image needs its outline.
-    """
-    import datasets
-    from PIL import Image
-    from scipy import ndimage
-
-    from fetal_bench._io import UnreadableFile, read_regular_file, sha256_bytes
-    from fetal_bench.data.writer import encode_png
-    from fetal_bench.generators.data import SourceInfo
-
-    root = Path(data)
-    images = sorted(root.joinpath("image").glob("*.png"))
-    if not images:
-        raise DataError(f"{root / 'image'} holds no PNG images.", "Pass the authors' folder: image/NAME.png + mask/NAME_Annotation.png.")
-    ids, image_cells, mask_cells, digests = [], [], [], []
-    for path in images:
-        outline_path = root / "mask" / f"{path.stem}_Annotation.png"
-        if not outline_path.is_file():
-            raise DataError(f"{path.name} has no outline {outline_path}.", "Add mask/NAME_Annotation.png for every image.")
-        try:
-            raw_image = read_regular_file(path, max_bytes=_MAX_PAIR_FILE_BYTES)
-            raw_outline = read_regular_file(outline_path, max_bytes=_MAX_PAIR_FILE_BYTES)
-            with Image.open(io.BytesIO(raw_image)) as image, Image.open(io.BytesIO(raw_outline)) as outline:
-                size, outline_size = image.size, outline.size
-                filled = ndimage.binary_fill_holes(np.asarray(outline.convert("L")) > 127)
-        except (UnreadableFile, OSError) as error:  # PIL's UnidentifiedImageError is an OSError
-            raise DataError(f"Cannot read the pair {path.name}: {error}", "Pass PNG images and outlines (regular files).") from None
-        if size != outline_size:
-            raise DataError(f"{path.name} is {size} but its outline is {outline_size}.", "Use outlines drawn on the image.")
-        ids.append(path.stem)
-        image_cells.append({"bytes": raw_image, "path": None})
-        mask_cells.append({"bytes": encode_png(filled.astype(np.uint8)), "path": None})
-        digests.append(f"{path.name}:{sha256_bytes(raw_image)}:{sha256_bytes(raw_outline)}")
-    features = datasets.Features({"id": datasets.Value("string"), "image": datasets.Image(decode=False),
-                                  "mask": datasets.Image(decode=False)})
-    dataset = datasets.Dataset.from_dict({"id": ids, "image": image_cells, "mask": mask_cells}, features=features)
-    info = SourceInfo(path=str(root.resolve()), config=None, split="pairs", dataset="image-outline pair folder",
-                      fingerprint=hashlib.sha256("\n".join(digests).encode()).hexdigest())
-    info.features = {"id": "Value", "image": "Image", "mask": "Image"}
-    return dataset, info
-
-
-def _image_size(cell: dict) -> tuple[int, int]:
-    import io
-
-    from PIL import Image
-
-    with Image.open(io.BytesIO(cell["bytes"])) as image:  # reads the header only
-        return image.height, image.width
-
-
 def fit_prior(
     data: str | Path, *, config: str | None = None, split: str = "train",
     trimester_hc_mm: tuple[float, float] | None = None,
@@ -202,61 +110,243 @@ def fit_prior(
     """Fit the ellipse shape prior to every mask of ``split`` (see :mod:`~fetal_bench.generators.shape_prior`)."""
     from fetal_bench.generators import shape_prior
     from fetal_bench.generators.config import default_config
-    from fetal_bench.generators.data import decode_mask, open_source
+    from fetal_bench.generators.training_images import decode_mask, open_source
 
     bounds = list(trimester_hc_mm or default_config("mask-conditioned")["data"]["trimester_hc_mm"])
     dataset, info = open_source(data, config=config, split=split)
-    _check_head_columns(dataset, info)
-    trimesters = _trimesters(dataset, bounds)
+    check_head_columns(dataset, info)
+    classes = trimesters(dataset, bounds)
     ids = dataset["id"]
     masks = [decode_mask(cell, row_id) for cell, row_id in zip(dataset["mask"], ids)]
-    prior = shape_prior.fit_prior(masks, dataset["pixel_size_mm"], trimesters,
+    prior = shape_prior.fit_prior(masks, dataset["pixel_size_mm"], classes,
                                   source={k: v for k, v in info.as_dict().items()
                                           if k in ("path", "dataset", "config", "split", "fingerprint")})
     prior["trimester_hc_mm"] = bounds
     return prior
 
 
-def _classes(dataset, cfg: dict) -> tuple[list[int], list[str]]:
-    """Each row's class index and the class names: trimesters by HC, or one class for all."""
-    rule = cfg["data"]["classes"]
-    if rule == "single":
-        return [0] * len(dataset), [str(cfg["data"]["class_name"])]
-    if rule != "trimester":
-        raise FetalBenchError(f"data.classes {rule!r} is not trimester or single.", "Use `trimester` or `single`.")
-    return _trimesters(dataset, cfg["data"]["trimester_hc_mm"]), list(TRIMESTERS)
+# --------------------------------------------------------------------------------------------
+# the two variants
+# --------------------------------------------------------------------------------------------
 
 
-def _nominal_pixel_sizes(dataset, rows: list[int], classes: list[int], resolution: int) -> dict[int, float | None]:
-    """Per class: the median pixel size (mm) of its training images after letterboxing to the
-    resolution (pixel_size * longer side / resolution); None where the data has no pixel size."""
-    sizes: dict[int, list[float]] = collections.defaultdict(list)
-    has_size = "pixel_size_mm" in dataset.column_names
-    for r in rows:
-        value = dataset[r]["pixel_size_mm"] if has_size else None
-        if value is not None:
-            height, width = _image_size(dataset[r]["image"])
-            sizes[classes[r]].append(float(value) * max(height, width) / resolution)
-    return {c: (statistics.median(sizes[c]) if sizes[c] else None) for c in set(classes[r] for r in rows)}
+class PaperVariant:
+    """The paper's method: the LoRA learns [ultrasound, ultrasound, mask outline] images; a
+    sample's blue channel is fitted with an ellipse, every pair is checked, and flagged pairs are
+    left out of the split and written for a person to review.
+
+    One instance per training or sampling run (sampling keeps the run's review settings).
+    """
+
+    name = "paper"
+    generator = "mask-guided"  # the generator config it starts from
+    extra_input_channels = 0
+    column = "review"  # the variant's own column of the synthetic split
+    mask_words = "fitted to the generated outline"
+    pixel_size_words = " (median of the class's training images; empty when they have none)"
+    summary_words = ("; masks are ellipses fitted to the generated outlines; pairs failing the automatic checks "
+                     "are left out and written for review.")
+
+    # -- training -----------------------------------------------------------------------------
+
+    def check_recipe(self, recipe: str) -> None:
+        """Every recipe suits the paper's method."""
+
+    def example(self, image: np.ndarray, mask: np.ndarray, prompt: str, outline_width: int):
+        """A training example: the image twice and the mask's outline, as three channels."""
+        from fetal_bench.generators.training_images import outline
+
+        return np.stack([image, image, outline(mask, outline_width)]), prompt, None
+
+    def add_to_record(self, record: dict, *, data, config, cfg: dict, prior) -> None:
+        """Nothing beyond the shared record: the outline width is already in it."""
+
+    # -- sampling -----------------------------------------------------------------------------
+
+    def check_sampling(self, review_model: str | None, review_checkpoint) -> None:
+        if (review_model is None) != (review_checkpoint is None):
+            raise FetalBenchError("A review segmenter needs both --review-model and --review-checkpoint.",
+                                  "E.g. --review-model unet --review-checkpoint runs/unet.")
+
+    def sampling_fields(self, run, prior) -> dict[str, Any]:
+        """The outline post-processing this run fits ellipses with."""
+        self.post = run.setup.postprocess
+        return {"postprocess": self.post}
+
+    def start_review(self, run, review_model: str | None, review_checkpoint, review_path: Path) -> None:
+        """The checks' thresholds (and segmenter) this run applies, recorded in its generation config;
+        flagged pairs go to ``review_path``."""
+        from fetal_bench.generators.review import Segmenter, review_thresholds, weights_sha256
+
+        thresholds = review_thresholds(run.lora_record, run.generation_in)
+        self.segmenter = None if review_model is None else Segmenter(review_model, review_checkpoint)
+        run.generation["review"] = {**thresholds, "segmenter": None if self.segmenter is None else
+                                    {"model": review_model, "weights_sha256": weights_sha256(Path(review_checkpoint))}}
+        self.review_path = review_path
+
+    def condition(self, run, bounds) -> None:
+        """No condition: the model draws the outline itself."""
+        return None
+
+    def renderer(self, run, names: list[str]) -> Callable[[list], tuple[list[dict], list[dict]]]:
+        from fetal_bench.generators import sampling as smp
+        from fetal_bench.generators.review import check_pairs, save_pair
+
+        options, constant = run.pipeline_options(), run.provenance_columns()
+        nominal = {int(c["label"]): c.get("nominal_pixel_size_mm") for c in run.lora_record["data"]["classes"]}
+
+        def render(batch: list) -> tuple[list[dict], list[dict]]:
+            images = smp.pipeline_images(run.pipe, batch, **options)
+            checked = check_pairs(batch, images, self.post, run.generation["review"], self.segmenter, run.resolution)
+            rows, rejected = [], []
+            for item, pair in zip(batch, checked):
+                if pair["reason"] is None:
+                    row = _row(run, item, pair["image"], pair["mask"], pair["ellipse"], nominal[item.label], constant)
+                    rows.append({**row, "review": json.dumps(pair["values"], sort_keys=True)})
+                    continue
+                save_pair(self.review_path, run.row_id(item), pair["image"], pair["outline"])
+                rejected.append({"index": item.index, "name": run.row_id(item), "label": names[item.label],
+                                 "seed": item.seed, "reason": pair["reason"], **pair["values"],
+                                 "ellipse": None if pair["ellipse"] is None else _ellipse_dict(pair["ellipse"])})
+            return rows, rejected
+
+        return render
+
+    def close(self, run, attempted: int, reasons: Mapping, by_class: Mapping) -> tuple[list[str], dict[str, Any]]:
+        """The review's report beside the split: its note and build-record entry."""
+        from fetal_bench.generators.review import review_note, write_report
+
+        review = write_report(self.review_path, run.run.rejected, attempted=attempted,
+                              thresholds=run.generation["review"], segmenter=self.segmenter)
+        return ([review_note(review, reasons, by_class, self.review_path)],
+                {"review": {**review, "directory": str(self.review_path.resolve())}})
 
 
-def train(
-    *,
-    data: str | Path,
-    output: str | Path,
-    config: str | None = None,
-    variant: str = "paper",
-    recipe: str = DEFAULT_RECIPE,
-    base: str | None = None,
-    revision: str | None = None,
-    split: str | None = None,
-    max_steps: int | None = None,
-    images_per_class: int | None = None,
-    generator_config: str | Path | Mapping | None = None,
-    prior: str | Path | Mapping | None = None,
-    overwrite: bool = False,
-    progress: Callable[[int, int, float], None] | None = None,
-) -> dict[str, Any]:
+class ConditionedVariant:
+    """Beyond the paper: the mask is an input, not an output. The UNet gets one more input
+    channel (the mask at latent resolution) trained with the LoRA; each sample's mask is an
+    ellipse drawn from a shape prior fitted to real masks, so it is honoured exactly."""
+
+    name = "conditioned"
+    generator = "mask-conditioned"
+    extra_input_channels = 1
+    column = "condition"
+    mask_words = "the image was conditioned on"
+    pixel_size_words = " (drawn with the ellipse)"
+    summary_words = "; each mask is the ellipse drawn from the shape prior and given to the model."
+
+    def check_recipe(self, recipe: str) -> None:
+        if recipe != DEFAULT_RECIPE:
+            raise FetalBenchError(f"The conditioned variant draws masks per trimester; recipe {recipe!r} has no "
+                                  "trimesters.", f"Use --recipe {DEFAULT_RECIPE} with --variant conditioned.")
+
+    def example(self, image: np.ndarray, mask: np.ndarray, prompt: str, outline_width: int):
+        """A training example: the image (three times) and, as the condition, its mask."""
+        return np.broadcast_to(image, (3, *image.shape)), prompt, mask.astype(np.float32)
+
+    def add_to_record(self, record: dict, *, data, config, cfg: dict, prior) -> None:
+        """The shape prior sampling draws masks from: given, or fitted to ``data.prior_split``."""
+        if prior is None:
+            record["shape_prior"] = fit_prior(data, config=config, split=cfg["data"]["prior_split"],
+                                              trimester_hc_mm=cfg["data"]["trimester_hc_mm"])
+        else:
+            record["shape_prior"] = dict(prior) if isinstance(prior, Mapping) else json.loads(Path(prior).read_text())
+
+    def check_sampling(self, review_model: str | None, review_checkpoint) -> None:
+        if review_model or review_checkpoint:
+            raise FetalBenchError("The review checks generated outlines; a conditioned sample has none.",
+                                  "Drop --review-model/--review-checkpoint for a conditioned LoRA.")
+
+    def sampling_fields(self, run, prior) -> dict[str, Any]:
+        """The shape prior this run draws masks from: ``prior``, the reproduced split's, or the LoRA's."""
+        if prior is not None:
+            self.shape = dict(prior) if isinstance(prior, Mapping) else json.loads(Path(prior).read_text())
+        else:
+            self.shape = (run.generation_in or {}).get("shape_prior") or run.lora_record["shape_prior"]
+        return {"shape_prior": self.shape}
+
+    def start_review(self, run, review_model, review_checkpoint, review_path: Path) -> None:
+        """Nothing to review: the masks are the conditions."""
+
+    def condition(self, run, bounds) -> Callable[[dict, int], dict]:
+        from fetal_bench.generators.shape_prior import draw_ellipse
+
+        def draw(trained_class: dict, seed: int) -> dict:
+            # The requested mask depends only on this item's seed.
+            ellipse, mm_per_px = draw_ellipse(self.shape, int(trained_class["label"]), np.random.default_rng(seed),
+                                              run.resolution, bounds)
+            return {"ellipse": _ellipse_dict(ellipse), "pixel_size_mm": mm_per_px}
+
+        return draw
+
+    def renderer(self, run, names: list[str]) -> Callable[[list], tuple[list[dict], list[dict]]]:
+        from fetal_bench.generators import sampling as smp
+
+        options, constant, size = run.pipeline_options(), run.provenance_columns(), run.resolution
+
+        def render(batch: list) -> tuple[list[dict], list[dict]]:
+            import torch
+            from PIL import Image
+
+            from fetal_bench.geometry import Ellipse, ellipse_mask
+
+            ellipses = [Ellipse(**item.condition["ellipse"]) for item in batch]
+            masks = [ellipse_mask((size, size), e) for e in ellipses]
+            tensor = torch.from_numpy(np.stack(masks).astype(np.float32))[:, None]
+            rows = []
+            for item, image, mask, ellipse in zip(batch, smp.conditioned_images(run.pipe, batch, tensor, **options),
+                                                  masks, ellipses):
+                rgb = (np.clip(image, 0.0, 1.0) * 255).round().astype(np.uint8)
+                gray = np.asarray(Image.fromarray(rgb).convert("L"))
+                row = _row(run, item, gray, mask, ellipse, float(item.condition["pixel_size_mm"]), constant)
+                rows.append({**row, "condition": json.dumps(item.condition, sort_keys=True)})
+            return rows, []
+
+        return render
+
+    def close(self, run, attempted: int, reasons: Mapping, by_class: Mapping) -> tuple[list[str], dict[str, Any]]:
+        """No report: a conditioned sample is never rejected."""
+        return [], {}
+
+
+Variant = PaperVariant | ConditionedVariant
+#: variant name -> its class (one instance per run; both have the same methods).
+VARIANTS: dict[str, type[Variant]] = {"paper": PaperVariant, "conditioned": ConditionedVariant}
+_GENERATORS = tuple(kind.generator for kind in VARIANTS.values())
+
+
+def _variant(name: str) -> Variant:
+    if name not in VARIANTS:
+        raise FetalBenchError(f"Unknown variant {name!r}.", f"Use one of: {', '.join(VARIANTS)}.")
+    return VARIANTS[name]()
+
+
+def _row(run, item, image: np.ndarray, mask: np.ndarray, ellipse, pixel_size: float | None, constant: dict) -> dict:
+    """A synthetic row of the hc18 schema (its HC: the ellipse's perimeter in mm), with provenance."""
+    from fetal_bench.geometry import ellipse_perimeter
+
+    row_id = run.row_id(item)
+    hc = None if pixel_size is None else ellipse_perimeter(ellipse.a, ellipse.b) * float(pixel_size)
+    return {"id": row_id, "image": to_png(image), "mask": to_png(mask.astype(np.uint8)), "subject_id": row_id,
+            "pixel_size_mm": pixel_size, "head_circumference_mm": hc, "label": item.label, "seed": item.seed,
+            "prompt": item.prompt, **constant, "ellipse": json.dumps(_ellipse_dict(ellipse), sort_keys=True)}
+
+
+def _ellipse_dict(ellipse) -> dict[str, float]:
+    return {"cx": float(ellipse.cx), "cy": float(ellipse.cy), "a": float(ellipse.a), "b": float(ellipse.b),
+            "angle": float(ellipse.angle)}
+
+
+# --------------------------------------------------------------------------------------------
+# training
+# --------------------------------------------------------------------------------------------
+
+
+def train(*, data: str | Path, output: str | Path, config: str | None = None, variant: str = "paper",
+          recipe: str = DEFAULT_RECIPE, base: str | None = None, revision: str | None = None, split: str | None = None,
+          max_steps: int | None = None, images_per_class: int | None = None,
+          generator_config: str | Path | Mapping | None = None, prior: str | Path | Mapping | None = None,
+          overwrite: bool = False, progress: Callable[[int, int, float], None] | None = None) -> dict[str, Any]:
     """Train a mask-guided LoRA (``variant`` ``paper`` or ``conditioned``) on head images with masks.
 
     ``recipe``: one of :data:`RECIPES` (module docstring). ``data``: a dataset (hc18 schema) or
@@ -265,15 +355,18 @@ def train(
     ``data.prior_split`` of ``data``. Returns the written ``generator_config.json`` content.
     """
     from fetal_bench.generators.base import load_base
-    from fetal_bench.generators.data import decode_gray, decode_mask, letterbox, open_source, outline, select_per_class
     from fetal_bench.generators.training import TrainingData, train_lora
+    from fetal_bench.generators.training_images import (
+        decode_gray,
+        decode_mask,
+        letterbox,
+        open_source,
+        select_per_class,
+    )
 
-    if variant not in VARIANTS:
-        raise FetalBenchError(f"Unknown variant {variant!r}.", f"Use one of: {', '.join(VARIANTS)}.")
-    if variant == "conditioned" and recipe != DEFAULT_RECIPE:
-        raise FetalBenchError(f"The conditioned variant draws masks per trimester; recipe {recipe!r} has no trimesters.",
-                              f"Use --recipe {DEFAULT_RECIPE} with --variant conditioned.")
-    cfg = resolve_train_config(VARIANTS[variant], recipe_config(recipe, variant, generator_config), {
+    kind = _variant(variant)
+    kind.check_recipe(recipe)
+    cfg = resolve_train_config(kind.generator, recipe_config(recipe, variant, generator_config), {
         "train": {"max_steps": max_steps},
         "data": {"split": split, "images_per_class": images_per_class},
     })
@@ -282,9 +375,9 @@ def train(
     else:
         dataset, info = open_source(data, config=config, split=cfg["data"]["split"])
     single = cfg["data"]["classes"] == "single"
-    _check_head_columns(dataset, info, ("image", "mask") if single else
-                        ("image", "mask", "head_circumference_mm", "pixel_size_mm"))
-    classes, names = _classes(dataset, cfg)
+    check_head_columns(dataset, info, ("image", "mask") if single else
+                       ("image", "mask", "head_circumference_mm", "pixel_size_mm"))
+    classes, names = row_classes(dataset, cfg)
     ids = dataset["id"]
     n = cfg["data"]["images_per_class"]
     rows = select_per_class(ids, classes, None if n is None else int(n), int(cfg["data"]["selection_seed"]))
@@ -292,21 +385,28 @@ def train(
     resolution = resolve_resolution(cfg, model)
     width = max(1, round(int(cfg["data"]["outline_width"]) * resolution / 512))
     template = str(cfg["data"]["prompt"])
-    conditioned = variant == "conditioned"
 
     def get(i: int):
         row = rows[i]
         record = dataset[row]
         image, _ = letterbox(decode_gray(record["image"], ids[row]), resolution)
         mask, _ = letterbox(decode_mask(record["mask"], ids[row]).astype(np.uint8), resolution, nearest=True)
-        prompt = template.format(trimester=names[classes[row]])
-        if conditioned:
-            return np.broadcast_to(image, (3, resolution, resolution)), prompt, mask.astype(np.float32)
-        return np.stack([image, image, outline(mask, width)]), prompt, None
+        return kind.example(image, mask, template.format(trimester=names[classes[row]]), width)
 
+    record = _training_record(dataset, info, recipe, model, rows, classes, names, template, width, resolution)
+    kind.add_to_record(record, data=data, config=config, cfg=cfg, prior=prior)
+    training_data = TrainingData(len(rows), get, resolution, extra_input_channels=kind.extra_input_channels)
+    return train_lora(base=model, config=cfg, data=training_data, output=output, record=record,
+                      overwrite=overwrite, progress=progress)
+
+
+def _training_record(dataset, info, recipe: str, model, rows: list[int], classes: list[int], names: list[str],
+                     template: str, width: int, resolution: int) -> dict[str, Any]:
+    """What the LoRA's generator_config.json records of its base, recipe and training images."""
+    ids = dataset["id"]
     counts = collections.Counter(classes[r] for r in rows)
-    nominal = _nominal_pixel_sizes(dataset, rows, classes, resolution)
-    record = {
+    nominal = nominal_pixel_sizes(dataset, rows, classes, resolution)
+    return {
         "base": model.identity,
         "recipe": {"name": recipe, "source": RECIPES[recipe][1]},
         "data": {
@@ -321,227 +421,73 @@ def train(
             "outline_width_px": width,
         },
     }
-    if conditioned:
-        if prior is None:
-            record["shape_prior"] = fit_prior(data, config=config, split=cfg["data"]["prior_split"],
-                                              trimester_hc_mm=cfg["data"]["trimester_hc_mm"])
-        else:
-            record["shape_prior"] = dict(prior) if isinstance(prior, Mapping) else json.loads(Path(prior).read_text())
-    training_data = TrainingData(len(rows), get, resolution, extra_input_channels=1 if conditioned else 0)
-    return train_lora(base=model, config=cfg, data=training_data, output=output, record=record,
-                      overwrite=overwrite, progress=progress)
 
 
-def sample(
-    *,
-    lora: str | Path | None,
-    output: str | Path,
-    per_class: int | None = None,
-    seed: int | None = None,
-    base: str | None = None,
-    revision: str | None = None,
-    steps: int | None = None,
-    guidance: float | None = None,
-    lora_scale: float | None = None,
-    scheduler: str | None = None,
-    batch_size: int | None = None,
-    shard_size: int | None = None,
-    classes: list[str] | None = None,
-    prior: str | Path | Mapping | None = None,
-    config: str | Path | None = None,
-    work_dir: str | Path | None = None,
-    keep_work: bool = False,
-    overwrite: bool = False,
-    on_shard: Callable[[int, int], None] | None = None,
-    review_model: str | None = None,
-    review_checkpoint: str | Path | None = None,
-    review_dir: str | Path | None = None,
-):
+# --------------------------------------------------------------------------------------------
+# sampling
+# --------------------------------------------------------------------------------------------
+
+
+def sample(*, lora: str | Path | None, output: str | Path, prior: str | Path | Mapping | None = None,
+           review_model: str | None = None, review_checkpoint: str | Path | None = None,
+           review_dir: str | Path | None = None, **options: Any):
     """Sample ``per_class`` image + mask pairs per trained class into a synthetic hc18-schema split.
 
-    The variant is the LoRA's. ``prior`` overrides the conditioned LoRA's stored shape prior.
-    Resumable and reproducible as :func:`fetal_bench.generators.fu_lora.sample`. Paper variant:
-    every pair is checked (:mod:`fetal_bench.generators.review`; a head segmenter when
-    ``review_model`` and ``review_checkpoint`` are given) and flagged pairs are written to
-    ``review_dir`` (default ``OUTPUT.review``) with a report and a contact sheet.
+    ``options``: the sampling options every generator takes
+    (:class:`~fetal_bench.generators.sample_run.SampleOptions`). The variant is the LoRA's.
+    ``prior`` overrides the conditioned LoRA's stored shape prior. Resumable and reproducible as
+    :func:`fetal_bench.generators.fu_lora.sample`. Paper variant: every pair is checked
+    (:mod:`fetal_bench.generators.review`; a head segmenter when ``review_model`` and
+    ``review_checkpoint`` are given) and flagged pairs are written to ``review_dir`` (default
+    ``OUTPUT.review``) with a report and a contact sheet.
     """
+    from fetal_bench.generators.sample_run import SampleOptions, SampleRun
+
+    run = SampleRun(output, SampleOptions(**options))
+    lora_dir, lora_record = open_lora(lora, run.generation_in, _GENERATORS)
+    kind = _variant(lora_record.get("variant") or "paper")
+    run.use_lora(lora_dir, lora_record)
+    classes = run.chosen_classes()
+    kind.check_sampling(review_model, review_checkpoint)
+    sampling_fields = kind.sampling_fields(run, prior)
+    run.load_pipeline()
+    bounds = lora_record["config"]["data"]["trimester_hc_mm"]
+    run.record_generation(lora_record["generator"], classes, int(lora_record["resolution"]),
+                          identity={"variant": kind.name}, data={"trimester_hc_mm": bounds}, sampling=sampling_fields,
+                          source_keys=("dataset", "path", "config", "split", "fingerprint", "license"))
+    review_path = Path(review_dir) if review_dir else run.output.with_name(run.output.name + ".review")
+    kind.start_review(run, review_model, review_checkpoint, review_path)
+    items = run.items(classes, kind.condition(run, bounds))
+    names = list(lora_record["data"].get("label_names") or TRIMESTERS)
+    features = _features(names, kind.column)
+    if not run.render_shards(items, kind.renderer(run, names), features).is_main_process:
+        return None
+    return _write_split(run, kind, items, features, review_path)
+
+
+def _features(names: list[str], column: str):
     import datasets
 
-    from fetal_bench.generators import sampling as smp
-    from fetal_bench.generators.base import base_label
-    from fetal_bench.generators.synthetic import generator_revision, provenance_features, synthetic_info, write_synthetic
-
-    output = Path(output)
-    generation_in = load_generation(config)
-    lora_dir, lora_config = open_lora(lora, generation_in, _GENERATORS)
-    variant = lora_config.get("variant") or "paper"
-    generator = lora_config["generator"]
-    setup = SamplingSetup(lora_config, generation_in, {
-        "per_class": per_class, "seed": seed, "steps": steps, "guidance": guidance, "lora_scale": lora_scale,
-        "scheduler": scheduler, "batch_size": batch_size, "shard_size": shard_size, "classes": classes,
-    })
-    check_output(output, overwrite)
-    trained = lora_config["data"]["classes"]
-    names = list(lora_config["data"].get("label_names") or TRIMESTERS)
-    wanted = setup.sample.get("classes")
-    chosen = [c for c in trained if not wanted or c["name"] in {str(w).lower() for w in wanted}]
-    if not chosen:
-        raise FetalBenchError(f"None of the classes {wanted} was trained.",
-                              f"Trained: {[c['name'] for c in trained]}.")
-    if variant != "paper" and (review_model or review_checkpoint):
-        raise FetalBenchError("The review checks generated outlines; a conditioned sample has none.",
-                              "Drop --review-model/--review-checkpoint for a conditioned LoRA.")
-    if (review_model is None) != (review_checkpoint is None):
-        raise FetalBenchError("A review segmenter needs both --review-model and --review-checkpoint.",
-                              "E.g. --review-model unet --review-checkpoint runs/unet.")
-    shape = None
-    if variant == "conditioned":
-        if prior is not None:
-            shape = dict(prior) if isinstance(prior, Mapping) else json.loads(Path(prior).read_text())
-        else:
-            shape = (generation_in or {}).get("shape_prior") or lora_config["shape_prior"]
-    model, pipe, state = prepare_pipeline(lora_dir, lora_config, setup.sample, base=base, revision=revision,
-                                          generation_in=generation_in)
-    sample_cfg = {**setup.sample, "classes": [c["name"] for c in chosen]}
-    resolution = int(lora_config["resolution"])
-    bounds = lora_config["config"]["data"]["trimester_hc_mm"]
-    post = setup.postprocess
-    generation = {
-        "generator": generator,
-        "variant": variant,
-        "config_version": lora_config["config_version"],
-        "lora_path": str(lora_dir.resolve()),
-        "lora_sha256": lora_config["lora_sha256"],
-        "lora_config_sha256": lora_config["config_sha256"],
-        "base": model.identity,
-        "base_model": base_label(model.identity),
-        "resolution": resolution,
-        "clip_skip": lora_config["config"]["train"].get("clip_skip"),
-        "trimester_hc_mm": bounds,
-        "source": {k: lora_config["data"].get(k) for k in ("dataset", "path", "config", "split", "fingerprint", "license")},
-        "sample": sample_cfg,
-        **({"postprocess": post} if variant == "paper" else {"shape_prior": shape}),
-        "execution": setup.execution,
-    }
-    segmenter = None
-    if variant == "paper":
-        from fetal_bench.generators.review import Segmenter
-
-        thresholds = _review_thresholds(lora_config, generation_in)
-        if review_model is not None:
-            segmenter = Segmenter(review_model, review_checkpoint)
-        generation["review"] = {**thresholds, "segmenter": None if segmenter is None else
-                                {"model": review_model, "weights_sha256": _weights_sha256(Path(review_checkpoint))}}
-    config_hash = generation_sha256(generation)
-    per = int(sample_cfg["per_class"])
-    run_seed = int(sample_cfg["seed"])
-    items = []
-    for k, c in enumerate(chosen):
-        for j in range(per):
-            index = k * per + j
-            item = smp.Item(index=index, label=int(c["label"]), prompt=c["prompt"], seed=run_seed + index)
-            if shape is not None:
-                from fetal_bench.generators.shape_prior import draw_ellipse
-
-                # The requested mask depends only on this item's seed.
-                ellipse, mm_per_px = draw_ellipse(shape, int(c["label"]), np.random.default_rng(item.seed),
-                                                  resolution, bounds)
-                item.condition = {"ellipse": _ellipse_dict(ellipse), "pixel_size_mm": mm_per_px}
-            items.append(item)
-    nominal = {int(c["label"]): c.get("nominal_pixel_size_mm") for c in trained}
-    constant = {
-        "generator": generator,
-        "generator_revision": generator_revision(generation),
-        "base_model": generation["base_model"],
-        "lora_sha256": generation["lora_sha256"],
-        "scheduler": str(sample_cfg["scheduler"]),
-        "steps": int(sample_cfg["steps"]),
-        "guidance": float(sample_cfg["guidance"]),
-        "lora_scale": float(sample_cfg["lora_scale"]),
-        "config_sha256": config_hash,
-    }
-    options = dict(resolution=resolution, steps=int(sample_cfg["steps"]), guidance=float(sample_cfg["guidance"]),
-                   clip_skip=generation["clip_skip"], negative_prompt=str(sample_cfg.get("negative_prompt") or ""),
-                   vae_scale_factor=model.vae_scale_factor)
-    review_path = Path(review_dir) if review_dir else output.with_name(output.name + ".review")
-
-    def row_for(item, image: np.ndarray, mask: np.ndarray, ellipse, pixel_size: float | None) -> dict:
-        from fetal_bench.geometry import ellipse_perimeter
-
-        row_id = f"{generator}-s{run_seed}-{item.index:06d}"
-        hc = None if pixel_size is None else ellipse_perimeter(ellipse.a, ellipse.b) * float(pixel_size)
-        row = {"id": row_id, "image": to_png(image), "mask": to_png(mask.astype(np.uint8)),
-               "subject_id": row_id, "pixel_size_mm": pixel_size, "head_circumference_mm": hc,
-               "label": item.label, "seed": item.seed, "prompt": item.prompt, **constant,
-               "ellipse": json.dumps(_ellipse_dict(ellipse), sort_keys=True)}
-        if variant == "conditioned":
-            row["condition"] = json.dumps(item.condition, sort_keys=True)
-        return row
-
-    def render_paper(batch: list) -> tuple[list[dict], list[dict]]:
-        images = smp.pipeline_images(pipe, batch, **options)
-        checked = _check_pairs(batch, images, post, generation["review"], segmenter, resolution)
-        rows, rejected = [], []
-        for item, pair in zip(batch, checked):
-            name = f"{generator}-s{run_seed}-{item.index:06d}"
-            if pair["reason"] is None:
-                row = row_for(item, pair["image"], pair["mask"], pair["ellipse"], nominal[item.label])
-                row["review"] = json.dumps(pair["values"], sort_keys=True)
-                rows.append(row)
-                continue
-            from fetal_bench.generators.review import save_pair
-
-            save_pair(review_path, name, pair["image"], pair["outline"])
-            rejected.append({"index": item.index, "name": name, "label": names[item.label], "seed": item.seed,
-                             "reason": pair["reason"], **pair["values"],
-                             "ellipse": None if pair["ellipse"] is None else _ellipse_dict(pair["ellipse"])})
-        return rows, rejected
-
-    def render_conditioned(batch: list) -> tuple[list[dict], list[dict]]:
-        import torch
-        from PIL import Image
-
-        from fetal_bench.geometry import Ellipse, ellipse_mask
-
-        ellipses = [Ellipse(**item.condition["ellipse"]) for item in batch]
-        masks = [ellipse_mask((resolution, resolution), e) for e in ellipses]
-        tensor = torch.from_numpy(np.stack(masks).astype(np.float32))[:, None]
-        images = smp.conditioned_images(pipe, batch, tensor, **options)
-        rows = []
-        for item, image, mask, ellipse in zip(batch, images, masks, ellipses):
-            rgb = (np.clip(image, 0.0, 1.0) * 255).round().astype(np.uint8)
-            gray = np.asarray(Image.fromarray(rgb).convert("L"))
-            rows.append(row_for(item, gray, mask, ellipse, float(item.condition["pixel_size_mm"])))
-        return rows, []
-
     from fetal_bench.data.schemas import head_biometry_features
+    from fetal_bench.generators.synthetic import provenance_features
 
     columns = dict(head_biometry_features(label=datasets.ClassLabel(names=names), **provenance_features(),
                                           ellipse=datasets.Value("string")))
-    if variant == "conditioned":
-        columns["condition"] = datasets.Value("string")
-    else:
-        columns["review"] = datasets.Value("string")
-    features = datasets.Features(columns)
-    work = Path(work_dir) if work_dir else output.with_name(output.name + ".work")
-    started = time.perf_counter()
-    run = smp.run_sharded(items=items, render=render_conditioned if variant == "conditioned" else render_paper,
-                          features=features, work_dir=work, plan={"config_sha256": config_hash},
-                          batch_size=setup.execution["batch_size"], shard_size=setup.execution["shard_size"],
-                          on_shard=on_shard)
-    if not run.is_main_process:
-        return None
-    reasons = collections.Counter(r["reason"] for r in run.rejected)
-    by_class = collections.Counter(r["label"] for r in run.rejected)
-    accepted = len(items) - len(run.rejected)
-    review = None
-    if variant == "paper":
-        from fetal_bench.generators.review import write_report
+    columns[column] = datasets.Value("string")
+    return datasets.Features(columns)
 
-        review = write_report(review_path, run.rejected, attempted=len(items), thresholds=generation["review"],
-                              segmenter=segmenter)
+
+def _write_split(run, kind: Variant, items: list, features, review_path: Path):
+    """The split (with the variant's report beside it); an error, and no split, when every pair was rejected."""
+    from fetal_bench.generators.synthetic import synthetic_info
+
+    rejected = run.run.rejected
+    reasons = collections.Counter(r["reason"] for r in rejected)
+    by_class = collections.Counter(r["label"] for r in rejected)
+    accepted = len(items) - len(rejected)
+    notes, extra = kind.close(run, len(items), reasons, by_class)
     if accepted == 0:
-        smp.finish(run, keep_work)
+        run.finish_without_writing()
         raise FetalBenchError(
             f"All {len(items)} samples were rejected ("
             f"{', '.join(f'{k} {v}' for k, v in reasons.most_common())}); each is in {review_path} for review.",
@@ -549,31 +495,19 @@ def sample(
             "longer on a real base (the paper trains 100 epochs), or relax the thresholds with `--config "
             "FILE.yaml` holding `postprocess: {...}` or `review: {...}` (see configs/mask_guided.yaml).",
         )
-    notes = [f"{len(items)} samples generated in {time.perf_counter() - started:.1f} s on {state.device} "
-             f"(batch {setup.execution['batch_size']}, shard {setup.execution['shard_size']}, "
-             f"{state.num_processes} process(es)); {accepted} accepted."]
-    if variant == "paper":
-        notes.append(_review_note(review, reasons, by_class, review_path))
-    summary = (
-        f"Synthetic fetal head ultrasound images with head masks, made by mask-guided diffusion ({variant} "
-        f"variant): {per} attempted per class ({', '.join(sample_cfg['classes'])})"
-        + ("; masks are ellipses fitted to the generated outlines; pairs failing the automatic checks are left out "
-           "and written for review." if variant == "paper"
-           else "; each mask is the ellipse drawn from the shape prior and given to the model.")
-    )
+    sample_cfg = run.sample_cfg
     info = synthetic_info(
-        generation=generation,
+        generation=run.generation,
         title="Mask-guided synthetic fetal heads",
-        summary=summary,
+        summary=(f"Synthetic fetal head ultrasound images with head masks, made by mask-guided diffusion ({kind.name} "
+                 f"variant): {sample_cfg['per_class']} attempted per class ({', '.join(sample_cfg['classes'])})"
+                 + kind.summary_words),
         features={
             "id": "unique row id: generator, run seed and index",
             "image": "generated image (8-bit gray PNG)",
-            "mask": "filled head mask (0/1): the ellipse " + ("fitted to the generated outline" if variant == "paper"
-                                                              else "the image was conditioned on"),
+            "mask": "filled head mask (0/1): the ellipse " + kind.mask_words,
             "subject_id": "= id (every synthetic image is its own subject)",
-            "pixel_size_mm": "nominal pixel size in mm" + (" (median of the class's training images; empty when they "
-                                                           "have none)" if variant == "paper"
-                                                           else " (drawn with the ellipse)"),
+            "pixel_size_mm": "nominal pixel size in mm" + kind.pixel_size_words,
             "head_circumference_mm": "perimeter of the mask's ellipse x pixel_size_mm",
             "label": "the class (trimester, or the recipe's single class) the image was prompted for",
             "ellipse": "the mask's ellipse as JSON (cx, cy, a, b, angle in pixels/radians)",
@@ -583,76 +517,7 @@ def sample(
         reproduce="fetal-bench generate mask-guided sample --lora LORA_DIR --config THIS_DIR --output NEW_DIR",
         task_categories=("image-segmentation",),
     )
-    extra = {"rejected": {"count": len(run.rejected), "by_reason": dict(reasons), "by_class": dict(by_class),
-                          "samples": run.rejected}}
-    if review is not None:
-        extra["review"] = {**review, "directory": str(review_path.resolve())}
-    result = write_synthetic(output, info=info, features=features, rows=run.rows_iter, label_column="label",
-                             generation=generation, notes=notes, extra=extra, overwrite=overwrite)
-    smp.finish(run, keep_work)
-    return result
-
-
-def _review_thresholds(lora_config: Mapping, generation_in: Mapping | None) -> dict[str, Any]:
-    """The review thresholds: defaults <- the LoRA's config <- a reproduction config."""
-    from fetal_bench.generators.review import REVIEW_DEFAULTS
-
-    thresholds = dict(REVIEW_DEFAULTS)
-    thresholds.update({k: v for k, v in (lora_config["config"].get("review") or {}).items() if k in REVIEW_DEFAULTS})
-    thresholds.update({k: v for k, v in ((generation_in or {}).get("review") or {}).items() if k in REVIEW_DEFAULTS})
-    return thresholds
-
-
-def _weights_sha256(checkpoint: Path) -> str | None:
-    from fetal_bench._io import sha256_file
-
-    weights = checkpoint / "model.safetensors" if checkpoint.is_dir() else checkpoint
-    return sha256_file(weights) if weights.is_file() else None
-
-
-def _check_pairs(batch, images, post: Mapping, review: Mapping, segmenter, resolution: int) -> list[dict]:
-    """Per generated RGB image: image, outline, fitted ellipse, mask, check values and the first
-    failed check (None when every check passes), in the order of the module docstring."""
-    from fetal_bench.geometry import ellipse_mask
-    from fetal_bench.generators.outline import ellipse_from_outline
-    from fetal_bench.generators.review import outline_leak
-    from fetal_bench.metrics.segmentation import dice
-
-    pairs = []
-    for image in images:
-        rgb = (np.clip(image, 0.0, 1.0) * 255).round().astype(np.uint8)
-        outline = rgb[..., 2] > int(post["outline_threshold"])
-        fit = ellipse_from_outline(outline, post)
-        leak = outline_leak(rgb[..., 0], outline)
-        values = {"support": fit.support, "coverage": fit.coverage, "outline_leak": leak, "segmenter_dice": None}
-        reason = fit.reason
-        if reason is None and leak is not None and leak > float(review["max_outline_leak"]):
-            reason = "outline_leak"
-        pairs.append({"image": rgb[..., 0], "outline": outline.astype(np.uint8), "ellipse": fit.ellipse,
-                      "mask": None if fit.ellipse is None else ellipse_mask((resolution, resolution), fit.ellipse),
-                      "values": values, "reason": reason})
-    todo = [p for p in pairs if p["reason"] is None] if segmenter is not None else []
-    if todo:
-        for pair, predicted in zip(todo, segmenter.masks([p["image"] for p in todo])):
-            pair["values"]["segmenter_dice"] = float(dice(predicted, pair["mask"]))
-            if pair["values"]["segmenter_dice"] < float(review["min_segmenter_dice"]):
-                pair["reason"] = "segmenter_disagrees"
-    return pairs
-
-
-def _review_note(review: Mapping, reasons: Mapping, by_class: Mapping, review_path: Path) -> str:
-    rate = review["acceptance_rate"]
-    return (f"Rejected (implausible outline or a failed check): {review['flagged']} of {review['attempted']}. "
-            f"Automatic review: {review['accepted']} of {review['attempted']} pairs accepted "
-            f"({rate:.1%}); thresholds: outline rules of fetal_bench.generators.outline, outline leak <= "
-            f"{review['thresholds']['max_outline_leak']} gray levels"
-            + (f", segmenter Dice >= {review['thresholds']['min_segmenter_dice']}" if review["segmenter"] else
-               ", no segmenter check (none given)")
-            + (f"; flagged by reason: {dict(sorted(reasons.items()))}, by class: {dict(sorted(by_class.items()))}; "
-               f"flagged pairs, review.csv and the contact sheet rejected.png are in {review_path.name}/ for a person to "
-               "correct" if reasons else "") + ".")
-
-
-def _ellipse_dict(ellipse) -> dict[str, float]:
-    return {"cx": float(ellipse.cx), "cy": float(ellipse.cy), "a": float(ellipse.a), "b": float(ellipse.b),
-            "angle": float(ellipse.angle)}
+    timing = run.timing_note(len(items), "samples generated") + f"; {accepted} accepted."
+    extra = {"rejected": {"count": len(rejected), "by_reason": dict(reasons), "by_class": dict(by_class),
+                          "samples": rejected}, **extra}
+    return run.write(info=info, features=features, notes=[timing, *notes], extra=extra)

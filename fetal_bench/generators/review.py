@@ -71,47 +71,34 @@ class Segmenter:
     def __init__(self, model: str, checkpoint: str | Path):
         import torch
 
-        from fetal_bench.models import create_model
+        from fetal_bench.models import create_model, get_model_info
 
         path = Path(checkpoint)
         if not path.exists():
             raise FetalBenchError(f"Review checkpoint {path} does not exist.",
                                   "Pass a segmentation checkpoint from `fetal-bench train` (e.g. the U-Net on hc18).")
-        self.model = create_model(model, checkpoint=path).eval()
-        if self.model.spec.task_type != "segmentation":
-            raise FetalBenchError(f"Review model {model!r} is a {self.model.spec.task_type} model.",
+        if get_model_info(model).classifies:
+            raise FetalBenchError(f"Review model {model!r} is a classifier.",
                                   "Pass a head segmenter, e.g. --review-model unet --review-checkpoint runs/unet.")
+        self.model = create_model(model, checkpoint=path).eval()
         self.device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
         self.model.to(self.device)
         self.name = model
         self.checkpoint = str(path)
 
     def masks(self, images: Sequence[np.ndarray]) -> list[np.ndarray]:
-        """Boolean head masks at each image's size, as the harness scores (logits resized, then argmax)."""
+        """Boolean head masks at each image's size, as the harness makes them from this model."""
         import datasets
-        import torch
-        import torch.nn.functional as F
 
-        from fetal_bench.data.loading import make_dataloader
         from fetal_bench.data.writer import encode_png
+        from fetal_bench.tasks.segmentation import SEGMENTATION
 
-        spec = self.model.spec
         table = datasets.Dataset.from_dict(
             {"id": [str(i) for i in range(len(images))],
              "image": [{"bytes": encode_png(np.asarray(image, dtype=np.uint8)), "path": None} for image in images]},
             features=datasets.Features({"id": datasets.Value("string"), "image": datasets.Image()}))
-        loader = make_dataloader(table, task="segmentation", image_size=tuple(spec.image_size), batch_size=8,
-                                 channels=spec.channels, normalize=spec.normalize, label_column=None, mask_column=None)
-        out: list[np.ndarray | None] = [None] * len(images)
-        with torch.inference_mode():
-            for batch in loader:
-                logits = self.model(batch["pixel_values"].to(self.device)).float()
-                for j, row_id in enumerate(batch["id"]):
-                    height, width = (int(v) for v in batch["original_size"][j])
-                    full = F.interpolate(logits[j:j + 1], size=(height, width), mode="bilinear", align_corners=False)[0]
-                    mask = full.argmax(dim=0) > 0 if full.shape[0] > 1 else full[0] > 0
-                    out[int(row_id)] = mask.cpu().numpy()
-        return out  # type: ignore[return-value]
+        masks = SEGMENTATION.image_outputs(self.model, table, batch_size=8)
+        return [masks[str(i)] for i in range(len(images))]
 
 
 def save_pair(review_dir: Path, name: str, image: np.ndarray, outline: np.ndarray) -> None:
@@ -204,3 +191,61 @@ def write_report(review_dir: Path, flagged: Sequence[Mapping[str, Any]], *, atte
     }
     write_json_atomic(review_dir / "summary.json", json.loads(json.dumps(summary)))
     return summary
+
+
+def review_thresholds(lora_record: Mapping, generation_in: Mapping | None) -> dict[str, Any]:
+    """The review thresholds: defaults <- the LoRA's config <- a reproduction config."""
+    thresholds = dict(REVIEW_DEFAULTS)
+    thresholds.update({k: v for k, v in (lora_record["config"].get("review") or {}).items() if k in REVIEW_DEFAULTS})
+    thresholds.update({k: v for k, v in ((generation_in or {}).get("review") or {}).items() if k in REVIEW_DEFAULTS})
+    return thresholds
+
+
+def weights_sha256(checkpoint: Path) -> str | None:
+    from fetal_bench._io import sha256_file
+
+    weights = checkpoint / "model.safetensors" if checkpoint.is_dir() else checkpoint
+    return sha256_file(weights) if weights.is_file() else None
+
+
+def check_pairs(batch, images, post: Mapping, review: Mapping, segmenter, resolution: int) -> list[dict]:
+    """Per generated RGB image: image, outline, fitted ellipse, mask, check values and the first
+    failed check (None when every check passes), in the order of the module docstring."""
+    from fetal_bench.geometry import ellipse_mask
+    from fetal_bench.generators.outline import ellipse_from_outline
+    from fetal_bench.metrics.segmentation import dice
+
+    pairs = []
+    for image in images:
+        rgb = (np.clip(image, 0.0, 1.0) * 255).round().astype(np.uint8)
+        outline = rgb[..., 2] > int(post["outline_threshold"])
+        fit = ellipse_from_outline(outline, post)
+        leak = outline_leak(rgb[..., 0], outline)
+        values = {"support": fit.support, "coverage": fit.coverage, "outline_leak": leak, "segmenter_dice": None}
+        reason = fit.reason
+        if reason is None and leak is not None and leak > float(review["max_outline_leak"]):
+            reason = "outline_leak"
+        pairs.append({"image": rgb[..., 0], "outline": outline.astype(np.uint8), "ellipse": fit.ellipse,
+                      "mask": None if fit.ellipse is None else ellipse_mask((resolution, resolution), fit.ellipse),
+                      "values": values, "reason": reason})
+    todo = [p for p in pairs if p["reason"] is None] if segmenter is not None else []
+    if todo:
+        for pair, predicted in zip(todo, segmenter.masks([p["image"] for p in todo])):
+            pair["values"]["segmenter_dice"] = float(dice(predicted, pair["mask"]))
+            if pair["values"]["segmenter_dice"] < float(review["min_segmenter_dice"]):
+                pair["reason"] = "segmenter_disagrees"
+    return pairs
+
+
+def review_note(review: Mapping, reasons: Mapping, by_class: Mapping, review_path: Path) -> str:
+    rate = review["acceptance_rate"]
+    return (f"Rejected (implausible outline or a failed check): {review['flagged']} of {review['attempted']}. "
+            f"Automatic review: {review['accepted']} of {review['attempted']} pairs accepted "
+            f"({rate:.1%}); thresholds: outline rules of fetal_bench.generators.outline, outline leak <= "
+            f"{review['thresholds']['max_outline_leak']} gray levels"
+            + (f", segmenter Dice >= {review['thresholds']['min_segmenter_dice']}" if review["segmenter"] else
+               ", no segmenter check (none given)")
+            + (f"; flagged by reason: {dict(sorted(reasons.items()))}, by class: {dict(sorted(by_class.items()))}; "
+               f"flagged pairs, review.csv and the contact sheet rejected.png are in {review_path.name}/ for a person to "
+               "correct" if reasons else "") + ".")
+

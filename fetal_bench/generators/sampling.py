@@ -215,13 +215,13 @@ def pipeline_images(pipe, batch: Sequence[Item], *, resolution: int, steps: int,
                     clip_skip: int | None, negative_prompt: str, vae_scale_factor: int):
     """RGB float images (B, R, R, 3) in [0, 1] for ``batch`` from a StableDiffusionPipeline.
 
-    Prompt embeddings are computed here (:func:`~fetal_bench.generators.training.encode_text`) so
+    Prompt embeddings are computed here (:func:`~fetal_bench.generators.lora.encode_text`) so
     clip-skip applies to the positive and the negative prompt alike, and the initial latents are
     drawn per item (:func:`initial_latents`).
     """
     import torch
 
-    from fetal_bench.generators.training import encode_text, tokenize
+    from fetal_bench.generators.lora import encode_text, tokenize
 
     device, dtype = pipe.unet.device, pipe.unet.dtype
     shape = (pipe.unet.config.in_channels, resolution // vae_scale_factor, resolution // vae_scale_factor)
@@ -249,7 +249,7 @@ def conditioned_images(pipe, batch: Sequence[Item], masks, *, resolution: int, s
     import torch
     import torch.nn.functional as F
 
-    from fetal_bench.generators.training import encode_text, tokenize
+    from fetal_bench.generators.lora import encode_text, tokenize
 
     unet, vae, scheduler = pipe.unet, pipe.vae, pipe.scheduler
     device, dtype = unet.device, unet.dtype

@@ -20,7 +20,6 @@ on the sample sizes (FID is biased upwards for small sets); compare like with li
 from __future__ import annotations
 
 import datetime as _dt
-import hashlib
 import math
 import platform
 import time
@@ -29,6 +28,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
+from fetal_bench._io import seeded_key
 from fetal_bench.errors import FetalBenchError
 
 __all__ = ["RESULT_FILE", "GRID_FILE", "fid", "kid", "precision_recall", "score"]
@@ -134,14 +134,14 @@ def _metrics(real: np.ndarray, syn: np.ndarray, *, k: int, kid_subsets: int, see
 
 
 def _load(path: str | Path, config: str | None, split: str, max_images: int | None, seed: int):
-    from fetal_bench.generators.data import decode_gray, open_source
+    from fetal_bench.generators.training_images import decode_gray, open_source
 
     dataset, info = open_source(path, config=config, split=split)
     ids = dataset["id"]
     order = list(range(len(ids)))
     if max_images is not None and len(order) > max_images:
         # A deterministic subset, independent of row order: the smallest hashes of (seed, id).
-        order = sorted(order, key=lambda i: hashlib.sha256(f"{seed}:{ids[i]}".encode()).hexdigest())[:max_images]
+        order = sorted(order, key=lambda i: seeded_key(seed, ids[i]))[:max_images]
         order.sort()
     images = [decode_gray(dataset[i]["image"], ids[i]) for i in order]
     labels = None

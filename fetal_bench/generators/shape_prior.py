@@ -9,7 +9,7 @@ side so the prior does not depend on the resolution:
 ``(cx, cy)`` the centre, ``a >= b`` the semi-axes, ``θ`` the angle of ``a`` (as
 :class:`fetal_bench.geometry.Ellipse`; doubled because an ellipse turned by π is the same
 ellipse), ``s`` the millimetres one canvas side spans (pixel size x the image's longer side).
-Per trimester (from the head circumference, see :func:`fetal_bench.generators.data.trimester_of`)
+Per trimester (from the head circumference, see :func:`fetal_bench.generators.training_images.trimester_of`)
 the prior is a Gaussian with the sample mean and covariance of ``z``.
 
 A draw for trimester ``t`` samples ``z``, turns it back into an ellipse, and accepts it only if
@@ -81,7 +81,7 @@ def draw_ellipse(
     prior: dict[str, Any], trimester: int, rng: np.random.Generator, resolution: int, bounds: Sequence[float],
 ) -> tuple[Ellipse, float]:
     """An ellipse (canvas pixels at ``resolution``) and the mm per pixel, drawn for ``trimester``."""
-    from fetal_bench.generators.data import trimester_of
+    from fetal_bench.generators.training_images import trimester_of
 
     entry = prior["classes"].get(str(trimester))
     if entry is None:

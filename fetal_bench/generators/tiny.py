@@ -30,14 +30,12 @@ from fetal_bench._io import sha256_tensors
 
 if TYPE_CHECKING:  # torch/diffusers/transformers are heavy; imported where used
     import torch
-    from diffusers import StableDiffusionPipeline
 
 __all__ = [
     "TINY_RESOLUTION",
     "TINY_SEED",
     "TinyComponents",
     "build_tiny_components",
-    "build_tiny_pipeline",
     "build_tiny_tokenizer",
     "tiny_identity",
 ]
@@ -178,25 +176,6 @@ def build_tiny_components() -> TinyComponents:
         module.eval()
     scheduler = DDPMScheduler.from_config(SCHEDULER_CONFIG)  # from_config ignores keys it lacks
     return TinyComponents(unet, vae, text_encoder, tokenizer, scheduler)
-
-
-def build_tiny_pipeline(components: TinyComponents | None = None) -> StableDiffusionPipeline:
-    """A :class:`diffusers.StableDiffusionPipeline` around the tiny components (no safety checker)."""
-    from diffusers import PNDMScheduler, StableDiffusionPipeline
-
-    c = components or build_tiny_components()
-    # SD 1.5 ships a PNDM scheduler; the tiny pipeline does the same so "plain defaults" match.
-    scheduler = PNDMScheduler.from_config({**SCHEDULER_CONFIG, "skip_prk_steps": True})
-    return StableDiffusionPipeline(
-        vae=c.vae,
-        text_encoder=c.text_encoder,
-        tokenizer=c.tokenizer,
-        unet=c.unet,
-        scheduler=scheduler,
-        safety_checker=None,
-        feature_extractor=None,
-        requires_safety_checker=False,
-    )
 
 
 def _state_hash(modules: dict[str, torch.nn.Module]) -> str:

@@ -3,14 +3,13 @@
 Shared by every generator: FU-LoRA (class prompts), the paper's mask-guided method (3-channel
 [ultrasound, ultrasound, outline] images) and the mask-conditioned variant (an extra UNet input
 channel holding the mask). A generator hands :func:`train_lora` a :class:`TrainingData` (how to
-get example ``i``) and the merged configuration; this module does the rest:
+get example ``i``) and the merged configuration; :class:`LoraTrainer` does the rest, read top to
+bottom as a diffusers example script reads:
 
-* LoRA adapters from a peft :class:`~peft.LoraConfig` on the configured modules: module
-  classes expand as kohya's "Standard" LoRA does (every Linear and 1x1 Conv2d inside each
-  ``Transformer2DModel`` of the UNet and each ``CLIPAttention``/``CLIPMLP`` of the text
-  encoder, see :func:`resolve_targets`), other names are peft suffixes (``to_q``...);
-  initialised from the training seed; for the conditioned variant the UNet's ``conv_in`` gains input channels
-  whose weights start at zero (so step 0 is the base model) and is trained in full.
+* LoRA adapters from a peft :class:`~peft.LoraConfig` on the configured modules
+  (:mod:`fetal_bench.generators.lora`: module classes expand as kohya's "Standard" LoRA does),
+  initialised from the training seed; for the conditioned variant the UNet's ``conv_in`` gains
+  input channels whose weights start at zero (so step 0 is the base model) and is trained in full.
 * :class:`accelerate.Accelerator` with fp16/bf16 mixed precision on GPU (frozen weights in that
   precision, trainable ones in fp32), optional gradient checkpointing, 8-bit AdamW when
   bitsandbytes and CUDA are there (torch AdamW otherwise), gradient clipping, any diffusers LR
@@ -22,9 +21,8 @@ get example ``i``) and the merged configuration; this module does the rest:
   continues bit-for-bit as if never interrupted (on the same hardware). Checkpoints are written
   atomically every ``train.checkpoint_every`` steps; a rerun of the same configuration resumes
   from the newest one.
-* Output: ``pytorch_lora_weights.safetensors`` in diffusers' naming (``pipe.load_lora_weights(DIR)``
-  loads it), ``conv_in.safetensors`` for the conditioned variant, and ``generator_config.json``
-  (written last, so its presence means the run finished) with the configuration and hashes.
+* Output: the LoRA directory :mod:`fetal_bench.generators.lora` describes, its
+  ``generator_config.json`` holding the configuration and hashes.
 """
 
 from __future__ import annotations
@@ -42,26 +40,21 @@ from typing import Any, Callable
 import numpy as np
 
 from fetal_bench.errors import FetalBenchError
+from fetal_bench.generators.lora import (
+    CONFIG_FILE,
+    CONV_IN_FILE,
+    LORA_FILE,
+    add_adapter,
+    canonical_safetensors,
+    encode_text,
+    expand_conv_in,
+    peft_lora_config,
+    tokenize,
+)
 from fetal_bench.training.rundir import RunDirectory, fingerprint
 
-__all__ = [
-    "CONFIG_FILE",
-    "LORA_FILE",
-    "CONV_IN_FILE",
-    "TrainingData",
-    "apply_lora",
-    "resolve_targets",
-    "encode_text",
-    "split_lora_state_dict",
-    "expand_conv_in",
-    "read_lora_config",
-    "train_lora",
-]
+__all__ = ["LoraTrainer", "TrainingData", "train_lora"]
 
-LORA_FILE = "pytorch_lora_weights.safetensors"
-CONV_IN_FILE = "conv_in.safetensors"
-CONFIG_FILE = "generator_config.json"
-ADAPTER = "fetal-bench"  # adapter name used when a LoRA is loaded for sampling
 _SCHEMA_VERSION = 1
 _KEEP_CHECKPOINTS = 2
 
@@ -90,116 +83,6 @@ def _mix(*parts: object) -> int:
     return int.from_bytes(digest[:8], "little") & (2**63 - 1)
 
 
-def encode_text(text_encoder, input_ids, clip_skip: int | None):
-    """CLIP embeddings of ``input_ids`` with kohya/A1111 clip-skip semantics.
-
-    ``clip_skip`` None or 1 = the last layer (through the final layer norm, as CLIP does);
-    2 = the penultimate layer through the final layer norm, and so on. (diffusers counts from 0:
-    its ``clip_skip=1`` is this ``2``.) Applied to the negative prompt too, which diffusers'
-    pipeline does not do, so sampling conditions the model the way it was trained.
-    """
-    if not clip_skip or clip_skip <= 1:
-        return text_encoder(input_ids)[0]
-    output = text_encoder(input_ids, output_hidden_states=True)
-    hidden = output.hidden_states[-clip_skip]
-    model = getattr(text_encoder, "module", text_encoder)  # under DDP the model is `.module`
-    # transformers 5 flattened CLIPTextModel (no `.text_model`); older versions nest it.
-    return getattr(model, "text_model", model).final_layer_norm(hidden)
-
-
-def tokenize(tokenizer, prompts: list[str]):
-    return tokenizer(
-        prompts, padding="max_length", max_length=tokenizer.model_max_length, truncation=True, return_tensors="pt"
-    ).input_ids
-
-
-def expand_conv_in(unet, extra: int) -> None:
-    """Give the UNet ``extra`` more input channels; their weights start at zero (step 0 = base)."""
-    import torch
-
-    if extra <= 0:
-        return
-    old = unet.conv_in
-    new = torch.nn.Conv2d(
-        old.in_channels + extra, old.out_channels, old.kernel_size, old.stride, old.padding,
-        dtype=old.weight.dtype, device=old.weight.device,
-    )
-    with torch.no_grad():
-        new.weight.zero_()
-        new.weight[:, : old.in_channels] = old.weight
-        new.bias.copy_(old.bias)
-    unet.conv_in = new
-    # Keep the config truthful, so saving/inspecting the UNet shows the real input width.
-    unet.register_to_config(in_channels=old.in_channels + extra)
-
-
-#: Module classes that hold kohya "Standard" LoRA targets (sd-scripts ``networks/lora.py``,
-#: ``LoRANetwork.UNET_TARGET_REPLACE_MODULE`` / ``TEXT_ENCODER_TARGET_REPLACE_MODULE``): inside
-#: them every ``Linear`` and every 1x1 ``Conv2d`` gets an adapter.
-KOHYA_UNET_CONTAINERS = ("Transformer2DModel",)
-KOHYA_TEXT_ENCODER_CONTAINERS = ("CLIPAttention", "CLIPSdpaAttention", "CLIPMLP")
-
-
-def resolve_targets(model, targets: list[str]) -> list[str]:
-    """peft ``target_modules`` for ``model`` from a config's target list.
-
-    An entry naming a module *class* of ``model`` (e.g. ``Transformer2DModel``, ``CLIPMLP``) is a
-    container, as in kohya's LoRA: it expands to the full names of every ``Linear`` and 1x1
-    ``Conv2d`` inside each such module (kohya's ``create_modules`` rule). Any other entry is a
-    peft module-name suffix (e.g. ``to_q``) and is kept as is. Sorted, without duplicates.
-    """
-    import torch
-
-    # kohya's container names count as containers even where this transformers version has no
-    # such class (CLIPSdpaAttention is gone from transformers 5): they then match nothing.
-    classes = {type(module).__name__ for module in model.modules()}
-    known = classes | set(KOHYA_UNET_CONTAINERS) | set(KOHYA_TEXT_ENCODER_CONTAINERS)
-    containers = [t for t in targets if t in known]
-    names = [t for t in targets if t not in known]
-    if containers:
-        found = set()
-        for name, module in model.named_modules():
-            if type(module).__name__ not in containers:
-                continue
-            for child_name, child in module.named_modules():
-                linear = type(child) is torch.nn.Linear
-                conv_1x1 = type(child) is torch.nn.Conv2d and tuple(child.kernel_size) == (1, 1)
-                if (linear or conv_1x1) and child_name:
-                    found.add(f"{name}.{child_name}" if name else child_name)
-        if not found:
-            raise FetalBenchError(f"The modules {containers} hold no Linear or 1x1 Conv2d layer.",
-                                  "List module names to adapt instead, e.g. [to_q, to_k, to_v, to_out.0].")
-        names = sorted(found) + names
-    return names
-
-
-def _lora_config(lora: dict, targets_key: str, model=None):
-    from peft import LoraConfig
-
-    targets = list(lora[targets_key])
-    if not targets:
-        raise FetalBenchError(f"lora.{targets_key} is empty.", "List the modules to adapt, e.g. [to_q, to_k, to_v, to_out.0].")
-    if model is not None:
-        targets = resolve_targets(model, targets)
-    return LoraConfig(r=int(lora["rank"]), lora_alpha=float(lora["alpha"]), init_lora_weights=True,
-                      target_modules=targets)
-
-
-def _add_adapter(model, config, seed: int, adapter_name: str = "default") -> None:
-    """Add a LoRA adapter whose random init (lora_A) comes from ``seed``, not global state.
-
-    Through peft itself (``inject_adapter_in_model``), never through ``model.add_adapter``:
-    transformers' and diffusers' integrations gate on their own peft version ranges (transformers
-    5.24 refuses every peft below 0.22), so going through them ties training to one pairing.
-    """
-    import torch
-    from peft import inject_adapter_in_model
-
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
-        inject_adapter_in_model(config, model, adapter_name=adapter_name)
-
-
 def _freeze_skipped_layers(text_encoder, clip_skip: int | None) -> None:
     """Freeze the LoRA of CLIP layers that clip-skip leaves out of the embedding.
 
@@ -220,12 +103,14 @@ def _freeze_skipped_layers(text_encoder, clip_skip: int | None) -> None:
 def _make_optimizer(groups: list[dict], train: dict, device) -> tuple[Any, str]:
     import torch
 
+    from fetal_bench.tasks.inference import is_cuda
+
     name = str(train["optimizer"]).lower()
     kwargs = dict(betas=(float(train["adam_beta1"]), float(train["adam_beta2"])),
                   eps=float(train["adam_epsilon"]), weight_decay=float(train["weight_decay"]))
     if name not in ("adamw", "adamw8bit"):
         raise FetalBenchError(f"train.optimizer {name!r} is not supported.", "Use adamw or adamw8bit.")
-    if name == "adamw8bit" and device.type == "cuda":
+    if name == "adamw8bit" and is_cuda(device):
         try:
             import bitsandbytes as bnb  # optional: only on CUDA machines that have it
 
@@ -325,130 +210,6 @@ def _restore_trainable(models: dict):
     return load
 
 
-def canonical_safetensors(path: Path) -> None:
-    """Rewrite a safetensors file's JSON header with sorted keys, in place (atomically).
-
-    The safetensors writer emits its header from a hash map whose order changes from run to
-    run, so identical tensors give different file bytes; the data section is already in a
-    fixed order. Sorting the header (offsets are relative to the data, so unchanged) makes the
-    file's sha256 a function of its content, which is what ``lora_sha256`` promises.
-    """
-    from fetal_bench._io import atomic_file
-
-    raw = path.read_bytes()
-    size = int.from_bytes(raw[:8], "little")
-    header = json.loads(raw[8 : 8 + size])
-    text = json.dumps(header, sort_keys=True, separators=(",", ":")).encode()
-    text += b" " * (-len(text) % 8)  # the format pads the header to 8-byte alignment with spaces
-    with atomic_file(path, "wb") as handle:
-        handle.write(len(text).to_bytes(8, "little") + text + raw[8 + size :])
-
-
-def read_lora_config(lora_dir: str | Path) -> dict[str, Any]:
-    """The ``generator_config.json`` of a trained LoRA directory (clear errors when it is not one)."""
-    lora_dir = Path(lora_dir)
-    if not lora_dir.is_dir():
-        raise FetalBenchError(
-            f"LoRA directory {lora_dir} does not exist.",
-            "Pass the --output of `fetal-bench generate ... train`.",
-        )
-    path = lora_dir / CONFIG_FILE
-    if not path.is_file():
-        hint = " (training did not finish: rerun the same train command to resume)" if (lora_dir / "checkpoints").is_dir() else ""
-        raise FetalBenchError(
-            f"{lora_dir} holds no {CONFIG_FILE}{hint}.",
-            "Pass the --output directory of a finished `fetal-bench generate ... train` run.",
-        )
-    config = json.loads(path.read_text(encoding="utf-8"))
-    weights = lora_dir / LORA_FILE
-    if not weights.is_file():
-        raise FetalBenchError(f"{lora_dir} has no {LORA_FILE}.", "Retrain: the directory is incomplete.")
-    return config
-
-
-def _load_adapter(model, state_dict: dict, config, scale: float) -> None:
-    """Inject ``config`` into ``model`` as the ``ADAPTER`` adapter, load ``state_dict`` (peft
-    naming, no model prefix) into it and set its scale; every key must land."""
-    from peft import inject_adapter_in_model, set_peft_model_state_dict
-    from peft.tuners.lora import LoraLayer
-
-    inject_adapter_in_model(config, model, adapter_name=ADAPTER)
-    outcome = set_peft_model_state_dict(model, state_dict, adapter_name=ADAPTER)
-    unexpected = list(getattr(outcome, "unexpected_keys", []) or [])
-    if unexpected:
-        raise FetalBenchError(
-            f"The LoRA file has {len(unexpected)} weights the model has no place for (e.g. {unexpected[0]}).",
-            "Sample with the same --base (and generator) the LoRA was trained on.",
-        )
-    for module in model.modules():
-        if isinstance(module, LoraLayer):
-            module.set_scale(ADAPTER, float(scale))
-
-
-def _peft_configs_from_record(config: dict[str, Any], pipe) -> dict[str, Any]:
-    """The LoraConfig of each adapted model, as training made them (from generator_config.json)."""
-    lora = config["config"]["lora"]
-    configs = {"unet": _lora_config(lora, "unet_targets", pipe.unet)}
-    if lora.get("train_text_encoder"):
-        configs["text_encoder"] = _lora_config(lora, "text_encoder_targets", pipe.text_encoder)
-    return configs
-
-
-def split_lora_state_dict(state_dict: dict) -> dict[str, dict]:
-    """Split a diffusers-named LoRA state dict (``unet.….lora.down.weight``, ``text_encoder.…``)
-    into peft-named state dicts per model (``….lora_A.weight``, no model prefix): the inverse of
-    the ``convert_state_dict_to_diffusers`` renaming that saving applied."""
-    # diffusers renames peft's lora_A/lora_B per layer kind: UNet attention to lora.down/up, CLIP
-    # attention to lora_linear_layer.down/up, and leaves other layers (e.g. CLIP's MLP) as they are.
-    renames = ((".lora.down.", ".lora_A."), (".lora.up.", ".lora_B."),
-               (".lora_linear_layer.down.", ".lora_A."), (".lora_linear_layer.up.", ".lora_B."))
-    parts: dict[str, dict] = {}
-    for key, tensor in state_dict.items():
-        prefix, _, rest = key.partition(".")
-        for old, new in renames:
-            rest = rest.replace(old, new)
-        if prefix not in ("unet", "text_encoder") or not (".lora_A." in rest or ".lora_B." in rest):
-            raise FetalBenchError(
-                f"Unexpected key {key!r} in a LoRA file (expected unet.* or text_encoder.* LoRA weights).",
-                "Pass a LoRA written by `fetal-bench generate ... train`.",
-            )
-        parts.setdefault(prefix, {})[rest] = tensor
-    return parts
-
-
-def apply_lora(pipe, lora_dir: str | Path, config: dict[str, Any], scale: float) -> None:
-    """Load a trained LoRA (and conv_in, for the conditioned variant) into ``pipe`` at ``scale``.
-
-    The adapters go in through peft directly (as in training), not ``pipe.load_lora_weights``:
-    that path loads the text-encoder LoRA through transformers' ``load_adapter``, which refuses
-    peft releases outside transformers' own range.
-    """
-    import torch
-    from safetensors.torch import load_file
-
-    if config.get("format") == "kohya":  # an external kohya file (e.g. the FU-LoRA authors' release)
-        from fetal_bench.generators.kohya import apply_kohya_lora
-
-        apply_kohya_lora(pipe, config["lora_file"], scale)
-        return
-    lora_dir = Path(lora_dir)
-    extra = int(config.get("extra_input_channels", 0))
-    if extra:
-        expand_conv_in(pipe.unet, extra)
-        state = load_file(str(lora_dir / CONV_IN_FILE))
-        with torch.no_grad():
-            pipe.unet.conv_in.weight.copy_(state["weight"])
-            pipe.unet.conv_in.bias.copy_(state["bias"])
-    parts = split_lora_state_dict(load_file(str(lora_dir / LORA_FILE)))
-    configs = _peft_configs_from_record(config, pipe)
-    for name, state_dict in parts.items():
-        if name not in configs:
-            raise FetalBenchError(
-                f"{lora_dir / LORA_FILE} has {name} weights, but its {CONFIG_FILE} trained no {name} LoRA.",
-                "Retrain: the directory's files do not belong together.",
-            )
-        _load_adapter(getattr(pipe, name), state_dict, configs[name], scale)
-
 
 def train_lora(
     *,
@@ -468,120 +229,197 @@ def train_lora(
     ``overwrite``; unfinished checkpoints of the same configuration are resumed.
     ``progress(step, total, loss)`` is called after every step (after its checkpoint).
     """
-    import torch
-    import torch.nn.functional as F
-    from accelerate import Accelerator
-    from diffusers import DDPMScheduler
-    from diffusers.optimization import get_scheduler
+    return LoraTrainer(base=base, config=config, data=data, output=output, record=record,
+                       overwrite=overwrite, progress=progress).train()
 
-    from fetal_bench.generators.config import config_sha256
 
-    output = Path(output)
-    train, lora = config["train"], config["lora"]
-    key = fingerprint({"config": config_sha256(config), "base": record.get("base"), "data": record.get("data")})
-    final = output / CONFIG_FILE
-    if final.is_file():
-        existing = json.loads(final.read_text())
-        if existing.get("resume_key") == key and not overwrite:
-            return existing
-        if not overwrite:
-            raise FetalBenchError(
-                f"{output} already holds a LoRA trained with another configuration or data.",
-                "Pick another --output, or pass --overwrite to replace it.",
-            )
-    if overwrite and output.exists():
-        for name in (CONFIG_FILE, LORA_FILE, CONV_IN_FILE, "checkpoints"):
-            target = output / name
-            shutil.rmtree(target, ignore_errors=True) if target.is_dir() else target.unlink(missing_ok=True)
+class LoraTrainer:
+    """One LoRA training run: set up models, optimizer and schedule, resume, step, save."""
 
-    cuda = torch.cuda.is_available()
-    mixed = str(train.get("mixed_precision") or "no") if cuda else "no"
-    # cpu=True where there is no CUDA, so that a launcher's CPU processes form one (gloo) group.
-    accelerator = Accelerator(mixed_precision=mixed, cpu=not cuda)
-    device = accelerator.device
-    weight_dtype = {"fp16": torch.float16, "bf16": torch.bfloat16}.get(mixed, torch.float32)
-    seed = int(train["seed"])
+    def __init__(self, *, base, config: dict[str, Any], data: TrainingData, output: str | Path,
+                 record: dict[str, Any], overwrite: bool = False,
+                 progress: Callable[[int, int, float], None] | None = None):
+        from fetal_bench.generators.config import config_sha256
 
-    unet, vae, text_encoder = base.unet, base.vae, base.text_encoder
-    for module in (unet, vae, text_encoder):
-        module.requires_grad_(False)
-    expand_conv_in(unet, data.extra_input_channels)
-    unet_lora = _lora_config(lora, "unet_targets", unet)
-    _add_adapter(unet, unet_lora, _mix(seed, "lora-init", "unet"))
-    train_te = bool(lora.get("train_text_encoder"))
-    te_lora = None
-    if train_te:
-        te_lora = _lora_config(lora, "text_encoder_targets", text_encoder)
-        _add_adapter(text_encoder, te_lora, _mix(seed, "lora-init", "text_encoder"))
-        _freeze_skipped_layers(text_encoder, train.get("clip_skip"))
-    if data.extra_input_channels:
-        unet.conv_in.requires_grad_(True)
+        self.base, self.config, self.data, self.record = base, config, data, record
+        self.output, self.overwrite, self.progress = Path(output), overwrite, progress
+        self.train_cfg, self.lora_cfg = config["train"], config["lora"]
+        self.seed = int(self.train_cfg["seed"])
+        self.key = fingerprint({"config": config_sha256(config), "base": record.get("base"), "data": record.get("data")})
 
-    for module in (vae, unet, text_encoder):
-        module.to(device)
-        if weight_dtype != torch.float32:
-            module.to(dtype=weight_dtype)
-    # Trainable weights stay fp32 under mixed precision (fp16 weights cannot take small updates).
-    for module in (unet, text_encoder):
-        for p in module.parameters():
-            if p.requires_grad:
-                p.data = p.data.float()
-    if train.get("gradient_checkpointing"):
-        unet.enable_gradient_checkpointing()
-        if train_te:
-            # transformers 5 renamed it (the old name warns); older versions only have the old one.
-            enable = getattr(text_encoder, "activation_checkpointing_enable", None) or text_encoder.gradient_checkpointing_enable
-            enable()
-    unet.train()
-    text_encoder.train(train_te)
+    def train(self) -> dict[str, Any]:
+        finished = self._finished_run()
+        if finished is not None:
+            return finished
+        self._set_up_accelerator()
+        self._add_adapters()
+        self._place_models()
+        self._set_up_optimization()
+        start = self._resume()
+        loss_value = float("nan")
+        began = time.perf_counter()
+        self.output.mkdir(parents=True, exist_ok=True)
+        every = int(self.train_cfg.get("checkpoint_every") or 0)
+        for step in range(start, self.total):
+            loss_value = self.training_step(step)
+            done = step + 1
+            if every and done % every == 0 and done < self.total:
+                self._save_snapshot(done)
+            if self.progress is not None:
+                self.progress(done, self.total, loss_value)
+        return self._finish(start, loss_value, time.perf_counter() - began)
 
-    groups = [{"params": [p for p in unet.parameters() if p.requires_grad], "lr": float(train["unet_lr"])}]
-    if train_te:
-        groups.append({"params": [p for p in text_encoder.parameters() if p.requires_grad],
-                       "lr": float(train["text_encoder_lr"])})
-    optimizer, optimizer_name = _make_optimizer(groups, train, device)
-    per_process = int(train["batch_size"])
-    per_step = per_process * accelerator.num_processes
-    total = _total_steps(train, data, per_step, seed)
-    # accelerate's prepared scheduler steps once per process at every optimizer step, so its
-    # horizon is counted in process-steps (as in diffusers' training scripts).
-    lr_scheduler = get_scheduler(str(train["lr_scheduler"]), optimizer=optimizer,
-                                 num_warmup_steps=int(train["warmup_steps"]) * accelerator.num_processes,
-                                 num_training_steps=total * accelerator.num_processes)
-    if train_te:
-        unet, text_encoder, optimizer, lr_scheduler = accelerator.prepare(unet, text_encoder, optimizer, lr_scheduler)
-    else:
-        unet, optimizer, lr_scheduler = accelerator.prepare(unet, optimizer, lr_scheduler)
-    models = {"unet": accelerator.unwrap_model(unet),
-              "text_encoder": accelerator.unwrap_model(text_encoder) if train_te else None}
+    def _finished_run(self) -> dict[str, Any] | None:
+        """The record of a finished run of this configuration in ``output`` (None: train); clears
+        ``output``'s LoRA files when ``overwrite``."""
+        final = self.output / CONFIG_FILE
+        if final.is_file():
+            existing = json.loads(final.read_text())
+            if existing.get("resume_key") == self.key and not self.overwrite:
+                return existing
+            if not self.overwrite:
+                raise FetalBenchError(
+                    f"{self.output} already holds a LoRA trained with another configuration or data.",
+                    "Pick another --output, or pass --overwrite to replace it.",
+                )
+        if self.overwrite and self.output.exists():
+            for name in (CONFIG_FILE, LORA_FILE, CONV_IN_FILE, "checkpoints"):
+                target = self.output / name
+                shutil.rmtree(target, ignore_errors=True) if target.is_dir() else target.unlink(missing_ok=True)
+        return None
 
-    noise_scheduler = DDPMScheduler.from_config(base.scheduler_config)
-    run = RunDirectory(output, fingerprint=key, keep_last=_KEEP_CHECKPOINTS)
-    start = 0
-    latest = run.latest()
-    if latest is not None:
-        run.restore(latest, weights=_restore_trainable(models), optimizer=optimizer, scheduler=lr_scheduler)
-        start = latest.step
+    def _set_up_accelerator(self) -> None:
+        import torch
+        from accelerate import Accelerator
 
-    order = _ExampleOrder(data, int(train["repeats"]), per_step, seed)
+        cuda = torch.cuda.is_available()
+        self.mixed = str(self.train_cfg.get("mixed_precision") or "no") if cuda else "no"
+        # cpu=True where there is no CUDA, so that a launcher's CPU processes form one (gloo) group.
+        self.accelerator = Accelerator(mixed_precision=self.mixed, cpu=not cuda)
+        self.device = self.accelerator.device
+        self.weight_dtype = {"fp16": torch.float16, "bf16": torch.bfloat16}.get(self.mixed, torch.float32)
 
-    clip_skip = train.get("clip_skip")
-    dropout = float(train.get("prompt_dropout") or 0.0)
-    random_flip = bool(train.get("random_flip"))
-    scaling = float(base.vae.config.scaling_factor)
-    factor = base.vae_scale_factor
-    channels = int(base.vae.config.latent_channels)
-    every = int(train.get("checkpoint_every") or 0)
-    loss_value = float("nan")
-    began = time.perf_counter()
-    output.mkdir(parents=True, exist_ok=True)
+    def _add_adapters(self) -> None:
+        """Freeze the base; add the UNet's (and text encoder's) LoRA and any extra input channels."""
+        unet, vae, text_encoder = self.base.unet, self.base.vae, self.base.text_encoder
+        for module in (unet, vae, text_encoder):
+            module.requires_grad_(False)
+        expand_conv_in(unet, self.data.extra_input_channels)
+        self.unet_lora = peft_lora_config(self.lora_cfg, "unet_targets", unet)
+        add_adapter(unet, self.unet_lora, _mix(self.seed, "lora-init", "unet"))
+        self.train_te = bool(self.lora_cfg.get("train_text_encoder"))
+        self.te_lora = None
+        if self.train_te:
+            self.te_lora = peft_lora_config(self.lora_cfg, "text_encoder_targets", text_encoder)
+            add_adapter(text_encoder, self.te_lora, _mix(self.seed, "lora-init", "text_encoder"))
+            _freeze_skipped_layers(text_encoder, self.train_cfg.get("clip_skip"))
+        if self.data.extra_input_channels:
+            unet.conv_in.requires_grad_(True)
 
-    for step in range(start, total):
-        slots = order.at(step, accelerator.process_index * per_process, per_process)
+    def _place_models(self) -> None:
+        """Models on the device in the training precision (trainable weights stay fp32)."""
+        import torch
+
+        unet, vae, text_encoder = self.base.unet, self.base.vae, self.base.text_encoder
+        for module in (vae, unet, text_encoder):
+            module.to(self.device)
+            if self.weight_dtype != torch.float32:
+                module.to(dtype=self.weight_dtype)
+        # Trainable weights stay fp32 under mixed precision (fp16 weights cannot take small updates).
+        for module in (unet, text_encoder):
+            for p in module.parameters():
+                if p.requires_grad:
+                    p.data = p.data.float()
+        if self.train_cfg.get("gradient_checkpointing"):
+            unet.enable_gradient_checkpointing()
+            if self.train_te:
+                # transformers 5 renamed it (the old name warns); older versions only have the old one.
+                enable = (getattr(text_encoder, "activation_checkpointing_enable", None)
+                          or text_encoder.gradient_checkpointing_enable)
+                enable()
+        unet.train()
+        text_encoder.train(self.train_te)
+
+    def _set_up_optimization(self) -> None:
+        from diffusers import DDPMScheduler
+        from diffusers.optimization import get_scheduler
+
+        train, accelerator = self.train_cfg, self.accelerator
+        unet, text_encoder = self.base.unet, self.base.text_encoder
+        self.groups = [{"params": [p for p in unet.parameters() if p.requires_grad], "lr": float(train["unet_lr"])}]
+        if self.train_te:
+            self.groups.append({"params": [p for p in text_encoder.parameters() if p.requires_grad],
+                                "lr": float(train["text_encoder_lr"])})
+        optimizer, self.optimizer_name = _make_optimizer(self.groups, train, self.device)
+        self.per_process = int(train["batch_size"])
+        per_step = self.per_process * accelerator.num_processes
+        self.total = _total_steps(train, self.data, per_step, self.seed)
+        # accelerate's prepared scheduler steps once per process at every optimizer step, so its
+        # horizon is counted in process-steps (as in diffusers' training scripts).
+        lr_scheduler = get_scheduler(str(train["lr_scheduler"]), optimizer=optimizer,
+                                     num_warmup_steps=int(train["warmup_steps"]) * accelerator.num_processes,
+                                     num_training_steps=self.total * accelerator.num_processes)
+        if self.train_te:
+            self.unet, self.text_encoder, self.optimizer, self.lr_scheduler = accelerator.prepare(
+                unet, text_encoder, optimizer, lr_scheduler)
+        else:
+            self.unet, self.optimizer, self.lr_scheduler = accelerator.prepare(unet, optimizer, lr_scheduler)
+            self.text_encoder = text_encoder
+        self.models = {"unet": accelerator.unwrap_model(self.unet),
+                       "text_encoder": accelerator.unwrap_model(self.text_encoder) if self.train_te else None}
+        self.noise_scheduler = DDPMScheduler.from_config(self.base.scheduler_config)
+        self.order = _ExampleOrder(self.data, int(train["repeats"]), per_step, self.seed)
+
+    def _resume(self) -> int:
+        """The step to start from: the newest snapshot of this configuration's, else 0."""
+        self.run = RunDirectory(self.output, fingerprint=self.key, keep_last=_KEEP_CHECKPOINTS)
+        latest = self.run.latest()
+        if latest is None:
+            return 0
+        self.run.restore(latest, weights=_restore_trainable(self.models), optimizer=self.optimizer,
+                         scheduler=self.lr_scheduler)
+        return latest.step
+
+    def training_step(self, step: int) -> float:
+        """One optimisation step: noise this step's examples' latents, predict, backward, update."""
+        import torch
+        import torch.nn.functional as F
+
+        latents, noise, timesteps, prompts, conds = self._noised_batch(step)
+        noisy = self.noise_scheduler.add_noise(latents, noise, timesteps)
+        if self.data.extra_input_channels:
+            masks = torch.stack(conds).to(self.device)
+            small = F.interpolate(masks, size=noisy.shape[-2:], mode="area") * 2.0 - 1.0
+            noisy = torch.cat([noisy, small], dim=1)
+        prediction = self._predict_noise(noisy, timesteps, prompts)
+        if self.noise_scheduler.config.prediction_type == "v_prediction":
+            target = self.noise_scheduler.get_velocity(latents, noise, timesteps)
+        else:
+            target = noise
+        loss = F.mse_loss(prediction.float(), target.float())
+        self.accelerator.backward(loss)
+        if self.accelerator.sync_gradients and self.train_cfg.get("max_grad_norm"):
+            params = [p for group in self.groups for p in group["params"]]
+            self.accelerator.clip_grad_norm_(params, float(self.train_cfg["max_grad_norm"]))
+        self.optimizer.step()
+        self.lr_scheduler.step()
+        self.optimizer.zero_grad(set_to_none=True)
+        return float(self.accelerator.gather(loss.detach()[None]).mean())
+
+    def _noised_batch(self, step: int):
+        """This process's examples of ``step``: their latents, noise, timesteps, prompts and
+        conditions, every random draw from the example's own seeded generator."""
+        import torch
+
+        scaling = float(self.base.vae.config.scaling_factor)
+        factor, channels = self.base.vae_scale_factor, int(self.base.vae.config.latent_channels)
+        dropout = float(self.train_cfg.get("prompt_dropout") or 0.0)
+        random_flip = bool(self.train_cfg.get("random_flip"))
+        slots = self.order.at(step, self.accelerator.process_index * self.per_process, self.per_process)
         pixels, prompts, conds, noise, steps_t, eps = [], [], [], [], [], []
         for position, example in slots:
-            g = torch.Generator().manual_seed(_mix(seed, "sample", position))
-            image, prompt, cond = data.get(example)
+            g = torch.Generator().manual_seed(_mix(self.seed, "sample", position))
+            image, prompt, cond = self.data.get(example)
             x = torch.from_numpy(np.ascontiguousarray(image)).float().div(127.5).sub(1.0)
             c = None if cond is None else torch.from_numpy(np.ascontiguousarray(cond, dtype=np.float32))[None]
             flip, drop = torch.rand(2, generator=g).tolist()
@@ -593,72 +431,50 @@ def train_lora(
             latent_shape = (channels, image.shape[-2] // factor, image.shape[-1] // factor)
             eps.append(torch.randn(latent_shape, generator=g))
             noise.append(torch.randn(latent_shape, generator=g))
-            steps_t.append(int(torch.randint(0, noise_scheduler.config.num_train_timesteps, (1,), generator=g)))
+            steps_t.append(int(torch.randint(0, self.noise_scheduler.config.num_train_timesteps, (1,), generator=g)))
             pixels.append(x)
             prompts.append(prompt)
             conds.append(c)
-        x = torch.stack(pixels).to(device, dtype=weight_dtype)
-        noise_t = torch.stack(noise).to(device)
-        timesteps = torch.tensor(steps_t, device=device, dtype=torch.long)
+        x = torch.stack(pixels).to(self.device, dtype=self.weight_dtype)
         with torch.no_grad():
-            posterior = vae.encode(x).latent_dist
-            latents = (posterior.mean + posterior.std * torch.stack(eps).to(device, posterior.mean.dtype)) * scaling
-        latents = latents.float()
-        noisy = noise_scheduler.add_noise(latents, noise_t, timesteps)
-        if data.extra_input_channels:
-            masks = torch.stack(conds).to(device)
-            small = F.interpolate(masks, size=noisy.shape[-2:], mode="area") * 2.0 - 1.0
-            noisy = torch.cat([noisy, small], dim=1)
-        ids = tokenize(base.tokenizer, prompts).to(device)
-        with accelerator.autocast():
-            if train_te:
-                hidden = encode_text(text_encoder, ids, clip_skip)
+            posterior = self.base.vae.encode(x).latent_dist
+            latents = (posterior.mean + posterior.std * torch.stack(eps).to(self.device, posterior.mean.dtype)) * scaling
+        timesteps = torch.tensor(steps_t, device=self.device, dtype=torch.long)
+        return latents.float(), torch.stack(noise).to(self.device), timesteps, prompts, conds
+
+    def _predict_noise(self, noisy, timesteps, prompts: list[str]):
+        import torch
+
+        ids = tokenize(self.base.tokenizer, prompts).to(self.device)
+        clip_skip = self.train_cfg.get("clip_skip")
+        with self.accelerator.autocast():
+            if self.train_te:
+                hidden = encode_text(self.text_encoder, ids, clip_skip)
             else:
                 with torch.no_grad():
-                    hidden = encode_text(text_encoder, ids, clip_skip)
-            prediction = unet(noisy.to(weight_dtype), timesteps, hidden.to(weight_dtype)).sample
-        if noise_scheduler.config.prediction_type == "v_prediction":
-            target = noise_scheduler.get_velocity(latents, noise_t, timesteps)
-        else:
-            target = noise_t
-        loss = F.mse_loss(prediction.float(), target.float())
-        accelerator.backward(loss)
-        if accelerator.sync_gradients and train.get("max_grad_norm"):
-            params = [p for group in groups for p in group["params"]]
-            accelerator.clip_grad_norm_(params, float(train["max_grad_norm"]))
-        optimizer.step()
-        lr_scheduler.step()
-        optimizer.zero_grad(set_to_none=True)
-        loss_value = float(accelerator.gather(loss.detach()[None]).mean())
-        done = step + 1
-        if every and done % every == 0 and done < total:
-            if accelerator.is_main_process:
-                run.save(done, weights=_trainable_state(models), optimizer=optimizer, scheduler=lr_scheduler)
-            accelerator.wait_for_everyone()
-        if progress is not None:
-            progress(done, total, loss_value)
+                    hidden = encode_text(self.text_encoder, ids, clip_skip)
+            return self.unet(noisy.to(self.weight_dtype), timesteps, hidden.to(self.weight_dtype)).sample
 
-    accelerator.wait_for_everyone()
-    result: dict[str, Any] = {}
-    if accelerator.is_main_process:
-        result = _save_final(output, models, unet_lora, te_lora, data, record, config, key,
-                             training={
-                                 "steps": total,
-                                 "resumed_from_step": start or None,
-                                 "examples": data.n,
-                                 "batch_size_per_process": per_process,
-                                 "num_processes": accelerator.num_processes,
-                                 "optimizer": optimizer_name,
-                                 "mixed_precision": mixed,
-                                 "device": str(device),
-                                 "final_loss": None if math.isnan(loss_value) else loss_value,
-                                 "runtime_s": round(time.perf_counter() - began, 3),
-                             })
-        run.clear()
-    accelerator.wait_for_everyone()
-    if not result:
-        result = json.loads(final.read_text())
-    return result
+    def _save_snapshot(self, done: int) -> None:
+        if self.accelerator.is_main_process:
+            self.run.save(done, weights=_trainable_state(self.models), optimizer=self.optimizer,
+                          scheduler=self.lr_scheduler)
+        self.accelerator.wait_for_everyone()
+
+    def _finish(self, start: int, loss_value: float, runtime_s: float) -> dict[str, Any]:
+        """Write the LoRA and its generator_config.json (main process); every process returns it."""
+        self.accelerator.wait_for_everyone()
+        result: dict[str, Any] = {}
+        if self.accelerator.is_main_process:
+            training = {"steps": self.total, "resumed_from_step": start or None, "examples": self.data.n,
+                        "batch_size_per_process": self.per_process, "num_processes": self.accelerator.num_processes,
+                        "optimizer": self.optimizer_name, "mixed_precision": self.mixed, "device": str(self.device),
+                        "final_loss": None if math.isnan(loss_value) else loss_value, "runtime_s": round(runtime_s, 3)}
+            result = _save_final(self.output, self.models, self.unet_lora, self.te_lora, self.data, self.record,
+                                 self.config, self.key, training=training)
+            self.run.clear()
+        self.accelerator.wait_for_everyone()
+        return result or json.loads((self.output / CONFIG_FILE).read_text())
 
 
 def _save_final(output: Path, models: dict, unet_lora, te_lora, data: TrainingData, record: dict,
@@ -680,11 +496,11 @@ def _save_final(output: Path, models: dict, unet_lora, te_lora, data: TrainingDa
 
     unet = models["unet"]
     layers = {"unet_lora_layers": convert_state_dict_to_diffusers(get_peft_model_state_dict(unet)),
-              "unet_lora_adapter_metadata": unet_lora.to_dict()}
+              "unet_lora_adapter_metadata": _metadata(unet_lora)}
     if models["text_encoder"] is not None:
         layers["text_encoder_lora_layers"] = convert_state_dict_to_diffusers(
             get_peft_model_state_dict(models["text_encoder"]))
-        layers["text_encoder_lora_adapter_metadata"] = te_lora.to_dict()
+        layers["text_encoder_lora_adapter_metadata"] = _metadata(te_lora)
     # diffusers writes straight into its directory: write into a temporary one beside the
     # output and move the file in, so a crash never leaves a truncated weights file.
     with tempfile.TemporaryDirectory(dir=output, prefix=".lora-tmp-") as tmp:
@@ -720,3 +536,14 @@ def _save_final(output: Path, models: dict, unet_lora, te_lora, data: TrainingDa
     }
     write_json_atomic(output / CONFIG_FILE, payload)
     return payload
+
+
+def _metadata(lora_config) -> dict[str, Any]:
+    """A peft LoraConfig as the weights file's metadata, its target modules sorted: peft keeps them
+    as a set, whose order changes from process to process, so the file's bytes (and the
+    ``lora_sha256`` every synthetic row records) would too."""
+    metadata = lora_config.to_dict()
+    if isinstance(metadata.get("target_modules"), (set, frozenset, list, tuple)):
+        metadata["target_modules"] = sorted(metadata["target_modules"])
+    return metadata
+

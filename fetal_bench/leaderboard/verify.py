@@ -155,7 +155,7 @@ def predictions_sha256(entry: ResultEntry) -> str | None:
 def pinned_fingerprint(dataset: str, revision: str, split: str, config: str | None) -> str | None:
     """The content fingerprint the catalog pins for ``split`` of ``dataset`` at ``revision``, if it pins one."""
     from fetal_bench.data.catalog import CATALOG
-    from fetal_bench.evaluation.data import scored_fingerprint
+    from fetal_bench.evaluation.scored_split import scored_fingerprint
 
     info = CATALOG.get(dataset)
     pin = info.pin(revision) if info is not None else None

@@ -80,22 +80,22 @@ __all__ = [
     "weighted_f1",
 ]
 
-_MODULES_DIR = Path(__file__).resolve().parent / "evaluate_modules"
+_MODULE_DIR = Path(__file__).resolve().parent / "fetal_bench_metrics"
 
 
-def evaluate_module_path(name: str) -> Path:
-    """Path of the ``evaluate`` script of registry metric ``name`` shipped with the package."""
-    if name not in METRICS:
-        raise ValueError(f"unknown metric {name!r}; known metrics: {', '.join(METRICS)}")
-    return _MODULES_DIR / name / f"{name}.py"
+def evaluate_module_path() -> Path:
+    """The ``evaluate`` module shipped with the package: one script, one config per registry metric."""
+    return _MODULE_DIR / f"{_MODULE_DIR.name}.py"
 
 
 def load_evaluate_metric(name: str, **kwargs: Any) -> "evaluate.EvaluationModule":
-    """``evaluate.load`` of the local module of ``name``: works offline (``HF_HUB_OFFLINE=1``).
+    """``evaluate.load`` of the package's module with ``config_name=name``: works offline (``HF_HUB_OFFLINE=1``).
 
     A local script path never reaches the Hub (unlike ``evaluate.load("accuracy")``); ``kwargs``
     go to ``evaluate.load`` (e.g. ``keep_in_memory=True``).
     """
     import evaluate
 
-    return evaluate.load(str(evaluate_module_path(name)), **kwargs)
+    if name not in METRICS:
+        raise ValueError(f"unknown metric {name!r}; known metrics: {', '.join(METRICS)}")
+    return evaluate.load(str(evaluate_module_path()), config_name=name, **kwargs)

@@ -91,8 +91,8 @@ def load_checkpoint(reference: str | os.PathLike, *, revision: str | None = None
     else:
         built = _build(info, **{**recorded, **_base_options(checkpoint), **cfg})
     restore_weights(built, checkpoint)
-    # What was loaded, exactly (a Hub branch may move on before anyone asks again).
-    built.loaded_checkpoint = checkpoint
+    # The checkpoint travels with the model to the caller: what was loaded, exactly (a Hub
+    # branch may move on before anyone asks again).
     return _finish(built, info.name), checkpoint
 
 
@@ -127,10 +127,13 @@ def _base_options(checkpoint: Checkpoint) -> dict[str, Any]:
 
 
 def create_inference_model(name: str, checkpoint: str | os.PathLike | None = None, *,
-                           random_init: bool = False, revision: str | None = None) -> torch.nn.Module:
-    """A model to predict with (``fetal-bench predict``, ``evaluate --model``): never silently untrained.
+                           random_init: bool = False, revision: str | None = None,
+                           ) -> tuple[torch.nn.Module, Checkpoint | None]:
+    """A model to predict with (``fetal-bench predict``, ``evaluate --model``), never silently
+    untrained, and the :class:`Checkpoint` it was restored from (None for a published weights
+    file or the model's own pretrained weights).
 
-    With ``checkpoint``: :func:`create_model`. Without one, a model whose published weights do
+    With ``checkpoint``: as :func:`create_model`. Without one, a model whose published weights do
     the task (``pretrained_predictor``: SonoNet-16, SAM) loads them or raises a
     :class:`FetalBenchError` saying where the file goes; any other model has nothing trained to
     predict with and is refused. ``random_init=True`` builds it untrained on purpose, fetching
@@ -138,13 +141,15 @@ def create_inference_model(name: str, checkpoint: str | os.PathLike | None = Non
     """
     import warnings
 
-    from fetal_bench.models.weights import PretrainedWeightsWarning, weights_dir
+    from fetal_bench.data.pinned_files import PretrainedWeightsWarning, weights_dir
 
     info = get_model_info(name)
+    if checkpoint is not None and not Path(checkpoint).is_file():
+        return load_checkpoint(checkpoint, revision=revision, model=name)
     if checkpoint is not None:
-        return create_model(name, checkpoint=checkpoint, revision=revision)
+        return create_model(name, checkpoint=checkpoint), None
     if random_init:
-        return create_model(name, **info.random_init)
+        return create_model(name, **info.random_init), None
     untrained = "--random-init runs it untrained on purpose (its outputs are then meaningless)."
     if not info.pretrained_predictor:
         raise FetalBenchError(
@@ -155,7 +160,7 @@ def create_inference_model(name: str, checkpoint: str | os.PathLike | None = Non
         # The builders fall back to random weights with this warning: here that is an error.
         warnings.simplefilter("error", PretrainedWeightsWarning)
         try:
-            return create_model(name)
+            return create_model(name), None
         except PretrainedWeightsWarning as warning:
             # Only the builder's first sentence (what is missing): the rest is about its random fallback.
             said = re.split(r"(?<=[.;])\s+", str(warning))[0].rstrip(";.")

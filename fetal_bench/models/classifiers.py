@@ -12,7 +12,7 @@ Pretrained weights (``pretrained``):
 * ``"auto"`` (default): ImageNet-1k weights from torchvision's cache
   (``$TORCH_HOME/hub/checkpoints``), downloaded there when missing unless offline
   (``FETAL_BENCH_OFFLINE``/``HF_HUB_OFFLINE``); when they cannot be had, random
-  initialisation with a :class:`~fetal_bench.models.weights.PretrainedWeightsWarning`;
+  initialisation with a :class:`~fetal_bench.data.pinned_files.PretrainedWeightsWarning`;
 * ``True``: the same, but failing to get them is an error;
 * ``False``: random initialisation.
 """
@@ -30,7 +30,7 @@ from torch import nn
 from fetal_bench.errors import FetalBenchError
 from fetal_bench.models.hub import FetalBenchModel
 from fetal_bench.models.spec import IMAGENET_NORMALIZE, ModelSpec
-from fetal_bench.models.weights import PretrainedWeightsWarning, offline
+from fetal_bench.data.pinned_files import PretrainedWeightsWarning, offline
 
 __all__ = ["DEFAULT_LABELS", "ImageClassifier", "build_torchvision_classifier"]
 

@@ -84,11 +84,8 @@ class LoRAClassifier(nn.Module, FetalBenchModel):
     def __init__(self, encoder: nn.Module, head: nn.Module, spec: ModelSpec, cfg: dict[str, Any],
                  base: dict[str, Any] | None = None):
         super().__init__()
-        self.encoder = encoder
-        self.head = head
-        self.spec = spec
-        self.model_cfg = cfg
-        self._base = base
+        self.encoder, self.head = encoder, head
+        self.spec, self.model_cfg, self._base = spec, cfg, base
         # The hash of the base as its source built it: a checkpoint saves an adapter against it
         # only while the base is unchanged (checkpoint.adapter_base).
         self.base_source_sha256 = base_sha256(self) if base is not None else None
@@ -174,6 +171,36 @@ def _registered_open_clip_config(open_clip, name: str, architecture: dict):
             registry[name] = previous
 
 
+def _torchvision_vit(labels, channels: int, size: tuple[int, int], pretrained, restore: bool):
+    """torchvision's ViT-B/16 (the classifier builder does the pretrained weights, the gray first
+    conv and the head); how it was initialised."""
+    from fetal_bench.models.classifiers import build_torchvision_classifier
+
+    classifier = build_torchvision_classifier("vit_b_16", labels=labels, channels=channels, image_size=size,
+                                              pretrained=pretrained, restore=restore)
+    return classifier.net, classifier.spec.extra.get("initialised_from", "checkpoint")
+
+
+def _tiny_vit(labels, channels: int, size: tuple[int, int], pretrained, restore: bool):
+    """A 2-block random ViT for tests."""
+    import torchvision
+
+    from fetal_bench.models.classifiers import _adapt_first_conv
+
+    if size[0] != size[1] or size[0] % _TINY_VIT["patch_size"]:
+        raise FetalBenchError(f"The tiny ViT needs a square image_size that is a multiple of 8, got {size}.",
+                              "Pass e.g. image_size=(32, 32).")
+    if channels not in (1, 3):
+        raise FetalBenchError(f"channels={channels} is not supported.", "Use channels=1 or 3.")
+    vit = torchvision.models.VisionTransformer(image_size=size[0], num_classes=len(labels), **_TINY_VIT)
+    _adapt_first_conv(vit, channels)
+    return vit, "random"
+
+
+#: ``variant`` of :func:`build_vit_lora` -> how its backbone is made.
+_VIT_BACKBONES = {"vit_b_16": _torchvision_vit, "tiny": _tiny_vit}
+
+
 def build_vit_lora(
     *,
     labels: Sequence[str] = IQA_LABELS,
@@ -197,31 +224,14 @@ def build_vit_lora(
             multiple of the patch size).
         lora_r, lora_alpha, lora_dropout: the adapters (the paper's 8, 16, 0.1).
     """
-    import torchvision
-
-    from fetal_bench.models.classifiers import _adapt_first_conv, build_torchvision_classifier
-
     if weights is not None:
         raise FetalBenchError(f"vit_lora takes no weights file ({weights}).",
                               "Pass a checkpoint directory from `fetal-bench train`; ImageNet weights come from torchvision's cache.")
     labels = _labels(labels)
     size = (image_size, image_size) if isinstance(image_size, int) else tuple(int(v) for v in image_size)
-    if variant == "vit_b_16":
-        # The torchvision classifier does the pretrained weights, the gray first conv and the head.
-        classifier = build_torchvision_classifier("vit_b_16", labels=labels, channels=channels, image_size=size,
-                                                  pretrained=pretrained, restore=restore)
-        vit, initialised = classifier.net, classifier.spec.extra.get("initialised_from", "checkpoint")
-    elif variant == "tiny":
-        if size[0] != size[1] or size[0] % _TINY_VIT["patch_size"]:
-            raise FetalBenchError(f"The tiny ViT needs a square image_size that is a multiple of 8, got {size}.",
-                                  "Pass e.g. image_size=(32, 32).")
-        if channels not in (1, 3):
-            raise FetalBenchError(f"channels={channels} is not supported.", "Use channels=1 or 3.")
-        vit = torchvision.models.VisionTransformer(image_size=size[0], num_classes=len(labels), **_TINY_VIT)
-        _adapt_first_conv(vit, channels)
-        initialised = "random"
-    else:
-        raise FetalBenchError(f"Unknown ViT variant {variant!r}.", "Use variant='vit_b_16' or 'tiny'.")
+    if variant not in _VIT_BACKBONES:
+        raise FetalBenchError(f"Unknown ViT variant {variant!r}.", f"Use variant={' or '.join(map(repr, _VIT_BACKBONES))}.")
+    vit, initialised = _VIT_BACKBONES[variant](labels, channels, size, pretrained, restore)
     head = vit.heads
     vit.heads = nn.Identity()  # the encoder ends at the class token's embedding
     adapted = add_lora(vit, r".*encoder_layer_\d+\.(self_attention|mlp\.0|mlp\.3)$",

@@ -15,7 +15,8 @@ import inspect
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from fetal_bench.errors import FetalBenchError
+from fetal_bench.errors import FetalBenchError, registry_entry
+from fetal_bench.metrics.registry import TASK_TYPES, TaskType
 
 if TYPE_CHECKING:
     import torch
@@ -33,10 +34,16 @@ _TV_REFERENCE = "torchvision {arch} (ImageNet-1k weights where available); grays
 
 @dataclass(frozen=True)
 class ModelInfo:
-    """A registered model. ``defaults`` are keyword arguments of ``builder``."""
+    """A registered model. ``defaults`` are keyword arguments of ``builder``.
+
+    ``task_type`` is the type of task the model is scored on; ``classifies`` says what it outputs
+    (a label per image, or a mask per image), stated here as data so that nothing about a model
+    needs a task kind to answer it.
+    """
 
     name: str
-    task_type: str
+    task_type: TaskType
+    classifies: bool
     builder: str
     family: str
     description: str
@@ -67,16 +74,20 @@ class ModelInfo:
     # classes onto fixed planes): training never hands it the data's labels.
     fixed_labels: bool = False
 
-    @property
-    def classifies(self) -> bool:
-        """True for a classifier (a label per image), False for a segmenter (a mask per image)."""
-        from fetal_bench.tasks.kinds import TASK_KINDS
+    def __post_init__(self) -> None:
+        if self.task_type not in TASK_TYPES:
+            raise ValueError(f"model {self.name!r}: task_type {self.task_type!r} is not one of {TASK_TYPES}")
 
-        return TASK_KINDS[self.task_type].has_labels
+    def _builder(self):
+        module_name, function_name = self.builder.split(":")
+        return getattr(importlib.import_module(module_name), function_name)
+
+    def builder_options(self) -> set[str]:
+        """The keyword arguments the builder takes (imports the model's module)."""
+        return set(inspect.signature(self._builder()).parameters)
 
     def build(self, **cfg: Any) -> torch.nn.Module:
-        module_name, function_name = self.builder.split(":")
-        builder = getattr(importlib.import_module(module_name), function_name)
+        builder = self._builder()
         options = {**self.defaults, **cfg}
         accepted = inspect.signature(builder).parameters
         unknown = sorted(k for k in options if k not in accepted)
@@ -89,7 +100,7 @@ class ModelInfo:
 def _classifier(name: str, arch: str, description: str, **defaults: Any) -> ModelInfo:
     tiny: dict[str, Any] = {"image_size": (32, 32), "pretrained": False}
     return ModelInfo(
-        name=name, task_type="classification", builder=_TV, family="torchvision classifier",
+        name=name, task_type="classification", classifies=True, builder=_TV, family="torchvision classifier",
         description=description, defaults={"arch": arch, **defaults},
         weights="ImageNet-1k (torchvision) when cached or downloadable, else random with a warning",
         reference=_TV_REFERENCE.format(arch=arch), tiny=tiny, random_init={"pretrained": False},
@@ -108,7 +119,7 @@ MODELS: dict[str, ModelInfo] = {
         _classifier("mobilenet_v2", "mobilenet_v2", "MobileNet-v2 (3.5M parameters)."),
         _classifier("vit_b_16", "vit_b_16", "ViT-B/16 (86M parameters); square inputs (224 by default)."),
         ModelInfo(
-            name="unet", task_type="segmentation", builder="fetal_bench.models.unet:build_unet",
+            name="unet", task_type="segmentation", classifies=False, builder="fetal_bench.models.unet:build_unet",
             family="U-Net", description="Compact U-Net (4 poolings, 32 base channels, 7.2M parameters) for head segmentation.",
             reference="Ronneberger et al., MICCAI 2015; the HC18 baseline of van den Heuvel et al. 2018 is a U-Net.",
             tiny={"image_size": (32, 48), "base_channels": 4, "depth": 2},
@@ -119,7 +130,7 @@ MODELS: dict[str, ModelInfo] = {
             recipes={"gpu": {}, "cpu": {"image_size": (128, 192), "batch_size": 8, "model_cfg": {"base_channels": 16}}},
         ),
         ModelInfo(
-            name="vit_lora", task_type="classification", builder="fetal_bench.models.lora:build_vit_lora",
+            name="vit_lora", task_type="classification", classifies=True, builder="fetal_bench.models.lora:build_vit_lora",
             family="LoRA-adapted ViT",
             description="ViT-B/16, frozen, with LoRA (r=8, alpha 16, dropout 0.1) on every block's attention and MLP "
                         "projections and a linear head: the IQA paper's adaptation recipe on an ImageNet backbone.",
@@ -131,7 +142,7 @@ MODELS: dict[str, ModelInfo] = {
                             "scheduler": "none"},
         ),
         ModelInfo(
-            name="fetalclip_lora", task_type="classification", builder="fetal_bench.models.lora:build_fetalclip_lora",
+            name="fetalclip_lora", task_type="classification", classifies=True, builder="fetal_bench.models.lora:build_fetalclip_lora",
             family="LoRA-adapted ViT",
             description="FetalCLIP's image tower (CLIP ViT-L/14 trained on fetal ultrasound), frozen, with LoRA on "
                         "attention and MLP projections and a linear head on the image embedding (FetalCLIP_CLS). "
@@ -143,7 +154,7 @@ MODELS: dict[str, ModelInfo] = {
                             "scheduler": "none"},
         ),
         ModelInfo(
-            name="unet-iqa", task_type="classification", builder="fetal_bench.models.seg_to_cls:build_unet_iqa",
+            name="unet-iqa", task_type="classification", classifies=True, builder="fetal_bench.models.seg_to_cls:build_unet_iqa",
             family="U-Net",
             description="The segmentation route to image quality: a U-Net trained on the abdomen masks; a frame is "
                         "usable when the predicted abdomen covers at least 1% of the frame padded to a square (the paper's rule).",
@@ -153,7 +164,7 @@ MODELS: dict[str, ModelInfo] = {
             trains_on_masks=True,
         ),
         ModelInfo(
-            name="sononet16", task_type="classification", builder="fetal_bench.models.sononet:build_sononet",
+            name="sononet16", task_type="classification", classifies=True, builder="fetal_bench.models.sononet:build_sononet",
             family="SonoNet", description="SonoNet-16: the 14 standard planes of Baumgartner et al. (224x288 gray).",
             defaults={"head": "sononet"},
             weights="SonoNet16.npz from github.com/baumgach/SonoNet-weights (sha256-verified)",
@@ -163,7 +174,7 @@ MODELS: dict[str, ModelInfo] = {
             train_defaults={"optimizer": "adamw", "lr": 1e-4, "weight_decay": 1e-4, "batch_size": 32},
         ),
         ModelInfo(
-            name="sononet16-planes", task_type="classification", builder="fetal_bench.models.sononet:build_sononet",
+            name="sononet16-planes", task_type="classification", classifies=True, builder="fetal_bench.models.sononet:build_sononet",
             family="SonoNet",
             description="SonoNet-16 with its 14 classes pooled onto the FETAL_PLANES planes (abdomen, brain, femur, "
                         "thorax, Other) for zero-shot plane classification.",
@@ -175,7 +186,7 @@ MODELS: dict[str, ModelInfo] = {
             train_defaults={"optimizer": "adamw", "lr": 1e-4, "weight_decay": 1e-4, "batch_size": 32},
         ),
         ModelInfo(
-            name="sam", task_type="segmentation", builder="fetal_bench.models.sam:build_sam",
+            name="sam", task_type="segmentation", classifies=False, builder="fetal_bench.models.sam:build_sam",
             family="Segment Anything",
             description="SAM with box prompts: mask decoder trained, image and prompt encoders frozen (optional LoRA "
                         "on the image encoder). Backends: segment-anything (official .pth) or transformers SamModel.",
@@ -198,8 +209,4 @@ def list_models(pattern: str | None = None, *, task_type: str | None = None) -> 
 
 
 def get_model_info(name: str) -> ModelInfo:
-    try:
-        return MODELS[name]
-    except KeyError:
-        raise FetalBenchError(f"Unknown model {name!r}.",
-                              f"Use one of: {', '.join(MODELS)} (see `fetal-bench models list`).") from None
+    return registry_entry(MODELS, name, "model", listed_by="fetal-bench models list")

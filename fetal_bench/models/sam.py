@@ -35,7 +35,7 @@ from torch import nn
 from fetal_bench.errors import FetalBenchError
 from fetal_bench.models.hub import FetalBenchModel
 from fetal_bench.models.spec import IMAGENET_NORMALIZE, SEGMENTATION_LABELS, ModelSpec
-from fetal_bench.models.weights import PretrainedWeightsWarning, WeightsFile, find_weights, offline
+from fetal_bench.data.pinned_files import PretrainedWeightsWarning, WeightsFile, find_weights, offline
 
 __all__ = ["HF_CHECKPOINTS", "OFFICIAL_CHECKPOINTS", "SAM_VARIANTS", "BoxPromptSAM", "build_sam"]
 

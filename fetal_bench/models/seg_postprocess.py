@@ -188,7 +188,7 @@ def split_probabilities(model, dataset, *, batch_size: int = 8, log=lambda m: No
     from fetal_bench.data.loading import make_dataloader
 
     spec = model.spec
-    loader = make_dataloader(dataset, task="segmentation", image_size=tuple(spec.image_size), batch_size=batch_size,
+    loader = make_dataloader(dataset, image_size=tuple(spec.image_size), batch_size=batch_size,
                              shuffle=False, channels=spec.channels, normalize=spec.normalize,
                              label_column=None, mask_column=None)
     device = next(model.parameters()).device
@@ -266,13 +266,13 @@ def _check_writable(directory) -> None:
 def _calibrate(checkpoint, data, *, split, config, target, flip_average, batch_size, log) -> dict:
     from fetal_bench.data import open_dataset
     from fetal_bench.metrics.segmentation import head_circumference_mm
-    from fetal_bench.models import create_model, save_checkpoint
+    from fetal_bench.models import create_model, get_model_info, save_checkpoint
     from fetal_bench.models.checkpoint import read_checkpoint
 
     recorded = read_checkpoint(checkpoint)
+    if get_model_info(recorded.model).classifies:
+        raise FetalBenchError(f"{checkpoint} holds a classifier ({recorded.model}).", "Calibrate a head segmenter.")
     model = create_model(recorded.model, checkpoint=checkpoint)
-    if model.spec.task_type != "segmentation":
-        raise FetalBenchError(f"{checkpoint} holds a {model.spec.task_type} model.", "Calibrate a head segmenter.")
     dataset = open_dataset(data, config=config, split=split)
     # The offset is fitted to the very probabilities the saved model will produce.
     model.model_cfg["postprocess"] = {"method": "ellipse", "offset_px": 0.0, "flip_average": bool(flip_average)}

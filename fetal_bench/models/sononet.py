@@ -33,7 +33,7 @@ from torch import nn
 from fetal_bench.errors import FetalBenchError
 from fetal_bench.models.hub import FetalBenchModel
 from fetal_bench.models.spec import ModelSpec
-from fetal_bench.models.weights import PretrainedWeightsWarning, WeightsFile, find_weights
+from fetal_bench.data.pinned_files import PretrainedWeightsWarning, WeightsFile, find_weights
 
 __all__ = ["FETAL_PLANES_GROUPS", "SONONET16_WEIGHTS", "SONONET_LABELS", "SonoNet", "build_sononet", "load_sononet_npz"]
 

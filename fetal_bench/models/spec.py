@@ -9,13 +9,12 @@ the logits. A spec is plain data and round-trips through JSON (``config.json`` o
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
-from typing import Any, Literal
+from typing import Any
 
 from fetal_bench.errors import FetalBenchError
+from fetal_bench.metrics.registry import TASK_TYPES, TaskType
 
 __all__ = ["IMAGENET_NORMALIZE", "ModelSpec", "SEGMENTATION_LABELS"]
-
-TaskType = Literal["classification", "segmentation"]
 
 #: ImageNet statistics in [0, 1] units, for ``normalize`` with ``channels=3``.
 IMAGENET_NORMALIZE: tuple[tuple[float, ...], tuple[float, ...]] = ((0.485, 0.456, 0.406), (0.229, 0.224, 0.225))
@@ -59,8 +58,8 @@ class ModelSpec:
 
     def __post_init__(self) -> None:
         problems = []
-        if self.task_type not in ("classification", "segmentation"):
-            problems.append(f"task_type {self.task_type!r} is not classification/segmentation")
+        if self.task_type not in TASK_TYPES:
+            problems.append(f"task_type {self.task_type!r} is not one of {'/'.join(TASK_TYPES)}")
         if len(self.labels) < 2 or len(set(self.labels)) != len(self.labels):
             problems.append(f"labels {self.labels!r} must be at least two distinct names")
         if len(self.image_size) != 2 or not all(isinstance(v, int) and v > 0 for v in self.image_size):

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from fetal_bench._config import dotted_to_nested, merge_strict, unknown_key_error
-from fetal_bench.errors import FetalBenchError
+from fetal_bench.errors import FetalBenchError, registry_entry
 
 __all__ = ["PROTOCOLS", "Protocol", "get_protocol", "list_protocols", "load_config", "run_protocol"]
 
@@ -57,10 +57,7 @@ def list_protocols() -> list[Protocol]:
 
 
 def get_protocol(name: str) -> Protocol:
-    try:
-        return PROTOCOLS[name]
-    except KeyError:
-        raise FetalBenchError(f"Unknown protocol {name!r}.", f"Use one of: {', '.join(PROTOCOLS)}.") from None
+    return registry_entry(PROTOCOLS, name, "protocol")
 
 
 # Where a protocol config is not checked key by key against its YAML: variant and stage names are
@@ -76,7 +73,7 @@ _RUNNER_FIELDS = frozenset({"output", "progress", "run_name"})
 def _train_options() -> frozenset[str]:
     from dataclasses import fields
 
-    from fetal_bench.training.loop import TrainConfig
+    from fetal_bench.training.config import TrainConfig
 
     return frozenset(f.name for f in fields(TrainConfig)) - _RUNNER_FIELDS
 

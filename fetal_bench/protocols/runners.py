@@ -104,7 +104,7 @@ def _training_columns(result) -> dict[str, Any]:
 def _eval_data(config: dict[str, Any], task) -> str | None:
     if config.get("eval_data"):
         return config["eval_data"]
-    from fetal_bench.training.data import FOREIGN_TRAINING
+    from fetal_bench.training.mixing import FOREIGN_TRAINING
 
     # Zero-shot tasks are scored on another dataset than the training data; others on --data.
     return None if task.name in FOREIGN_TRAINING else config.get("data")
@@ -129,17 +129,31 @@ def _image_policy(config: dict[str, Any]) -> dict[str, Any]:
     return {"resize": f"stretch to {size[0]}x{size[1]}" if size else "stretch", "normalize": normalize}
 
 
-def run_fu_lora(config: dict[str, Any], output: Path, *, dry_run: bool, log: Log) -> list[dict[str, Any]]:
-    """FU-LoRA Table 1: variants (ES, ES+DA, HB, HB+DA) x backbones x seeds."""
+def _set_up(config: dict[str, Any], log: Log, *, needs_synthetic: bool, why: str):
+    """The protocol's task, its synthetic split (required, for ``why``, when ``needs_synthetic``),
+    the data its runs are scored on and its image policy."""
     from fetal_bench.tasks import get_task
 
     task = get_task(config["task"])
     synthetic = _resolve_synthetic(config.get("synthetic"), log)
-    needs_synthetic = any("synthetic_per_class" in v or "synthetic_ratio" in v for v in config["variants"].values())
     if needs_synthetic and synthetic is None:
-        _require(config, "synthetic", "the HB variants mix in synthetic images")
-    eval_data = _eval_data(config, task)
-    policy = _image_policy(config)
+        _require(config, "synthetic", why)
+    return task, synthetic, _eval_data(config, task), _image_policy(config)
+
+
+def _classification_row(config: dict[str, Any], output: Path, run_id: str, model: str, result, eval_data, *,
+                        dry_run: bool, log: Log, **identity: Any) -> dict[str, Any]:
+    """A summary row of a classification run: which run it is, how it trained, what it scores
+    (the classification kind's protocol scores, as the papers report them)."""
+    scored = _evaluate_run(config, output, run_id, model, dry_run=dry_run, log=log, data=eval_data)
+    return {"run": run_id, **identity, **_training_columns(result), **_scores(scored, _CLASSIFICATION_SCORES)}
+
+
+def run_fu_lora(config: dict[str, Any], output: Path, *, dry_run: bool, log: Log) -> list[dict[str, Any]]:
+    """FU-LoRA Table 1: variants (ES, ES+DA, HB, HB+DA) x backbones x seeds."""
+    needs_synthetic = any("synthetic_per_class" in v or "synthetic_ratio" in v for v in config["variants"].values())
+    task, synthetic, eval_data, policy = _set_up(config, log, needs_synthetic=needs_synthetic,
+                                                 why="the HB variants mix in synthetic images")
     rows = []
     for backbone in config["backbones"]:
         for variant, settings in config["variants"].items():
@@ -149,22 +163,15 @@ def run_fu_lora(config: dict[str, Any], output: Path, *, dry_run: bool, log: Log
                 result = _train_run(config, output, run_id, dry_run=dry_run, log=log, model=backbone, task=task.name,
                                     data=config.get("data"), exclude_labels=tuple(config.get("exclude_labels", ())),
                                     synthetic=synthetic if uses_synthetic else None, seed=seed, **settings)
-                scored = _evaluate_run(config, output, run_id, backbone, dry_run=dry_run, log=log, data=eval_data)
-                rows.append({"run": run_id, "variant": variant, "backbone": backbone, "seed": seed, **policy,
-                             **_training_columns(result), **_scores(scored, _CLASSIFICATION_SCORES)})
+                rows.append(_classification_row(config, output, run_id, backbone, result, eval_data, dry_run=dry_run,
+                                                log=log, variant=variant, backbone=backbone, seed=seed, **policy))
     return rows
 
 
 def run_tian(config: dict[str, Any], output: Path, *, dry_run: bool, log: Log) -> list[dict[str, Any]]:
     """Real-only, synthetic-only and synthetic-then-real runs per backbone and seed."""
-    from fetal_bench.tasks import get_task
-
-    task = get_task(config["task"])
-    synthetic = _resolve_synthetic(config.get("synthetic"), log)
-    if synthetic is None:
-        _require(config, "synthetic", "the pre-training stage trains on synthetic images")
-    eval_data = _eval_data(config, task)
-    policy = _image_policy(config)
+    task, synthetic, eval_data, policy = _set_up(config, log, needs_synthetic=True,
+                                                 why="the pre-training stage trains on synthetic images")
     rows = []
     for backbone in config["backbones"]:
         for seed in config.get("seeds", [0]):
@@ -184,22 +191,16 @@ def run_tian(config: dict[str, Any], output: Path, *, dry_run: bool, log: Log) -
                     fields.update(config.get("finetune", {}))
                 result = _train_run(config, output, run_id, dry_run=dry_run, log=log, **fields)
                 stage_dirs[stage] = str(output / "runs" / run_id)
-                scored = _evaluate_run(config, output, run_id, backbone, dry_run=dry_run, log=log, data=eval_data)
-                rows.append({"run": run_id, "stage": stage, "backbone": backbone, "seed": seed, **policy,
-                             **_training_columns(result), **_scores(scored, _CLASSIFICATION_SCORES)})
+                rows.append(_classification_row(config, output, run_id, backbone, result, eval_data, dry_run=dry_run,
+                                                log=log, stage=stage, backbone=backbone, seed=seed, **policy))
     return rows
 
 
 def run_ratio_curve(config: dict[str, Any], output: Path, *, dry_run: bool, log: Log) -> list[dict[str, Any]]:
     """One run per synthetic share; a PNG of the main score against the share reached."""
-    from fetal_bench.tasks import get_task
-
-    task = get_task(config["task"])
-    synthetic = _resolve_synthetic(config.get("synthetic"), log)
-    if synthetic is None and any(r > 0 for r in config["ratios"]):
-        _require(config, "synthetic", "shares above 0 mix in synthetic rows")
-    eval_data = _eval_data(config, task)
-    policy = _image_policy(config)
+    needs_synthetic = any(r > 0 for r in config["ratios"])
+    task, synthetic, eval_data, policy = _set_up(config, log, needs_synthetic=needs_synthetic,
+                                                 why="shares above 0 mix in synthetic rows")
     names = task.kind.protocol_scores
     rows = []
     for ratio in config["ratios"]:
@@ -267,15 +268,15 @@ def box_prompted_dice(checkpoint: str | os.PathLike, task, data: str | None, *, 
 
     from fetal_bench.data.loading import make_dataloader
     from fetal_bench.models import create_model
-    from fetal_bench.training.data import open_training_split
-    from fetal_bench.training.losses import boxes_from_masks, segmentation_dice
+    from fetal_bench.training.mixing import open_training_split
+    from fetal_bench.tasks.losses import boxes_from_masks, segmentation_dice
 
     model = create_model("sam", checkpoint=checkpoint).eval()
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     model.to(device)
     spec = model.spec
     dataset, _ = open_training_split(data, task, split, task.dataset.config)
-    loader = make_dataloader(dataset, task="segmentation", image_size=tuple(spec.image_size), channels=spec.channels,
+    loader = make_dataloader(dataset, image_size=tuple(spec.image_size), channels=spec.channels,
                              normalize=spec.normalize, batch_size=batch_size, label_column=None,
                              mask_column=task.mask_column)
     per_draw: list[list[torch.Tensor]] = [[] for _ in range(draws)]

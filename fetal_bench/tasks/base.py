@@ -2,28 +2,31 @@
 
 A task says which data is scored (dataset, pinned revision, config, split), how (type, labels,
 metrics, main score), and how results are broken down (groups, the bootstrap unit). It holds
-no code: the evaluation harness reads it.
+no code: its ``kind`` (:mod:`fetal_bench.tasks.classification`, :mod:`~fetal_bench.tasks.segmentation`)
+is the object that trains, predicts and scores tasks of its type.
+
+Metric metadata (type, direction, signed) comes from :data:`fetal_bench.metrics.METRICS` alone;
+the names below are views of it, kept here because the leaderboard imports them from here.
 """
 
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
-from typing import Literal, Mapping
+from typing import TYPE_CHECKING, Mapping
 
 from fetal_bench.errors import FetalBenchError
-from fetal_bench.tasks.kinds import TASK_KINDS, TaskKind
+from fetal_bench.metrics.registry import LOWER_IS_BETTER, METRICS, SIGNED_METRICS, TASK_TYPES, TaskType, metrics_of
 
-TaskType = Literal["classification", "segmentation"]
+if TYPE_CHECKING:  # typing only: the kinds are looked up when asked for (Task.kind)
+    from fetal_bench.tasks.kind import TaskKind
 
-CLASSIFICATION_METRICS = ("accuracy", "balanced_accuracy", "macro_f1", "weighted_f1", "auc_ovr_macro", "auc_ovr_hard", "ece")
+__all__ = ["BINARY_METRICS", "CLASSIFICATION_METRICS", "LOWER_IS_BETTER", "SEGMENTATION_METRICS", "SIGNED_METRICS",
+           "Task", "TaskDataset", "TaskType"]
+
+CLASSIFICATION_METRICS = metrics_of("classification")
 # Scored for a task's `positive_label` against the rest (binary tasks).
-BINARY_METRICS = ("f1", "precision", "recall", "specificity", "auc")
-SEGMENTATION_METRICS = ("dice", "iou", "hd95_mm", "assd_mm", "hc_abs_diff_mm", "hc_abs_diff_mm_median",
-                        "hc_no_ellipse_rate", "hc_diff_mm")
-# Lower is better for these; every other metric is higher-is-better, except the signed ones.
-LOWER_IS_BETTER = frozenset({"ece", "hd95_mm", "assd_mm", "hc_abs_diff_mm", "hc_abs_diff_mm_median", "hc_no_ellipse_rate"})
-# Signed metrics (0 is best, neither sign is better): reported to show a bias, never a main score.
-SIGNED_METRICS = frozenset({"hc_diff_mm"})
+BINARY_METRICS = metrics_of("classification", binary=True)
+SEGMENTATION_METRICS = metrics_of("segmentation")
 
 
 @dataclass(frozen=True)
@@ -68,11 +71,11 @@ class Task:
             problems.append("name and version are required")
         if not self.dataset.revision:
             problems.append(f"dataset {self.dataset.name!r} has no pinned revision")
-        if self.type not in TASK_KINDS:
-            problems.append(f"type {self.type!r} is not one of {', '.join(TASK_KINDS)}")
-        known = self.kind.known_metrics() if self.type in TASK_KINDS else ()
+        if self.type not in TASK_TYPES:
+            problems.append(f"type {self.type!r} is not one of {', '.join(TASK_TYPES)}")
+        known = metrics_of(self.type, binary=None) if self.type in TASK_TYPES else ()
         unknown = [m for m in self.metrics if m not in known]
-        binary = [m for m in self.metrics if m in BINARY_METRICS]
+        binary = [m for m in self.metrics if m in METRICS and METRICS[m].binary]
         if binary and self.positive_label is None:
             problems.append(f"metrics {binary} need a positive_label")
         if self.positive_label is not None and self.positive_label not in self.labels:
@@ -99,8 +102,10 @@ class Task:
 
     @property
     def kind(self) -> TaskKind:
-        """The object that knows how tasks of this type are trained and scored."""
-        return TASK_KINDS[self.type]
+        """The object that knows how tasks of this type are trained, run and scored."""
+        from fetal_bench.tasks.kinds import kind_of
+
+        return kind_of(self.type)
 
     def to_dict(self) -> dict:
         data = asdict(self)

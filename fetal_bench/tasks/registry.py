@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import replace
 
 from fetal_bench.data.catalog import ACOUSLIC_IQA, FETAL_PLANES_AFRICA, FETAL_PLANES_ES, HC18, PHANTOM
-from fetal_bench.errors import FetalBenchError
+from fetal_bench.errors import FetalBenchError, registry_entry
 from fetal_bench.tasks.base import CLASSIFICATION_METRICS, SEGMENTATION_METRICS, Task, TaskDataset
 
 ES_PLANES = ("Fetal abdomen", "Fetal brain", "Fetal femur", "Fetal thorax", "Maternal cervix", "Other")
@@ -203,11 +203,7 @@ def list_tasks() -> list[Task]:
 
 def get_task(name: str, version: str | None = None) -> Task:
     """The task ``name`` at its current version, or at ``version`` (a superseded one included)."""
-    try:
-        task = TASKS[name]
-    except KeyError:
-        raise FetalBenchError(f"Unknown task {name!r}.",
-                              f"Use one of: {', '.join(TASKS)} (see `fetal-bench tasks list`).") from None
+    task = registry_entry(TASKS, name, "task", listed_by="fetal-bench tasks list")
     if version is None or version == task.version:
         return task
     try:

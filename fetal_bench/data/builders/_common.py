@@ -9,6 +9,7 @@ import math
 from pathlib import Path
 from typing import Sequence
 
+from fetal_bench._io import seeded_key
 from fetal_bench.errors import DataError
 
 
@@ -163,8 +164,7 @@ def hash_fraction(seed: int, key: str) -> float:
     It depends on nothing but the key, so an item's split is the same whether the build sees
     the full raw set or a partial copy, and across fetal-bench versions.
     """
-    digest = hashlib.sha256(f"{seed}:{key}".encode()).digest()
-    return int.from_bytes(digest[:8], "big") / 2**64
+    return int.from_bytes(seeded_key(seed, key)[:8], "big") / 2**64
 
 
 def hashed_split(seed: int, key: str, fractions: tuple[tuple[str, float], ...]) -> str:

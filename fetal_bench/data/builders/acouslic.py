@@ -241,100 +241,17 @@ def build_acouslic_iqa(
     root = find_raw_root(raw_dir)
     csv_path = root / CSV_DIR / CSV_NAME
     cases = read_cases(csv_path)
-    warnings: list[str] = []
-    notes: list[str] = []
-    if len(cases) != N_CASES:
-        warnings.append(f"{CSV_NAME} lists {len(cases)} cases; the official release has {N_CASES}.")
-
-    present, absent = _present_cases(root, cases)
-    if absent:
-        warnings.append(
-            f"Partial raw directory: {len(present)} of the {len(cases)} cases in {CSV_NAME} have their image and mask "
-            f"stacks ({len(absent)} absent, e.g. {absent[0].uuid}); the splits hold only the cases present.")
-    listed = {case.uuid for case in cases}
-    unlisted = sorted(p.stem for p in (root / IMAGE_DIR).glob("*.mha") if p.stem not in listed)
-    if unlisted:
-        warnings.append(f"{len(unlisted)} stack(s) in {IMAGE_DIR} are not in {CSV_NAME} and were skipped (e.g. {unlisted[0]}).")
-
-    if split_rule == "paper":
-        assignment = paper_splits([case.uuid for case in cases])
-    else:
-        assignment = {case.uuid: subject_split(case.subject_id) for case in cases}
+    present, warnings = _survey(root, cases)
+    assignment = (paper_splits([case.uuid for case in cases]) if split_rule == "paper"
+                  else {case.uuid: subject_split(case.subject_id) for case in cases})
     # Every header is checked before the first row is written: a bad file fails the build in seconds.
     stacks = {case.uuid: _check_stack(case, root / IMAGE_DIR / f"{case.uuid}.mha", root / MASK_DIR / f"{case.uuid}.mha")
               for case in present}
-    odd = sorted({stack.size for stack in stacks.values()} - {OFFICIAL_SIZE})
-    if odd:
-        notes.append(f"Stacks of another size than the official {_size_text(OFFICIAL_SIZE)}: {', '.join(map(_size_text, odd))}.")
-
-    def sweeps_of(case: Case) -> list[int]:
-        return [s for s in range(1, N_SWEEPS + 1) if keep_unmeasured_sweeps or case.ac_mm[s - 1] is not None]
-
-    by_split: dict[str, list[Case]] = {split: [] for split, _ in SPLIT_FRACTIONS}
-    for case in present:
-        by_split[assignment[case.uuid]].append(case)
-    dropped = sum(N_SWEEPS - len(sweeps_of(case)) for case in present)
-    if dropped and not keep_unmeasured_sweeps:
-        notes.append(f"{dropped} sweep(s) without a reference abdominal circumference were left out, as in He et al. "
-                     "(2025); `--keep-unmeasured-sweeps` keeps them.")
-    if split_rule == "paper":
-        leak = _subject_leak(present, assignment)
-        if leak:
-            warnings.append(leak)
-    if negative_keep_fraction < 1:
-        notes.append(f"Train split: {negative_keep_fraction:g} of the unusable frames kept (hash of the row id with "
-                     f"seed {ACOUSLIC_IQA.split_seed}); validation and test keep every frame.")
-
-    total = sum(len(sweeps_of(case)) * stacks[case.uuid].frames_per_sweep for case in present)
-    bar = tqdm(total=total, desc="acouslic-iqa", unit="frame", disable=not progress)
-    images_digest, masks_digest = SourceDigest(f"{IMAGE_DIR.as_posix()}/"), SourceDigest(f"{MASK_DIR.as_posix()}/")
-    mixed: list[str] = []  # frames whose mask holds both optimal and suboptimal pixels
-
-    def rows(split: str):
-        thin = split == "train" and negative_keep_fraction < 1
-        for case in sorted(by_split[split], key=lambda c: c.uuid):
-            image_path, mask_path = root / IMAGE_DIR / f"{case.uuid}.mha", root / MASK_DIR / f"{case.uuid}.mha"
-            images_digest.add_file(image_path.name, image_path)
-            masks_digest.add_file(mask_path.name, mask_path)
-            stack = stacks[case.uuid]
-            for sweep in sweeps_of(case):
-                image_stack, frames = _read_sweep(image_path, stack, sweep)
-                mask_stack, masks = _read_sweep(mask_path, stack, sweep)
-                if masks.min() < 0 or masks.max() > 2:  # min/max: no copy of the sweep
-                    stray = sorted(set(np.unique(masks).tolist()) - {0, 1, 2})
-                    raise DataError(f"Case {case.uuid}, sweep {sweep}: {mask_path} holds values {stray}; "
-                                    "masks hold 0 (background), 1 (optimal) and 2 (suboptimal).",
-                                    "Re-extract the official archive.")
-                for frame in range(stack.frames_per_sweep):
-                    bar.update()
-                    mask = masks[frame]
-                    optimal, suboptimal = bool((mask == 1).any()), bool((mask == 2).any())
-                    row_id = f"{case.uuid}-s{sweep}-f{frame:03d}"
-                    if optimal and suboptimal:
-                        mixed.append(row_id)
-                    usable = optimal or suboptimal
-                    if thin and not usable and hash_fraction(ACOUSLIC_IQA.split_seed, row_id) >= negative_keep_fraction:
-                        continue
-                    yield {
-                        "id": row_id,
-                        "image": {"bytes": encode_png(frames[frame]), "path": f"{row_id}.png"},
-                        "label": int(usable),
-                        # Optimal wins when a mask holds both (not seen in the release; counted in the notes).
-                        "plane_quality": 1 if optimal else 2 if suboptimal else 0,
-                        "mask": {"bytes": encode_png(mask.astype(np.uint8)), "path": f"{row_id}_mask.png"},
-                        "case_id": case.uuid,
-                        "subject_id": case.subject_id,
-                        "sweep": sweep,
-                        "frame": frame,
-                        "pixel_size_mm": stack.pixel_size_mm,
-                        "sweep_ac_mm": case.ac_mm[sweep - 1],
-                    }
-                del frames, masks, image_stack, mask_stack  # the views first, then their buffers
-        if mixed:
-            notes[:] = [n for n in notes if not n.startswith("Frames whose mask")] + [
-                f"Frames whose mask holds both optimal and suboptimal pixels count as optimal: {len(mixed)} "
-                f"(e.g. {mixed[0]})."]
-
+    frames = _Frames(root, present, assignment, stacks, keep_unmeasured_sweeps=keep_unmeasured_sweeps,
+                     negative_keep_fraction=negative_keep_fraction, progress=progress)
+    notes = frames.notes()
+    if split_rule == "paper" and (leak := _subject_leak(present, assignment)):
+        warnings.append(leak)
     info = ACOUSLIC_IQA
     if split_rule == "paper":
         info = dataclasses.replace(
@@ -342,7 +259,7 @@ def build_acouslic_iqa(
             split_rule=("He et al. (2025)'s split: numpy.random.default_rng(seed).permutation of the CSV's cases "
                         "(CSV order); the first int(0.7 n) train, then up to int(0.8 n) validation, the rest test. "
                         "Case-level, NOT subject-disjoint: cases of one subject can be in different splits."))
-    splits = {split: (lambda split=split: rows(split)) for split, _ in SPLIT_FRACTIONS}
+    splits = {split: (lambda split=split: frames.rows(split, notes)) for split, _ in SPLIT_FRACTIONS}
     options = {"split_rule": split_rule, "keep_unmeasured_sweeps": keep_unmeasured_sweeps,
                "negative_keep_fraction": negative_keep_fraction}
     try:
@@ -353,14 +270,116 @@ def build_acouslic_iqa(
             [ConfigSpec("default", FEATURES, splits, label_column="label", group_columns=("plane_quality",),
                         subject_column="subject_id" if split_rule == "subject" else "case_id")],
             sources=[{"name": f"{CSV_DIR}/{CSV_NAME}", "files": 1, "sha256": sha256_file(csv_path)},
-                     images_digest, masks_digest],
+                     frames.images_digest, frames.masks_digest],
             warnings=warnings,
             notes=notes,
             extra_build_info={"options": options},
             overwrite=overwrite,
         )
     finally:
-        bar.close()
+        frames.bar.close()
+
+
+def _survey(root: Path, cases: list[Case]) -> tuple[list[Case], list[str]]:
+    """The cases whose stacks are there, and warnings about what the raw directory lacks or adds."""
+    warnings: list[str] = []
+    if len(cases) != N_CASES:
+        warnings.append(f"{CSV_NAME} lists {len(cases)} cases; the official release has {N_CASES}.")
+    present, absent = _present_cases(root, cases)
+    if absent:
+        warnings.append(
+            f"Partial raw directory: {len(present)} of the {len(cases)} cases in {CSV_NAME} have their image and mask "
+            f"stacks ({len(absent)} absent, e.g. {absent[0].uuid}); the splits hold only the cases present.")
+    listed = {case.uuid for case in cases}
+    unlisted = sorted(p.stem for p in (root / IMAGE_DIR).glob("*.mha") if p.stem not in listed)
+    if unlisted:
+        warnings.append(f"{len(unlisted)} stack(s) in {IMAGE_DIR} are not in {CSV_NAME} and were skipped (e.g. {unlisted[0]}).")
+    return present, warnings
+
+
+class _Frames:
+    """The rows of each split, a frame per row, read sweep by sweep; the digests of the files read."""
+
+    def __init__(self, root: Path, present: list[Case], assignment: dict[str, str], stacks: dict, *,
+                 keep_unmeasured_sweeps: bool, negative_keep_fraction: float, progress: bool):
+        self.root, self.stacks = root, stacks
+        self.keep_unmeasured_sweeps, self.negative_keep_fraction = keep_unmeasured_sweeps, negative_keep_fraction
+        self.by_split: dict[str, list[Case]] = {split: [] for split, _ in SPLIT_FRACTIONS}
+        for case in present:
+            self.by_split[assignment[case.uuid]].append(case)
+        self.present = present
+        total = sum(len(self.sweeps_of(case)) * stacks[case.uuid].frames_per_sweep for case in present)
+        self.bar = tqdm(total=total, desc="acouslic-iqa", unit="frame", disable=not progress)
+        self.images_digest = SourceDigest(f"{IMAGE_DIR.as_posix()}/")
+        self.masks_digest = SourceDigest(f"{MASK_DIR.as_posix()}/")
+        self.mixed: list[str] = []  # frames whose mask holds both optimal and suboptimal pixels
+
+    def sweeps_of(self, case: Case) -> list[int]:
+        return [s for s in range(1, N_SWEEPS + 1) if self.keep_unmeasured_sweeps or case.ac_mm[s - 1] is not None]
+
+    def notes(self) -> list[str]:
+        notes = []
+        odd = sorted({stack.size for stack in self.stacks.values()} - {OFFICIAL_SIZE})
+        if odd:
+            notes.append(f"Stacks of another size than the official {_size_text(OFFICIAL_SIZE)}: "
+                         f"{', '.join(map(_size_text, odd))}.")
+        dropped = sum(N_SWEEPS - len(self.sweeps_of(case)) for case in self.present)
+        if dropped and not self.keep_unmeasured_sweeps:
+            notes.append(f"{dropped} sweep(s) without a reference abdominal circumference were left out, as in He et al. "
+                         "(2025); `--keep-unmeasured-sweeps` keeps them.")
+        if self.negative_keep_fraction < 1:
+            notes.append(f"Train split: {self.negative_keep_fraction:g} of the unusable frames kept (hash of the row id "
+                         f"with seed {ACOUSLIC_IQA.split_seed}); validation and test keep every frame.")
+        return notes
+
+    def rows(self, split: str, notes: list[str]):
+        """The split's rows; ``notes`` learns how many frames had mixed masks once they are counted."""
+        thin = split == "train" and self.negative_keep_fraction < 1
+        for case in sorted(self.by_split[split], key=lambda c: c.uuid):
+            image_path, mask_path = self.root / IMAGE_DIR / f"{case.uuid}.mha", self.root / MASK_DIR / f"{case.uuid}.mha"
+            self.images_digest.add_file(image_path.name, image_path)
+            self.masks_digest.add_file(mask_path.name, mask_path)
+            for sweep in self.sweeps_of(case):
+                yield from self._sweep_rows(case, sweep, image_path, mask_path, thin)
+        if self.mixed:
+            notes[:] = [n for n in notes if not n.startswith("Frames whose mask")] + [
+                f"Frames whose mask holds both optimal and suboptimal pixels count as optimal: {len(self.mixed)} "
+                f"(e.g. {self.mixed[0]})."]
+
+    def _sweep_rows(self, case: Case, sweep: int, image_path: Path, mask_path: Path, thin: bool):
+        stack = self.stacks[case.uuid]
+        image_stack, frames = _read_sweep(image_path, stack, sweep)
+        mask_stack, masks = _read_sweep(mask_path, stack, sweep)
+        if masks.min() < 0 or masks.max() > 2:  # min/max: no copy of the sweep
+            stray = sorted(set(np.unique(masks).tolist()) - {0, 1, 2})
+            raise DataError(f"Case {case.uuid}, sweep {sweep}: {mask_path} holds values {stray}; "
+                            "masks hold 0 (background), 1 (optimal) and 2 (suboptimal).",
+                            "Re-extract the official archive.")
+        for frame in range(stack.frames_per_sweep):
+            self.bar.update()
+            mask = masks[frame]
+            optimal, suboptimal = bool((mask == 1).any()), bool((mask == 2).any())
+            row_id = f"{case.uuid}-s{sweep}-f{frame:03d}"
+            if optimal and suboptimal:
+                self.mixed.append(row_id)
+            usable = optimal or suboptimal
+            if thin and not usable and hash_fraction(ACOUSLIC_IQA.split_seed, row_id) >= self.negative_keep_fraction:
+                continue
+            yield {
+                "id": row_id,
+                "image": {"bytes": encode_png(frames[frame]), "path": f"{row_id}.png"},
+                "label": int(usable),
+                # Optimal wins when a mask holds both (not seen in the release; counted in the notes).
+                "plane_quality": 1 if optimal else 2 if suboptimal else 0,
+                "mask": {"bytes": encode_png(mask.astype(np.uint8)), "path": f"{row_id}_mask.png"},
+                "case_id": case.uuid,
+                "subject_id": case.subject_id,
+                "sweep": sweep,
+                "frame": frame,
+                "pixel_size_mm": stack.pixel_size_mm,
+                "sweep_ac_mm": case.ac_mm[sweep - 1],
+            }
+        del frames, masks, image_stack, mask_stack  # the views first, then their buffers
 
 
 def _present_cases(root: Path, cases: list[Case]) -> tuple[list[Case], list[Case]]:

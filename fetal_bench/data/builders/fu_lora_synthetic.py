@@ -2,7 +2,7 @@
 
 The paper's hybrid (HB) classifiers used 5,000 of the authors' generated images, 1,000 per
 class, named in their ``synthetic_train_5000.csv`` (``Image_name,Plane,Train``; fetched
-pinned by sha256: :mod:`fetal_bench.generators.authors_lists`). Their notebook reads
+pinned by sha256: :mod:`fetal_bench.data.fu_lora_lists`). Their notebook reads
 each image as ``synthetic_train_5000/<Image_name>.png`` (``Replicate_All_Planes_Classification.ipynb``,
 github.com/13204942/FU-LoRA at 9b84b6f, cell 25). The layout of the Zenodo archive itself could
 not be checked offline, so the builder does not assume folders: it finds each listed
@@ -53,7 +53,7 @@ def _index_pngs(raw_dir: Path, wanted: set[str]) -> tuple[dict[str, Path], int]:
 
 def build_fu_lora_synthetic(raw_dir: Path, out_dir: Path, *, overwrite: bool = False,
                             progress: bool = False) -> BuildResult:
-    from fetal_bench.generators.authors_lists import AUTHORS_COMMIT, AUTHORS_REPO, LISTS, synthetic_images
+    from fetal_bench.data.fu_lora_lists import AUTHORS_COMMIT, AUTHORS_REPO, LISTS, synthetic_images
 
     listed = synthetic_images()
     files, others = _index_pngs(raw_dir, set(listed))

@@ -1,1 +1,0 @@
-"""Small generated inputs for tests, benchmarks and the demo (never shipped as data)."""
