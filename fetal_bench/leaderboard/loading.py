@@ -26,9 +26,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, Sequence
 
-from fetal_bench._io import UnreadableFile, read_regular_file
+from fetal_bench._io import UnreadableFile, json_leaves, read_regular_file
 from fetal_bench.errors import FetalBenchError
 from fetal_bench.evaluation.results import InvalidResultError, validate_result
+from fetal_bench.metrics.registry import MAX_MM as METRIC_MAX_MM
 
 # A result file is a few kB; a huge one is a mistake (or an attempt to bloat every page).
 MAX_RESULT_BYTES = 5 * 1024 * 1024
@@ -40,7 +41,7 @@ MAX_NESTING = 32
 # formattable as a float (int(10**400) cannot be converted).
 MAX_ABS_NUMBER = 1e15
 # Millimetre distances on a fetal ultrasound image are at most a few hundred mm; 10 m is surely wrong.
-MAX_MM = 10_000.0
+MAX_MM = METRIC_MAX_MM
 # A metric the registry does not know has no known range; it is bounded only loosely.
 UNKNOWN_METRIC_RANGE = (-1e9, 1e9)
 
@@ -146,17 +147,12 @@ def _bounded_int(text: str) -> int:
     return int(text)
 
 
-def check_magnitudes(value: Any, source: str, path: str = "") -> None:
+def check_magnitudes(value: Any, source: str) -> None:
     """No number beyond ±MAX_ABS_NUMBER anywhere (runtime, counts, gaps as well as scores)."""
-    if isinstance(value, (int, float)) and not isinstance(value, bool) and abs(value) > MAX_ABS_NUMBER:
-        raise InvalidResultError(f"{source} holds the number {value:.6g} at {path or '(top level)'}, "
-                                 f"beyond ±{MAX_ABS_NUMBER:g}.")
-    if isinstance(value, dict):
-        for key, item in value.items():
-            check_magnitudes(item, source, f"{path}/{key}")
-    elif isinstance(value, list):
-        for index, item in enumerate(value):
-            check_magnitudes(item, source, f"{path}/{index}")
+    for path, item in json_leaves(value):
+        if isinstance(item, (int, float)) and not isinstance(item, bool) and abs(item) > MAX_ABS_NUMBER:
+            raise InvalidResultError(f"{source} holds the number {item:.6g} at {path or '(top level)'}, "
+                                     f"beyond ±{MAX_ABS_NUMBER:g}.")
 
 
 # The only characters that matter for nesting: brackets, quotes and escapes. Scanning for them
@@ -228,17 +224,14 @@ def _check_parsed(data: Any, source: str) -> None:
 
 
 def metric_range(metric: str) -> tuple[float, float]:
-    """The values ``metric`` can take: [0, 1] for unitless scores, [0, MAX_MM] for distances in mm,
-    [-MAX_MM, MAX_MM] for a signed difference in mm (an under-estimate is negative)."""
+    """The values ``metric`` can take (:attr:`MetricSpec.bounds`: [0, 1] unitless, [0, 10 m] a
+    distance, [-10 m, 10 m] a signed difference); a metric the registry does not know: loosely."""
     from fetal_bench.metrics.registry import METRICS
-    from fetal_bench.tasks.base import SIGNED_METRICS
 
     spec = METRICS.get(metric)
     if spec is None:
         return (0.0, MAX_MM) if metric.endswith("_mm") else UNKNOWN_METRIC_RANGE
-    if spec.unit == "mm":
-        return (-MAX_MM if metric in SIGNED_METRICS else 0.0, MAX_MM)
-    return (0.0, 1.0)
+    return spec.bounds
 
 
 def _score_blocks(data: dict) -> Iterable[tuple[str, dict]]:

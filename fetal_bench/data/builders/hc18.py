@@ -99,7 +99,9 @@ def _missing_error(kind: str, missing: list[Path]) -> DataError:
     )
 
 
-def build_hc18(raw_dir: Path, out_dir: Path, *, overwrite: bool = False, progress: bool = False) -> BuildResult:
+def _labelled_items(raw_dir: Path) -> tuple[Path, list[dict], list[str]]:
+    """(the CSV, one item per labelled image it lists, warnings): every listed file present and
+    every value in its plausible range, checked before anything is written."""
     train_csv = find_file(raw_dir, TRAIN_CSV, dataset="hc18")
     rows = read_csv(train_csv, expected_header=TRAIN_HEADER)
     image_dir = train_csv.parent / "training_set"
@@ -141,7 +143,11 @@ def build_hc18(raw_dir: Path, out_dir: Path, *, overwrite: bool = False, progres
     unlisted = sorted(p.name for p in image_dir.glob("*HC.png") if p.name not in listed)
     if unlisted:
         warnings.append(f"{len(unlisted)} image(s) in {image_dir} are not in {TRAIN_CSV} and were skipped (e.g. {unlisted[0]}).")
+    return train_csv, labelled, warnings
 
+
+def build_hc18(raw_dir: Path, out_dir: Path, *, overwrite: bool = False, progress: bool = False) -> BuildResult:
+    train_csv, labelled, warnings = _labelled_items(raw_dir)
     challenge = _challenge_items(raw_dir, warnings)
 
     by_split: dict[str, list[dict]] = {split: [] for split, _ in SPLIT_FRACTIONS}
