@@ -337,14 +337,20 @@ def test_mask_guided_paper_postprocessing_end_to_end(paper_lora, phantom, tmp_pa
     info = json.loads((tmp_path / "S" / "build_info.json").read_text())
     assert info["rejected"]["count"] == 1 and info["rejected"]["samples"][0]["index"] == 1
     assert "Rejected (implausible outline" in (tmp_path / "S" / "README.md").read_text()
-    from fetal_bench.geometry import Ellipse, ellipse_mask, ellipse_perimeter
+    from fetal_bench.geometry import Ellipse, ellipse_mask, ellipse_perimeter, scaled_ellipse
 
+    # The LoRA learnt stretched images (the authors' geometry): its pixels are not square, so each
+    # class records [row, column] sizes, the rows no single pixel size, and HC is measured in mm.
+    lora_classes = json.loads((paper_lora / "generator_config.json").read_text())["data"]["classes"]
+    sizes = {c["label"]: c["nominal_pixel_size_mm"] for c in lora_classes}
     for row in ds:
         mask = np.asarray(row["mask"])
         ellipse = Ellipse(**json.loads(row["ellipse"]))
         assert set(np.unique(mask)) <= {0, 1} and np.array_equal(mask, ellipse_mask(mask.shape, ellipse))
-        assert math.isclose(row["head_circumference_mm"],
-                            ellipse_perimeter(ellipse.a, ellipse.b) * row["pixel_size_mm"], rel_tol=1e-5)
+        sy, sx = sizes[row["label"]]
+        in_mm = scaled_ellipse(ellipse, sx, sy)
+        assert row["pixel_size_mm"] is None
+        assert math.isclose(row["head_circumference_mm"], ellipse_perimeter(in_mm.a, in_mm.b), rel_tol=1e-5)
         assert row["subject_id"] == row["id"] and row["generator"] == "mask-guided"
     assert image_bytes(tmp_path / "S") == image_bytes(tmp_path / "S2")
     assert image_bytes(tmp_path / "S", "mask") == image_bytes(tmp_path / "S2", "mask")
