@@ -623,3 +623,36 @@ def test_lora_file_metadata_lists_target_modules_in_one_order():
     names = [f"block.{i}.to_q" for i in range(20)] + ["proj_in", "to_k"]
     metadata = _metadata(LoraConfig(r=4, lora_alpha=4, target_modules=names))
     assert metadata["target_modules"] == sorted(names)
+
+
+def test_lora_metadata_has_no_set_left_at_any_depth():
+    from fetal_bench.generators.training import _sorted_sets
+
+    value = {"target_modules": {"to_v", "to_k", "proj_in"}, "nested": {"exclude": frozenset({"b", "a"}), "n": [3, 1]}}
+    assert _sorted_sets(value) == {"target_modules": ["proj_in", "to_k", "to_v"],
+                                   "nested": {"exclude": ["a", "b"], "n": [3, 1]}}
+
+
+def test_two_processes_with_different_hash_seeds_write_byte_identical_lora_files(phantom, tmp_path):
+    """Issue 24: `fu-lora train` run twice, in processes whose PYTHONHASHSEED differ (so every
+    set of strings iterates in another order), writes the same adapter file, byte for byte."""
+    import hashlib
+    import os
+    import subprocess
+    import sys
+
+    digests = {}
+    for seed in ("1", "2"):
+        out = tmp_path / f"L{seed}"
+        env = {**os.environ, "PYTHONHASHSEED": seed}
+        subprocess.run([sys.executable, "-c", "import sys; from fetal_bench.cli import main; sys.exit(main())",
+                        "generate", "fu-lora", "train", "--data", str(phantom),
+                        "--config", "planes", "--base", "tiny", "--max-steps", "2", "--output", str(out)],
+                       env=env, check=True, capture_output=True, text=True, timeout=900)
+        weights = (out / "pytorch_lora_weights.safetensors").read_bytes()
+        digests[seed] = hashlib.sha256(weights).hexdigest()
+        header = json.loads(weights[8 : 8 + int.from_bytes(weights[:8], "little")])
+        metadata = json.loads(header["__metadata__"]["unet_lora_adapter_metadata"])
+        assert metadata["target_modules"] == sorted(metadata["target_modules"])
+        assert json.loads((out / "generator_config.json").read_text())["lora_sha256"] == digests[seed]
+    assert digests["1"] == digests["2"]
