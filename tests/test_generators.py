@@ -652,7 +652,9 @@ def test_two_processes_with_different_hash_seeds_write_byte_identical_lora_files
         weights = (out / "pytorch_lora_weights.safetensors").read_bytes()
         digests[seed] = hashlib.sha256(weights).hexdigest()
         header = json.loads(weights[8 : 8 + int.from_bytes(weights[:8], "little")])
-        metadata = json.loads(header["__metadata__"]["unet_lora_adapter_metadata"])
-        assert metadata["target_modules"] == sorted(metadata["target_modules"])
+        metadata = json.loads(header["__metadata__"]["lora_adapter_metadata"])  # diffusers: "unet.<key>", ...
+        for part in ("unet", "text_encoder"):
+            targets = metadata[f"{part}.target_modules"]
+            assert len(targets) > 1 and targets == sorted(targets)
         assert json.loads((out / "generator_config.json").read_text())["lora_sha256"] == digests[seed]
     assert digests["1"] == digests["2"]
