@@ -42,6 +42,16 @@ def ellipse_perimeter(a: float, b: float) -> float:
     return math.pi * (a + b) * (1 + 3 * h / (10 + math.sqrt(4 - 3 * h)))
 
 
+def scaled_ellipse(ellipse: Ellipse, sx: float, sy: float) -> Ellipse:
+    """``ellipse`` after scaling columns by ``sx`` and rows by ``sy`` (an ellipse again: its
+    semi-axes are the singular values of diag(sx, sy) @ R(angle) @ diag(a, b))."""
+    cos, sin = math.cos(ellipse.angle), math.sin(ellipse.angle)
+    m = np.array([[sx * cos * ellipse.a, -sx * sin * ellipse.b], [sy * sin * ellipse.a, sy * cos * ellipse.b]])
+    u, s, _ = np.linalg.svd(m)
+    return Ellipse(cx=ellipse.cx * sx, cy=ellipse.cy * sy, a=float(s[0]), b=float(s[1]),
+                   angle=float(math.atan2(u[1, 0], u[0, 0])))
+
+
 def fit_ellipse(x: np.ndarray, y: np.ndarray) -> Ellipse:
     """Least-squares ellipse through points (x = column, y = row).
 

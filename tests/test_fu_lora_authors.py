@@ -326,3 +326,57 @@ def test_lora_trains_on_two_buckets_with_batches_of_two(tmp_path):
     assert record["training"]["steps"] == 2 and (tmp_path / "L" / "pytorch_lora_weights.safetensors").is_file()
     # Each step's two examples came from one bucket; both buckets were used.
     assert sorted({shapes[0], shapes[2]}) == [(48, 64), (64, 48)] and shapes[0] == shapes[1] and shapes[2] == shapes[3]
+
+
+def _kohya_header_file(path: Path, metadata: dict[str, str] | None) -> Path:
+    """A small safetensors file whose header carries the string metadata kohya's trainer writes
+    (sd-scripts train_network.py:1010-1017, 1159, 1302 at 48d368f), written by hand."""
+    from safetensors.torch import save_file
+
+    save_file({"lora_unet_x.alpha": torch.tensor(1.0)}, str(path), metadata=metadata)
+    return path
+
+
+_KOHYA_METADATA = {
+    "ss_dataset_dirs": '{"7_fetal abdomen": {"n_repeats": 7, "img_count": 20}, '
+                       '"7_fetal brain": {"n_repeats": 7, "img_count": 20}}',
+    "ss_num_train_images": "280", "ss_num_batches_per_epoch": "280", "ss_num_epochs": "1",
+    "ss_max_train_steps": "280", "ss_steps": "280", "ss_epoch": "1", "ss_network_dim": "128",
+}
+
+
+def test_kohya_training_metadata_is_read_from_the_header(tmp_path):
+    from fetal_bench.errors import FetalBenchError
+    from fetal_bench.generators.kohya import kohya_training_metadata, repeats_from_metadata
+
+    meta = kohya_training_metadata(_kohya_header_file(tmp_path / "a.safetensors", _KOHYA_METADATA))
+    assert meta["repeats_per_folder"] == {"7_fetal abdomen": 7, "7_fetal brain": 7}
+    assert meta["images_per_folder"] == {"7_fetal abdomen": 20, "7_fetal brain": 20}
+    assert (meta["num_train_images"], meta["max_train_steps"], meta["steps"], meta["epochs"]) == (280, 280, 280, 1)
+    assert repeats_from_metadata(meta, "a") == 7
+    # Newer kohya: only ss_datasets' subsets carry the counts.
+    subsets = {"ss_datasets": '[{"subsets": [{"image_dir": "5_x", "num_repeats": 5, "img_count": 3}]}]',
+               "ss_max_train_steps": "15"}
+    assert kohya_training_metadata(_kohya_header_file(tmp_path / "b.safetensors", subsets))["repeats_per_folder"] == \
+        {"5_x": 5}
+    assert kohya_training_metadata(_kohya_header_file(tmp_path / "c.safetensors", None)) is None  # --no_metadata
+    mixed = {**_KOHYA_METADATA, "ss_dataset_dirs": '{"4_a": {"n_repeats": 4, "img_count": 1}, '
+                                                   '"9_b": {"n_repeats": 9, "img_count": 1}}'}
+    with pytest.raises(FetalBenchError, match="repeats its image folders differently"):
+        repeats_from_metadata(kohya_training_metadata(_kohya_header_file(tmp_path / "d.safetensors", mixed)), "d")
+    with pytest.raises(FetalBenchError, match="records no repeat count"):
+        repeats_from_metadata(kohya_training_metadata(_kohya_header_file(tmp_path / "e.safetensors",
+                                                                         {"ss_steps": "3"})), "e")
+
+
+def test_fu_lora_takes_its_repeats_from_an_authors_file(tmp_path):
+    from fetal_bench.data.builders import build_dataset
+    from fetal_bench.generators import fu_lora
+
+    build_dataset("phantom", tmp_path / "ph")
+    source = _kohya_header_file(tmp_path / "authors.safetensors", _KOHYA_METADATA)
+    record = fu_lora.train(data=tmp_path / "ph", config="planes", base="tiny", output=tmp_path / "L", max_steps=1,
+                           generator_config={"train": {"repeats_from": str(source)}})
+    assert record["config"]["train"]["repeats"] == 7
+    assert record["data"]["repeats_from"]["file"] == "authors.safetensors"
+    assert record["data"]["repeats_from"]["max_train_steps"] == 280

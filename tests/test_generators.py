@@ -337,14 +337,20 @@ def test_mask_guided_paper_postprocessing_end_to_end(paper_lora, phantom, tmp_pa
     info = json.loads((tmp_path / "S" / "build_info.json").read_text())
     assert info["rejected"]["count"] == 1 and info["rejected"]["samples"][0]["index"] == 1
     assert "Rejected (implausible outline" in (tmp_path / "S" / "README.md").read_text()
-    from fetal_bench.geometry import Ellipse, ellipse_mask, ellipse_perimeter
+    from fetal_bench.geometry import Ellipse, ellipse_mask, ellipse_perimeter, scaled_ellipse
 
+    # The LoRA learnt stretched images (the authors' geometry): its pixels are not square, so each
+    # class records [row, column] sizes, the rows no single pixel size, and HC is measured in mm.
+    lora_classes = json.loads((paper_lora / "generator_config.json").read_text())["data"]["classes"]
+    sizes = {c["label"]: c["nominal_pixel_size_mm"] for c in lora_classes}
     for row in ds:
         mask = np.asarray(row["mask"])
         ellipse = Ellipse(**json.loads(row["ellipse"]))
         assert set(np.unique(mask)) <= {0, 1} and np.array_equal(mask, ellipse_mask(mask.shape, ellipse))
-        assert math.isclose(row["head_circumference_mm"],
-                            ellipse_perimeter(ellipse.a, ellipse.b) * row["pixel_size_mm"], rel_tol=1e-5)
+        sy, sx = sizes[row["label"]]
+        in_mm = scaled_ellipse(ellipse, sx, sy)
+        assert row["pixel_size_mm"] is None
+        assert math.isclose(row["head_circumference_mm"], ellipse_perimeter(in_mm.a, in_mm.b), rel_tol=1e-5)
         assert row["subject_id"] == row["id"] and row["generator"] == "mask-guided"
     assert image_bytes(tmp_path / "S") == image_bytes(tmp_path / "S2")
     assert image_bytes(tmp_path / "S", "mask") == image_bytes(tmp_path / "S2", "mask")
@@ -617,3 +623,38 @@ def test_lora_file_metadata_lists_target_modules_in_one_order():
     names = [f"block.{i}.to_q" for i in range(20)] + ["proj_in", "to_k"]
     metadata = _metadata(LoraConfig(r=4, lora_alpha=4, target_modules=names))
     assert metadata["target_modules"] == sorted(names)
+
+
+def test_lora_metadata_has_no_set_left_at_any_depth():
+    from fetal_bench.generators.training import _sorted_sets
+
+    value = {"target_modules": {"to_v", "to_k", "proj_in"}, "nested": {"exclude": frozenset({"b", "a"}), "n": [3, 1]}}
+    assert _sorted_sets(value) == {"target_modules": ["proj_in", "to_k", "to_v"],
+                                   "nested": {"exclude": ["a", "b"], "n": [3, 1]}}
+
+
+def test_two_processes_with_different_hash_seeds_write_byte_identical_lora_files(phantom, tmp_path):
+    """Issue 24: `fu-lora train` run twice, in processes whose PYTHONHASHSEED differ (so every
+    set of strings iterates in another order), writes the same adapter file, byte for byte."""
+    import hashlib
+    import os
+    import subprocess
+    import sys
+
+    digests = {}
+    for seed in ("1", "2"):
+        out = tmp_path / f"L{seed}"
+        env = {**os.environ, "PYTHONHASHSEED": seed}
+        subprocess.run([sys.executable, "-c", "import sys; from fetal_bench.cli import main; sys.exit(main())",
+                        "generate", "fu-lora", "train", "--data", str(phantom),
+                        "--config", "planes", "--base", "tiny", "--max-steps", "2", "--output", str(out)],
+                       env=env, check=True, capture_output=True, text=True, timeout=900)
+        weights = (out / "pytorch_lora_weights.safetensors").read_bytes()
+        digests[seed] = hashlib.sha256(weights).hexdigest()
+        header = json.loads(weights[8 : 8 + int.from_bytes(weights[:8], "little")])
+        metadata = json.loads(header["__metadata__"]["lora_adapter_metadata"])  # diffusers: "unet.<key>", ...
+        for part in ("unet", "text_encoder"):
+            targets = metadata[f"{part}.target_modules"]
+            assert len(targets) > 1 and targets == sorted(targets)
+        assert json.loads((out / "generator_config.json").read_text())["lora_sha256"] == digests[seed]
+    assert digests["1"] == digests["2"]

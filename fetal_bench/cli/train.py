@@ -53,6 +53,8 @@ def _model_options(pairs: tuple[str, ...]) -> dict:
 @click.option("--weight-decay", type=float, default=None)
 @click.option("--momentum", type=float, default=0.9, show_default=True, help="SGD momentum.")
 @click.option("--scheduler", type=click.Choice(["cosine", "none"]), default=None)
+@click.option("--grad-clip", type=click.FloatRange(0), default=None,
+              help="Max gradient norm; 0: no clipping (default: the model's, 1.0 unless it says otherwise).")
 @click.option("--augment", type=click.Choice(["ultrasound", "fu-lora", "none"]), default="ultrasound", show_default=True)
 @click.option("--patience", type=int, default=5, show_default=True, help="Early stopping after N validations without improvement (0: off).")
 @click.option("--val-every-steps", type=click.IntRange(1), default=None, help="Validate every N steps (default: each epoch).")
@@ -70,7 +72,7 @@ def _model_options(pairs: tuple[str, ...]) -> dict:
 @click.option("--output", required=True, type=click.Path(path_type=Path), help="Checkpoint/run directory.")
 def train(model, task_name, data, data_config, synthetic, synthetic_ratio, synthetic_per_class, real_per_class, real_n,
           exclude_labels, epochs, max_steps, max_minutes, recipe, image_size, batch_size, lr, optimizer, weight_decay, momentum,
-          scheduler, augment, patience, val_every_steps, checkpoint_every_steps, init_from, model_opts, seed,
+          scheduler, grad_clip, augment, patience, val_every_steps, checkpoint_every_steps, init_from, model_opts, seed,
           num_workers, mixed_precision, run_name, no_resume, overwrite, no_progress, output) -> None:
     """Train baseline MODEL on a task; the output directory is a checkpoint for `fetal-bench evaluate`.
 
@@ -85,7 +87,7 @@ def train(model, task_name, data, data_config, synthetic, synthetic_ratio, synth
         real_n=real_n, exclude_labels=tuple(exclude_labels), epochs=epochs, max_steps=max_steps, max_minutes=max_minutes,
         recipe=recipe,
         image_size=image_size, batch_size=batch_size, lr=lr, optimizer=optimizer, weight_decay=weight_decay,
-        momentum=momentum, scheduler=scheduler, augment=augment, patience=patience or None,
+        momentum=momentum, scheduler=scheduler, grad_clip=grad_clip, augment=augment, patience=patience or None,
         val_every_steps=val_every_steps, checkpoint_every_steps=checkpoint_every_steps,
         init_from=None if init_from is None else str(init_from), model_cfg=_model_options(model_opts), seed=seed,
         num_workers=num_workers, mixed_precision=mixed_precision, run_name=run_name, resume=not no_resume,

@@ -167,6 +167,19 @@ def _image_shaping(cfg: dict, dataset, ids, rows: list[int], resolution: int, mo
     return _Shaping("bucket", resolution, resized, sizes, steps)
 
 
+def _repeats_from_authors_file(cfg: dict[str, Any]) -> dict[str, Any] | None:
+    """``train.repeats_from``: a kohya LoRA file (the authors' release) whose header records its
+    training; its repeat count replaces ``train.repeats`` (kohya.kohya_training_metadata)."""
+    source = cfg["train"].get("repeats_from")
+    if not source:
+        return None
+    from fetal_bench.generators.kohya import kohya_training_metadata, repeats_from_metadata
+
+    metadata = kohya_training_metadata(source)
+    cfg["train"]["repeats"] = repeats_from_metadata(metadata, str(source))
+    return {**metadata, "file": Path(source).name}
+
+
 def train(*, data: str | Path, output: str | Path, config: str | None = None, base: str | None = None,
           revision: str | None = None, split: str | None = None, max_steps: int | None = None,
           images_per_class: int | None = None, generator_config: str | Path | Mapping | None = None,
@@ -185,6 +198,7 @@ def train(*, data: str | Path, output: str | Path, config: str | None = None, ba
         "train": {"max_steps": max_steps},
         "data": {"split": split, "images_per_class": images_per_class},
     })
+    kohya_record = _repeats_from_authors_file(cfg)
     dataset, info = open_source(data, config=config, split=cfg["data"]["split"])
     rows, prompts, skipped, selection = _training_rows(dataset, info, cfg)
     model = load_base(base or cfg["base"]["model"], revision=revision, default=cfg["base"])
@@ -216,6 +230,8 @@ def train(*, data: str | Path, output: str | Path, config: str | None = None, ba
         },
     }
     record["data"]["resize"] = shaping.summary()
+    if kohya_record is not None:
+        record["data"]["repeats_from"] = kohya_record  # what the authors' file says of their run
     return train_lora(base=model, config=cfg, data=TrainingData(len(rows), get, resolution, sizes=shaping.sizes),
                       output=output,
                       record=record, overwrite=overwrite, progress=progress)

@@ -121,15 +121,30 @@ def row_classes(dataset, cfg: dict) -> tuple[list[int], list[str]]:
     return trimesters(dataset, cfg["data"]["trimester_hc_mm"]), list(TRIMESTERS)
 
 
-def nominal_pixel_sizes(dataset, rows: list[int], classes: list[int], resolution: int) -> dict[int, float | None]:
-    """Per class: the median pixel size (mm) of its training images after letterboxing to the
-    resolution (pixel_size * longer side / resolution); None where the data has no pixel size."""
-    sizes: dict[int, list[float]] = collections.defaultdict(list)
+def nominal_pixel_sizes(dataset, rows: list[int], classes: list[int], resolution: int,
+                        resize: str = "letterbox") -> dict[int, float | list[float] | None]:
+    """Per class: the median pixel size (mm) of its training images at the generation resolution;
+    None where the data has no pixel size.
+
+    ``letterbox``: one size, pixel_size * longer side / resolution. ``stretch``: the pixel is no
+    longer square, so ``[row, column]`` sizes, pixel_size * (height, width) / resolution.
+    """
+    sizes: dict[int, list] = collections.defaultdict(list)
     has_size = "pixel_size_mm" in dataset.column_names
     for r in rows:
         value = dataset[r]["pixel_size_mm"] if has_size else None
         if value is not None:
             height, width = _image_size(dataset[r]["image"])
-            sizes[classes[r]].append(float(value) * max(height, width) / resolution)
-    return {c: (statistics.median(sizes[c]) if sizes[c] else None) for c in set(classes[r] for r in rows)}
-
+            if resize == "stretch":
+                sizes[classes[r]].append((float(value) * height / resolution, float(value) * width / resolution))
+            else:
+                sizes[classes[r]].append(float(value) * max(height, width) / resolution)
+    out: dict[int, float | list[float] | None] = {}
+    for c in sorted(set(classes[r] for r in rows)):
+        if not sizes[c]:
+            out[c] = None
+        elif resize == "stretch":
+            out[c] = [statistics.median(v[0] for v in sizes[c]), statistics.median(v[1] for v in sizes[c])]
+        else:
+            out[c] = statistics.median(sizes[c])
+    return out

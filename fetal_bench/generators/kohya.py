@@ -16,6 +16,7 @@ The scale matches kohya's: output += multiplier * alpha / rank * up(down(x)); pe
 
 from __future__ import annotations
 
+import json
 import re
 from collections import Counter
 from pathlib import Path
@@ -23,7 +24,8 @@ from typing import Any
 
 from fetal_bench.errors import FetalBenchError
 
-__all__ = ["AUTHORS_HUB_REPO", "download_hub_lora", "is_kohya_state_dict", "kohya_to_peft", "apply_kohya_lora"]
+__all__ = ["AUTHORS_HUB_REPO", "download_hub_lora", "is_kohya_state_dict", "kohya_to_peft", "apply_kohya_lora",
+           "kohya_training_metadata", "repeats_from_metadata"]
 
 AUTHORS_HUB_REPO = "fangyijie/fu-lora"
 _PREFIXES = {"unet": ("lora_unet_",), "text_encoder": ("lora_te_text_model_", "lora_te_")}
@@ -154,3 +156,84 @@ def download_hub_lora(repo_id: str, weight_name: str | None, revision: str | Non
     commit = local.parent.name if local.parent.parent.name == "snapshots" else (revision or "unknown")
     return local, commit
 
+
+
+_MAX_HEADER_BYTES = 100 * 1024 * 1024  # safetensors' own limit on a header
+
+
+def kohya_training_metadata(path: str | Path) -> dict[str, Any] | None:
+    """What kohya's trainer recorded about a LoRA's training, from the ``.safetensors`` header;
+    None when the file carries no such record (``--no_metadata``, or not kohya's).
+
+    sd-scripts' ``train_network.py`` (kohya-ss/sd-scripts at 48d368fa557731ad0488c07304dfeba8c07910eb)
+    writes string metadata: ``ss_num_train_images``, ``ss_num_batches_per_epoch``,
+    ``ss_num_epochs``, ``ss_max_train_steps`` (lines 1010-1017), ``ss_dataset_dirs`` (JSON: image
+    folder -> ``n_repeats``, ``img_count``; lines 1141-1142, 1159) and, per save, ``ss_steps`` and
+    ``ss_epoch`` (lines 1302-1303). Returns ``repeats_per_folder`` and ``images_per_folder`` (from
+    ``ss_dataset_dirs``, or ``ss_datasets``' subsets), ``num_train_images``, ``batches_per_epoch``,
+    ``epochs``, ``max_train_steps``, ``steps`` and ``epoch`` (None where absent). Only the header
+    is read, never the tensors.
+    """
+    from fetal_bench._io import load_json
+
+    with open(path, "rb") as handle:
+        size = int.from_bytes(handle.read(8), "little")
+        if not 0 < size <= _MAX_HEADER_BYTES:
+            raise FetalBenchError(f"{path} is not a safetensors file (header size {size}).", "Pass a .safetensors file.")
+        header = load_json(handle.read(size))
+    metadata = header.get("__metadata__") if isinstance(header, dict) else None
+    if not isinstance(metadata, dict) or not any(str(k).startswith("ss_") for k in metadata):
+        return None
+
+    def number(key: str) -> int | None:
+        try:
+            return int(str(metadata[key]))
+        except (KeyError, ValueError):
+            return None
+
+    def parsed(key: str):
+        try:
+            return load_json(str(metadata[key]))
+        except (KeyError, ValueError):
+            return None
+
+    repeats: dict[str, int] = {}
+    images: dict[str, int] = {}
+    dirs = parsed("ss_dataset_dirs")
+    if isinstance(dirs, dict):
+        for folder, entry in dirs.items():
+            if isinstance(entry, dict) and "n_repeats" in entry:
+                repeats[str(folder)] = int(entry["n_repeats"])
+                images[str(folder)] = int(entry.get("img_count", 0))
+    datasets = parsed("ss_datasets")
+    if not repeats and isinstance(datasets, list):
+        for dataset in datasets:
+            for subset in (dataset.get("subsets") or []) if isinstance(dataset, dict) else []:
+                if isinstance(subset, dict) and "num_repeats" in subset:
+                    folder = str(subset.get("image_dir") or f"subset {len(repeats) + 1}")
+                    repeats[folder] = int(subset["num_repeats"])
+                    images[folder] = int(subset.get("img_count", 0))
+    return {
+        "repeats_per_folder": dict(sorted(repeats.items())),
+        "images_per_folder": dict(sorted(images.items())),
+        "num_train_images": number("ss_num_train_images"),
+        "batches_per_epoch": number("ss_num_batches_per_epoch"),
+        "epochs": number("ss_num_epochs"),
+        "max_train_steps": number("ss_max_train_steps"),
+        "steps": number("ss_steps"),
+        "epoch": number("ss_epoch"),
+        "source": "kohya sd-scripts ss_* metadata in the .safetensors header",
+    }
+
+
+def repeats_from_metadata(metadata: dict[str, Any] | None, where: str) -> int:
+    """The one repeat count of a kohya run (every image folder's ``n_repeats``); an error when the
+    header has none, or when folders differ (fetal-bench repeats every image alike)."""
+    values = sorted(set((metadata or {}).get("repeats_per_folder", {}).values()))
+    if not values:
+        raise FetalBenchError(f"{where} records no repeat count (kohya's ss_dataset_dirs is absent).",
+                              "Set train.repeats yourself, or pass a LoRA file kohya saved with its metadata.")
+    if len(values) > 1:
+        raise FetalBenchError(f"{where} repeats its image folders differently: {metadata['repeats_per_folder']}.",
+                              "Set train.repeats yourself: fetal-bench repeats every image the same number of times.")
+    return values[0]

@@ -38,9 +38,14 @@ Output rows follow the ``hc18`` schema (``id, image, mask, subject_id, pixel_siz
 head_circumference_mm``) plus ``label`` (the trimester, or the recipe's single class), provenance
 columns and ``ellipse`` (the mask's ellipse as JSON; for ``paper`` also ``review``, the checks'
 values; for ``conditioned`` ``condition``, the requested ellipse and pixel size).
-``pixel_size_mm`` of a ``paper`` sample is nominal: the median, over that class's training
-images, of the pixel size after letterboxing to the generation resolution (empty, with the HC,
-when the training data has no pixel size, as the authors' Spanish heads).
+Training images are stretched to the square resolution, as the authors' training script does
+(``data.resize: stretch``; ``letterbox`` keeps the aspect ratio and pads, an option of ours), so a
+synthetic pair stretched to a model's input has the geometry of a real image stretched there.
+``pixel_size_mm`` of a letterboxed ``paper`` sample is nominal: the median, over that class's
+training images, of the pixel size after letterboxing to the generation resolution; a stretched
+sample's pixel is not square, so its ``pixel_size_mm`` is empty and its HC is measured with the
+median row and column sizes (both empty when the training data has no pixel size, as the
+authors' Spanish heads).
 """
 
 from __future__ import annotations
@@ -143,7 +148,8 @@ class PaperVariant:
     extra_input_channels = 0
     column = "review"  # the variant's own column of the synthetic split
     mask_words = "fitted to the generated outline"
-    pixel_size_words = " (median of the class's training images; empty when they have none)"
+    pixel_size_words = (" (median of the class's training images; empty when they have none, or when they were "
+                        "stretched to the square: the pixel is then not square)")
     summary_words = ("; masks are ellipses fitted to the generated outlines; pairs failing the automatic checks "
                      "are left out and written for review.")
 
@@ -321,12 +327,20 @@ def _variant(name: str) -> Variant:
     return VARIANTS[name]()
 
 
-def _row(run, item, image: np.ndarray, mask: np.ndarray, ellipse, pixel_size: float | None, constant: dict) -> dict:
-    """A synthetic row of the hc18 schema (its HC: the ellipse's perimeter in mm), with provenance."""
+def _row(run, item, image: np.ndarray, mask: np.ndarray, ellipse, pixel_size, constant: dict) -> dict:
+    """A synthetic row of the hc18 schema (its HC: the ellipse's perimeter in mm), with provenance.
+    ``pixel_size``: mm per pixel, ``[row, column]`` sizes for a stretched LoRA (then the row's
+    ``pixel_size_mm`` is empty: the pixel is not square), or None."""
     from fetal_bench.geometry import ellipse_perimeter
 
     row_id = run.row_id(item)
-    hc = None if pixel_size is None else ellipse_perimeter(ellipse.a, ellipse.b) * float(pixel_size)
+    if isinstance(pixel_size, (list, tuple)):  # stretched training images: [row, column] mm per pixel
+        from fetal_bench.geometry import scaled_ellipse
+
+        in_mm = scaled_ellipse(ellipse, float(pixel_size[1]), float(pixel_size[0]))
+        hc, pixel_size = ellipse_perimeter(in_mm.a, in_mm.b), None  # no single size for a non-square pixel
+    else:
+        hc = None if pixel_size is None else ellipse_perimeter(ellipse.a, ellipse.b) * float(pixel_size)
     return {"id": row_id, "image": to_png(image), "mask": to_png(mask.astype(np.uint8)), "subject_id": row_id,
             "pixel_size_mm": pixel_size, "head_circumference_mm": hc, "label": item.label, "seed": item.seed,
             "prompt": item.prompt, **constant, "ellipse": json.dumps(_ellipse_dict(ellipse), sort_keys=True)}
@@ -362,6 +376,7 @@ def train(*, data: str | Path, output: str | Path, config: str | None = None, va
         letterbox,
         open_source,
         select_per_class,
+        stretch,
     )
 
     kind = _variant(variant)
@@ -370,42 +385,87 @@ def train(*, data: str | Path, output: str | Path, config: str | None = None, va
         "train": {"max_steps": max_steps},
         "data": {"split": split, "images_per_class": images_per_class},
     })
+    image_list = cfg["data"].get("image_list")
     if is_pair_folder(data):
         dataset, info = open_pair_folder(data)
     else:
         dataset, info = open_source(data, config=config, split=cfg["data"]["split"])
+        if image_list and info.dataset == "hc18" and split is None:
+            # The authors' images are named, not drawn from a split: 23 of the 60 lie in fetal-bench's
+            # validation and test exams, so the list reads every labelled image (recorded below).
+            dataset, info = open_source(data, config=config, split=_ALL_LABELLED)
     single = cfg["data"]["classes"] == "single"
     check_head_columns(dataset, info, ("image", "mask") if single else
                        ("image", "mask", "head_circumference_mm", "pixel_size_mm"))
     classes, names = row_classes(dataset, cfg)
     ids = dataset["id"]
     n = cfg["data"]["images_per_class"]
-    rows = select_per_class(ids, classes, None if n is None else int(n), int(cfg["data"]["selection_seed"]))
+    chosen_by = _listed_rows(image_list, info, ids, classes) if image_list else None
+    if chosen_by is not None:
+        rows, classes = chosen_by
+    else:
+        rows = select_per_class(ids, classes, None if n is None else int(n), int(cfg["data"]["selection_seed"]))
     model = load_base(base or cfg["base"]["model"], revision=revision, default=cfg["base"])
     resolution = resolve_resolution(cfg, model)
     width = max(1, round(int(cfg["data"]["outline_width"]) * resolution / 512))
     template = str(cfg["data"]["prompt"])
+    resize = str(cfg["data"]["resize"])
+    if resize not in ("stretch", "letterbox"):
+        raise FetalBenchError(f"data.resize {resize!r} is not supported.", "Use stretch (the authors') or letterbox.")
+
+    def square(array: np.ndarray, nearest: bool = False) -> np.ndarray:
+        if resize == "stretch":
+            return stretch(array, resolution, nearest=nearest)
+        return letterbox(array, resolution, nearest=nearest)[0]
 
     def get(i: int):
         row = rows[i]
         record = dataset[row]
-        image, _ = letterbox(decode_gray(record["image"], ids[row]), resolution)
-        mask, _ = letterbox(decode_mask(record["mask"], ids[row]).astype(np.uint8), resolution, nearest=True)
+        image = square(decode_gray(record["image"], ids[row]))
+        mask = square(decode_mask(record["mask"], ids[row]).astype(np.uint8), nearest=True)
         return kind.example(image, mask, template.format(trimester=names[classes[row]]), width)
 
-    record = _training_record(dataset, info, recipe, model, rows, classes, names, template, width, resolution)
+    record = _training_record(dataset, info, recipe, model, rows, classes, names, template, width, resolution, resize)
+    record["data"]["selection"] = (f"the authors' list {image_list} (fetal_bench/data/mask_guided_lists.py)"
+                                   if chosen_by is not None else f"hash pick, seed {cfg['data']['selection_seed']}")
     kind.add_to_record(record, data=data, config=config, cfg=cfg, prior=prior)
     training_data = TrainingData(len(rows), get, resolution, extra_input_channels=kind.extra_input_channels)
     return train_lora(base=model, config=cfg, data=training_data, output=output, record=record,
                       overwrite=overwrite, progress=progress)
 
 
+_ALL_LABELLED = "train+validation+test"
+
+
+def _listed_rows(name: str, info, ids: list[str], classes: list[int]) -> tuple[list[int], list[int]] | None:
+    """The rows of a named list of the authors' images and their classes (the authors'
+    trimesters); None where the list does not apply (a source other than hc18: a hash pick)."""
+    from fetal_bench.data.mask_guided_lists import IMAGE_LISTS
+
+    if name not in IMAGE_LISTS:
+        raise FetalBenchError(f"data.image_list {name!r} is not a known list.",
+                              f"Use one of: {', '.join(IMAGE_LISTS)}, or null for a hash pick.")
+    if info.dataset != "hc18":
+        return None
+    where = {row_id: i for i, row_id in enumerate(ids)}
+    listed = IMAGE_LISTS[name]
+    missing = [e.hc18_name for e in listed if e.hc18_name not in where]
+    if missing:
+        raise FetalBenchError(f"{len(missing)} of the authors' {len(listed)} images are not in split {info.split!r} of "
+                              f"{info.path}: {', '.join(missing[:8])}{' ...' if len(missing) > 8 else ''}.",
+                              f"Train on a full hc18 build (split {_ALL_LABELLED}, the default with this list), or set "
+                              "data.image_list: null for a hash pick.")
+    rows = [where[e.hc18_name] for e in listed]
+    authors = {where[e.hc18_name]: e.trimester - 1 for e in listed}
+    return rows, [authors.get(i, c) for i, c in enumerate(classes)]
+
+
 def _training_record(dataset, info, recipe: str, model, rows: list[int], classes: list[int], names: list[str],
-                     template: str, width: int, resolution: int) -> dict[str, Any]:
+                     template: str, width: int, resolution: int, resize: str) -> dict[str, Any]:
     """What the LoRA's generator_config.json records of its base, recipe and training images."""
     ids = dataset["id"]
     counts = collections.Counter(classes[r] for r in rows)
-    nominal = nominal_pixel_sizes(dataset, rows, classes, resolution)
+    nominal = nominal_pixel_sizes(dataset, rows, classes, resolution, resize)
     return {
         "base": model.identity,
         "recipe": {"name": recipe, "source": RECIPES[recipe][1]},
@@ -414,6 +474,8 @@ def _training_record(dataset, info, recipe: str, model, rows: list[int], classes
             "label_names": names,
             "n_images": len(rows),
             "image_ids_sha256": hashlib.sha256("\n".join(sorted(ids[r] for r in rows)).encode()).hexdigest(),
+            "resize": resize,
+            # letterbox: one (square) pixel size; stretch: [row, column] sizes (the pixel is not square)
             "classes": [{"label": t, "name": names[t], "prompt": template.format(trimester=names[t]),
                          "n_images": counts[t], "nominal_pixel_size_mm": nominal[t]}
                         for t in sorted(counts)],
@@ -452,8 +514,12 @@ def sample(*, lora: str | Path | None, output: str | Path, prior: str | Path | M
     sampling_fields = kind.sampling_fields(run, prior)
     run.load_pipeline()
     bounds = lora_record["config"]["data"]["trimester_hc_mm"]
+    # The training images' geometry (stretch: the authors'; letterbox: older LoRAs and the
+    # conditioned variant): a segmentation protocol refuses pairs that are not stretched.
+    resize = lora_record["data"].get("resize") or lora_record["config"]["data"].get("resize") or "letterbox"
     run.record_generation(lora_record["generator"], classes, int(lora_record["resolution"]),
-                          identity={"variant": kind.name}, data={"trimester_hc_mm": bounds}, sampling=sampling_fields,
+                          identity={"variant": kind.name}, data={"trimester_hc_mm": bounds, "resize": resize},
+                          sampling=sampling_fields,
                           source_keys=("dataset", "path", "config", "split", "fingerprint", "license"))
     review_path = Path(review_dir) if review_dir else run.output.with_name(run.output.name + ".review")
     kind.start_review(run, review_model, review_checkpoint, review_path)

@@ -539,11 +539,19 @@ def _save_final(output: Path, models: dict, unet_lora, te_lora, data: TrainingDa
 
 
 def _metadata(lora_config) -> dict[str, Any]:
-    """A peft LoraConfig as the weights file's metadata, its target modules sorted: peft keeps them
-    as a set, whose order changes from process to process, so the file's bytes (and the
-    ``lora_sha256`` every synthetic row records) would too."""
-    metadata = lora_config.to_dict()
-    if isinstance(metadata.get("target_modules"), (set, frozenset, list, tuple)):
-        metadata["target_modules"] = sorted(metadata["target_modules"])
-    return metadata
+    """A peft LoraConfig as the weights file's metadata, every set in it a sorted list: peft keeps
+    ``target_modules`` (and, when given, ``exclude_modules`` and the like) as sets, iterated in an
+    order that changes from process to process (string hashing), so the file's bytes and the
+    ``lora_sha256`` every synthetic row records would too. diffusers writes the dict with sorted
+    keys; the lists are the only order left to fix."""
+    return _sorted_sets(lora_config.to_dict())
 
+
+def _sorted_sets(value: Any) -> Any:
+    if isinstance(value, (set, frozenset)):
+        return sorted((_sorted_sets(v) for v in value), key=lambda v: (type(v).__name__, v if isinstance(v, str) else repr(v)))
+    if isinstance(value, dict):
+        return {k: _sorted_sets(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_sorted_sets(v) for v in value]
+    return value

@@ -1,4 +1,4 @@
-"""Reading a real split for generator training: selection, letterboxing, prompts, trimesters.
+"""Reading a real split for generator training: selection, letterboxing or stretching, prompts, trimesters.
 
 The source is any dataset directory (or Hub id) that :func:`fetal_bench.data.open_dataset`
 opens. Its image columns are read undecoded (PNG bytes) and decoded per training step, so a
@@ -31,6 +31,7 @@ __all__ = [
     "kohya_bucket",
     "letterbox",
     "open_source",
+    "stretch",
     "outline",
     "select_per_class",
     "trimester_of",
@@ -194,6 +195,18 @@ def letterbox(array: np.ndarray, size: int, *, nearest: bool = False) -> tuple[n
     # Use the realised scale per axis' mean so geometry maps exactly onto the resized pixels.
     realised = (new_w / width + new_h / height) / 2
     return canvas, Letterbox(realised, float(ox), float(oy), size)
+
+
+def stretch(array: np.ndarray, size: int, *, nearest: bool = False) -> np.ndarray:
+    """Resize ``array`` (H, W) to a ``size`` square without keeping the aspect ratio: the
+    mask-guided authors' ``transforms.Resize((512, 512))``, bilinear, for image and outline alike
+    (train_text_to_image_lora_head_femur.py:551-552 at commit 200ae09). A sample then has the
+    geometry of its training images stretched to a square, and stretching it to any input size
+    gives the same geometry as stretching a real image there. ``nearest`` for masks."""
+    from PIL import Image
+
+    resample = Image.NEAREST if nearest else Image.BILINEAR
+    return np.asarray(Image.fromarray(array).resize((size, size), resample))
 
 
 def _round_to_steps(x: float, steps: int) -> int:

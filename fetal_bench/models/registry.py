@@ -137,9 +137,11 @@ MODELS: dict[str, ModelInfo] = {
             weights="ImageNet-1k (torchvision) when cached or downloadable, else random with a warning",
             reference="He, Wang, Yaqub, arXiv:2507.22802 (2025); LoRA: Hu et al., ICLR 2022 (peft).",
             tiny={"variant": "tiny", "image_size": (32, 32)}, random_init={"pretrained": False}, adapter_checkpoints=True,
-            # The paper's settings: AdamW, lr 3e-4, batch 32, 5 epochs (no schedule given: constant).
+            # The paper's settings (FetalCLIP-IQA @ fbcbdd2): AdamW, lr 3e-4 (model.py:51, 139-140: no
+            # scheduler, so constant), batch 32, 5 epochs (config/classification.yml), no gradient
+            # clipping (main.py:230-241: L.Trainer without gradient_clip_val).
             train_defaults={"optimizer": "adamw", "lr": 3e-4, "weight_decay": 0.01, "batch_size": 32, "epochs": 5,
-                            "scheduler": "none"},
+                            "scheduler": "none", "grad_clip": 0.0},
         ),
         ModelInfo(
             name="fetalclip_lora", task_type="classification", classifies=True, builder="fetal_bench.models.lora:build_fetalclip_lora",
@@ -150,8 +152,9 @@ MODELS: dict[str, ModelInfo] = {
             weights="none shipped: --model-opt weights=FetalCLIP_weights.pt config=FetalCLIP_config.json (user-supplied)",
             adapter_checkpoints=True,
             reference="He, Wang, Yaqub, arXiv:2507.22802 (2025): F1 0.757; FetalCLIP: Maani et al., arXiv:2502.14807.",
+            # As vit_lora: the authors' AdamW 3e-4, batch 32, 5 epochs, constant, no clipping.
             train_defaults={"optimizer": "adamw", "lr": 3e-4, "weight_decay": 0.01, "batch_size": 32, "epochs": 5,
-                            "scheduler": "none"},
+                            "scheduler": "none", "grad_clip": 0.0},
         ),
         ModelInfo(
             name="unet-iqa", task_type="classification", classifies=True, builder="fetal_bench.models.seg_to_cls:build_unet_iqa",
@@ -160,7 +163,11 @@ MODELS: dict[str, ModelInfo] = {
                         "usable when the predicted abdomen covers at least 1% of the frame padded to a square (the paper's rule).",
             reference="He, Wang, Yaqub, arXiv:2507.22802 (2025): segmentation repurposed for classification, F1 0.771.",
             tiny={"image_size": (32, 48), "base_channels": 4, "depth": 2},
-            train_defaults={"optimizer": "adamw", "lr": 3e-4, "weight_decay": 1e-4, "batch_size": 32, "epochs": 5},
+            # The authors' segmenter trains as their classifiers (FetalCLIP-IQA @ fbcbdd2: model.py:168,
+            # 301-302 AdamW lr 3e-4 with PyTorch's default weight decay 0.01 and no scheduler;
+            # config/segmentation.yml batch 32, 5 epochs; main.py:230-241 no gradient clipping).
+            train_defaults={"optimizer": "adamw", "lr": 3e-4, "weight_decay": 0.01, "batch_size": 32, "epochs": 5,
+                            "scheduler": "none", "grad_clip": 0.0},
             trains_on_masks=True,
         ),
         ModelInfo(
@@ -195,8 +202,10 @@ MODELS: dict[str, ModelInfo] = {
             reference="Kirillov et al., ICCV 2023; box-prompted fine-tuning as in arXiv:2506.23664 (mask-guided diffusion for fetal head segmentation).",
             tiny={"variant": "tiny", "pretrained": False}, random_init={"pretrained": False},
             pretrained_predictor=True, weights_fix=_SAM_FIX,
-            # The mask-guided paper: Adam, lr 1e-5, batch 5, Dice + CE, box jitter 0-20 px.
-            train_defaults={"optimizer": "adam", "lr": 1e-5, "weight_decay": 0.0, "batch_size": 5, "scheduler": "none"},
+            # The mask-guided paper's SAM fine-tuning (ft_sam_ESTT.py @ 200ae09, lines 170, 184-207):
+            # Adam, lr 1e-5, weight decay 0, batch 5, no gradient clipping; Dice + CE, box jitter 0-20 px.
+            train_defaults={"optimizer": "adam", "lr": 1e-5, "weight_decay": 0.0, "batch_size": 5, "scheduler": "none",
+                            "grad_clip": 0.0},
         ),
     )
 }

@@ -33,10 +33,10 @@ class Protocol:
 PROTOCOLS: dict[str, Protocol] = {
     p.name: p
     for p in (
-        Protocol("fu-lora-zero-shot", "1.1", "fu_lora_zero_shot.yaml", "fetal_bench.protocols.runners:run_fu_lora",
+        Protocol("fu-lora-zero-shot", "1.2", "fu_lora_zero_shot.yaml", "fetal_bench.protocols.runners:run_fu_lora",
                  "Spanish -> African zero-shot plane classification: ES / ES+DA / HB / HB+DA x five ImageNet backbones, "
-                 "SGD lr 1e-3 momentum 0.9, batch 24, 20 epochs, 224x224 stretched, no input normalisation, the "
-                 "authors' HB list (settings and sources: docs/reproducibility.md).",
+                 "SGD lr 1e-3 momentum 0.9, batch 24, 20 epochs, fp32, no gradient clipping, 224x224 stretched, no input "
+                 "normalisation, the authors' HB list (settings and sources: docs/reproducibility.md).",
                  "Wang, Whelan, Silvestre, Curran. arXiv:2407.20072 (2024), Table 1."),
         Protocol("tian-pretrain-finetune", "1.0", "tian_pretrain_finetune.yaml", "fetal_bench.protocols.runners:run_tian",
                  "Pre-train on synthetic images, fine-tune on real ones; compared with real-only and synthetic-only.",
@@ -44,9 +44,9 @@ PROTOCOLS: dict[str, Protocol] = {
         Protocol("synthetic-ratio-curve", "1.0", "synthetic_ratio_curve.yaml", "fetal_bench.protocols.runners:run_ratio_curve",
                  "Real-only and hybrid training at several synthetic shares: the task score against the synthetic share.",
                  "FU-LoRA's hybrid sets (arXiv:2407.20072) generalised to a sweep."),
-        Protocol("sam-few-shot", "1.0", "sam_few_shot.yaml", "fetal_bench.protocols.runners:run_sam_few_shot",
+        Protocol("sam-few-shot", "1.1", "sam_few_shot.yaml", "fetal_bench.protocols.runners:run_sam_few_shot",
                  "Few-shot head segmentation with box-prompted SAM (n in 5..500 real pairs, with/without synthetic pairs), "
-                 "Adam 1e-5, Dice+CE, 20 epochs, batch 5, 256x256, box jitter 0-20 px, Dice over 5 jitter draws.",
+                 "Adam 1e-5, fp32, no gradient clipping, Dice+CE, 20 epochs, batch 5, 256x256 stretched, box jitter 0-20 px, Dice over 5 jitter draws.",
                  "arXiv:2506.23664 (2025): 94.66% (Spanish) / 94.38% (African) Dice."),
     )
 }
@@ -150,7 +150,10 @@ def run_protocol(name: str, output: str | os.PathLike, *, overrides: dict[str, A
         output.mkdir(parents=True, exist_ok=True)
         write_json_atomic(output / "protocol_config.json", {"protocol": name, "version": protocol.version, "config": config})
     rows = runner(config, output, dry_run=dry_run, log=note)
+    planned = config.pop("_planned", {})
     summary = {"protocol": name, "version": protocol.version, "reference": protocol.reference, "rows": rows,
+               # every run's resolved training config (docs/reproducibility.md compares them with the authors')
+               "train_configs": {run: entry["train_config"] for run, entry in sorted(planned.items())},
                "fetal_bench_version": __version__, "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds"), "config_sha256": config["_source"]["sha256"]}
     if dry_run:
         return summary

@@ -49,8 +49,13 @@ def _require(config: dict[str, Any], key: str, why: str) -> Any:
     return config[key]
 
 
-def _train_run(config: dict[str, Any], output: Path, run_id: str, *, dry_run: bool, log: Log, **fields: Any):
+def _train_run(config: dict[str, Any], output: Path, run_id: str, *, dry_run: bool, log: Log, variant: str | None = None,
+               **fields: Any):
+    """Train one run (``variant``: its variant or arm, for the authors' settings that differ
+    between runs); the resolved config and how it departs from the authors' are kept in
+    ``config["_planned"]`` for the summary."""
     from fetal_bench.training import TrainConfig, train
+    from fetal_bench.training.config import resolve_config
 
     options = {**config.get("train", {}), **fields}
     if "image_size" in options and options["image_size"] is not None:
@@ -59,6 +64,16 @@ def _train_run(config: dict[str, Any], output: Path, run_id: str, *, dry_run: bo
         options["box_jitter"] = tuple(options["box_jitter"])
     options["exclude_labels"] = tuple(options.get("exclude_labels", ()))
     train_config = TrainConfig(output=str(output / "runs" / run_id), progress=False, run_name=run_id, **options)
+    resolved = resolve_config(train_config).to_dict()
+    planned = {"train_config": resolved}
+    if config.get("fidelity") == "paper":
+        from fetal_bench.protocols.authors import departures
+
+        planned["departures"] = departures(config["name"], resolved, variant)
+        if planned["departures"]:
+            log(f"{run_id}: not the authors' setting (protocol says `fidelity: paper`): "
+                + "; ".join(planned["departures"]))
+    config.setdefault("_planned", {})[run_id] = planned
     if dry_run:
         log(f"[dry run] {run_id}: train {train_config.model} on {train_config.task} ({json.dumps(fields, default=str)})")
         return None
@@ -78,6 +93,16 @@ def _evaluate_run(config: dict[str, Any], output: Path, run_id: str, model: str,
     log(f"{run_id}: evaluating on {config['task']}")
     return evaluate(config["task"], model=model, checkpoint=output / "runs" / run_id, data=data, output=path,
                     name=name or run_id, n_resamples=int(config.get("bootstrap", 1000)), seed=0)
+
+
+def _fidelity(config: dict[str, Any], run_id: str) -> dict[str, Any]:
+    """The summary row's ``authors_settings``: ``exact or documented`` when the run trains as the
+    authors' code did or as documented (protocols/authors.py), else what departs; nothing for a
+    protocol that does not say ``fidelity: paper``."""
+    if config.get("fidelity") != "paper":
+        return {}
+    found = config.get("_planned", {}).get(run_id, {}).get("departures") or []
+    return {"authors_settings": "; ".join(found) if found else "exact or documented"}
 
 
 def _scores(result: dict[str, Any] | None, names: tuple[str, ...]) -> dict[str, Any]:
@@ -117,16 +142,51 @@ def _image_policy(config: dict[str, Any]) -> dict[str, Any]:
     """The one resize policy (and input normalisation) every image of the protocol goes through.
 
     The training loaders and the evaluation harness resize real and synthetic images alike to
-    ``train.image_size`` without keeping the aspect ratio (``stretch``), which is what FU-LoRA's
-    notebook does; a protocol that asks for anything else is refused rather than half applied.
+    the input size without keeping the aspect ratio (``stretch``), which is what the authors do
+    (FU-LoRA's notebook cell 24; the mask-guided repository's Datasets.py:142-143 for SAM); a
+    protocol that asks for anything else is refused rather than half applied.
     """
     resize = config.get("resize", "stretch")
     if resize != "stretch":
         raise FetalBenchError(f"Protocol {config['name']!r} asks for resize {resize!r}.",
                               "Only `stretch` is applied to real and synthetic images alike (by the loaders and the harness).")
-    size = config.get("train", {}).get("image_size")
+    size = config.get("train", {}).get("image_size") or (config.get("model_cfg") or {}).get("image_size")
     normalize = (config.get("train", {}).get("model_cfg") or {}).get("normalize", "auto")
     return {"resize": f"stretch to {size[0]}x{size[1]}" if size else "stretch", "normalize": normalize}
+
+
+#: Generators whose synthetic rows are image + mask pairs drawn on a square canvas.
+_PAIR_GENERATORS = ("mask-guided", "mask-conditioned")
+
+
+def check_synthetic_geometry(synthetic: str | None) -> None:
+    """Refuse mask-guided pairs that were not stretched to their square canvas.
+
+    A generator trained on stretched images (the authors': train_text_to_image_lora_head_femur.py
+    :551-552) draws pairs in the geometry of real images stretched to a square, so the loaders'
+    stretch to any input size gives a synthetic pair the geometry of a real image stretched
+    there. A letterboxed LoRA's pairs carry black bars and undistorted heads: mixed with
+    stretched real images they would differ in geometry in exactly the "with synthesis"
+    comparison. Splits without a local build record (a Hub id, the phantom stand-in) are not
+    checked here.
+    """
+    if synthetic is None:
+        return
+    record = Path(synthetic) / "build_info.json"
+    if not record.is_file():
+        return
+    from fetal_bench._io import load_json, read_regular_file
+
+    info = load_json(read_regular_file(record, max_bytes=64 * 1024 * 1024))
+    generation = (info.get("generation") if isinstance(info, dict) else None) or {}
+    if generation.get("generator") not in _PAIR_GENERATORS:
+        return
+    resize = generation.get("resize", "letterbox")  # splits written before the field existed were letterboxed
+    if resize != "stretch":
+        raise FetalBenchError(
+            f"The synthetic pairs in {synthetic} were drawn by a LoRA trained on {resize}ed images; the protocol "
+            "stretches every real image to the model's input, so the two would enter the model with different geometry.",
+            "Retrain the mask-guided LoRA with `data: {resize: stretch}` (the default, the authors' setting) and sample again.")
 
 
 def _set_up(config: dict[str, Any], log: Log, *, needs_synthetic: bool, why: str):
@@ -138,7 +198,9 @@ def _set_up(config: dict[str, Any], log: Log, *, needs_synthetic: bool, why: str
     synthetic = _resolve_synthetic(config.get("synthetic"), log)
     if needs_synthetic and synthetic is None:
         _require(config, "synthetic", why)
-    return task, synthetic, _eval_data(config, task), _image_policy(config)
+    policy = _image_policy(config)
+    check_synthetic_geometry(synthetic)
+    return task, synthetic, _eval_data(config, task), policy
 
 
 def _classification_row(config: dict[str, Any], output: Path, run_id: str, model: str, result, eval_data, *,
@@ -160,11 +222,13 @@ def run_fu_lora(config: dict[str, Any], output: Path, *, dry_run: bool, log: Log
             for seed in config.get("seeds", [0]):
                 run_id = f"{variant.replace('+', 'p')}-{backbone}-s{seed}"
                 uses_synthetic = "synthetic_per_class" in settings or "synthetic_ratio" in settings
-                result = _train_run(config, output, run_id, dry_run=dry_run, log=log, model=backbone, task=task.name,
-                                    data=config.get("data"), exclude_labels=tuple(config.get("exclude_labels", ())),
+                result = _train_run(config, output, run_id, dry_run=dry_run, log=log, variant=variant, model=backbone,
+                                    task=task.name, data=config.get("data"),
+                                    exclude_labels=tuple(config.get("exclude_labels", ())),
                                     synthetic=synthetic if uses_synthetic else None, seed=seed, **settings)
                 rows.append(_classification_row(config, output, run_id, backbone, result, eval_data, dry_run=dry_run,
-                                                log=log, variant=variant, backbone=backbone, seed=seed, **policy))
+                                                log=log, variant=variant, backbone=backbone, seed=seed, **policy,
+                                                **_fidelity(config, run_id)))
     return rows
 
 
@@ -228,6 +292,8 @@ def run_sam_few_shot(config: dict[str, Any], output: Path, *, dry_run: bool, log
 
     task = get_task(config["task"])
     synthetic = _resolve_synthetic(config.get("synthetic"), log)
+    policy = _image_policy(config)
+    check_synthetic_geometry(synthetic)
     arms = [("real", None)] + ([("real+synthetic", synthetic)] if synthetic else [])
     eval_data = _eval_data(config, task)
     rows = []
@@ -239,8 +305,9 @@ def run_sam_few_shot(config: dict[str, Any], output: Path, *, dry_run: bool, log
                                           "real_n": n, "seed": seed, "model_cfg": config.get("model_cfg", {})}
                 if syn is not None:
                     fields.update(synthetic=syn, synthetic_n=config.get("synthetic_n"))
-                result = _train_run(config, output, run_id, dry_run=dry_run, log=log, **fields)
-                row: dict[str, Any] = {"run": run_id, "n_real": n, "arm": arm, "seed": seed, **_training_columns(result)}
+                result = _train_run(config, output, run_id, dry_run=dry_run, log=log, variant=arm, **fields)
+                row: dict[str, Any] = {"run": run_id, "n_real": n, "arm": arm, "seed": seed, **policy,
+                                       **_training_columns(result), **_fidelity(config, run_id)}
                 if not dry_run:
                     row.update(box_prompted_dice(output / "runs" / run_id, task, eval_data or config.get("data"),
                                                  split=config.get("eval_split", task.eval_split),

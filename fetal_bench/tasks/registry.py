@@ -54,7 +54,7 @@ HC18_HEAD_SEG = Task(
     ),
     reference=("van den Heuvel et al., PLoS ONE 13(8):e0200412 (2018), the HC18 challenge: 2.83 mm mean absolute "
                "HC difference on the challenge's own hidden test set."),
-    train_data="HC18 train/validation subjects (and synthetic pairs).",
+    train_data="HC18 train/validation exams (HC18 identifies no woman; and synthetic pairs).",
 )
 
 TASKS: dict[str, Task] = {

@@ -28,10 +28,12 @@ RESUMABLE_CHANGES = frozenset({"output", "max_minutes", "max_steps", "epochs", "
 class TrainConfig:
     """Everything a training run depends on (saved as ``train_config.json``).
 
-    ``None`` for ``epochs``, ``optimizer``, ``lr``, ``weight_decay``, ``batch_size`` and
-    ``scheduler`` means the model's registered training default (``fetal-bench models list
-    --json``; 20 epochs unless the model says otherwise). A model's ``recipe`` fills
-    ``image_size``, ``batch_size`` and ``model_cfg`` entries that are not given.
+    ``None`` for ``epochs``, ``optimizer``, ``lr``, ``weight_decay``, ``batch_size``,
+    ``scheduler`` and ``grad_clip`` means the model's registered training default (``fetal-bench
+    models list --json``; 20 epochs and gradient clipping at norm 1.0 unless the model says
+    otherwise). ``grad_clip: 0`` trains without clipping, as the papers' authors do (FU-LoRA,
+    SAM few-shot, FetalCLIP-IQA); ``mixed_precision: "no"`` trains in fp32. A model's ``recipe``
+    fills ``image_size``, ``batch_size`` and ``model_cfg`` entries that are not given.
 
     ``max_minutes`` bounds the whole run, closing validation and saving included: a step is
     only started when it and the closing work still fit.
@@ -68,7 +70,7 @@ class TrainConfig:
     weight_decay: float | None = None
     scheduler: str | None = None  # "cosine" | "none"
     warmup_steps: int = 0
-    grad_clip: float | None = 1.0
+    grad_clip: float | None = None  # max gradient norm; 0: no clipping; None: the model's default (1.0 unless it says)
     augment: str = "ultrasound"
     patience: int | None = 5
     keep: str = "best"  # "best" (on validation) or "last" (the final weights)
@@ -79,7 +81,7 @@ class TrainConfig:
     box_jitter: tuple[float, float] = (0.0, 20.0)
     seed: int = 0
     num_workers: int = 0
-    mixed_precision: str = "auto"
+    mixed_precision: str = "auto"  # "auto": bf16 (else fp16) autocast on a GPU, fp32 on a CPU; "no": fp32
     resume: bool = True
     overwrite: bool = False
     run_name: str | None = None
@@ -136,7 +138,7 @@ def resolve_config(config: TrainConfig) -> TrainConfig:
     info = get_model_info(config.model)
     resolved = apply_recipe(TrainConfig.from_dict(config.to_dict()), info)
     defaults = {"epochs": 20, "optimizer": "adamw", "lr": 1e-3, "weight_decay": 1e-4, "batch_size": 16,
-                "scheduler": "cosine", **info.train_defaults}
+                "scheduler": "cosine", "grad_clip": 1.0, **info.train_defaults}
     for key, value in defaults.items():
         if getattr(resolved, key) is None:
             setattr(resolved, key, value)
@@ -145,6 +147,8 @@ def resolve_config(config: TrainConfig) -> TrainConfig:
         problems.append(f"optimizer {resolved.optimizer!r} is not adamw/adam/sgd")
     if resolved.scheduler not in ("cosine", "none"):
         problems.append(f"scheduler {resolved.scheduler!r} is not cosine/none")
+    if resolved.grad_clip < 0:
+        problems.append(f"grad_clip {resolved.grad_clip!r} is negative (0: no clipping)")
     if resolved.epochs < 1 or resolved.batch_size < 1:
         problems.append("epochs and batch_size must be >= 1")
     if resolved.max_minutes is not None and resolved.max_minutes <= 0:

@@ -6,8 +6,10 @@ saves resumable snapshots and the best checkpoint, and returns a :class:`TrainRe
 model learns from and how it is validated is the task kind's (``task.kind.training_targets``,
 ``task.kind.objective``): the trainer never asks which type a task is.
 
-It runs on :mod:`accelerate`, so the same code trains on a CPU, one GPU (mixed precision: bf16
-where supported, else fp16) or several GPUs/machines (``accelerate launch``). Data come through
+It runs on :mod:`accelerate`, so the same code trains on a CPU, one GPU (``mixed_precision:
+auto``: bf16 where supported, else fp16; ``no``: fp32, as the papers' protocols that train in
+fp32) or several GPUs/machines (``accelerate launch``). Gradients are clipped at
+``grad_clip`` (the model's default, 1.0 unless it says otherwise; 0: not clipped). Data come through
 :func:`fetal_bench.data.loading.make_dataloader` (augmentation in its ``transform`` hook); the
 model through :func:`fetal_bench.models.create_model`. The run directory's layout is
 :mod:`fetal_bench.training.run_files`'.
@@ -383,6 +385,8 @@ class Trainer:
                           "momentum": config.momentum if config.optimizer == "sgd" else None,
                           "scheduler": config.scheduler},
             "batch_size": config.batch_size,
+            "grad_clip": config.grad_clip or None,  # None: no clipping
+            "mixed_precision": self.accelerator.mixed_precision,
             "augment": config.augment,
             "init_from": config.init_from,
             "data": data.sources,
@@ -445,7 +449,8 @@ class Trainer:
 
 def optimization_step(model, batch: dict, objective, optimizer, accelerator, params, *, grad_clip: float | None,
                       seed: int) -> float:
-    """Forward under accelerate's autocast, the objective's loss, backward, clipping, update."""
+    """Forward under accelerate's autocast, the objective's loss, backward, clipping (unless
+    ``grad_clip`` is 0 or None), update."""
     with accelerator.autocast():
         logits = objective.forward(model, batch, seed)
     loss = objective.loss(logits, batch)
