@@ -66,25 +66,18 @@ def scored_fingerprint(parts: dict[str, str]) -> str:
 def recognise(task: Task, parts: dict[str, str]) -> tuple[str | None, list[str]]:
     """The catalog revision whose pinned content ``parts`` match, or None and why not.
 
-    Each scored split is compared with the task's pinned revision; a split that differs is
-    named, so a user sees which part of their build is not the release.
+    Each scored split is compared with the task's pinned revision
+    (:func:`fetal_bench.data.provenance.recognise_content`); a split that differs is named, so a
+    user sees which part of their build is not the release.
     """
-    catalog = CATALOG.get(task.dataset.name)
-    pin = catalog.pin(task.dataset.revision) if catalog is not None else None
-    if pin is None or (task.dataset.config or "default") != pin.config:
-        return None, []
-    differing = []
-    for name, value in parts.items():
-        expected = pin.splits.get(name)
-        if expected is None:
-            differing.append(f"split {name!r} is not part of {catalog.name} {pin.revision}")
-        elif value != expected:
-            differing.append(f"split {name!r} has content fingerprint {value[:12]}..., "
-                             f"{catalog.name} {pin.revision} has {expected[:12]}... ({pin.rows.get(name)} rows)")
-    if differing:
-        return None, [f"Not {catalog.name} {pin.revision}: " + "; ".join(differing)
+    from fetal_bench.data.provenance import recognise_content
+
+    revision, differing = recognise_content(task.dataset.name, parts, revision=task.dataset.revision,
+                                            config=task.dataset.config)
+    if revision is None and differing:
+        return None, [f"Not {task.dataset.name} {task.dataset.revision}: " + "; ".join(differing)
                       + ". Scored as revision 'local'; it ranks apart from release results."]
-    return pin.revision, []
+    return revision, []
 
 
 def _local_revision(directory: Path, task: Task, split: str, opened=None) -> tuple[str, str, list[str]]:

@@ -362,6 +362,8 @@ class Trainer:
         self.accelerator.wait_for_everyone()
 
     def _training_info(self) -> dict[str, Any]:
+        from fetal_bench.models.checkpoint import portable_reference
+
         config, data, state = self.config, self.data, self.state
         return {
             "task": self.task.name,
@@ -384,7 +386,7 @@ class Trainer:
                           "scheduler": config.scheduler},
             "batch_size": config.batch_size,
             "augment": config.augment,
-            "init_from": config.init_from,
+            "init_from": portable_reference(config.init_from),  # config.json is published: no local path
             "data": data.sources,
         }
 
