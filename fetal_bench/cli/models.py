@@ -8,7 +8,7 @@ import json
 import click
 from rich.table import Table
 
-from fetal_bench.cli._console import console, safe
+from fetal_bench.cli._console import console, print_listing, safe
 
 
 @click.group()
@@ -29,14 +29,9 @@ def list_command(task_type: str | None, as_json: bool) -> None:
     if as_json:
         click.echo(json.dumps([asdict(info) for info in infos], indent=2, default=list))
         return
-    table = Table(title="fetal-bench models", show_lines=True)
-    table.add_column("model", no_wrap=True)
-    for column in ("task", "description", "pretrained weights"):
-        table.add_column(column, overflow="fold")
-    for info in infos:
-        table.add_row(info.name, info.task_type, info.description, info.weights)
-    console.print(table)
-    console.print("Train: fetal-bench train MODEL --task T --output DIR; options: fetal-bench models list --json.")
+    rows = [[safe(info.name), safe(info.task_type), safe(info.description), safe(info.weights)] for info in infos]
+    print_listing("fetal-bench models", ["model", "task", "description", "pretrained weights"], rows,
+                  footer="Train: fetal-bench train MODEL --task T --output DIR; options: fetal-bench models list --json.")
 
 
 @models.command("info")
