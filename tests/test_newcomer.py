@@ -223,3 +223,46 @@ def test_doctor_notes_the_tested_pair_and_keeps_paths_whole(monkeypatch, tmp_pat
     assert "Warning" not in out.output
     assert str(deep / "weights" / "SonoNet16.npz") in out.output  # whole, not cut with "…"
     assert "…" not in out.output
+
+
+def test_a_cached_hub_dataset_is_found_by_huggingface_hub_itself(tmp_path, monkeypatch):
+    """Offline, a Hub dataset in the cache at the task's revision loads; at another revision it
+    does not: asked of huggingface_hub (try_to_load_from_cache), not by rebuilding its folder names."""
+    import huggingface_hub.constants
+
+    from fetal_bench.evaluation.scored_split import _cached, _hub_offline, require_hub
+
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_CACHE", str(tmp_path))
+    storage = tmp_path / "datasets--fetal-bench--hc18"
+    commit = "0123456789abcdef0123456789abcdef01234567"
+    (storage / "snapshots" / commit).mkdir(parents=True)
+    (storage / "snapshots" / commit / "README.md").write_text("---\n---\n")
+    (storage / "refs").mkdir()
+    (storage / "refs" / "v1.0").write_text(commit)
+    assert _hub_offline()  # conftest
+    assert _cached("fetal-bench/hc18", "v1.0") and not _cached("fetal-bench/hc18", "v2.0")
+    assert not _cached("fetal-bench/fetal-planes-es", "v1.0")
+    require_hub("fetal-bench/hc18", "hc18", "v1.0")  # no error: datasets reads the cache
+    with pytest.raises(FetalBenchError, match="offline mode is on"):
+        require_hub("fetal-bench/hc18", "hc18", "v2.0")
+
+
+def test_the_writer_takes_datasets_own_parquet_column_options():
+    """data/writer.py asks datasets.arrow_writer for its column options (the committed builds stay
+    byte-identical: test_real_data pins them); the copy kept for older datasets agrees with it."""
+    import datasets
+
+    from fetal_bench.data import writer
+    from fetal_bench.data.schemas import head_biometry_features
+
+    pytest.importorskip("datasets.arrow_writer").get_parquet_column_options  # noqa: B018 (datasets >= 5.2)
+    for features in (head_biometry_features(),
+                     datasets.Features({"id": datasets.Value("string"), "image": datasets.Image(),
+                                        "label": datasets.ClassLabel(names=["a", "b"]),
+                                        "tags": datasets.Sequence(datasets.Value("string"))})):
+        options = writer._column_options(features)
+        assert options == writer._column_options_before_5_2(features)
+        assert options["compression"]["image.bytes"] == "none" and options["column_encoding"]["image.bytes"] == "PLAIN"
+        assert options["compression"]["id"] == "snappy" and "id" in options["use_dictionary"]
+    assert writer.parquet_writer_options(head_biometry_features())["use_content_defined_chunking"] == \
+        datasets.config.DEFAULT_CDC_OPTIONS
