@@ -266,3 +266,46 @@ def test_the_writer_takes_datasets_own_parquet_column_options():
         assert options["compression"]["id"] == "snappy" and "id" in options["use_dictionary"]
     assert writer.parquet_writer_options(head_biometry_features())["use_content_defined_chunking"] == \
         datasets.config.DEFAULT_CDC_OPTIONS
+
+
+# ----------------------------------------------------------------------------------------------
+# Progress that tells the truth, and shows when piped
+# ----------------------------------------------------------------------------------------------
+
+
+def test_the_training_bar_counts_the_steps_the_budget_leaves():
+    from fetal_bench.training.schedule import Budget
+
+    unbounded = Budget(None, n_val_batches=4)
+    unbounded.stepped(6.0)
+    assert unbounded.steps_in_budget(60.0, done=10, total=1680) == 1680
+    budget = Budget(180.0, n_val_batches=4)  # --max-minutes 3
+    assert budget.steps_in_budget(0.0, done=0, total=1680) == 1680  # no step timed yet
+    budget.stepped(6.0)
+    closing = budget.closing_s()
+    assert budget.steps_in_budget(12.0, done=1, total=1680) == 2 + int((180.0 - 12.0 - closing) // 6.0)
+    assert budget.steps_in_budget(179.0, done=29, total=1680) == 30  # spent: this step is the last
+    assert budget.steps_in_budget(12.0, done=1, total=5) == 5  # never more than the epochs hold
+
+
+def test_training_shows_a_validation_bar(phantom, tmp_path, capfd):
+    from fetal_bench.training import TrainConfig, train
+
+    train(TrainConfig(model="unet", task="phantom-head-seg", data=str(phantom), output=str(tmp_path / "run"),
+                      model_cfg={"base_channels": 4, "depth": 2}, image_size=(32, 48), max_steps=1, batch_size=16,
+                      progress=True, patience=None, max_minutes=30))
+    err = capfd.readouterr().err
+    assert "training unet" in err and "validating" in err
+
+
+def test_piped_sampling_progress_prints_lines(capsys, monkeypatch):
+    from fetal_bench.cli import generate
+
+    monkeypatch.setattr(generate, "PLAIN_PROGRESS_EVERY_S", 0.0)
+    context, update = generate._shard_progress()  # stderr is captured: not a terminal
+    with context:
+        update(0, 4)
+        update(2, 4)
+        update(4, 4)
+    err = capsys.readouterr().err
+    assert "shards: starting" in err and "shards: 2/4 (50%)" in err and "shards: 4/4 (100%)" in err

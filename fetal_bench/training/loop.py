@@ -259,6 +259,8 @@ class Trainer:
         state.epoch_loss_n += 1
         self.budget.stepped(seconds)
         if self.progress is not None:
+            # With --max-minutes the bar counts the steps the budget leaves, not every epoch's.
+            self.progress.total = self.budget.steps_in_budget(self.elapsed(), state.global_step - 1, self.total_steps)
             self.progress.update(1)
             self.progress.set_postfix(epoch=f"{epoch + 1}/{config.epochs}", loss=f"{loss:.4f}", refresh=False)
         if state.global_step % config.log_every_steps == 0:
@@ -315,7 +317,8 @@ class Trainer:
         if self.val_loader is None or state.validated_step == state.global_step:
             return
         begun = time.perf_counter()
-        scores = validation_scores(self.model, self.val_loader, self.objective, self.accelerator, seed=self.config.seed)
+        scores = validation_scores(self.model, self.val_loader, self.objective, self.accelerator, seed=self.config.seed,
+                                   progress=self.progress is not None)
         self.budget.validated(time.perf_counter() - begun)
         value = scores[self.metric]
         state.last_val, state.validated_step = value, state.global_step
@@ -459,12 +462,17 @@ def optimization_step(model, batch: dict, objective, optimizer, accelerator, par
     return float(loss.detach())
 
 
-def validation_scores(model, loader, objective, accelerator, *, seed: int) -> dict[str, float]:
-    """The objective's validation scores over ``loader``, gathered from every process."""
+def validation_scores(model, loader, objective, accelerator, *, seed: int, progress: bool = False) -> dict[str, float]:
+    """The objective's validation scores over ``loader``, gathered from every process.
+    ``progress``: a bar of its own on stderr (it goes when the pass ends)."""
     import torch
 
     model.eval()
     collected: dict[str, list] = {}
+    if progress:
+        from tqdm.auto import tqdm
+
+        loader = tqdm(loader, desc="validating", unit="batch", leave=False, dynamic_ncols=True, file=sys.stderr)
     with torch.no_grad():
         for index, batch in enumerate(loader):
             with accelerator.autocast():
