@@ -124,7 +124,7 @@ def load_eval_data(task: Task, data: str | os.PathLike | None = None, split: str
             return _hub_eval_data(task, task.dataset.name, hub_id, split)
     path = Path(data)
     if path.exists():
-        from fetal_bench.data.loading import open_dataset  # imports torch: only once the data is there
+        from fetal_bench.data.opening import open_dataset  # no torch: scoring predictions needs none
 
         dataset = open_dataset(path, config=config, split=split)
         revision, fingerprint, notes = _local_revision(path, task, split, opened=dataset)
@@ -135,7 +135,7 @@ def load_eval_data(task: Task, data: str | os.PathLike | None = None, split: str
 
 def _hub_eval_data(task: Task, source: str, hub_id: str, split: str) -> EvalData:
     """A Hub dataset at the task's revision; a release whose content is not its pin is noted."""
-    from fetal_bench.data.loading import open_dataset
+    from fetal_bench.data.opening import open_dataset
 
     revision = task.dataset.revision
     dataset = open_dataset(source, config=task.dataset.config, split=split, revision=revision)
