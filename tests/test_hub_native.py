@@ -86,7 +86,10 @@ def test_from_pretrained_passes_token_and_force_download_to_the_downloads(hub_ca
 
 
 def test_from_pretrained_map_location_and_builder_options(tmp_path):
+    from fetal_bench.models.hub import FetalBenchModel
+
     save_checkpoint(_tiny_unet(seed=4), tmp_path / "run")
+    assert isinstance(FetalBenchModel.from_pretrained(tmp_path / "run"), UNetSegmenter)  # the card's generic entry
     on_meta = UNetSegmenter.from_pretrained(tmp_path / "run", map_location="meta")
     assert {p.device.type for p in on_meta.parameters()} == {"meta"}
     on_cpu = UNetSegmenter.from_pretrained(tmp_path / "run", map_location=torch.device("cpu"))
@@ -201,6 +204,7 @@ def test_a_pushed_checkpoints_card_parses_and_quotes_the_result_exactly(trained_
     assert (first.task_name, first.dataset_split, first.dataset_revision, first.dataset_config) == \
         ("phantom-head-seg", "test", "generator-v1", "head")
     assert 'load_checkpoint("me/fetal-unet")' in card.text and "--checkpoint me/fetal-unet " in card.text
+    assert 'FetalBenchModel.from_pretrained("me/fetal-unet")' in card.text
     assert "ORG/NAME" not in card.text and "path/to/this" not in card.text
     # What was uploaded is that card, and the repository loads back with it.
     uploaded = ModelCard.load(hub_cache / "models--me--fetal-unet" / "snapshots" / api.commit / "README.md")

@@ -417,12 +417,6 @@ def update_training_info(directory: str | os.PathLike, training: dict[str, Any])
 _FETAL_BENCH_URL = "https://github.com/fetal-bench/fetal-bench"  # a model-index source needs a URL
 #: The Hub's pipeline tag of each task type.
 PIPELINE_TAGS = {"classification": "image-classification", "segmentation": "image-segmentation"}
-#: Python classes whose ``from_pretrained`` loads each registered model (the Mixin's entry point).
-_MODEL_CLASSES = {"unet": "fetal_bench.models.unet.UNetSegmenter", "sam": "fetal_bench.models.sam.BoxPromptSAM",
-                  "vit_lora": "fetal_bench.models.lora.LoRAClassifier",
-                  "fetalclip_lora": "fetal_bench.models.lora.LoRAClassifier",
-                  "sononet16": "fetal_bench.models.sononet.SonoNet", "sononet16-planes": "fetal_bench.models.sononet.SonoNet",
-                  "unet-iqa": "fetal_bench.models.seg_to_cls.SegmentationRouteClassifier"}
 
 
 def model_card(config: dict[str, Any], *, repo_id: str | None = None, results: Sequence[dict[str, Any]] = (),
@@ -473,14 +467,12 @@ def model_card(config: dict[str, Any], *, repo_id: str | None = None, results: S
     lines += _training_lines(training, trained_on)
     lines += _results_lines(results)
     task = _line(training.get("task") or (results[0].get("task") if results else None) or "TASK")
-    model_class = _MODEL_CLASSES.get(str(config.get("model")), "fetal_bench.models.classifiers.ImageClassifier")
-    module, cls = model_class.rsplit(".", 1)
     lines += ["## Use", "", "```python", "from fetal_bench.models import load_checkpoint", "",
               f'model, checkpoint = load_checkpoint("{_line(where)}")'
               + ("  # pin a commit: add revision=..." if repo_id else ""),
-              "", f"# or, the huggingface_hub way (token=, cache_dir=, revision=, map_location= ...):",
-              f"from {module} import {cls}", "", f'model = {cls}.from_pretrained("{_line(where)}")',
-              "```", "", "```bash",
+              "", "# or the huggingface_hub way (revision=, token=, cache_dir=, map_location=, ...):",
+              "from fetal_bench.models.hub import FetalBenchModel", "",
+              f'model = FetalBenchModel.from_pretrained("{_line(where)}")', "```", "", "```bash",
               f"fetal-bench evaluate --task {task} --model {_line(config.get('model'))} --checkpoint {_line(where)} "
               "--output results/", "```", ""]
     return ModelCard(f"---\n{data.to_yaml()}\n---\n\n" + "\n".join(lines))

@@ -50,7 +50,7 @@ class FetalBenchModel(
         constructor's arguments) and model card; :func:`~fetal_bench.models.save_checkpoint` adds
         training information and atomic replacement."""
         config = config if config is not None else checkpoint_config(self)
-        card = {"checkpoint_config": config, **(model_card_kwargs or {})}
+        card = {"checkpoint_config": config, **({"repo_id": repo_id} if repo_id else {}), **(model_card_kwargs or {})}
         # The Mixin calls _save_pretrained(directory) only: the weights' kind (full or adapter)
         # is the one this config says, so it is handed over here rather than recomputed.
         self._saving_config = config
@@ -63,10 +63,13 @@ class FetalBenchModel(
     def _save_pretrained(self, save_directory: Path) -> None:
         write_weights(self, Path(save_directory), getattr(self, "_saving_config", None))
 
-    def generate_model_card(self, *args: Any, checkpoint_config: dict | None = None, **kwargs: Any) -> ModelCard:
+    def generate_model_card(self, *args: Any, checkpoint_config: dict | None = None, repo_id: str | None = None,
+                            results: Any = (), license: str | None = None, **kwargs: Any) -> ModelCard:
         """fetal-bench's card (:func:`~fetal_bench.models.checkpoint.model_card`), written from
-        the same config as ``config.json`` rather than from the Mixin's template."""
-        return model_card(checkpoint_config if checkpoint_config is not None else _config_of(self))
+        the same config as ``config.json`` rather than from the Mixin's template (``repo_id``,
+        ``results``, ``license``: as there; ``model_card_kwargs`` of ``save_pretrained``)."""
+        return model_card(checkpoint_config if checkpoint_config is not None else _config_of(self), repo_id=repo_id,
+                          results=results, license=license)
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
@@ -97,6 +100,11 @@ class FetalBenchModel(
         if map_location is not None and str(map_location) != "cpu":
             model.to(map_location)  # loaded on the CPU, as the Mixin's own _load_as_safetensor does
         return model.eval()
+
+
+# FetalBenchModel.from_pretrained(...) loads any fetal-bench checkpoint (the subclasses' load theirs
+# only): it, too, takes no constructor arguments from config.json (see __init_subclass__).
+FetalBenchModel._hub_mixin_init_parameters = {}
 
 
 def _config_of(model) -> dict:
