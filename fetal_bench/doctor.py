@@ -36,7 +36,8 @@ class KnownBadCombination:
     """Two installed versions that are known not to work together, and what breaks.
 
     ``breaks_fetal_bench`` False: the pair breaks a path of another library that fetal-bench
-    does not take (reported as a warning, for users' own scripts); True: a fetal-bench command fails.
+    does not take (reported as a note, for users' own scripts: the tested lock may hold such a
+    pair); True: a fetal-bench command fails (a problem).
     """
 
     package: str
@@ -212,10 +213,10 @@ def diagnose(lock_path: str | os.PathLike | None = None) -> dict[str, Any]:
     torch_report, problems = _torch_report()
     versions = {name: installed.get(canonicalize_name(name)) for name in
                 {c.package for c in KNOWN_BAD_COMBINATIONS} | {c.other for c in KNOWN_BAD_COMBINATIONS}}
-    warnings: list[dict[str, str]] = []
+    notes: list[dict[str, str]] = []
     for combination in KNOWN_BAD_COMBINATIONS:
         if combination.applies(versions):
-            (problems if combination.breaks_fetal_bench else warnings).append(
+            (problems if combination.breaks_fetal_bench else notes).append(
                 {"problem": f"{combination.package} {versions[combination.package]} with "
                             f"{combination.other} {versions[combination.other]}: {combination.problem}",
                  "fix": combination.fix})
@@ -234,7 +235,7 @@ def diagnose(lock_path: str | os.PathLike | None = None) -> dict[str, Any]:
         "caches": _cache_report(),
         "weights": _weights_report(),
         "problems": problems,
-        "warnings": warnings,
+        "notes": notes,
         "ok": not problems and not mismatches,
     }
 

@@ -119,7 +119,8 @@ def _fake_hub_repo(cache: Path, repo_id: str, files: Path, *, refs: tuple[str, .
     content-addressed blobs, a snapshot folder per commit whose entries are relative links to the
     blobs, and ``refs/<name>`` files holding the commit. Returns the (made-up) commit hash."""
     storage = cache / f"models--{repo_id.replace('/', '--')}"
-    commit = hashlib.sha1(f"{repo_id}:{sorted(p.name for p in files.iterdir())}".encode()).hexdigest()
+    listing = sorted((p.name, hashlib.sha256(p.read_bytes()).hexdigest()) for p in files.iterdir() if p.is_file())
+    commit = hashlib.sha1(f"{repo_id}:{listing}".encode()).hexdigest()  # other files, another commit
     snapshot = storage / "snapshots" / commit
     (storage / "blobs").mkdir(parents=True, exist_ok=True)
     snapshot.mkdir(parents=True)

@@ -88,8 +88,8 @@ def test_known_bad_pairs_are_reported_with_their_fix(monkeypatch):
     monkeypatch.setattr(doctor_module, "_installed_versions",
                         lambda: {**installed, "transformers": "5.24.0", "peft": "0.21.2", "torch": "2.13.0+cpu"})
     report = diagnose(LOCK)
-    assert [w["problem"].split(":")[0] for w in report["warnings"]] == ["transformers 5.24.0 with peft 0.21.2"]
-    assert "peft >= 0.22" in report["warnings"][0]["fix"]
+    assert [w["problem"].split(":")[0] for w in report["notes"]] == ["transformers 5.24.0 with peft 0.21.2"]
+    assert "peft >= 0.22" in report["notes"][0]["fix"]
     torch_problem = [p for p in report["problems"] if p["problem"].startswith("torch 2.13.0+cpu with torchvision")]
     assert len(torch_problem) == 1 and "requirements/lock.txt" in torch_problem[0]["fix"]
     assert report["ok"] is False

@@ -141,7 +141,8 @@ def test_bad_classification_submissions_are_refused_with_ids(phantom, planes_tes
         "unknown": (good.rename(columns={"femur": "Femur!"}), ["unknown label columns ['Femur!']", "missing probability columns ['femur']"]),
         "nan": (good.assign(brain=np.where(np.arange(len(good)) == 5, np.nan, good["brain"])), ["NaN", ids[5]]),
         "range": (good.assign(brain=good["brain"] * 2 - 0.5), ["outside [0, 1]"]),
-        "sum": (good.assign(abdomen=good["abdomen"] + 0.2), ["not summing to 1", "tolerance 0.001"]),
+        # 4 columns: the tolerance admits 4 probabilities rounded to 3 decimals (4 x 0.0005).
+        "sum": (good.assign(abdomen=good["abdomen"] + 0.2), ["not summing to 1", "tolerance 0.002", "Renormalise each row"]),
     }
     for name, (frame, fragments) in cases.items():
         path = tmp_path / f"{name}.csv"

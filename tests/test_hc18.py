@@ -262,9 +262,12 @@ def test_unreachable_hub_is_detected_by_one_quick_probe(monkeypatch):
     from fetal_bench.evaluation.data import load_eval_data
     from fetal_bench.tasks import get_task
 
+    import datasets
+
     for name in ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE"):
         monkeypatch.delenv(name, raising=False)
-    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)  # what huggingface_hub.is_offline_mode() reads
+    monkeypatch.setattr(datasets.config, "HF_HUB_OFFLINE", False)  # and datasets' own
     monkeypatch.delenv("HF_ENDPOINT", raising=False)
     monkeypatch.setattr(constants, "ENDPOINT", "https://huggingface.co")
     probes = []

@@ -48,7 +48,9 @@ def test_import_is_cheap():
 def test_one_module_serves_every_metric_as_a_config(modules):
     path = M.evaluate_module_path()
     assert path.is_file() and path.name == f"{path.parent.name}.py"
-    assert sorted(path.parent.iterdir()) == [path.parent / "README.md", path]  # one script, one card
+    # One script, one card, and what makes the folder a Hub Space (app.py, requirements.txt).
+    assert sorted(p.name for p in path.parent.iterdir() if p.name != "__pycache__") == \
+        ["README.md", "app.py", path.name, "requirements.txt"]
     assert (path.parent / "README.md").read_text().startswith("---\n")
     for name, module in modules.items():  # each config described from the registry
         assert module.config_name == name and module.description == M.METRICS[name].description
@@ -144,3 +146,18 @@ def test_module_rejects_bad_masks_and_options(modules):
         modules["dice"].compute(predictions=[np.ones((3, 4), np.uint8)], references=[np.ones((4, 3), np.uint8)])
     with pytest.raises(TypeError, match=r"accuracy takes no option\(s\) \['positive'\]"):
         modules["accuracy"].compute(predictions=[1, 0], references=[1, 1], positive=0)
+
+
+def test_the_module_folder_is_a_hub_space():
+    """The evaluate Space: its card's front matter names the SDK and the app file, which exists
+    and loads the module beside it; its requirements install evaluate and fetal-bench."""
+    from huggingface_hub import SpaceCard
+
+    folder = M.evaluate_module_path().parent
+    card = SpaceCard.load(folder / "README.md")
+    assert (card.data.sdk, card.data.app_file) == ("gradio", "app.py")
+    app = (folder / "app.py").read_text()
+    assert 'evaluate.load("fetal_bench_metrics.py"' in app and "launch_gradio_widget(module)" in app
+    requirements = [line.strip() for line in (folder / "requirements.txt").read_text().splitlines()
+                    if line.strip() and not line.startswith("#")]
+    assert "fetal-bench" in requirements and any(line.startswith("evaluate") for line in requirements)

@@ -8,7 +8,7 @@ from pathlib import Path
 import click
 from rich.table import Table
 
-from fetal_bench.cli._console import console, safe
+from fetal_bench.cli._console import console, print_listing, safe
 
 
 @click.group()
@@ -38,10 +38,7 @@ def list_command(as_json: bool) -> None:
     if as_json:
         click.echo(json.dumps([asdict(info) for info in infos], indent=2))
         return
-    table = Table(title="fetal-bench datasets", show_lines=True)
-    table.add_column("name", no_wrap=True)
-    for column in ("Hub id @ revision", "licence", "official sources", "splits"):
-        table.add_column(column, overflow="fold")
+    rows = []
     for info in infos:
         hub = f"{info.hub_id} @ {info.revision}" if info.hub_id else "(built locally: not published)"
         if info.simulated:
@@ -53,8 +50,8 @@ def list_command(as_json: bool) -> None:
             if info.zenodo_record:
                 sources += f"\nZenodo {info.zenodo_record}"
         licence = info.license + (" (non-commercial)" if info.non_commercial else "")
-        table.add_row(info.name, hub, licence, sources, ", ".join(info.splits))
-    console.print(table)
+        rows.append([safe(info.name), safe(hub), safe(licence), safe(sources), safe(", ".join(info.splits))])
+    print_listing("fetal-bench datasets", ["name", "Hub id @ revision", "licence", "official sources", "splits"], rows)
 
 
 @datasets.command("info")
@@ -70,6 +67,7 @@ def info_command(directory: Path, as_json: bool) -> None:
     else:
         for report in reports.values():
             _print_report(directory, report)
+        _print_release_matches(directory)
     if not all(report.ok for report in reports.values()):
         raise SystemExit(1)
 
@@ -191,8 +189,20 @@ def build_command(name: str, raw_dir: Path | None, out_dir: Path, overwrite: boo
             per_label = ", ".join(f"{label} {n}" for label, n in summary.label_counts.items())
             table.add_row(safe(config), safe(split), str(summary.num_examples), safe(per_label))
     console.print(table)
-    console.print(f"Built in {time.perf_counter() - start:.1f} s; fingerprint {result.fingerprint[:16]}.")
+    console.print(f"Built in {time.perf_counter() - start:.1f} s; files fingerprint {result.fingerprint[:16]} "
+                  "(sha256 over the Parquet files).", highlight=False)
+    _print_release_matches(out_dir)
     console.print(f'Load it with: datasets.load_dataset("{safe(out_dir)}")', highlight=False)
+
+
+def _print_release_matches(directory: Path) -> None:
+    """Whether the build is a published revision, by content (the catalog's pins): "Content:
+    matches hc18 v1.0 ..." or which split differs."""
+    from fetal_bench.data.provenance import build_release_matches
+
+    for match in build_release_matches(directory):
+        console.print(("[green]" if match.matches else "[yellow]") + safe(match.line) + "[/]", highlight=False,
+                      soft_wrap=True)
 
 
 @datasets.command("push")

@@ -62,18 +62,21 @@ def _print(report: dict) -> None:
                        if any(report["environment"].values()) else "Environment: no HF / fetal-bench variables set"))
     console.print(Text("Caches: " + ", ".join(f"{k} {v}" for k, v in report["caches"].items())))
     weights = Table(title="Reference weights", title_justify="left")
-    for column in ("weights", "present", "where fetal-bench looks"):
-        weights.add_column(column)
+    for column in ("weights", "present"):
+        weights.add_column(column, no_wrap=True)
+    weights.add_column("where fetal-bench looks", overflow="fold")  # paths are folded, never cut
     for row in report["weights"]:
         present = {True: "yes", False: "no", None: "-"}[row["present"]]
         where = "; ".join(row["looked_in"]) or row["how"]
         if row["note"]:
             where += f" ({row['note']})"
-        weights.add_row(Text(row["name"]), Text(present), Text(where))
+        weights.add_row(Text(row["name"]), Text(present), Text(where, overflow="fold"))
     console.print(weights)
-    for label, style, items in (("Problem", "bold red", report["problems"]), ("Warning", "bold yellow", report["warnings"])):
-        for item in items:
-            console.print(Text(f"{label}: ", style=style) + Text(item["problem"]))
-            console.print(Text("Fix: ", style="bold") + Text(item["fix"]))
+    for item in report["problems"]:
+        console.print(Text("Problem: ", style="bold red") + Text(item["problem"]))
+        console.print(Text("Fix: ", style="bold") + Text(item["fix"]))
+    for item in report["notes"]:  # nothing fetal-bench does is affected: said, not warned
+        console.print(Text("Note (fetal-bench is not affected): ", style="bold") + Text(item["problem"]))
+        console.print(Text("For your own scripts: ") + Text(item["fix"].removeprefix("For your own scripts: ")))
     if not report["problems"]:
         console.print(Text("Nothing installed is known to break fetal-bench.", style="green"))

@@ -8,7 +8,7 @@ from pathlib import Path
 import click
 from rich.table import Table
 
-from fetal_bench.cli._console import console, note, safe
+from fetal_bench.cli._console import console, note, print_listing, safe
 from fetal_bench.evaluation.results import TRAINING_DATA
 
 
@@ -26,19 +26,17 @@ def tasks_list(as_json: bool) -> None:
     if as_json:
         click.echo(json.dumps([task.to_dict() for task in list_tasks()], indent=2))
         return
-    table = Table(title="fetal-bench tasks", show_lines=True)
-    table.add_column("task", no_wrap=True)
-    for column in ("data @ revision [split]", "type", "main score", "groups"):
-        table.add_column(column, overflow="fold")
+    rows = []
     for task in list_tasks():
         config = f"/{task.dataset.config}" if task.dataset.config else ""
         arrow = "↑" if task.higher_is_better else "↓"
+        groups = f"\nby {', '.join(task.group_by)}" if task.group_by else ""
         # safe(): "[test]" would otherwise be read as a markup tag and vanish.
-        table.add_row(safe(f"{task.name} v{task.version}"),
-                      safe(f"{task.dataset.name}{config} @ {task.dataset.revision} [{task.eval_split}]"),
-                      safe(task.type), safe(f"{task.main_score} {arrow}"), safe(", ".join(task.group_by) or "-"))
-    console.print(table)
-    console.print("Descriptions and protocols: `fetal-bench tasks list --json`, or docs/tasks.md.")
+        rows.append([safe(f"{task.name} v{task.version}"),
+                     safe(f"{task.dataset.name}{config} @ {task.dataset.revision} [{task.eval_split}]"),
+                     safe(f"{task.type}\n{task.main_score} {arrow}{groups}")])
+    print_listing("fetal-bench tasks", ["task", "data @ revision [split]", "type, main score, groups"], rows,
+                  footer="Descriptions and protocols: `fetal-bench tasks list --json`, or docs/tasks.md.")
 
 
 def _fmt(entry: dict) -> str:

@@ -82,6 +82,8 @@ def _sample_options(function):
 def _train_progress():
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
+    if not err_console.is_terminal:
+        return _plain_progress("training", lambda step, total, loss: (step, total, f"loss {loss:.4f}"))
     progress = Progress(TextColumn("training"), BarColumn(), MofNCompleteColumn(), TextColumn("loss {task.fields[loss]}"),
                         TimeRemainingColumn(), console=err_console, transient=True)
     task = progress.add_task("train", total=None, loss="-")
@@ -95,6 +97,8 @@ def _train_progress():
 def _shard_progress():
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
+    if not err_console.is_terminal:
+        return _plain_progress("shards", lambda done, total: (done, total, ""))
     progress = Progress(TextColumn("shards"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
                         console=err_console, transient=True)
     task = progress.add_task("sample", total=None)
@@ -103,6 +107,39 @@ def _shard_progress():
         progress.update(task, completed=done, total=total)
 
     return progress, update
+
+
+PLAIN_PROGRESS_EVERY_S = 30.0  # piped: one line per this many seconds at most (and at the end)
+
+
+def _plain_progress(what: str, read):
+    """Progress for a pipe or a log file, where rich's live bar shows nothing until the end: a
+    plain line on stderr at the start, then at most every PLAIN_PROGRESS_EVERY_S seconds, and
+    when the count completes. ``read(*args)`` turns the callback's arguments into
+    (done, total, extra)."""
+    import contextlib
+    import time
+
+    started = time.monotonic()
+    last = {"at": None}
+
+    def update(*args) -> None:
+        done, total, extra = read(*args)
+        now = time.monotonic()
+        if last["at"] is not None and now - last["at"] < PLAIN_PROGRESS_EVERY_S and done != total:
+            return
+        last["at"] = now
+        share = f" ({100 * done / total:.0f}%)" if total else ""
+        err_console.print(f"{what}: {done}/{total or '?'}{share}, {now - started:.0f} s" + (f", {extra}" if extra else ""),
+                          highlight=False, markup=False)
+
+    @contextlib.contextmanager
+    def context():
+        err_console.print(f"{what}: starting (progress every {PLAIN_PROGRESS_EVERY_S:.0f} s; stderr is not a terminal)",
+                          highlight=False, markup=False)
+        yield
+
+    return context(), update
 
 
 def _library_sample_options(sampling: dict, on_shard) -> dict:

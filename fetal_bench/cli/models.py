@@ -8,7 +8,7 @@ import json
 import click
 from rich.table import Table
 
-from fetal_bench.cli._console import console, safe
+from fetal_bench.cli._console import console, print_listing, safe
 
 
 @click.group()
@@ -29,14 +29,9 @@ def list_command(task_type: str | None, as_json: bool) -> None:
     if as_json:
         click.echo(json.dumps([asdict(info) for info in infos], indent=2, default=list))
         return
-    table = Table(title="fetal-bench models", show_lines=True)
-    table.add_column("model", no_wrap=True)
-    for column in ("task", "description", "pretrained weights"):
-        table.add_column(column, overflow="fold")
-    for info in infos:
-        table.add_row(info.name, info.task_type, info.description, info.weights)
-    console.print(table)
-    console.print("Train: fetal-bench train MODEL --task T --output DIR; options: fetal-bench models list --json.")
+    rows = [[safe(info.name), safe(info.task_type), safe(info.description), safe(info.weights)] for info in infos]
+    print_listing("fetal-bench models", ["model", "task", "description", "pretrained weights"], rows,
+                  footer="Train: fetal-bench train MODEL --task T --output DIR; options: fetal-bench models list --json.")
 
 
 @models.command("info")
@@ -115,11 +110,24 @@ def calibrate_command(checkpoint: str, data: str, config: str | None, split: str
 @click.option("--tag", default=None, help="Tag the commit (e.g. v1); an existing tag is refused.")
 @click.option("--private", is_flag=True, help="Create the repository as private.")
 @click.option("--token", default=None, envvar="HF_TOKEN", help="Hub token (default: HF_TOKEN or the saved login).")
-def push_command(directory: str, repo_id: str, tag: str | None, private: bool, token: str | None) -> None:
-    """Publish the checkpoint in DIRECTORY (config.json, weights, model card; not the run's logs)."""
+@click.option("--result", "result_files", multiple=True, type=click.Path(exists=True, dir_okay=False),
+              help="A result file of this checkpoint (`fetal-bench evaluate --model ... --checkpoint DIRECTORY`): "
+                   "its scores go into the card's model-index. Repeatable.")
+@click.option("--license", "license_id", default=None,
+              help="Hub licence id of the weights (default: the training dataset's licence).")
+def push_command(directory: str, repo_id: str, tag: str | None, private: bool, token: str | None,
+                 result_files: tuple[str, ...], license_id: str | None) -> None:
+    """Publish the checkpoint in DIRECTORY (config.json, weights, model card; not the run's logs).
+
+    The card is written again first: licence, training datasets, pipeline tag, the scores of
+    each --result as a model-index, and usage that names REPO_ID.
+    """
+    from fetal_bench.evaluation.model_submission import checkpoint_results
     from fetal_bench.models.checkpoint import push_checkpoint
 
-    commit, _ = push_checkpoint(directory, repo_id, tag=tag, private=private, token=token)
+    results = checkpoint_results(directory, result_files)
+    commit, _ = push_checkpoint(directory, repo_id, tag=tag, private=private, token=token, results=results,
+                                license=license_id)
     console.print(f"Pushed {safe(directory)} to {safe(repo_id)} at commit {safe(commit)}"
                   + (f", tag {safe(tag)}" if tag else "") + ".")
     where = f"{repo_id}@{tag}" if tag else repo_id

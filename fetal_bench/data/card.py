@@ -138,7 +138,8 @@ def _render_body(info: DatasetInfo, configs: Sequence, summaries: Mapping, build
         "## Provenance",
         "",
         f"- Built by fetal-bench {build_info.get('fetal_bench_version')} on {build_info.get('created_at')}.",
-        f"- Content fingerprint (sha256 over the Parquet files): `{build_info.get('fingerprint')}`.",
+        f"- Files fingerprint (sha256 over the Parquet files; it changes with the pyarrow that wrote them, unlike the "
+        f"content fingerprint of decoded rows that the catalog pins): `{build_info.get('fingerprint')}`.",
         "- Per-file checksums and the exact raw files read are in `build_info.json`.",
         "",
     ]

@@ -89,7 +89,7 @@ def combined_fingerprint(split_fingerprints: Mapping[str, str]) -> str:
 def build_fingerprints(directory, *, config: str | None = None,
                        splits: tuple[str, ...] | None = None) -> dict[str, str]:
     """Content fingerprints of a local build's splits (all of ``config``'s, or ``splits``)."""
-    from fetal_bench.data.loading import open_dataset
+    from fetal_bench.data.opening import open_dataset
 
     opened = open_dataset(directory, config=config)
     names = splits if splits is not None else tuple(opened)

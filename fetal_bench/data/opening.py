@@ -6,6 +6,7 @@ Kept apart from :mod:`fetal_bench.data.loading` (the torch ``DataLoader``), so t
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 from pathlib import Path
@@ -21,6 +22,24 @@ __all__ = ["open_dataset"]
 _HUB_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*/[A-Za-z0-9_.-]+$")
 
 
+
+
+@contextlib.contextmanager
+def _quiet_preparation(local: bool):
+    """Without datasets' "Generating train split" bars while it copies a local build's Parquet
+    rows into its Arrow cache (seconds, once per build): they are no progress a user waits for,
+    and they leaked into the output of evaluate, the demo and the loader. Hub downloads keep
+    their bars."""
+    import datasets
+
+    if not local or datasets.are_progress_bars_disabled():
+        yield
+        return
+    datasets.disable_progress_bars()
+    try:
+        yield
+    finally:
+        datasets.enable_progress_bars()
 
 
 def open_dataset(
@@ -64,7 +83,8 @@ def open_dataset(
     # cache so that a build rewritten in place (same README) is served from the old rows.
     local = {"cache_dir": _local_arrow_cache(Path(path))} if resolved_revision is None and Path(path).is_dir() else {}
     try:
-        return datasets.load_dataset(path, config, split=split, revision=resolved_revision, **local)
+        with _quiet_preparation(bool(local)):
+            return datasets.load_dataset(path, config, split=split, revision=resolved_revision, **local)
     except ValueError as err:
         # Only in the error path: ask datasets which configs/splits exist, so the message can
         # list them.

@@ -48,7 +48,7 @@ BUILD_INFO_FILE = "build_info.json"
 DEFAULT_MAX_SHARD_BYTES = 256 * 1024 * 1024  # below the Hub's recommended 500 MB per file
 DEFAULT_MAX_ROW_GROUP_BYTES = 100 * 1000 * 1000  # datasets.config.MAX_ROW_GROUP_SIZE ("100MB")
 _ROWS_PER_BATCH = 64  # rows encoded per Arrow record batch; bounds memory between flushes
-# datasets.config.DEFAULT_CDC_OPTIONS in datasets 5.2.0 (older datasets have no such setting).
+# datasets.config.DEFAULT_CDC_OPTIONS of datasets 5.2.0, for older datasets that have no such setting.
 _CDC_OPTIONS = {"min_chunk_size": 256 * 1024, "max_chunk_size": 1024 * 1024, "norm_level": 0}
 
 
@@ -64,13 +64,19 @@ def _leaf_paths(path: str, pa_type: pa.DataType) -> list[str]:
 
 
 def _column_options(features: Features) -> dict:
-    """Per-leaf ``compression``/``use_dictionary``/``column_encoding``, as ``datasets`` chooses them.
+    """Per-leaf ``compression``/``use_dictionary``/``column_encoding``, as ``datasets`` chooses them:
+    :func:`datasets.arrow_writer.get_parquet_column_options` itself where it exists (datasets >=
+    5.2); for older ``datasets`` (the package allows >= 3.0) the same rule written out: columns
+    whose storage embeds file bytes (Image, Audio, Video) are stored uncompressed and
+    PLAIN-encoded, every other leaf snappy-compressed with a dictionary."""
+    try:
+        from datasets.arrow_writer import get_parquet_column_options
+    except ImportError:
+        return _column_options_before_5_2(features)
+    return get_parquet_column_options(features, features.arrow_schema)
 
-    The same rule as ``datasets.arrow_writer.get_parquet_column_options`` (datasets 5.2.0),
-    written out because older ``datasets`` (the package allows >= 3.0) lack that function:
-    columns whose storage embeds file bytes (Image, Audio, Video) are stored uncompressed and
-    PLAIN-encoded, every other leaf snappy-compressed with a dictionary.
-    """
+
+def _column_options_before_5_2(features: Features) -> dict:
     from datasets.features.features import require_storage_embed
 
     compression, use_dictionary, column_encoding = {}, [], {}
@@ -86,11 +92,14 @@ def _column_options(features: Features) -> dict:
 
 
 def parquet_writer_options(features: Features) -> dict:
-    """Keyword arguments for :class:`pyarrow.parquet.ParquetWriter`: what ``datasets`` passes."""
+    """Keyword arguments for :class:`pyarrow.parquet.ParquetWriter`: what ``datasets``' own
+    ``ParquetWriter`` passes (its column options, a page index, its content-defined chunking)."""
+    import datasets
+
     options = _column_options(features)
     options["write_page_index"] = True
-    if "use_content_defined_chunking" in inspect.signature(pq.ParquetWriter.__init__).parameters:
-        options["use_content_defined_chunking"] = dict(_CDC_OPTIONS)  # pyarrow >= 21
+    if "use_content_defined_chunking" in inspect.signature(pq.ParquetWriter.__init__).parameters:  # pyarrow >= 21
+        options["use_content_defined_chunking"] = dict(getattr(datasets.config, "DEFAULT_CDC_OPTIONS", _CDC_OPTIONS))
     return options
 
 

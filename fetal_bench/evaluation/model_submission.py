@@ -17,7 +17,7 @@ from fetal_bench._io import sha256_tensors
 if TYPE_CHECKING:  # typing only
     from fetal_bench.models.checkpoint import Checkpoint
 
-__all__ = ["LoadedModel", "load_model", "state_dict_sha256"]
+__all__ = ["LoadedModel", "checkpoint_results", "load_model", "state_dict_sha256"]
 
 
 @dataclass
@@ -60,3 +60,29 @@ def load_model(model_name: str, checkpoint, device: str | None = None, *, random
 def state_dict_sha256(model) -> str:
     """Content hash of a model's weights (names, dtypes, shapes, bytes): identifies it exactly."""
     return sha256_tensors(sorted(model.state_dict().items()))
+
+
+def checkpoint_results(checkpoint, paths) -> list[dict]:
+    """The result files ``paths``, read and checked to be scores of the weights in ``checkpoint``
+    (a model submission of the same registered model whose weights sha256 is the checkpoint's):
+    a model card's ``model-index`` then never quotes another model's scores."""
+    from fetal_bench.errors import FetalBenchError
+    from fetal_bench.evaluation.results import read_result
+
+    results = [read_result(path) for path in paths]
+    if not results:
+        return []
+    from fetal_bench.models import load_checkpoint
+
+    model, recorded = load_checkpoint(checkpoint)
+    sha256 = state_dict_sha256(model.eval())
+    for path, result in zip(paths, results):
+        submission = result.get("submission") or {}
+        if submission.get("kind") != "model" or submission.get("model") != recorded.model \
+                or submission.get("sha256") != sha256:
+            raise FetalBenchError(
+                f"{path} does not score this checkpoint: it is a {submission.get('kind')} submission of "
+                f"{submission.get('model')!r} with weights sha256 {str(submission.get('sha256'))[:12]}..., the checkpoint "
+                f"holds a {recorded.model!r} model with weights sha256 {sha256[:12]}....",
+                f"Pass result files of `fetal-bench evaluate --model {recorded.model} --checkpoint {checkpoint}`.")
+    return results

@@ -25,7 +25,7 @@ from typing import Any
 
 from fetal_bench.errors import FetalBenchError
 
-__all__ = ["PredictResult", "collect_images", "load_image_file", "predict_files"]
+__all__ = ["PredictResult", "TaskPredictions", "collect_images", "load_image_file", "predict_files", "predict_task"]
 
 _EXTENSIONS = {".png", ".tif", ".tiff", ".jpg", ".jpeg", ".bmp"}
 
@@ -157,3 +157,43 @@ def _predict(model_name, files, output: Path, *, checkpoint, batch_size, device,
         for row in rows:
             writer.writerow({k: (f"{v:.6g}" if isinstance(v, float) else v) for k, v in row.items()})
     return PredictResult(csv=output, n=len(rows), mask_dir=mask_dir, rows=rows)
+
+
+@dataclass
+class TaskPredictions:
+    path: Path  # the submission file written
+    task: str
+    source: str  # where the split was read ("local:<name>" or a Hub id)
+    split: str
+    n: int
+
+
+def predict_task(task_name: str, model_name: str, output: str | os.PathLike, *,
+                 checkpoint: str | os.PathLike | None = None, data: str | os.PathLike | None = None,
+                 split: str | None = None, batch_size: int = 16, device: str | None = None, random_init: bool = False,
+                 log=None) -> TaskPredictions:
+    """A submission-ready predictions file: ``model_name`` run over the rows of ``task_name``'s
+    split (``data``/``split`` as for ``evaluate``), written as the task's kind writes submissions
+    (CSV of ``id`` + one probability per class; Parquet of ``id`` + PNG masks), so that
+    ``fetal-bench evaluate --task T --predictions OUTPUT`` takes it unchanged and scores what
+    ``evaluate --model`` scores."""
+    from fetal_bench._io import exclusive_lock
+    from fetal_bench.evaluation.model_submission import load_model
+    from fetal_bench.evaluation.scored_split import load_eval_data
+    from fetal_bench.tasks import get_task
+
+    task = get_task(task_name)
+    kind = task.kind
+    output = Path(output)
+    if output.suffix.lower() != kind.predictions_suffix:
+        raise FetalBenchError(f"A {task.type} submission is a {kind.predictions_suffix} file; --output is {output.name}.",
+                              f"Pass --output {output.with_suffix(kind.predictions_suffix).name}.")
+    note = log or (lambda message: None)
+    with exclusive_lock(output):
+        eval_data = load_eval_data(task, data, split)
+        loaded = load_model(model_name, checkpoint, device, random_init=random_init)
+        truth = kind.ground_truth(task, eval_data.dataset)
+        submission = kind.predict(task, loaded.model, model_name, eval_data.dataset, truth, batch_size=batch_size,
+                                  log=note)
+        kind.write_predictions(output, truth, submission)
+    return TaskPredictions(output, task.name, eval_data.source, eval_data.split, len(truth.ids))

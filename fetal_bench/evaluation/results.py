@@ -12,6 +12,7 @@ import datetime as _dt
 import json
 import math
 import platform
+import sys
 from functools import lru_cache
 from importlib import resources
 from pathlib import Path
@@ -134,9 +135,13 @@ def environment() -> dict:
             env[module] = version(module)
         except Exception:  # a missing optional package is simply not reported
             pass
+    # The device a model ran on. Scoring predictions runs none: torch is then not imported just to
+    # ask (seconds of start-up, and the light install has no torch at all).
+    torch = sys.modules.get("torch")
+    if torch is None:
+        env["device"] = "none (no model was run)"
+        return env
     try:
-        import torch
-
         env["device"] = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "cpu"
     except Exception:
         env["device"] = "unknown"

@@ -66,25 +66,18 @@ def scored_fingerprint(parts: dict[str, str]) -> str:
 def recognise(task: Task, parts: dict[str, str]) -> tuple[str | None, list[str]]:
     """The catalog revision whose pinned content ``parts`` match, or None and why not.
 
-    Each scored split is compared with the task's pinned revision; a split that differs is
-    named, so a user sees which part of their build is not the release.
+    Each scored split is compared with the task's pinned revision
+    (:func:`fetal_bench.data.provenance.recognise_content`); a split that differs is named, so a
+    user sees which part of their build is not the release.
     """
-    catalog = CATALOG.get(task.dataset.name)
-    pin = catalog.pin(task.dataset.revision) if catalog is not None else None
-    if pin is None or (task.dataset.config or "default") != pin.config:
-        return None, []
-    differing = []
-    for name, value in parts.items():
-        expected = pin.splits.get(name)
-        if expected is None:
-            differing.append(f"split {name!r} is not part of {catalog.name} {pin.revision}")
-        elif value != expected:
-            differing.append(f"split {name!r} has content fingerprint {value[:12]}..., "
-                             f"{catalog.name} {pin.revision} has {expected[:12]}... ({pin.rows.get(name)} rows)")
-    if differing:
-        return None, [f"Not {catalog.name} {pin.revision}: " + "; ".join(differing)
+    from fetal_bench.data.provenance import recognise_content
+
+    revision, differing = recognise_content(task.dataset.name, parts, revision=task.dataset.revision,
+                                            config=task.dataset.config)
+    if revision is None and differing:
+        return None, [f"Not {task.dataset.name} {task.dataset.revision}: " + "; ".join(differing)
                       + ". Scored as revision 'local'; it ranks apart from release results."]
-    return pin.revision, []
+    return revision, []
 
 
 def _local_revision(directory: Path, task: Task, split: str, opened=None) -> tuple[str, str, list[str]]:
@@ -127,22 +120,22 @@ def load_eval_data(task: Task, data: str | os.PathLike | None = None, split: str
             data = cached_simulated_build(catalog.name)
         else:
             hub_id = catalog.hub_id if catalog else task.dataset.name
-            require_hub(hub_id, task.dataset.name)
+            require_hub(hub_id, task.dataset.name, task.dataset.revision)
             return _hub_eval_data(task, task.dataset.name, hub_id, split)
     path = Path(data)
     if path.exists():
-        from fetal_bench.data.loading import open_dataset  # imports torch: only once the data is there
+        from fetal_bench.data.opening import open_dataset  # no torch: scoring predictions needs none
 
         dataset = open_dataset(path, config=config, split=split)
         revision, fingerprint, notes = _local_revision(path, task, split, opened=dataset)
         return EvalData(dataset, local_source_name(path), revision, fingerprint, split, tuple(notes))
-    require_hub(str(data), task.dataset.name)
+    require_hub(str(data), task.dataset.name, task.dataset.revision)
     return _hub_eval_data(task, str(data), str(data), split)
 
 
 def _hub_eval_data(task: Task, source: str, hub_id: str, split: str) -> EvalData:
     """A Hub dataset at the task's revision; a release whose content is not its pin is noted."""
-    from fetal_bench.data.loading import open_dataset
+    from fetal_bench.data.opening import open_dataset
 
     revision = task.dataset.revision
     dataset = open_dataset(source, config=task.dataset.config, split=split, revision=revision)
@@ -154,15 +147,16 @@ def _hub_eval_data(task: Task, source: str, hub_id: str, split: str) -> EvalData
     return EvalData(dataset, hub_id, revision, scored_fingerprint(parts), split, tuple(notes))
 
 
-_TRUE = {"1", "ON", "YES", "TRUE"}
 HUB_PROBE_TIMEOUT_S = 3.0  # one TCP connect; the Hub's own retries take ~27 s to give up
 
 
 def _hub_offline() -> bool:
-    from huggingface_hub import constants
+    """Whether the Hub libraries will not go online: huggingface_hub's own answer, or datasets'
+    (which also reads HF_DATASETS_OFFLINE)."""
+    import datasets
+    from huggingface_hub import is_offline_mode
 
-    env = any(os.environ.get(name, "").upper() in _TRUE for name in ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE"))
-    return env or bool(getattr(constants, "HF_HUB_OFFLINE", False))
+    return is_offline_mode() or bool(datasets.config.HF_HUB_OFFLINE)
 
 
 def _hub_reachable(timeout: float = HUB_PROBE_TIMEOUT_S) -> bool:
@@ -181,21 +175,23 @@ def _hub_reachable(timeout: float = HUB_PROBE_TIMEOUT_S) -> bool:
         return False
 
 
-def _cached(hub_id: str) -> bool:
-    """Whether the datasets cache holds anything of ``hub_id`` (then offline loading may work)."""
-    from huggingface_hub import constants
+def _cached(hub_id: str, revision: str | None) -> bool:
+    """Whether the Hub cache holds ``hub_id`` at ``revision`` (its dataset card, which every
+    load reads first): then offline loading can work. Asked of huggingface_hub
+    (``try_to_load_from_cache``), which knows its cache's layout; ``HF_DATASETS_CACHE`` too, where
+    datasets keeps Hub files when it is set."""
+    from huggingface_hub import try_to_load_from_cache
 
-    folder = "datasets--" + hub_id.replace("/", "--")
-    roots = [Path(constants.HF_HUB_CACHE)]
-    if os.environ.get("HF_DATASETS_CACHE"):
-        roots.append(Path(os.environ["HF_DATASETS_CACHE"]))
-    return any((root / folder).exists() for root in roots)
+    roots = [None] + ([os.environ["HF_DATASETS_CACHE"]] if os.environ.get("HF_DATASETS_CACHE") else [])
+    return any(isinstance(try_to_load_from_cache(hub_id, "README.md", cache_dir=root, revision=revision,
+                                                 repo_type="dataset"), str) for root in roots)
 
 
-def require_hub(hub_id: str, name: str) -> None:
-    """Fail in seconds, with a command that works offline, when the Hub cannot serve ``hub_id``."""
+def require_hub(hub_id: str, name: str, revision: str | None = None) -> None:
+    """Fail in seconds, with a command that works offline, when the Hub cannot serve ``hub_id``
+    (at ``revision``)."""
     offline = _hub_offline()
-    if offline and _cached(hub_id):
+    if offline and _cached(hub_id, revision):
         return  # datasets reads the cached copy without the network
     if not offline and _hub_reachable():
         return

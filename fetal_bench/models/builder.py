@@ -62,14 +62,18 @@ def create_model(name: str, checkpoint: str | os.PathLike | None = None, *, revi
 
 
 def load_checkpoint(reference: str | os.PathLike, *, revision: str | None = None, model: str | None = None,
+                    download: dict[str, Any] | None = None, strict: bool = True,
                     **cfg: Any) -> tuple[torch.nn.Module, Checkpoint]:
     """The model in checkpoint ``reference`` (a directory, or a Hub repository
     ``org/name[@revision]``), and what the checkpoint says about it.
 
-    ``model``: the registry name expected (an error names the one found otherwise). ``cfg``
-    overrides recorded builder options.
+    ``model``: the registry name expected (an error names the one found otherwise). ``download``:
+    keywords for the Hub download (``token``, ``cache_dir``, ``force_download``,
+    ``local_files_only``; see :func:`~fetal_bench.models.checkpoint.read_checkpoint`). ``strict``:
+    as for :func:`~fetal_bench.models.checkpoint.restore_weights`. ``cfg`` overrides recorded
+    builder options.
     """
-    checkpoint = read_checkpoint(reference, revision)
+    checkpoint = read_checkpoint(reference, revision, download=download)
     try:
         info = get_model_info(checkpoint.model)
     except FetalBenchError:
@@ -90,7 +94,7 @@ def load_checkpoint(reference: str | os.PathLike, *, revision: str | None = None
         built = _build(info, **{**recorded, **cfg, "restore": True})
     else:
         built = _build(info, **{**recorded, **_base_options(checkpoint), **cfg})
-    restore_weights(built, checkpoint)
+    restore_weights(built, checkpoint, strict=strict)
     # The checkpoint travels with the model to the caller: what was loaded, exactly (a Hub
     # branch may move on before anyone asks again).
     return _finish(built, info.name), checkpoint

@@ -41,7 +41,7 @@ import re
 import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Sequence
 
 from fetal_bench._io import UnreadableFile, atomic_file, load_json, read_json_file, sha256_tensors, write_json_atomic
 from fetal_bench.errors import FetalBenchError
@@ -52,7 +52,7 @@ if TYPE_CHECKING:
 
 __all__ = ["ADAPTER_CONFIG_NAME", "ADAPTER_WEIGHTS_NAME", "CONFIG_NAME", "FORMAT_VERSION", "WEIGHTS_NAME", "Checkpoint",
            "adapter_base", "base_sha256", "checkpoint_config", "is_checkpoint_directory", "is_checkpoint_reference",
-           "is_repo_reference", "load_weights", "model_card_text", "push_checkpoint", "read_checkpoint",
+           "is_repo_reference", "load_weights", "model_card", "model_card_text", "portable_reference", "push_checkpoint", "read_checkpoint",
            "restore_weights", "save_checkpoint", "update_training_info", "write_weights"]
 
 CONFIG_NAME = "config.json"
@@ -113,12 +113,22 @@ class Checkpoint:
 # ----------------------------------------------------------------------------------------------
 
 
-def read_checkpoint(reference: str | os.PathLike, revision: str | None = None) -> Checkpoint:
+#: The keywords of :func:`huggingface_hub.snapshot_download` that a checkpoint download passes on
+#: (``PyTorchModelHubMixin.from_pretrained`` takes the same ones).
+DOWNLOAD_OPTIONS = ("token", "cache_dir", "force_download", "local_files_only")
+
+
+def read_checkpoint(reference: str | os.PathLike, revision: str | None = None, *,
+                    download: dict[str, Any] | None = None) -> Checkpoint:
     """The checkpoint at ``reference``: a local directory, or a Hub repository ``org/name`` (or
     ``org/name@revision``; ``revision`` overrides). Hub files come through
     :func:`huggingface_hub.snapshot_download`, so ``HF_HUB_OFFLINE=1`` reads the local Hub cache
-    only."""
-    directory, source, commit = _resolve(reference, revision)
+    only. ``download``: its keywords (:data:`DOWNLOAD_OPTIONS`: ``token``, ``cache_dir``,
+    ``force_download``, ``local_files_only``)."""
+    unknown = sorted(set(download or {}) - set(DOWNLOAD_OPTIONS))
+    if unknown:
+        raise TypeError(f"unknown download option(s) {unknown}; known: {list(DOWNLOAD_OPTIONS)}")
+    directory, source, commit = _resolve(reference, revision, download or {})
     config = _read_config(directory)
     version = config.get("format_version", 1)
     if not isinstance(version, int) or version < 1:
@@ -157,13 +167,22 @@ def is_checkpoint_reference(reference: str | os.PathLike) -> bool:
     return Path(reference).is_dir() or is_repo_reference(reference)
 
 
+def portable_reference(reference: str | os.PathLike | None) -> str | None:
+    """How a record names a checkpoint another machine can read: a Hub repository id as given
+    (``org/name[@revision]``), a local directory as ``local:<its name>`` (never its path)."""
+    if reference is None:
+        return None
+    return os.fspath(reference) if is_repo_reference(reference) else f"local:{Path(reference).resolve().name}"
+
+
 def is_repo_reference(reference: str | os.PathLike) -> bool:
     """True for ``org/name`` or ``org/name@revision`` that is not an existing local path."""
     text = os.fspath(reference)
     return not Path(text).exists() and _REPO_REF.match(text) is not None
 
 
-def _resolve(reference: str | os.PathLike, revision: str | None) -> tuple[Path, str, str | None]:
+def _resolve(reference: str | os.PathLike, revision: str | None,
+             download: dict[str, Any]) -> tuple[Path, str, str | None]:
     path = Path(reference)
     if path.is_dir():
         if revision is not None:
@@ -180,7 +199,7 @@ def _resolve(reference: str | os.PathLike, revision: str | None) -> tuple[Path, 
     revision = revision or match["revision"]
     if revision is not None:
         _check_revision(revision)
-    return _download(match["repo"], revision)
+    return _download(match["repo"], revision, download)
 
 
 def _check_revision(revision: str) -> None:
@@ -195,7 +214,7 @@ def _check_revision(revision: str) -> None:
                               "Pass org/name@main, a tag such as org/name@v1, or a commit hash.")
 
 
-def _download(repo_id: str, revision: str | None) -> tuple[Path, str, str | None]:
+def _download(repo_id: str, revision: str | None, download: dict[str, Any]) -> tuple[Path, str, str | None]:
     from huggingface_hub import snapshot_download
     from huggingface_hub.errors import (GatedRepoError, HfHubHTTPError, HFValidationError, LocalEntryNotFoundError,
                                         RepositoryNotFoundError, RevisionNotFoundError)
@@ -203,7 +222,8 @@ def _download(repo_id: str, revision: str | None) -> tuple[Path, str, str | None
     where = f"{repo_id}@{revision}" if revision else repo_id
     try:
         # Only checkpoint files: a repository may hold other things (results, images).
-        local = Path(snapshot_download(repo_id, revision=revision, repo_type="model", allow_patterns=list(_FILES)))
+        local = Path(snapshot_download(repo_id, revision=revision, repo_type="model", allow_patterns=list(_FILES),
+                                       **download))
     except (RepositoryNotFoundError, GatedRepoError) as err:
         raise FetalBenchError(f"{repo_id} is not a local directory, and no Hub repository of that name is accessible "
                               f"({type(err).__name__}).",
@@ -213,7 +233,7 @@ def _download(repo_id: str, revision: str | None) -> tuple[Path, str, str | None
                               "Pass a branch, tag or commit that exists (org/name@revision).") from None
     except LocalEntryNotFoundError:
         raise FetalBenchError(f"Checkpoint {where} is not a local directory, and not in the local Hub cache while the "
-                              "Hub cannot be reached (offline, HF_HUB_OFFLINE=1, or no network).",
+                              "Hub cannot be reached (offline, HF_HUB_OFFLINE=1, local_files_only, or no network).",
                               f"Download it once online (hf download {repo_id}), or unset HF_HUB_OFFLINE.") from None
     except HFValidationError as err:
         raise FetalBenchError(f"{where!r} is not a valid Hub repository id or revision: {err}",
@@ -394,44 +414,201 @@ def update_training_info(directory: str | os.PathLike, training: dict[str, Any])
         write_text_atomic(directory / CARD_NAME, model_card_text(config))
 
 
-def model_card_text(config: dict[str, Any]) -> str:
-    """The model card (``README.md``) of a checkpoint: Hub metadata in YAML, then what the model
-    is, what its weights file holds, how it was trained and how to load it. Every value comes
-    from ``config`` and is cut to one bounded line (a card is rendered as Markdown on the Hub)."""
-    from huggingface_hub import ModelCardData
+_FETAL_BENCH_URL = "https://github.com/fetal-bench/fetal-bench"  # a model-index source needs a URL
+#: The Hub's pipeline tag of each task type.
+PIPELINE_TAGS = {"classification": "image-classification", "segmentation": "image-segmentation"}
+
+
+def model_card(config: dict[str, Any], *, repo_id: str | None = None, results: Sequence[dict[str, Any]] = (),
+               license: str | None = None):
+    """The model card (``README.md``) of a checkpoint, as a :class:`huggingface_hub.ModelCard`.
+
+    Its YAML (``ModelCardData``) holds the licence, the training datasets, the pipeline tag, the
+    base model where it is a Hub repository, and a ``model-index`` with the scores of
+    ``results`` (fetal-bench result files of this checkpoint, values copied exactly); its body
+    says what the model is, what its weights file holds (for an adapter: the base and the
+    wrapper it expects, as calls that load them), how it was trained, and how to load it from
+    ``repo_id`` (the Hub repository it is published to; a local directory otherwise). Every
+    value from ``config`` is cut to one bounded, Markdown-inert line.
+
+    ``license``: a Hub licence id; by default the training dataset's licence (weights derived
+    from non-commercial data stay non-commercial), "other" for an adapter on a non-commercial base.
+    """
+    from huggingface_hub import ModelCard, ModelCardData
 
     spec, training = config.get("spec") or {}, config.get("training") or {}
     weights = config.get("weights") or {"kind": "full"}
+    base = (weights.get("base") or {}) if weights.get("kind") == "adapter" else {}
     name = _line(config.get("run_name") or config.get("model"))
-    data = ModelCardData(library_name="fetal-bench", tags=sorted({"fetal-bench", "fetal-ultrasound", "model_hub_mixin",
-                                                                  "pytorch_model_hub_mixin", _line(spec.get("task_type"))} - {""}))
+    task_type = _line(spec.get("task_type"))
+    trained_on = _training_datasets(training)
+    licence = license or _default_license(trained_on, base)
+    fetal_bench = {"model": _line(config.get("model")), "weights": _line(weights.get("kind"))}
+    if base:
+        fetal_bench.update({"adapter_base": _line(base.get("identifier") or base.get("name"), 300),
+                            "adapter_wrapper": _wrapper_identifier(config)})
+    data = ModelCardData(
+        library_name="fetal-bench", license=licence,
+        license_name="non-commercial-base-weights" if licence == "other" and base.get("license") else None,
+        pipeline_tag=PIPELINE_TAGS.get(task_type),
+        datasets=sorted({hub for hub, _ in trained_on} | {_dataset_id(r) for r in results}) or None,
+        base_model=_hub_base(training),
+        tags=sorted({"fetal-bench", "fetal-ultrasound", "model_hub_mixin", "pytorch_model_hub_mixin", task_type} - {""}),
+        model_name=name if results else None,
+        eval_results=[entry for result in results for entry in _eval_results(result, task_type)] or None,
+        fetal_bench=fetal_bench,
+    )
+    where = repo_id or "path/to/this/checkpoint"
     lines = [f"# {name}", "",
-             f"A fetal-bench `{_line(config.get('model'))}` model ({_line(spec.get('task_type'))}; labels "
+             f"A fetal-bench `{_line(config.get('model'))}` model ({task_type}; labels "
              f"{', '.join(_line(label, 40) for label in (spec.get('labels') or [])[:50])}; input "
              f"{'x'.join(_line(v, 8) for v in spec.get('image_size') or [])}, {_line(spec.get('channels'))} channel(s)).", ""]
-    if weights.get("kind") == "adapter":
-        base = weights.get("base") or {}
-        lines += [f"Weights: a LoRA adapter and head only (`{ADAPTER_WEIGHTS_NAME}`, PEFT format). The frozen base, "
-                  f"{_line(base.get('name'))} (`{_line(base.get('file'))}`), is not included: fetal-bench rebuilds it "
-                  f"from its source and checks the sha256 of its tensors (`{_line(base.get('sha256'), 64)}`).", ""]
-        if base.get("license"):
-            lines += [f"Base weights licence: {_line(base.get('license'))}.", ""]
-    else:
-        lines += [f"Weights: every tensor, in `{WEIGHTS_NAME}`.", ""]
-    if training:
-        best = training.get("best_metric") if isinstance(training.get("best_metric"), dict) else {}
-        lines += ["## Training", "", f"- task: `{_line(training.get('task'))}`",
-                  f"- training data: {_line(training.get('training_data'))} (synthetic share "
-                  f"{_line(training.get('synthetic_share'))})"]
-        if best:
-            lines.append(f"- best validation {_line(best.get('name'))}: {_line(best.get('value'))}")
-        lines.append("")
+    lines += _weights_lines(config, weights, base, where)
+    lines += _training_lines(training, trained_on)
+    lines += _results_lines(results)
+    task = _line(training.get("task") or (results[0].get("task") if results else None) or "TASK")
     lines += ["## Use", "", "```python", "from fetal_bench.models import load_checkpoint", "",
-              'model, checkpoint = load_checkpoint("ORG/NAME")  # or a local directory; ORG/NAME@REVISION pins a commit',
-              "```", "", "```bash",
-              f"fetal-bench evaluate --task TASK --model {_line(config.get('model'))} --checkpoint ORG/NAME --output results/",
-              "```", ""]
-    return f"---\n{data.to_yaml()}\n---\n\n" + "\n".join(lines)
+              f'model, checkpoint = load_checkpoint("{_line(where)}")'
+              + ("  # pin a commit: add revision=..." if repo_id else ""),
+              "", "# or the huggingface_hub way (revision=, token=, cache_dir=, map_location=, ...):",
+              "from fetal_bench.models.hub import FetalBenchModel", "",
+              f'model = FetalBenchModel.from_pretrained("{_line(where)}")', "```", "", "```bash",
+              f"fetal-bench evaluate --task {task} --model {_line(config.get('model'))} --checkpoint {_line(where)} "
+              "--output results/", "```", ""]
+    return ModelCard(f"---\n{data.to_yaml()}\n---\n\n" + "\n".join(lines))
+
+
+def model_card_text(config: dict[str, Any], **kwargs: Any) -> str:
+    """:func:`model_card` as the text of ``README.md``."""
+    return str(model_card(config, **kwargs))
+
+
+def _training_datasets(training: dict[str, Any]) -> list[tuple[str, str | None]]:
+    """(Hub id or name, licence) of each dataset the training record names."""
+    from fetal_bench.data.catalog import CATALOG
+
+    data = training.get("data") if isinstance(training.get("data"), dict) else {}
+    out = []
+    for entry in (data.get("data"), data.get("synthetic")):
+        if isinstance(entry, dict) and isinstance(entry.get("dataset"), str):
+            info = CATALOG.get(entry["dataset"])
+            out.append((_line(info.hub_id if info is not None and info.hub_id else entry["dataset"], 100),
+                        info.license if info is not None else None))
+    return out
+
+
+def _default_license(trained_on: list[tuple[str, str | None]], base: dict[str, Any]) -> str:
+    licences = {licence for _, licence in trained_on if licence and licence != "unknown"}
+    if base.get("license"):  # a non-commercial base (FetalCLIP): its own terms, named in the body
+        return "other"
+    non_commercial = sorted(licence for licence in licences if "-nc" in licence)
+    if non_commercial:
+        return non_commercial[0]
+    # One licence: the data's. None known (an untrained save) or several: the Hub's "unknown",
+    # until the publisher says (`models push --license`).
+    return sorted(licences)[0] if len(licences) == 1 else "unknown"
+
+
+def _hub_base(training: dict[str, Any]) -> str | None:
+    """The checkpoint training started from, where it is a Hub repository (``--init-from org/name``)."""
+    init = training.get("init_from")
+    return init.split("@")[0] if isinstance(init, str) and _REPO_REF.match(init) and not os.path.isabs(init) else None
+
+
+def _wrapper_identifier(config: dict[str, Any]) -> str:
+    """The call that builds the network an adapter applies to, without adapters (PEFT's base):
+    the recorded builder options with the base's source options (``pretrained=True``); files of
+    the user's own (FetalCLIP's) are not named."""
+    base = (config.get("weights") or {}).get("base") or {}
+    options = base.get("options") if isinstance(base.get("options"), dict) else {}
+    cfg = {key: value for key, value in {**(config.get("cfg") or {}), **options}.items()
+           if key not in ("weights", "config") and not key.startswith("lora_")}
+    # Lists as tuples: a call that reads the same, and survives _line (which drops brackets).
+    arguments = ", ".join([repr(str(config.get("model")))] + [f"{key}={tuple(value) if isinstance(value, list) else value!r}"
+                                                              for key, value in sorted(cfg.items())])
+    return _line(f"fetal_bench.models.lora.peft_base_model({arguments})", 500)
+
+
+def _dataset_id(result: dict[str, Any]) -> str:
+    from fetal_bench.data.catalog import CATALOG
+
+    dataset = result.get("dataset") or {}
+    info = CATALOG.get(str(dataset.get("name")))
+    return _line(info.hub_id if info is not None and info.hub_id else dataset.get("name"), 100)
+
+
+def _eval_results(result: dict[str, Any], task_type: str) -> list:
+    """One ``EvalResult`` per scored metric of a fetal-bench result file (value exactly the file's)."""
+    from huggingface_hub import EvalResult
+
+    dataset = result.get("dataset") or {}
+    scores = result.get("scores") or {}
+    out = []
+    for metric, entry in scores.items():
+        if metric == "main_score" or not isinstance(entry, dict) or entry.get("value") is None:
+            continue
+        out.append(EvalResult(
+            task_type=PIPELINE_TAGS.get(task_type, "other"), task_name=_line(result.get("task"), 100),
+            dataset_type=_dataset_id(result), dataset_name=_line(f"{dataset.get('name')} ({result.get('task')})", 200),
+            dataset_config=_line(dataset.get("config"), 100) or None, dataset_split=_line(dataset.get("split"), 100) or None,
+            dataset_revision=_line(dataset.get("revision"), 100) or None,
+            metric_type=_line(metric, 100), metric_name=_line(metric, 100), metric_value=entry["value"],
+            source_name="fetal-bench", source_url=_FETAL_BENCH_URL, verified=False))
+    return out
+
+
+def _weights_lines(config: dict[str, Any], weights: dict[str, Any], base: dict[str, Any], where: str) -> list[str]:
+    if weights.get("kind") != "adapter":
+        return [f"Weights: every tensor, in `{WEIGHTS_NAME}`.", ""]
+    lines = [f"Weights: a LoRA adapter and head only (`{ADAPTER_WEIGHTS_NAME}`, PEFT format). The frozen base, "
+             f"{_line(base.get('name'))} (`{_line(base.get('file'))}`), is not included: fetal-bench rebuilds it "
+             f"from its source and checks the sha256 of its tensors (`{_line(base.get('sha256'), 64)}`).", ""]
+    if base.get("license"):
+        lines += [f"Base weights licence: {_line(base.get('license'))}.", ""]
+    lines += ["### The base and the wrapper the adapter expects", "",
+              f"- base: `{_line(base.get('identifier') or base.get('name'), 300)}`",
+              f"- wrapper: `{_wrapper_identifier(config)}`: that base as fetal-bench wraps it (`encoder` = the "
+              "network without its head, `head` = the classification head), with no adapter; the adapter's keys "
+              f"start with `{PEFT_PREFIX}encoder.` and its `modules_to_save` is the head.", "",
+              "PEFT alone applies it to that wrapper (not to a bare torchvision or open_clip network, whose module "
+              "names differ: PEFT would only warn about missing adapter keys):", "", "```python",
+              "from peft import PeftModel", "", f"base = {_wrapper_identifier(config)}",
+              f'model = PeftModel.from_pretrained(base, "{_line(where)}")', "```", ""]
+    return lines
+
+
+def _training_lines(training: dict[str, Any], trained_on: list[tuple[str, str | None]]) -> list[str]:
+    if not training:
+        return []
+    best = training.get("best_metric") if isinstance(training.get("best_metric"), dict) else {}
+    data = training.get("data") if isinstance(training.get("data"), dict) else {}
+    record = data.get("data") if isinstance(data.get("data"), dict) else {}
+    lines = ["## Training", "", f"- task: `{_line(training.get('task'))}`",
+             f"- training data: {_line(training.get('training_data'))} (synthetic share "
+             f"{_line(training.get('synthetic_share'))})"]
+    if record:
+        lines.append(f"- dataset: `{_line(record.get('dataset'))}` revision `{_line(record.get('revision'))}`, "
+                     f"content fingerprint `{_line(record.get('fingerprint'), 64)}`")
+    if best:
+        lines.append(f"- best validation {_line(best.get('name'))}: {_line(best.get('value'))}")
+    return lines + [""]
+
+
+def _results_lines(results: Sequence[dict[str, Any]]) -> list[str]:
+    if not results:
+        return []
+    lines = ["## Evaluation", "", "Scores from fetal-bench result files (the `model-index` above holds the same values):",
+             "", "| task | dataset @ revision [split] | metric | value | 95% CI |", "|---|---|---|---|---|"]
+    for result in results:
+        dataset = result.get("dataset") or {}
+        for metric, entry in (result.get("scores") or {}).items():
+            if metric == "main_score" or not isinstance(entry, dict) or entry.get("value") is None:
+                continue
+            ci = entry.get("ci95") or [None, None]
+            lines.append(f"| {_line(result.get('task'), 60)} | {_line(dataset.get('name'), 60)} @ "
+                         f"{_line(dataset.get('revision'), 40)} [{_line(dataset.get('split'), 40)}] | "
+                         f"{_line(metric, 60)} | {entry['value']!r} | {_line(ci[0])} – {_line(ci[1])} |")
+    return lines + [""]
 
 
 def _line(value: Any, limit: int = 200) -> str:
@@ -441,9 +618,15 @@ def _line(value: Any, limit: int = 200) -> str:
 
 
 def push_checkpoint(directory: str | os.PathLike, repo_id: str, *, tag: str | None = None, private: bool = False,
-                    token: str | None = None, api=None) -> tuple[str, str]:
+                    token: str | None = None, api=None, results: Sequence[dict[str, Any]] = (),
+                    license: str | None = None) -> tuple[str, str]:
     """Upload the checkpoint files of ``directory`` (a training run's logs, curves and snapshots
     stay behind) to the Hub model repository ``repo_id`` in one commit, optionally tagged.
+
+    The model card is written again first (into ``directory`` too, so the local copy says what
+    was published): its usage names ``repo_id``, its ``model-index`` holds the scores of
+    ``results`` (result files of this checkpoint, already read and checked by the caller),
+    ``license`` overrides the default licence (see :func:`model_card`).
 
     Weight files of the other kind (a ``model.safetensors`` left from an earlier full push) are
     deleted in the same commit. A tag that exists is refused: a published revision never moves.
@@ -461,8 +644,8 @@ def push_checkpoint(directory: str | os.PathLike, repo_id: str, *, tag: str | No
     for path in checkpoint.weights_files:
         if path.suffix == ".safetensors":
             check_safetensors(path)  # a truncated file is never published
-    if not (checkpoint.directory / CARD_NAME).exists():  # e.g. a save killed before it wrote the card
-        write_text_atomic(checkpoint.directory / CARD_NAME, model_card_text(checkpoint.config))
+    write_text_atomic(checkpoint.directory / CARD_NAME,
+                      model_card_text(checkpoint.config, repo_id=repo_id, results=results, license=license))
     files = [p.name for p in (*checkpoint.weights_files, checkpoint.directory / CONFIG_NAME,
                               checkpoint.directory / CARD_NAME) if p.is_file()]
     try:
@@ -540,14 +723,16 @@ def check_safetensors(path: str | os.PathLike) -> None:
 # ----------------------------------------------------------------------------------------------
 
 
-def restore_weights(model: torch.nn.Module, checkpoint: Checkpoint) -> None:
+def restore_weights(model: torch.nn.Module, checkpoint: Checkpoint, *, strict: bool = True) -> None:
     """Load ``checkpoint``'s weights into ``model``, built from its config (see the builder).
 
     Full weights replace every tensor; an adapter requires ``model``'s frozen base to be the one
-    it was trained on (same sha256), then replaces the LoRA tensors and the head.
+    it was trained on (same sha256), then replaces the LoRA tensors and the head. ``strict=False``
+    (``torch``'s ``load_state_dict`` meaning) tolerates tensors missing from the file or unknown to
+    the model; a tensor of another shape is an error either way.
     """
     if checkpoint.weights == "full":
-        load_weights(model, checkpoint.directory / WEIGHTS_NAME)
+        load_weights(model, checkpoint.directory / WEIGHTS_NAME, strict=strict)
         return
     bare = _unwrap(model)
     if not callable(getattr(bare, "base_reference", None)) or bare.base_reference() is None:
@@ -559,7 +744,7 @@ def restore_weights(model: torch.nn.Module, checkpoint: Checkpoint) -> None:
             f"The base weights rebuilt for {checkpoint.source} ({checkpoint.base.get('name', '?')}) are not those its "
             f"adapter was trained on (sha256 of the base tensors {actual[:12]}... != {str(expected)[:12]}...).",
             _base_fix(checkpoint))
-    _load_adapter(bare, checkpoint.directory / ADAPTER_WEIGHTS_NAME)
+    _load_adapter(bare, checkpoint.directory / ADAPTER_WEIGHTS_NAME, strict=strict)
 
 
 def _base_fix(checkpoint: Checkpoint) -> str:
@@ -569,8 +754,9 @@ def _base_fix(checkpoint: Checkpoint) -> str:
         f"({base.get('file', '')!s:.100}) it was trained on."
 
 
-def load_weights(model: torch.nn.Module, path: str | os.PathLike) -> None:
-    """Load a full safetensors file into ``model`` strictly, with a clear error on any mismatch."""
+def load_weights(model: torch.nn.Module, path: str | os.PathLike, *, strict: bool = True) -> None:
+    """Load a full safetensors file into ``model``, with a clear error on any mismatch (with
+    ``strict=False``, on a shape mismatch only)."""
     from safetensors.torch import load_model
 
     try:
@@ -578,13 +764,13 @@ def load_weights(model: torch.nn.Module, path: str | os.PathLike) -> None:
     except Exception as err:  # shape mismatches surface here as RuntimeError
         raise FetalBenchError(f"The weights in {path} do not fit the model built from its config: {err}",
                               "Was the checkpoint made by another fetal-bench version, or were cfg options overridden?") from err
-    if missing or unexpected:
+    if strict and (missing or unexpected):
         raise FetalBenchError(
             f"The weights in {path} do not fit the model: missing {sorted(missing)[:5]}, unexpected {sorted(unexpected)[:5]}.",
             "Was the checkpoint made by another fetal-bench version, or were cfg options overridden?")
 
 
-def _load_adapter(model: torch.nn.Module, path: Path) -> None:
+def _load_adapter(model: torch.nn.Module, path: Path, *, strict: bool = True) -> None:
     import torch
     from safetensors import SafetensorError
     from safetensors.torch import load_file
@@ -597,13 +783,14 @@ def _load_adapter(model: torch.nn.Module, path: Path) -> None:
     names = {PEFT_PREFIX + key: key for key in ours}
     missing, unexpected = sorted(set(names) - set(saved)), sorted(set(saved) - set(names))
     wrong = sorted(k for k in set(saved) & set(names) if saved[k].shape != ours[names[k]].shape)
-    if missing or unexpected or wrong:
+    if wrong or (strict and (missing or unexpected)):
         raise FetalBenchError(f"The adapter {path} does not fit the model: missing {missing[:3]}, unexpected "
                               f"{unexpected[:3]}, other shapes {wrong[:3]}.",
                               "Were cfg options (lora_r, labels, targets) overridden when loading?")
     with torch.no_grad():
         for file_key, key in names.items():
-            ours[key].copy_(saved[file_key])
+            if file_key in saved:
+                ours[key].copy_(saved[file_key])
 
 
 # ----------------------------------------------------------------------------------------------
@@ -635,7 +822,9 @@ def _adapter_config(model: torch.nn.Module) -> dict[str, Any]:
     if isinstance(targets, (set, list, tuple)):
         config["target_modules"] = sorted(targets)  # suffixes match at any depth already
     config["modules_to_save"] = list(model.modules_to_save)
-    config["base_model_name_or_path"] = model.base_reference().get("name")
+    # A call that builds the wrapper the adapter's keys name (PEFT's base model), not prose.
+    config["base_model_name_or_path"] = _wrapper_identifier(
+        {"model": model.model_name, "cfg": model.model_cfg, "weights": {"base": model.base_reference()}})
     config["inference_mode"] = True
     return _jsonable(config)
 

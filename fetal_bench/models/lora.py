@@ -51,7 +51,7 @@ from fetal_bench.models.checkpoint import base_sha256
 from fetal_bench.models.hub import FetalBenchModel
 from fetal_bench.models.spec import IMAGENET_NORMALIZE, ModelSpec
 
-__all__ = ["LoRAClassifier", "build_fetalclip_lora", "build_vit_lora"]
+__all__ = ["LoRAClassifier", "build_fetalclip_lora", "build_vit_lora", "peft_base_model"]
 
 LORA_DEFAULTS = {"lora_r": 8, "lora_alpha": 16, "lora_dropout": 0.1}
 #: FetalCLIP LoRA target sets: ``paper`` = the module names of FetalCLIP-IQA's main.py
@@ -241,6 +241,7 @@ def build_vit_lora(
     base = None
     if initialised == "imagenet":  # torchvision's cached file rebuilds it; random bases are saved whole
         base = {"name": "torchvision vit_b_16 ImageNet-1k (IMAGENET1K_V1)", "file": _VIT_IMAGENET_FILE,
+                "identifier": "torchvision.models.get_model('vit_b_16', weights='IMAGENET1K_V1')",
                 "options": {"pretrained": True},
                 "fix": f"Put {_VIT_IMAGENET_FILE} (https://download.pytorch.org/models/{_VIT_IMAGENET_FILE}) in "
                        "$TORCH_HOME/hub/checkpoints, or load the checkpoint once online."}
@@ -304,6 +305,7 @@ def _fetalclip_base(weights: Path) -> dict[str, Any]:
     # file (never in config.json, never uploaded), so the same machine reloads from it; elsewhere
     # the environment variable names the user's copy.
     return {"name": "FetalCLIP image encoder (BioMedIA-MBZUAI/FetalCLIP)", "file": weights.name,
+            "identifier": f"FetalCLIP_weights.pt of BioMedIA-MBZUAI/FetalCLIP (the user's own copy, ${FETALCLIP_WEIGHTS_ENV})",
             "options": {}, "local_options": {"weights": os.path.abspath(weights)}, "weights_env": FETALCLIP_WEIGHTS_ENV,
             "license": "FetalCLIP's licence (non-commercial); its weights are not in this checkpoint",
             "fix": f"Set {FETALCLIP_WEIGHTS_ENV}=PATH to your own FetalCLIP_weights.pt (from the FetalCLIP authors)."}
@@ -367,3 +369,26 @@ def build_fetalclip_lora(
                              "trainable_parameters": _trainable(model),
                              "lora_parameters": _trainable(encoder), "inert_lora_parameters": inert_lora_parameters(encoder)})
     return model
+
+
+def peft_base_model(name: str, **cfg: Any) -> LoRAClassifier:
+    """The network a fetal-bench LoRA adapter applies to, without any adapter: registered model
+    ``name`` (``vit_lora``, ``fetalclip_lora``) built with ``cfg`` (its base from the registered
+    source), its LoRA layers replaced by the layers they wrapped.
+
+    ``PeftModel.from_pretrained(peft_base_model("vit_lora", ...), "org/adapter")`` then applies a
+    saved adapter with PEFT alone, as a card's "wrapper" line says: the adapter's keys name this
+    wrapper's ``encoder`` and ``head``, which a bare torchvision or open_clip network lacks.
+    """
+    from peft.tuners.lora import LoraLayer
+
+    from fetal_bench.models.builder import create_model
+
+    model = create_model(name, **cfg)
+    for path, module in reversed(list(model.named_modules())):  # innermost first: peft nests them (attention)
+        if isinstance(module, LoraLayer):
+            parent, _, child = path.rpartition(".")
+            setattr(model.get_submodule(parent) if parent else model, child, module.get_base_layer())
+    for parameter in model.parameters():
+        parameter.requires_grad = False
+    return model.eval()

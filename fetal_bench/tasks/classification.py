@@ -40,7 +40,16 @@ if TYPE_CHECKING:  # typing only
 __all__ = ["CLASSIFICATION", "ClassificationKind", "ClassificationSubmission", "ClassificationTruth", "LabelObjective",
            "LabelTargets", "MaskedLabelObjective", "load_classification_submission", "restrict_to_labels"]
 
-PROBABILITY_SUM_TOLERANCE = 1e-3  # |sum of a row's probabilities - 1| above this is an error
+PROBABILITY_SUM_TOLERANCE = 1e-3  # the least |sum of a row's probabilities - 1| that is an error
+#: Rounding one probability to 3 decimals moves it by at most this much: k rounded columns may
+#: sum to 1 +- k times it, which the tolerance admits (a CSV written with "%.3f" is accepted).
+ROUNDING_3_DECIMALS = 5e-4
+
+
+def probability_sum_tolerance(n_columns: int) -> float:
+    """How far a row's probabilities may sum from 1: 0.001, or what rounding each of
+    ``n_columns`` probabilities to 3 decimals can add up to, whichever is larger."""
+    return max(PROBABILITY_SUM_TOLERANCE, n_columns * ROUNDING_3_DECIMALS)
 LABELS_ONLY = "the submission gives class labels, not probabilities"
 TARGET_COLUMN = "target"  # a training row's model-space class index, added in memory
 
@@ -172,14 +181,18 @@ def load_classification_submission(
     # The values of the columns that are there are checked even when others are missing or the
     # ids are wrong: one run of --validate-only reports every kind of problem.
     columns = tuple(c for c in labels if c in table.columns) + tuple(c for c in allowed_extra if c in table.columns)
-    proba = _check_probabilities(table, columns, ids, problems, check_sums=not missing_columns)
+    proba, sums_off = _check_probabilities(table, columns, ids, problems, check_sums=not missing_columns)
+    if sums_off:
+        fix = ("Renormalise each row: divide its probabilities by their sum (probabilities rounded to 3 decimals are "
+               "within the tolerance). " + fix)
     problems.raise_if_any(fix)
     predicted = proba.argmax(axis=1)
     return _align(ClassificationSubmission(columns, proba, predicted), ids, expected_ids)
 
 
 def _check_probabilities(table, columns: Sequence[str], ids: list[str], problems: Problems, *,
-                         check_sums: bool) -> np.ndarray:
+                         check_sums: bool) -> tuple[np.ndarray, bool]:
+    """The probabilities, and whether some row's sum is off by more than the tolerance."""
     import pandas as pd
 
     numeric = table[list(columns)].apply(pd.to_numeric, errors="coerce")
@@ -188,11 +201,13 @@ def _check_probabilities(table, columns: Sequence[str], ids: list[str], problems
     finite = np.nan_to_num(proba, nan=0.5)
     problems.add_ids("probabilities outside [0, 1]",
                      [i for i, row in zip(ids, ((finite < 0) | (finite > 1)).any(axis=1)) if row])
+    off: list[str] = []
     if check_sums and columns:
         sums = finite.sum(axis=1)
-        problems.add_ids(f"probabilities not summing to 1 (tolerance {PROBABILITY_SUM_TOLERANCE})",
-                         [i for i, total in zip(ids, sums) if abs(total - 1.0) > PROBABILITY_SUM_TOLERANCE])
-    return proba
+        tolerance = probability_sum_tolerance(len(columns))
+        off = [i for i, total in zip(ids, sums) if abs(total - 1.0) > tolerance + 1e-12]
+        problems.add_ids(f"probabilities not summing to 1 (tolerance {tolerance:g})", off)
+    return proba, bool(off)
 
 
 def _fix(labels: Sequence[str], allowed_extra: Sequence[str]) -> str:
@@ -624,12 +639,33 @@ def _task_columns(task: Task, model, model_name: str) -> tuple[tuple[str, ...], 
     missing = [label for label in task.labels if label not in model_labels]
     stray = [label for label in model_labels if label not in task.labels and label not in task.allowed_extra_labels]
     if missing or stray:
+        fitting = [name for name in _fixed_label_models_for(task) if name != model_name]
+        fix = (f"Use --model {' or --model '.join(fitting)}: it predicts this task's labels as published (no training). "
+               if fitting else "") + "Or train the model on a label set that covers the task's labels."
         raise FetalBenchError(
             f"Model {model_name!r} predicts {model_labels}; task {task.name!r} scores {list(task.labels)}"
             + (f" (missing {missing})" if missing else "") + (f" (unknown to the task: {stray})" if stray else "") + ".",
-            "Train the model on a label set that covers the task's labels.")
+            fix)
     columns = tuple(task.labels) + tuple(label for label in task.allowed_extra_labels if label in model_labels)
     return columns, [model_labels.index(label) for label in columns]
+
+
+def _fixed_label_models_for(task: Task) -> list[str]:
+    """Registered models whose label set is part of the model (``fixed_labels``: SonoNet-16's 14
+    planes pooled onto FETAL_PLANES' in ``sononet16-planes``) and fits ``task``: what an error
+    names when a model's own labels do not. Each is built untrained to read its labels (only on
+    that error path; nothing is fetched)."""
+    from fetal_bench.models import create_model, list_models
+
+    fitting = []
+    for info in list_models(task_type="classification"):
+        if not info.fixed_labels:
+            continue
+        labels = list(create_model(info.name, **info.random_init).spec.labels)
+        if all(label in labels for label in task.labels) and \
+                all(label in task.labels or label in task.allowed_extra_labels for label in labels):
+            fitting.append(info.name)
+    return fitting
 
 
 CLASSIFICATION = ClassificationKind()

@@ -22,7 +22,6 @@ import numpy as np
 from fetal_bench._io import UnreadableFile, read_regular_file, sha256_bytes, sha256_file
 from fetal_bench.errors import FetalBenchError
 
-PROBABILITY_SUM_TOLERANCE = 1e-3  # |sum of a row's probabilities - 1| above this is an error
 MAX_TABLE_BYTES = 1024 * 1024 * 1024  # a predictions CSV/Parquet (12,400 rows of masks fit well below)
 MAX_MASK_BYTES = 32 * 1024 * 1024  # one mask PNG (an 800x540 mask is a few kB)
 #: What a Parquet submission may decode to. Parquet compresses and dictionary-encodes: a 10 kB

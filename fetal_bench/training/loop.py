@@ -261,6 +261,8 @@ class Trainer:
         state.epoch_loss_n += 1
         self.budget.stepped(seconds)
         if self.progress is not None:
+            # With --max-minutes the bar counts the steps the budget leaves, not every epoch's.
+            self.progress.total = self.budget.steps_in_budget(self.elapsed(), state.global_step - 1, self.total_steps)
             self.progress.update(1)
             self.progress.set_postfix(epoch=f"{epoch + 1}/{config.epochs}", loss=f"{loss:.4f}", refresh=False)
         if state.global_step % config.log_every_steps == 0:
@@ -317,7 +319,8 @@ class Trainer:
         if self.val_loader is None or state.validated_step == state.global_step:
             return
         begun = time.perf_counter()
-        scores = validation_scores(self.model, self.val_loader, self.objective, self.accelerator, seed=self.config.seed)
+        scores = validation_scores(self.model, self.val_loader, self.objective, self.accelerator, seed=self.config.seed,
+                                   progress=self.progress is not None)
         self.budget.validated(time.perf_counter() - begun)
         value = scores[self.metric]
         state.last_val, state.validated_step = value, state.global_step
@@ -364,6 +367,8 @@ class Trainer:
         self.accelerator.wait_for_everyone()
 
     def _training_info(self) -> dict[str, Any]:
+        from fetal_bench.models.checkpoint import portable_reference
+
         config, data, state = self.config, self.data, self.state
         return {
             "task": self.task.name,
@@ -388,7 +393,7 @@ class Trainer:
             "grad_clip": config.grad_clip or None,  # None: no clipping
             "mixed_precision": self.accelerator.mixed_precision,
             "augment": config.augment,
-            "init_from": config.init_from,
+            "init_from": portable_reference(config.init_from),  # config.json is published: no local path
             "data": data.sources,
         }
 
@@ -462,12 +467,17 @@ def optimization_step(model, batch: dict, objective, optimizer, accelerator, par
     return float(loss.detach())
 
 
-def validation_scores(model, loader, objective, accelerator, *, seed: int) -> dict[str, float]:
-    """The objective's validation scores over ``loader``, gathered from every process."""
+def validation_scores(model, loader, objective, accelerator, *, seed: int, progress: bool = False) -> dict[str, float]:
+    """The objective's validation scores over ``loader``, gathered from every process.
+    ``progress``: a bar of its own on stderr (it goes when the pass ends)."""
     import torch
 
     model.eval()
     collected: dict[str, list] = {}
+    if progress:
+        from tqdm.auto import tqdm
+
+        loader = tqdm(loader, desc="validating", unit="batch", leave=False, dynamic_ncols=True, file=sys.stderr)
     with torch.no_grad():
         for index, batch in enumerate(loader):
             with accelerator.autocast():

@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from fetal_bench.data.provenance import dataset_record
 from fetal_bench.errors import FetalBenchError
 from fetal_bench.tasks import Task
 
@@ -144,8 +145,9 @@ def prepare_training_data(task: Task, info: ModelInfo, *, data: str | os.PathLik
     validation = None
     if val_split is not None:
         validation, _ = open_training_split(data, task, val_split, data_config)
-    sources: dict[str, Any] = {"data": train_source, "config": data_config, "train_split": train_split,
-                               "val_split": val_split}
+    # The data by name, revision and content fingerprint (never this machine's path: config.json is published).
+    sources: dict[str, Any] = {"data": dataset_record(train_source, config=data_config, split=train_split, dataset=train),
+                               "config": data_config, "train_split": train_split, "val_split": val_split}
     targets = task.kind.training_targets(task, info, train, exclude_labels=exclude_labels)
     train, rows, classes = targets.rows(train, "training")
     if real_list is not None:
@@ -166,7 +168,8 @@ def prepare_training_data(task: Task, info: ModelInfo, *, data: str | os.PathLik
             train, n_real = syn.select_columns(columns), 0
         else:
             train = _concatenate(train.select_columns(columns), syn.select_columns(columns))
-        sources.update({"synthetic": os.fspath(synthetic), "synthetic_ratio_requested": synthetic_ratio})
+        sources.update({"synthetic": dataset_record(synthetic, config=synthetic_config, split="train", content=False),
+                        "synthetic_ratio_requested": synthetic_ratio})
     else:
         train = train.select_columns(columns)
     if len(train) == 0:

@@ -63,6 +63,15 @@ class Budget:
         """Whether the closing validation and saves still fit (a step may have overrun)."""
         return self.budget_s is None or elapsed_s + self.closing_s() <= self.budget_s
 
+    def steps_in_budget(self, elapsed_s: float, done: int, total: int) -> int:
+        """The steps the run will have made when it ends: ``total`` without a budget (or before a
+        step was timed), else ``done`` plus the steps that still fit, at most ``total`` (what a
+        progress bar counts down to)."""
+        if self.budget_s is None or not self.step_s:
+            return total
+        fit = int(max(0.0, self.budget_s - elapsed_s - self.closing_s()) // self.step_s)
+        return max(done + 1, min(total, done + 1 + fit))
+
     def allows_step(self, elapsed_s: float) -> bool:
         if self.budget_s is None or self.step_s is None:
             return True
