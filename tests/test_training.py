@@ -373,3 +373,48 @@ def test_a_run_recorded_before_data_config_was_renamed_still_resumes(tmp_path):
     assert TrainConfig.from_dict(json.loads(json.dumps(earlier))) == TrainConfig.from_dict(current.to_dict())
     recorded = fingerprint({k: v for k, v in json.loads(json.dumps(earlier)).items() if k not in RESUMABLE_CHANGES})
     assert run_directory(tmp_path / "run", current).fingerprint == recorded
+
+
+@pytest.mark.filterwarnings("ignore::fetal_bench.training.config.SlowPrecisionWarning")  # CPUs without bf16 units
+def test_one_process_trains_in_fp32_then_bf16_then_fp32(phantom_dir, tmp_path):
+    # accelerate keeps one precision per process; the trainer must still train another one next.
+    precisions = []
+    for index, precision in enumerate(["no", "bf16", "no"]):
+        config = _unet_config(phantom_dir, tmp_path / f"run-{index}", mixed_precision=precision, max_steps=1,
+                              checkpoint_every_steps=0)
+        train(config)
+        info = json.loads((tmp_path / f"run-{index}" / "config.json").read_text())["training"]
+        precisions.append(info["mixed_precision"])
+    assert precisions == ["no", "bf16", "no"]
+
+
+def test_bf16_on_a_cpu_without_bf16_units_warns_that_it_is_slower(monkeypatch):
+    from fetal_bench.training import config as training_config
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    monkeypatch.setattr(training_config, "cpu_bf16_units", lambda: False)
+    with pytest.warns(training_config.SlowPrecisionWarning, match="--mixed-precision no"):
+        assert training_config.mixed_precision("bf16") == "bf16"
+    assert training_config.mixed_precision("auto") == "no"
+    monkeypatch.setattr(training_config, "cpu_bf16_units", lambda: True)
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert training_config.mixed_precision("bf16") == "bf16"
+
+
+def test_the_cpu_bf16_units_are_read_from_the_cpu_flags(monkeypatch, tmp_path):
+    import builtins
+
+    from fetal_bench.training.config import cpu_bf16_units
+
+    real_open = builtins.open
+    for flags, expected in [("fpu sse avx2 avx512f", False), ("fpu avx512f avx512_bf16", True),
+                            ("fpu amx_bf16 amx_tile", True)]:
+        cpuinfo = tmp_path / f"cpuinfo-{expected}-{len(flags)}"
+        cpuinfo.write_text(f"processor\t: 0\nflags\t\t: {flags}\n")
+        monkeypatch.setattr(builtins, "open", lambda path, *a, _c=cpuinfo, **k:
+                            real_open(_c if path == "/proc/cpuinfo" else path, *a, **k))
+        assert cpu_bf16_units() is expected
+    monkeypatch.setattr(builtins, "open", real_open)

@@ -290,12 +290,13 @@ class LoraTrainer:
 
     def _set_up_accelerator(self) -> None:
         import torch
-        from accelerate import Accelerator
+
+        from fetal_bench.training.loop import accelerator_for
 
         cuda = torch.cuda.is_available()
         self.mixed = str(self.train_cfg.get("mixed_precision") or "no") if cuda else "no"
         # cpu=True where there is no CUDA, so that a launcher's CPU processes form one (gloo) group.
-        self.accelerator = Accelerator(mixed_precision=self.mixed, cpu=not cuda)
+        self.accelerator = accelerator_for(self.mixed, cpu=not cuda)
         self.device = self.accelerator.device
         self.weight_dtype = {"fp16": torch.float16, "bf16": torch.bfloat16}.get(self.mixed, torch.float32)
 

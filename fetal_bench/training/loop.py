@@ -159,14 +159,13 @@ class Trainer:
     def _set_up(self, *, resumed: bool) -> None:
         """Accelerator, data, model, objective, optimizer and schedule, in the order the seeded
         random state sees them (the model's initial weights come after the data)."""
-        from accelerate import Accelerator
         from accelerate.utils import set_seed
 
         from fetal_bench.training.augment import make_augment
 
         config, kind = self.config, self.task.kind
         kind.check_model(self.task, self.info)
-        self.accelerator = Accelerator(mixed_precision=mixed_precision(config.mixed_precision))
+        self.accelerator = accelerator_for(mixed_precision(config.mixed_precision))
         if self.accelerator.is_main_process:
             write_json_atomic(self.out / "train_config.json", config.to_dict())
         set_seed(config.seed)
@@ -450,6 +449,22 @@ class Trainer:
 # --------------------------------------------------------------------------------------------
 # the pieces a trainer is made of (benchmarks/bench_training.py times optimization_step alone)
 # --------------------------------------------------------------------------------------------
+
+
+def accelerator_for(precision: str, **options: Any):
+    """An ``accelerate.Accelerator`` training in ``precision`` ("no", "bf16", "fp16").
+
+    accelerate keeps one precision per process and refuses another once it is set ("AcceleratorState
+    has already been initialized"), so a second ``train`` in another precision (a notebook, a sweep,
+    fp32 against bf16) would fail. In a single process nothing else shares that state, so it is
+    reset first; under a distributed launch the processes' shared state is left alone."""
+    from accelerate import Accelerator
+    from accelerate.state import AcceleratorState, PartialState
+
+    set_before = AcceleratorState._shared_state.get("_mixed_precision")
+    if set_before is not None and set_before != precision and PartialState().num_processes == 1:
+        AcceleratorState._reset_state()
+    return Accelerator(mixed_precision=precision, **options)
 
 
 def optimization_step(model, batch: dict, objective, optimizer, accelerator, params, *, grad_clip: float | None,
