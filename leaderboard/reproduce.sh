@@ -13,7 +13,7 @@
 # and African_planes_database.csv) and sononet16/SonoNet16.npz (github.com/baumgach/SonoNet-weights;
 # sha256-checked on load). Builds and training runs go to WORK (default runs/reproduce).
 # Wall times on two CPU cores: data 30 s; hc18-unet about 31 min (training 25.8 min on quiet cores); the
-# others 5-25 min each.
+# others 5-25 min each. The script prints each step's wall time and the total when it ends.
 set -euo pipefail
 
 RAW=${RAW:-${FETAL_BENCH_SHARED_DATA:-../shared/data}}
@@ -100,11 +100,15 @@ step_resnet18_africa_scratch() {
 
 steps=("$@")
 [ ${#steps[@]} -gt 0 ] || steps=(data hc18-unet sononet16-zero-shot sononet16-africa-ft resnet18-africa-scratch)
+# Each step's wall time and the total, so that the reproduction's cost is measured, not guessed.
+started_all=$SECONDS
 for step in "${steps[@]}"; do
+    started=$SECONDS
     case "$step" in
         data|hc18-unet|sononet16-zero-shot|sononet16-africa-ft|resnet18-africa-scratch)
             [ "$step" = data ] || step_data
-            "step_${step//-/_}" ;;
+            "step_${step//-/_}"
+            echo "reproduce.sh: step $step took $((SECONDS - started)) s" ;;
         *) echo "Error: unknown step '$step'." >&2
            echo "Fix: use one of: data hc18-unet sononet16-zero-shot sononet16-africa-ft resnet18-africa-scratch" >&2
            exit 2 ;;
@@ -112,5 +116,8 @@ for step in "${steps[@]}"; do
 done
 # What the leaderboard will do with them: score every result again from its predictions.
 if [ "${steps[*]}" != data ]; then
+    started=$SECONDS
     fetal-bench leaderboard check "$RESULTS" --data hc18="$HC18" --data fetal-planes-africa="$AFRICA"
+    echo "reproduce.sh: leaderboard check took $((SECONDS - started)) s"
 fi
+echo "reproduce.sh: all steps (${steps[*]}) took $((SECONDS - started_all)) s on $(nproc) cores"
