@@ -260,6 +260,10 @@ def test_partial_raw_directory_builds_with_a_warning(raw_copy, tmp_path):
     (raw_copy / "masks" / "stacked_fetal_abdomen" / victim.name).unlink()
     result = _build(raw_copy, tmp_path / "out")
     assert any("Partial raw directory: 5 of the 6 cases" in w for w in result.warnings)
+    partial = json.loads((tmp_path / "out" / "build_info.json").read_text())["partial"]
+    assert partial == {"what": "cases", "listed": 6, "built": 5, "missing": 1, "missing_share": round(1 / 6, 6),
+                       "revision": "local", "missing_examples": [victim.stem]}
+    assert "> **Partial build: a local revision, not acouslic-iqa" in (tmp_path / "out" / "README.md").read_text()
 
 
 def test_download_verifies_against_the_zenodo_record_and_builds(raw, zenodo, tmp_path):

@@ -96,10 +96,32 @@ def _expect_error_and_no_output(root, out, match):
     assert not [p for p in out.parent.iterdir() if p.name.startswith(f".{out.name}")]
 
 
-def test_missing_image_names_the_file(raw, tmp_path):
-    root, _ = raw
+def test_missing_files_build_a_partial_local_revision_that_names_them(raw, tmp_path):
+    root, ellipses = raw
+    complete = build_dataset("hc18", tmp_path / "complete", raw_dir=root)
     (root / "training_set" / "004_HC.png").unlink()
-    _expect_error_and_no_output(root, tmp_path / "out", "004_HC.png")
+    (root / "training_set" / "009_HC_Annotation.png").unlink()  # an image without its annotation is left out too
+    result = build_dataset("hc18", tmp_path / "out", raw_dir=root)
+    listed = len(ellipses)
+    info = json.loads((tmp_path / "out" / "build_info.json").read_text())
+    assert info["partial"] == {"what": "labelled images", "listed": listed, "built": listed - 2, "missing": 2,
+                               "missing_share": round(2 / listed, 6), "revision": "local",
+                               "missing_examples": ["004_HC.png", "009_HC.png"]}
+    assert any(w.startswith(f"Partial raw directory: {listed - 2} of the {listed} labelled images listed in "
+                            "training_set_pixel_size_and_HC.csv were built; 2 (") for w in result.warnings)
+    assert "> **Partial build: a local revision, not hc18 v1.0.**" in (tmp_path / "out" / "README.md").read_text()
+    ds = load_dataset(str(tmp_path / "out"))
+    ids = {row_id for split in ds for row_id in ds[split]["id"]}
+    assert "004_HC" not in ids and "009_HC" not in ids and len(ids) == listed - 2
+    assert "partial" not in json.loads((tmp_path / "complete" / "build_info.json").read_text())
+    assert complete.fingerprint != result.fingerprint
+
+
+def test_no_labelled_image_present_is_refused(raw, tmp_path):
+    root, _ = raw
+    for path in (root / "training_set").glob("*HC.png"):
+        path.unlink()
+    _expect_error_and_no_output(root, tmp_path / "out", "None of the labelled images listed in")
 
 
 def test_corrupt_image_names_the_file_and_leaves_nothing(raw, tmp_path):

@@ -162,13 +162,26 @@ def _committed(task: str, name: str) -> dict:
     return json.loads((RESULTS / f"{task}__{name}.json").read_text(encoding="utf-8"))
 
 
-COMMITTED = [
-    ("planes-africa-zero-shot", "sononet16-planes", "sononet16-planes.csv"),
-    ("planes-africa-zero-shot", "sononet16-planes-task-labels", "sononet16-planes-task-labels.csv"),
-    ("planes-africa", "sononet16-africa-ft", "sononet16-africa-ft.csv"),
-    ("planes-africa", "resnet18-africa-scratch", "resnet18-africa-scratch.csv"),
-    ("hc18-head-seg", "unet-hc18-cpu-160x240-18ep", "unet-hc18-cpu-160x240-18ep.parquet"),
-]
+def _committed_results() -> list[tuple[str, str, str]]:
+    """(task, name, predictions file) of every committed result: each names its predictions
+    ``leaderboard/predictions/<name>.csv`` (classification) or ``.parquet`` (masks), so a new
+    baseline is re-scored here as soon as it is committed."""
+    found = []
+    for path in sorted(RESULTS.glob("*.json")):
+        task, _, name = path.stem.partition("__")
+        files = [f"{name}{suffix}" for suffix in (".csv", ".parquet") if (PREDICTIONS / f"{name}{suffix}").is_file()]
+        found.append((task, name, files[0] if files else f"{name}.csv"))
+    return found
+
+
+COMMITTED = _committed_results()
+
+
+def test_every_committed_result_has_its_predictions_and_the_known_ones_are_there():
+    assert all((PREDICTIONS / predictions).is_file() for _, _, predictions in COMMITTED)
+    names = {name for _, name, _ in COMMITTED}
+    assert {"sononet16-planes", "sononet16-planes-task-labels", "sononet16-africa-ft", "resnet18-africa-scratch",
+            "unet-hc18-cpu-160x240-18ep"} <= names
 
 
 @pytest.mark.parametrize("task, name, predictions", COMMITTED, ids=[c[1] for c in COMMITTED])

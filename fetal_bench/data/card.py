@@ -67,11 +67,14 @@ def _render_body(info: DatasetInfo, configs: Sequence, summaries: Mapping, build
     if info.non_commercial:
         lines += [f"> **Non-commercial licence ({info.license}).** Commercial use is not permitted.", ""]
     lines += [info.description, ""]
+    partial = build_info.get("partial")
+    if partial:
+        lines += [_partial_notice(info, partial), ""]
 
     lines += ["## Loading", "", "```python", "from datasets import load_dataset", ""]
     first_config = configs[0].name
     config_arg = f', "{first_config}"' if len(configs) > 1 else ""
-    if info.hub_id:
+    if info.hub_id and not partial:
         lines.append(f'ds = load_dataset("{info.hub_id}"{config_arg}, revision="{info.revision}")')
     lines.append(f'ds = load_dataset("path/to/this/directory"{config_arg})  # a local build')
     lines += ["```", ""]
@@ -146,6 +149,17 @@ def _render_body(info: DatasetInfo, configs: Sequence, summaries: Mapping, build
     if info.citation:
         lines += ["## Citation", "", "If you use this dataset, cite the original authors:", "", "```bibtex", info.citation, "```", ""]
     return "\n".join(lines)
+
+
+def _partial_notice(info: DatasetInfo, partial: Mapping) -> str:
+    """The card's statement that a build is partial: how much was built and missing, and that it
+    is a local revision (results on it rank apart; a release refuses it)."""
+    revision = f" {info.revision}" if info.revision else ""
+    return (f"> **Partial build: a local revision, not {info.name}{revision}.** {partial['built']:,} of the "
+            f"{partial['listed']:,} {partial['what']} that the official CSV lists were present and built; "
+            f"{partial['missing']:,} ({partial['missing_share']:.1%}) are missing from the raw directory it was "
+            "built from. Results on it are scored as revision `local` and rank apart from the published "
+            "release; `build_info.json` (`partial`) records the counts.")
 
 
 def _feature_type(feature) -> str:

@@ -6,6 +6,7 @@ import csv
 import hashlib
 import io
 import math
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
 
@@ -207,3 +208,46 @@ def parse_positive_float(value: str, *, path: Path, line: int, column: str,
         raise DataError(f"{path}, line {line}: {column} = {value!r} is outside the plausible range "
                         f"[{low:g}, {high:g}].", "Use the unmodified CSV from the official download.")
     return number
+
+
+@dataclass(frozen=True)
+class Absent:
+    """The files a CSV lists that are not in the raw directory (a partial copy)."""
+
+    listed: int
+    missing: tuple[Path, ...]
+
+    @property
+    def built(self) -> int:
+        return self.listed - len(self.missing)
+
+
+def split_absent(paths: Sequence[Path], *, what: str, fix: str) -> Absent:
+    """Which listed ``paths`` are absent, refusing any that exists but is not a regular file.
+
+    An absent file makes the build partial (it is left out and counted, see
+    :func:`partial_record`); a directory, FIFO or device named like an image is refused, because
+    it is not a download's missing part but something else in its place.
+    """
+    unreadable = [p for p in paths if (p.exists() or p.is_symlink()) and not p.is_file()]
+    if unreadable:
+        shown = ", ".join(str(p) for p in unreadable[:5])
+        more = f" and {len(unreadable) - 5} more" if len(unreadable) > 5 else ""
+        raise DataError(f"{len(unreadable)} {what} listed in the CSV are not regular files or are missing: {shown}{more}.",
+                        fix)
+    return Absent(len(paths), tuple(p for p in paths if not (p.exists() or p.is_symlink())))
+
+
+def partial_record(absent: Absent, *, dataset: str, what: str, csv_name: str) -> tuple[str, dict]:
+    """(the build warning, the ``build_info.json`` ``partial`` entry) of a build that left out the
+    ``absent`` files: how many were listed, built and missing, the missing share, and that the
+    build is a ``local`` revision (never a catalog one; a release refuses it)."""
+    missing = len(absent.missing)
+    share = missing / absent.listed if absent.listed else 0.0
+    examples = ", ".join(p.name for p in absent.missing[:3])
+    warning = (f"Partial raw directory: {absent.built} of the {absent.listed} {what} listed in {csv_name} were built; "
+               f"{missing} ({share:.1%}) are missing (e.g. {examples}). This build is a local revision of {dataset}, "
+               "not a published one.")
+    record = {"what": what, "listed": absent.listed, "built": absent.built, "missing": missing,
+              "missing_share": round(share, 6), "revision": "local", "missing_examples": [p.name for p in absent.missing[:10]]}
+    return warning, record

@@ -241,7 +241,7 @@ def build_acouslic_iqa(
     root = find_raw_root(raw_dir)
     csv_path = root / CSV_DIR / CSV_NAME
     cases = read_cases(csv_path)
-    present, warnings = _survey(root, cases)
+    present, warnings, partial = _survey(root, cases)
     assignment = (paper_splits([case.uuid for case in cases]) if split_rule == "paper"
                   else {case.uuid: subject_split(case.subject_id) for case in cases})
     # Every header is checked before the first row is written: a bad file fails the build in seconds.
@@ -273,15 +273,16 @@ def build_acouslic_iqa(
                      frames.images_digest, frames.masks_digest],
             warnings=warnings,
             notes=notes,
-            extra_build_info={"options": options},
+            extra_build_info={"options": options, **({"partial": partial} if partial else {})},
             overwrite=overwrite,
         )
     finally:
         frames.bar.close()
 
 
-def _survey(root: Path, cases: list[Case]) -> tuple[list[Case], list[str]]:
-    """The cases whose stacks are there, and warnings about what the raw directory lacks or adds."""
+def _survey(root: Path, cases: list[Case]) -> tuple[list[Case], list[str], dict | None]:
+    """The cases whose stacks are there, warnings about what the raw directory lacks or adds, and
+    the build's ``partial`` record (None when every listed case is there)."""
     warnings: list[str] = []
     if len(cases) != N_CASES:
         warnings.append(f"{CSV_NAME} lists {len(cases)} cases; the official release has {N_CASES}.")
@@ -290,11 +291,15 @@ def _survey(root: Path, cases: list[Case]) -> tuple[list[Case], list[str]]:
         warnings.append(
             f"Partial raw directory: {len(present)} of the {len(cases)} cases in {CSV_NAME} have their image and mask "
             f"stacks ({len(absent)} absent, e.g. {absent[0].uuid}); the splits hold only the cases present.")
+    partial = None if not absent else {
+        "what": "cases", "listed": len(cases), "built": len(present), "missing": len(absent),
+        "missing_share": round(len(absent) / len(cases), 6), "revision": "local",
+        "missing_examples": [case.uuid for case in absent[:10]]}
     listed = {case.uuid for case in cases}
     unlisted = sorted(p.stem for p in (root / IMAGE_DIR).glob("*.mha") if p.stem not in listed)
     if unlisted:
         warnings.append(f"{len(unlisted)} stack(s) in {IMAGE_DIR} are not in {CSV_NAME} and were skipped (e.g. {unlisted[0]}).")
-    return present, warnings
+    return present, warnings, partial
 
 
 class _Frames:

@@ -24,8 +24,8 @@ from tqdm.auto import tqdm
 
 from fetal_bench._io import sha256_file
 from fetal_bench.data.builders._common import (
-    CIRCUMFERENCE_MM, PIXEL_SIZE_MM, SourceDigest, find_file, hashed_split, parse_positive_float, read_csv,
-    read_image_bytes,
+    CIRCUMFERENCE_MM, PIXEL_SIZE_MM, Absent, SourceDigest, find_file, hashed_split, parse_positive_float,
+    partial_record, read_csv, read_image_bytes, split_absent,
 )
 from fetal_bench.data.catalog import HC18
 from fetal_bench.data.schemas import head_biometry_features
@@ -90,18 +90,14 @@ def _check_filename(name: str, *, path: Path, row: int) -> str:
     return match["subject"]
 
 
-def _missing_error(kind: str, missing: list[Path]) -> DataError:
-    shown = ", ".join(str(p) for p in missing[:5])
-    more = f" and {len(missing) - 5} more" if len(missing) > 5 else ""
-    return DataError(
-        f"{len(missing)} {kind} listed in the CSV are not regular files or are missing: {shown}{more}.",
-        "Re-extract the official archive into --raw, or remove those rows from a deliberately partial copy's CSV.",
-    )
+_FIX = "Re-extract the official archive into --raw (a directory or special file stands where an image should be)."
 
 
-def _labelled_items(raw_dir: Path) -> tuple[Path, list[dict], list[str]]:
-    """(the CSV, one item per labelled image it lists, warnings): every listed file present and
-    every value in its plausible range, checked before anything is written."""
+def _labelled_items(raw_dir: Path) -> tuple[Path, list[dict], list[str], dict | None]:
+    """(the CSV, one item per labelled image present, warnings, the ``partial`` record or None):
+    every value in its plausible range, checked before anything is written. A listed image whose
+    image or annotation file is absent is left out and counted (a partial copy); one that exists
+    but is not a regular file is refused."""
     train_csv = find_file(raw_dir, TRAIN_CSV, dataset="hc18")
     rows = read_csv(train_csv, expected_header=TRAIN_HEADER)
     image_dir = train_csv.parent / "training_set"
@@ -110,14 +106,11 @@ def _labelled_items(raw_dir: Path) -> tuple[Path, list[dict], list[str]]:
     warnings: list[str] = []
 
     labelled = []
-    missing: list[Path] = []
     for line, row in enumerate(rows, start=2):
         name = row["filename"]
         subject = _check_filename(name, path=train_csv, row=line)
         image_path = image_dir / name
         annotation_path = image_dir / name.replace(".png", "_Annotation.png")
-        # is_file(): a directory, FIFO or device named like an image is refused here, before any output.
-        missing += [p for p in (image_path, annotation_path) if not p.is_file()]
         labelled.append(
             {
                 "name": name,
@@ -130,25 +123,45 @@ def _labelled_items(raw_dir: Path) -> tuple[Path, list[dict], list[str]]:
                                               column="head circumference (mm)", bounds=CIRCUMFERENCE_MM),
             }
         )
-    if missing:
-        raise _missing_error("files", missing)
     if len({item["name"] for item in labelled}) != len(labelled):
         raise DataError(f"{train_csv} lists a file name twice.", "Use the unmodified CSV from the official download.")
+    listed = {item["name"] for item in labelled}
+    labelled, partial = _present(labelled, ("image_path", "annotation_path"), warnings, what="labelled images",
+                                 csv_name=TRAIN_CSV)
     if len(labelled) < N_LABELLED:
         warnings.append(
             f"Partial raw directory: {len(labelled)} of the {N_LABELLED} labelled HC18 images are listed in "
             f"{TRAIN_CSV} ({N_LABELLED - len(labelled)} missing); the splits hold only the subjects present."
         )
-    listed = {item["name"] for item in labelled}
     unlisted = sorted(p.name for p in image_dir.glob("*HC.png") if p.name not in listed)
     if unlisted:
         warnings.append(f"{len(unlisted)} image(s) in {image_dir} are not in {TRAIN_CSV} and were skipped (e.g. {unlisted[0]}).")
-    return train_csv, labelled, warnings
+    return train_csv, labelled, warnings, partial
+
+
+def _present(items: list[dict], keys: tuple[str, ...], warnings: list[str], *, what: str,
+             csv_name: str) -> tuple[list[dict], dict | None]:
+    """The items all of whose files (``keys``) are present, and the ``partial`` record when some are not."""
+    absent = split_absent([item[key] for item in items for key in keys], what="files", fix=_FIX)
+    if not absent.missing:
+        return items, None
+    missing = set(absent.missing)
+    gone = [any(item[key] in missing for key in keys) for item in items]
+    present = [item for item, out in zip(items, gone) if not out]
+    by_item = Absent(len(items), tuple(item[keys[0]] for item, out in zip(items, gone) if out))
+    warning, record = partial_record(by_item, dataset=HC18.name, what=what, csv_name=csv_name)
+    warnings.append(warning)
+    return present, record
 
 
 def build_hc18(raw_dir: Path, out_dir: Path, *, overwrite: bool = False, progress: bool = False) -> BuildResult:
-    train_csv, labelled, warnings = _labelled_items(raw_dir)
-    challenge = _challenge_items(raw_dir, warnings)
+    train_csv, labelled, warnings, partial = _labelled_items(raw_dir)
+    challenge, challenge_partial = _challenge_items(raw_dir, warnings)
+    if not labelled:
+        raise DataError(f"None of the labelled images listed in {TRAIN_CSV} is in {train_csv.parent}.",
+                        "Extract training_set.zip into --raw (training_set/ next to the CSV).")
+    partials = {key: value for key, value in (("partial", partial), ("partial_challenge_test", challenge_partial))
+                if value}
 
     by_split: dict[str, list[dict]] = {split: [] for split, _ in SPLIT_FRACTIONS}
     for item in sorted(labelled, key=lambda item: item["name"]):
@@ -222,6 +235,7 @@ def build_hc18(raw_dir: Path, out_dir: Path, *, overwrite: bool = False, progres
             sources=sources,
             warnings=warnings,
             notes=notes,
+            extra_build_info=partials or None,
             overwrite=overwrite,
         )
     finally:
@@ -229,7 +243,7 @@ def build_hc18(raw_dir: Path, out_dir: Path, *, overwrite: bool = False, progres
     return result
 
 
-def _challenge_items(raw_dir: Path, warnings: list[str]) -> list[dict]:
+def _challenge_items(raw_dir: Path, warnings: list[str]) -> tuple[list[dict], dict | None]:
     """The official test images, if their directory and CSV are present (they are optional)."""
     candidates = [raw_dir / "test_set", *sorted(raw_dir.glob("*/test_set"))]
     test_dir = next((c for c in candidates if c.is_dir()), None)
@@ -238,20 +252,17 @@ def _challenge_items(raw_dir: Path, warnings: list[str]) -> list[dict]:
     if test_dir is None or test_csv is None:
         absent = " and ".join(n for n, p in (("test_set/", test_dir), (TEST_CSV, test_csv)) if p is None)
         warnings.append(f"{absent} not found: no `challenge_test` split (the {N_CHALLENGE} unlabelled official test images).")
-        return []
+        return [], None
     rows = read_csv(test_csv, expected_header=TEST_HEADER)
-    items, missing = [], []
+    items = []
     for line, row in enumerate(rows, start=2):
         name = row["filename"]
         subject = _check_filename(name, path=test_csv, row=line)
         path = test_dir / name
-        if not path.is_file():
-            missing.append(path)
         items.append({"name": name, "subject": subject, "image_path": path,
                       "pixel_size_mm": parse_positive_float(row["pixel size(mm)"], path=test_csv, line=line,
                                                             column="pixel size(mm)", bounds=PIXEL_SIZE_MM)})
-    if missing:
-        raise _missing_error("challenge test images", missing)
+    items, partial = _present(items, ("image_path",), warnings, what="challenge test images", csv_name=TEST_CSV)
     if len(items) < N_CHALLENGE:
         warnings.append(f"Partial test set: {len(items)} of the {N_CHALLENGE} challenge test images.")
-    return sorted(items, key=lambda item: item["name"])
+    return sorted(items, key=lambda item: item["name"]), partial

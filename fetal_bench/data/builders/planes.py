@@ -21,7 +21,15 @@ from datasets import ClassLabel, Features, Image, Value
 from tqdm.auto import tqdm
 
 from fetal_bench._io import sha256_file
-from fetal_bench.data.builders._common import SourceDigest, find_file, hash_fraction, read_csv, read_image_bytes
+from fetal_bench.data.builders._common import (
+    SourceDigest,
+    find_file,
+    hash_fraction,
+    partial_record,
+    read_csv,
+    read_image_bytes,
+    split_absent,
+)
 from fetal_bench.data.catalog import FETAL_PLANES_AFRICA, FETAL_PLANES_ES, DatasetInfo
 from fetal_bench.data.writer import BuildResult, ConfigSpec, write_dataset
 from fetal_bench.errors import DataError
@@ -77,17 +85,28 @@ def _check_int(value: str, *, path: Path, line: int, column: str) -> int:
                         "Use the unmodified CSV from the official download.") from None
 
 
-def _require_images(items: list[dict], *, rows_expected: int, csv_path: Path, warnings: list[str]) -> None:
-    missing = [item["path"] for item in items if not item["path"].is_file()]
-    if missing:
-        shown = ", ".join(str(p) for p in missing[:5])
-        more = f" and {len(missing) - 5} more" if len(missing) > 5 else ""
-        raise DataError(
-            f"{len(missing)} image(s) listed in {csv_path.name} are not regular files or are missing: {shown}{more}.",
-            "Extract the complete official archive into --raw (images sit where the CSV says).",
-        )
+def _present_images(items: list[dict], *, dataset: str, rows_expected: int, csv_path: Path,
+                    warnings: list[str]) -> tuple[list[dict], dict | None]:
+    """(the items whose image is present, the build's ``partial`` record or None).
+
+    A listed image that is absent is left out and counted (a partial copy builds as a local
+    revision, with the count and the missing share in build_info.json and the card); one that
+    exists but is not a regular file is refused.
+    """
+    absent = split_absent([item["path"] for item in items], what="image(s)",
+                          fix="Extract the official archive into --raw (images sit where the CSV says).")
     if len(items) != rows_expected:
         warnings.append(f"{csv_path.name} has {len(items)} rows; the official release has {rows_expected}.")
+    if not absent.missing:
+        return items, None
+    if not absent.built:
+        raise DataError(f"None of the {len(items)} images listed in {csv_path.name} is in {csv_path.parent} "
+                        f"(e.g. {absent.missing[0]} is missing).",
+                        "Extract the official archive into --raw (images sit where the CSV says).")
+    warning, record = partial_record(absent, dataset=dataset, what="images", csv_name=csv_path.name)
+    warnings.append(warning)
+    missing = set(absent.missing)
+    return [item for item in items if item["path"] not in missing], record
 
 
 def _write(
@@ -100,6 +119,7 @@ def _write(
     image_root: Path,
     group_columns: tuple[str, ...],
     warnings: list[str],
+    partial: dict | None,
     overwrite: bool,
     progress: bool,
 ) -> BuildResult:
@@ -124,6 +144,7 @@ def _write(
                         group_columns=group_columns, subject_column="patient_id")],
             sources=[{"name": csv_path.name, "files": 1, "sha256": sha256_file(csv_path)}, digest],
             warnings=warnings,
+            extra_build_info={"partial": partial} if partial else None,
             overwrite=overwrite,
         )
     finally:
@@ -165,13 +186,15 @@ def build_fetal_planes_es(raw_dir: Path, out_dir: Path, *, overwrite: bool = Fal
                 "us_machine": record["US_Machine"],
             },
         }
+        item["split"] = es_split(patient_id, official_train)
         items.append(item)
-        items_by_split[es_split(patient_id, official_train)].append(item)
-    _require_images(items, rows_expected=ES_ROWS, csv_path=csv_path, warnings=warnings)
-    _check_official_split_disjoint(items_by_split, csv_path)
-    return _write(FETAL_PLANES_ES, ES_FEATURES, items_by_split, out_dir, csv_path=csv_path, image_root=image_dir,
-                  group_columns=("us_machine", "operator", "brain_plane"), warnings=warnings,
-                  overwrite=overwrite, progress=progress)
+    # The split is decided on the complete CSV (by patient), so a partial copy keeps each image's split.
+    _check_official_split_disjoint(_by_split(items, items_by_split), csv_path)
+    present, partial = _present_images(items, dataset=FETAL_PLANES_ES.name, rows_expected=ES_ROWS, csv_path=csv_path,
+                                       warnings=warnings)
+    return _write(FETAL_PLANES_ES, ES_FEATURES, _by_split(present, items_by_split), out_dir, csv_path=csv_path,
+                  image_root=image_dir, group_columns=("us_machine", "operator", "brain_plane"), warnings=warnings,
+                  partial=partial, overwrite=overwrite, progress=progress)
 
 
 def build_fetal_planes_africa(raw_dir: Path, out_dir: Path, *, overwrite: bool = False, progress: bool = False) -> BuildResult:
@@ -199,12 +222,22 @@ def build_fetal_planes_africa(raw_dir: Path, out_dir: Path, *, overwrite: bool =
                 "country": country,
             },
         }
+        item["split"] = "train" if official_train == 1 else "test"
         items.append(item)
-        items_by_split["train" if official_train == 1 else "test"].append(item)
-    _require_images(items, rows_expected=AFRICA_ROWS, csv_path=csv_path, warnings=warnings)
-    _check_official_split_disjoint(items_by_split, csv_path)
-    return _write(FETAL_PLANES_AFRICA, AFRICA_FEATURES, items_by_split, out_dir, csv_path=csv_path, image_root=root,
-                  group_columns=("country",), warnings=warnings, overwrite=overwrite, progress=progress)
+    _check_official_split_disjoint(_by_split(items, items_by_split), csv_path)
+    present, partial = _present_images(items, dataset=FETAL_PLANES_AFRICA.name, rows_expected=AFRICA_ROWS,
+                                       csv_path=csv_path, warnings=warnings)
+    return _write(FETAL_PLANES_AFRICA, AFRICA_FEATURES, _by_split(present, items_by_split), out_dir, csv_path=csv_path,
+                  image_root=root, group_columns=("country",), warnings=warnings, partial=partial, overwrite=overwrite,
+                  progress=progress)
+
+
+def _by_split(items: list[dict], splits: dict[str, list]) -> dict[str, list[dict]]:
+    """``items`` grouped by their ``split``, every split of ``splits`` listed (in its order)."""
+    grouped: dict[str, list[dict]] = {split: [] for split in splits}
+    for item in items:
+        grouped[item["split"]].append(item)
+    return grouped
 
 
 def _check_official_split_disjoint(items_by_split: dict[str, list[dict]], csv_path: Path) -> None:
