@@ -23,7 +23,7 @@ from fetal_bench.leaderboard.local_paths import redact_text
 from fetal_bench.leaderboard.page import Page, frame, section
 from fetal_bench.leaderboard.ranking import RankedRow
 from fetal_bench.leaderboard.scores import is_zero_shot, number
-from fetal_bench.tasks.base import HC_BAND_GROUP
+from fetal_bench.metrics.segmentation import HC_BAND_GROUP
 
 # Head-size bands of the HC18 reports (mm of reference head circumference).
 HC_BANDS = ((0.0, 150.0, "HC < 150 mm"), (150.0, 250.0, "150–250 mm"), (250.0, float("inf"), "HC ≥ 250 mm"))

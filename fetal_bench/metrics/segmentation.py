@@ -37,6 +37,7 @@ from fetal_bench.geometry import Ellipse
 from fetal_bench.metrics._validation import as_mask, as_positive, same_shape
 
 __all__ = [
+    "HC_BAND_GROUP",
     "HC_METRICS",
     "MAX_ELLIPSE_OUTSIDE_FRACTION",
     "SurfaceScores",
@@ -45,6 +46,8 @@ __all__ = [
     "ellipse_outside_fraction",
     "hc_abs_diff_mm",
     "hc_abs_diff_mm_median",
+    "hc_band_labels",
+    "hc_bands_of",
     "hc_diff_mm",
     "hc_rel_diff_pct",
     "hc_no_ellipse_rate",
@@ -328,6 +331,27 @@ MAX_ELLIPSE_OUTSIDE_FRACTION = 0.05
 #: the signed difference (averaged: the systematic over- or under-estimate) and the absolute
 #: difference as a percentage of the reference (averaged).
 HC_METRICS = ("hc_abs_diff_mm", "hc_abs_diff_mm_median", "hc_no_ellipse_rate", "hc_diff_mm", "hc_rel_diff_pct")
+
+
+#: The group a task's ``hc_bands`` fill in its results.
+HC_BAND_GROUP = "head_size"
+
+
+def hc_band_labels(edges: tuple[float, ...]) -> list[str]:
+    """The names of the bands that ``edges`` cut reference head circumferences into, smallest
+    first: ``(150, 250)`` -> ``["HC < 150 mm", "150-250 mm", "HC >= 250 mm"]``."""
+    shown = [f"{edge:g}" for edge in edges]
+    if not shown:
+        return []
+    return ([f"HC < {shown[0]} mm"] + [f"{low}-{high} mm" for low, high in zip(shown, shown[1:])]
+            + [f"HC >= {shown[-1]} mm"])
+
+
+def hc_bands_of(edges: tuple[float, ...], reference_hc_mm) -> list[str]:
+    """The band of each reference head circumference (a value on an edge goes to the band above it)."""
+    labels = hc_band_labels(edges)
+    return [labels[int(i)] for i in np.searchsorted(np.asarray(edges, dtype=np.float64),
+                                                      np.asarray(reference_hc_mm, dtype=np.float64), side="right")]
 
 
 def head_ellipse(mask: object) -> Ellipse | None:

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Mapping
 
 from fetal_bench.errors import FetalBenchError
 from fetal_bench.metrics.registry import LOWER_IS_BETTER, METRICS, SIGNED_METRICS, TASK_TYPES, TaskType, metrics_of
+from fetal_bench.metrics.segmentation import HC_BAND_GROUP, hc_band_labels, hc_bands_of
 
 if TYPE_CHECKING:  # typing only: the kinds are looked up when asked for (Task.kind)
     from fetal_bench.tasks.kind import TaskKind
@@ -27,29 +28,6 @@ CLASSIFICATION_METRICS = metrics_of("classification")
 # Scored for a task's `positive_label` against the rest (binary tasks).
 BINARY_METRICS = metrics_of("classification", binary=True)
 SEGMENTATION_METRICS = metrics_of("segmentation")
-
-
-#: The group a task's ``hc_bands`` fill in its results.
-HC_BAND_GROUP = "head_size"
-
-
-def hc_band_labels(edges: tuple[float, ...]) -> list[str]:
-    """The names of the bands that ``edges`` cut reference head circumferences into, smallest
-    first: ``(150, 250)`` -> ``["HC < 150 mm", "150-250 mm", "HC >= 250 mm"]``."""
-    shown = [f"{edge:g}" for edge in edges]
-    if not shown:
-        return []
-    return ([f"HC < {shown[0]} mm"] + [f"{low}-{high} mm" for low, high in zip(shown, shown[1:])]
-            + [f"HC >= {shown[-1]} mm"])
-
-
-def hc_bands_of(edges: tuple[float, ...], reference_hc_mm) -> list[str]:
-    """The band of each reference head circumference (a value on an edge goes to the band above it)."""
-    import numpy as np
-
-    labels = hc_band_labels(edges)
-    return [labels[int(i)] for i in np.searchsorted(np.asarray(edges, dtype=np.float64),
-                                                      np.asarray(reference_hc_mm, dtype=np.float64), side="right")]
 
 
 @dataclass(frozen=True)

@@ -29,7 +29,6 @@ import numpy as np
 
 from fetal_bench._io import UnreadableFile
 from fetal_bench.errors import DataError, FetalBenchError
-from fetal_bench.tasks.base import HC_BAND_GROUP, hc_bands_of
 from fetal_bench.tasks.kind import TaskKind
 from fetal_bench.tasks.scoring import BootstrapConfig, score_entry
 from fetal_bench.tasks.submissions import MAX_MASK_BYTES, Problems, SubmissionError, check_ids, mask_files
@@ -100,6 +99,8 @@ def segmentation_truth(task: Task, dataset) -> SegmentationTruth:
     for row_id, cell in zip(ids, cells):
         header = open_cell(cell, row_id, "mask")  # PIL reads the size from the header alone
         shapes[row_id] = (header.height, header.width)
+    from fetal_bench.metrics.segmentation import HC_BAND_GROUP, hc_bands_of
+
     hc = rows["head_circumference_mm"] if "head_circumference_mm" in rows.column_names else None
     groups = {g: np.asarray(rows[g], dtype=object) for g in task.group_by if g in rows.column_names}
     if task.hc_bands and hc is not None and all(v is not None for v in hc):
