@@ -13,8 +13,8 @@
 # and African_planes_database.csv) and sononet16/SonoNet16.npz (github.com/baumgach/SonoNet-weights;
 # sha256-checked on load). Builds and training runs go to WORK (default runs/reproduce).
 # Wall times on two CPU cores: data 30 s (1 min with the size-shift build); hc18-unet about 31 min
-# (training 25.8 min on quiet cores); hc18-size-shift about 15 min on quiet cores (bf16 training); the
-# others 5-25 min each.
+# (training 25.8 min on quiet cores); hc18-size-shift about 25 min on quiet cores (485 training
+# images); the others 5-25 min each.
 set -euo pipefail
 
 RAW=${RAW:-${FETAL_BENCH_SHARED_DATA:-../shared/data}}
@@ -68,17 +68,20 @@ step_hc18_unet() {
 }
 
 # The hc18-unet recipe on the size-shift split (train on exams 000-599, heads up to 198.7 mm; test on
-# exams 600-805), trained in bfloat16 autocast (about 2.3x faster per step on CPUs with AMX/AVX-512
-# bf16); calibrated and evaluated as hc18-unet.
+# exams 600-805), float32 (bf16 autocast is only faster on CPUs with bf16 units: AVX-512 BF16 or AMX;
+# on an AVX2-only CPU it was about 10x slower); calibrated and evaluated as hc18-unet.
+SIZE_SHIFT_DESCRIPTION="U-Net as hc18-unet (16 base channels, 160x240 input, 18 epochs of batch 8, float32) trained on the \
+hc18-size-shift train split only (485 images of exams 000-599, heads up to 198.7 mm), CPU; best validation epoch; \
+ellipse post-processing with the HC offset calibrated on that train split; scored on exams 600-805 (159.9-346.4 mm)"
 step_hc18_size_shift() {
     fetal-bench train unet --task hc18-size-shift --data "$HC18_SIZE_SHIFT" --image-size 160 240 \
-        --model-opt base_channels=16 --batch-size 8 --epochs 18 --patience 0 --seed 0 --mixed-precision bf16 \
-        --run-name unet-hc18-size-shift-bf16-160x240-18ep --no-progress --output "$WORK/hc18-size-shift-unet"
+        --model-opt base_channels=16 --batch-size 8 --epochs 18 --patience 0 --seed 0 --mixed-precision no \
+        --run-name unet-hc18-size-shift-cpu-160x240-18ep --no-progress --output "$WORK/hc18-size-shift-unet"
     fetal-bench models calibrate "$WORK/hc18-size-shift-unet" --data "$HC18_SIZE_SHIFT" --split train \
         --target reference_hc --flip-average
     fetal-bench evaluate --task hc18-size-shift --model unet --checkpoint "$WORK/hc18-size-shift-unet" \
         --data "$HC18_SIZE_SHIFT" --batch-size 8 --output "$RESULTS" \
-        --save-predictions "$PREDICTIONS/unet-hc18-size-shift-bf16-160x240-18ep.parquet" \
+        --save-predictions "$PREDICTIONS/unet-hc18-size-shift-cpu-160x240-18ep.parquet" \
         --description "$SIZE_SHIFT_DESCRIPTION" --command "leaderboard/reproduce.sh hc18-size-shift"
 }
 

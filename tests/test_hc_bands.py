@@ -155,3 +155,19 @@ def test_size_shift_without_data_says_to_build_it(monkeypatch):
     with pytest.raises(FetalBenchError) as error:
         load_eval_data(get_task("hc18-size-shift"))
     assert "datasets build hc18-size-shift" in error.value.fix
+
+
+def test_the_result_page_shows_the_result_bands_smallest_first_with_intervals():
+    import json
+    from pathlib import Path
+
+    from fetal_bench.leaderboard.result_page import _result_band_rows
+
+    committed = Path(__file__).parent.parent / "leaderboard/results/hc18-head-seg__unet-hc18-cpu-160x240-18ep.json"
+    data = json.loads(committed.read_text(encoding="utf-8"))
+    rows = [str(row) for row in _result_band_rows(data)]
+    assert [r.split("</th>")[0].rsplit(">", 1)[1] for r in rows] == ["HC &lt; 150 mm", "150-250 mm", "HC &gt;= 250 mm"]
+    # HC < 150 mm: 37 images, 2.63 mm [1.33, 4.82], 3.45% [1.55, 6.71], +0.89 mm [-0.58, 2.99].
+    assert ">37<" in rows[0] and "2.63" in rows[0] and "[1.33, 4.82]" in rows[0] and "3.45" in rows[0]
+    assert "[1.55, 6.71]" in rows[0] and "0.89" in rows[0]
+    assert _result_band_rows({"groups": {}}) == []

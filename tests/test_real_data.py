@@ -183,7 +183,7 @@ COMMITTED = [
     ("planes-africa", "sononet16-africa-ft", "sononet16-africa-ft.csv"),
     ("planes-africa", "resnet18-africa-scratch", "resnet18-africa-scratch.csv"),
     ("hc18-head-seg", "unet-hc18-cpu-160x240-18ep", "unet-hc18-cpu-160x240-18ep.parquet"),
-    ("hc18-size-shift", "unet-hc18-size-shift-bf16-160x240-18ep", "unet-hc18-size-shift-bf16-160x240-18ep.parquet"),
+    ("hc18-size-shift", "unet-hc18-size-shift-cpu-160x240-18ep", "unet-hc18-size-shift-cpu-160x240-18ep.parquet"),
 ]
 
 
