@@ -183,8 +183,12 @@ COMMITTED = [
     ("planes-africa", "sononet16-africa-ft", "sononet16-africa-ft.csv"),
     ("planes-africa", "resnet18-africa-scratch", "resnet18-africa-scratch.csv"),
     ("hc18-head-seg", "unet-hc18-cpu-160x240-18ep", "unet-hc18-cpu-160x240-18ep.parquet"),
-    ("hc18-size-shift", "unet-hc18-size-shift-cpu-160x240-18ep", "unet-hc18-size-shift-cpu-160x240-18ep.parquet"),
 ]
+# Each size-shift result committed under leaderboard/results/ joins this list, e.g.
+# ("hc18-size-shift", "unet-hc18-size-shift-cpu-160x240-18ep", "unet-hc18-size-shift-cpu-160x240-18ep.parquet");
+# the test below already scores it on a fresh hc18-size-shift build.
+COMMITTED += [("hc18-size-shift", p.stem.split("__", 1)[1], p.stem.split("__", 1)[1] + ".parquet")
+              for p in sorted(RESULTS.glob("hc18-size-shift__*.json"))]
 
 
 @pytest.mark.parametrize("task, name, predictions", COMMITTED, ids=[c[1] for c in COMMITTED])
@@ -237,7 +241,8 @@ def test_the_committed_board_is_verified_and_ranked(hc18_real_build, hc18_size_s
     assert "paired cluster bootstrap" in zero_shot
     hc18 = (tmp_path / "site/tasks/hc18-head-seg.html").read_text()
     assert "Ranked by HC abs. diff. (mm), lower is better" in hc18
-    assert (tmp_path / "site/tasks/hc18-size-shift.html").is_file()
+    if any(RESULTS.glob("hc18-size-shift__*.json")):
+        assert "Ranked by HC abs. diff. (mm), lower is better" in (tmp_path / "site/tasks/hc18-size-shift.html").read_text()
 
     board = tmp_path / "board"
     shutil.copytree(RESULTS.parent, board, ignore=shutil.ignore_patterns("site"))
