@@ -155,7 +155,7 @@ def test_real_size_shift_build_is_its_pinned_content(hc18_size_shift_real_build)
     assert combined_fingerprint(fingerprints) == pin.dataset
     rows = {split: load_dataset(str(hc18_size_shift_real_build), split=split) for split in pin.splits}
     assert {split: len(d) for split, d in rows.items()} == pin.rows == {"train": 485, "validation": 256, "test": 258}
-    hc = {split: d["head_circumference_mm"] for split, d in rows.items()}
+    hc = {split: list(d["head_circumference_mm"]) for split, d in rows.items()}
     assert max(hc["train"] + hc["validation"]) == pytest.approx(198.7)
     assert (min(hc["test"]), max(hc["test"])) == (pytest.approx(159.9), pytest.approx(346.4))
     assert {int(s) for s in rows["test"]["subject_id"]} == set(range(600, 806))
