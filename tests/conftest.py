@@ -81,6 +81,16 @@ def hc18_real_build(shared_data, tmp_path_factory):
 
 
 @pytest.fixture(scope="session")
+def hc18_size_shift_real_build(shared_data, tmp_path_factory):
+    """The shared HC18 copy built once per session as hc18-size-shift (about 30 s): the build dir."""
+    from fetal_bench.data.builders import build_dataset
+
+    out = tmp_path_factory.mktemp("hc18-size-shift-real") / "hc18-size-shift"
+    build_dataset("hc18-size-shift", out, raw_dir=shared_data / "hc18")
+    return out
+
+
+@pytest.fixture(scope="session")
 def africa_real_build(shared_data, tmp_path_factory):
     """The shared African planes copy (all 450 images) built once per session (a few seconds)."""
     from fetal_bench.data.builders import build_dataset

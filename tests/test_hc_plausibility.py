@@ -35,7 +35,8 @@ def test_fragmented_mask_fits_an_absurd_ellipse_that_is_not_used():
     assert S.usable_head_ellipse(mask) is None
     assert S.head_circumference_mm(mask, 0.1) is None
     assert S.hc_scores(mask, 170.0, 0.1) == {"hc_abs_diff_mm": 170.0, "hc_abs_diff_mm_median": 170.0,
-                                             "hc_no_ellipse_rate": 1.0, "hc_diff_mm": -170.0}
+                                             "hc_no_ellipse_rate": 1.0, "hc_diff_mm": -170.0,
+                                             "hc_rel_diff_pct": 100.0}
     assert S.hc_abs_diff_mm(mask, 170.0, 0.1) == 170.0
     assert S.hc_diff_mm(mask, 170.0, 0.1) == -170.0  # measured as 0 mm
 
@@ -46,7 +47,8 @@ def test_a_plausible_head_keeps_its_measurement():
     hc = S.head_circumference_mm(mask, 0.1)
     assert hc == pytest.approx(ellipse.perimeter * 0.1, rel=0.01)
     assert S.hc_scores(mask, hc + 3.0, 0.1) == pytest.approx(
-        {"hc_abs_diff_mm": 3.0, "hc_abs_diff_mm_median": 3.0, "hc_no_ellipse_rate": 0.0, "hc_diff_mm": -3.0})
+        {"hc_abs_diff_mm": 3.0, "hc_abs_diff_mm_median": 3.0, "hc_no_ellipse_rate": 0.0, "hc_diff_mm": -3.0,
+         "hc_rel_diff_pct": 300.0 / (hc + 3.0)})
     assert S.hc_diff_mm(mask, hc - 2.5, 0.1) == pytest.approx(2.5)  # signed: over-estimates are positive
 
 

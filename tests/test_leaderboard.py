@@ -1044,8 +1044,9 @@ def test_not_comparable_groups_are_named_by_what_differs(tmp_path):
 
 def test_identical_labels_get_the_field_that_tells_them_apart(tmp_path):
     from fetal_bench.leaderboard.ranking import Comparability, task_info, variant_labels
+    from fetal_bench.tasks import get_task
 
-    keys = [Comparability("2.0", "hc18", None, split, "v0.9", "f" * 64, "hc_abs_diff_mm")
+    keys = [Comparability(get_task("hc18-head-seg").version, "hc18", None, split, "v0.9", "f" * 64, "hc_abs_diff_mm")
             for split in ("test", "validation")]
     labels = variant_labels(keys, None, task_info("hc18-head-seg"))
     assert labels == ["revision v0.9, split test", "revision v0.9, split validation"]

@@ -16,7 +16,7 @@ from fetal_bench.geometry import Ellipse, ellipse_mask
 REGISTRY_KEYS = ["accuracy", "balanced_accuracy", "macro_f1", "weighted_f1", "auc_ovr_macro", "auc_ovr_hard", "ece",
                  "f1", "precision", "recall", "specificity", "auc",
                  "dice", "iou", "hd95_mm", "assd_mm", "hc_abs_diff_mm", "hc_abs_diff_mm_median", "hc_no_ellipse_rate",
-                 "hc_diff_mm"]
+                 "hc_diff_mm", "hc_rel_diff_pct"]
 
 
 def test_registry_keys_and_specs():
@@ -29,9 +29,11 @@ def test_registry_keys_and_specs():
         assert (spec.unit == "mm") == ("_mm" in name)
         assert spec.higher_is_better == (name not in {"ece", "hd95_mm", "assd_mm", "hc_abs_diff_mm",
                                                       "hc_abs_diff_mm_median", "hc_no_ellipse_rate",
-                                                      "hc_diff_mm"})
+                                                      "hc_diff_mm", "hc_rel_diff_pct"})
         assert spec.signed == (name == "hc_diff_mm")
-        assert spec.bounds == ((-10_000.0 if spec.signed else 0.0, 10_000.0) if spec.unit == "mm" else (0.0, 1.0))
+        assert spec.bounds == ((-10_000.0 if spec.signed else 0.0, 10_000.0) if spec.unit == "mm"
+                               else (0.0, 10_000.0) if spec.unit == "%" else (0.0, 1.0))
+        assert (spec.unit == "%") == name.endswith("_pct")
         assert callable(getattr(M, name)), f"registry metric {name} has no function"
         assert spec.description
     with pytest.raises(dataclasses.FrozenInstanceError):

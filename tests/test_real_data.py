@@ -147,6 +147,21 @@ def test_real_builds_are_the_pinned_v1_content(name, hc18_real_build, africa_rea
     assert {split: len(load_dataset(str(out), split=split)) for split in pin.splits} == pin.rows
 
 
+def test_real_size_shift_build_is_its_pinned_content(hc18_size_shift_real_build):
+    """The size-shift split of the complete official files: the catalog's pin, and the exam cut."""
+    pin = CATALOG["hc18-size-shift"].pin("v1")
+    fingerprints = build_fingerprints(hc18_size_shift_real_build)
+    assert fingerprints == pin.splits
+    assert combined_fingerprint(fingerprints) == pin.dataset
+    rows = {split: load_dataset(str(hc18_size_shift_real_build), split=split) for split in pin.splits}
+    assert {split: len(d) for split, d in rows.items()} == pin.rows == {"train": 485, "validation": 256, "test": 258}
+    hc = {split: list(d["head_circumference_mm"]) for split, d in rows.items()}
+    assert max(hc["train"] + hc["validation"]) == pytest.approx(198.7)
+    assert (min(hc["test"]), max(hc["test"])) == (pytest.approx(159.9), pytest.approx(346.4))
+    assert {int(s) for s in rows["test"]["subject_id"]} == set(range(600, 806))
+    assert max(int(s) for split in ("train", "validation") for s in rows[split]["subject_id"]) == 599
+
+
 def test_local_real_build_is_recognised_as_v1(africa_real_build, tmp_path):
     from fetal_bench.evaluation.data import load_eval_data
     from fetal_bench.tasks import get_task
@@ -185,13 +200,17 @@ def test_every_committed_result_has_its_predictions_and_the_known_ones_are_there
 
 
 @pytest.mark.parametrize("task, name, predictions", COMMITTED, ids=[c[1] for c in COMMITTED])
-def test_committed_results_score_again_from_their_predictions(task, name, predictions, hc18_real_build,
-                                                              africa_real_build):
-    """Re-scoring a committed baseline's predictions on a fresh v1.0 build gives its exact numbers."""
+def test_committed_results_score_again_from_their_predictions(task, name, predictions, request):
+    """Re-scoring a committed baseline's predictions on a fresh build of the task's pinned revision
+    gives its exact numbers."""
     from fetal_bench.evaluation import evaluate
+    from fetal_bench.tasks import get_task
 
     committed = _committed(task, name)
-    build = hc18_real_build[0] if task.startswith("hc18") else africa_real_build[0]
+    if task == "hc18-size-shift":
+        build = request.getfixturevalue("hc18_size_shift_real_build")
+    else:
+        build = request.getfixturevalue("hc18_real_build" if task.startswith("hc18") else "africa_real_build")[0]
     again = evaluate(task, predictions=PREDICTIONS / predictions, data=build,
                      n_resamples=committed["bootstrap"]["n_resamples"], seed=committed["bootstrap"]["seed"])
     assert again["scores"] == committed["scores"]
@@ -199,7 +218,8 @@ def test_committed_results_score_again_from_their_predictions(task, name, predic
     assert again.get("confusion_matrix") == committed.get("confusion_matrix")
     assert {k: again["dataset"][k] for k in ("revision", "fingerprint", "split")} == \
         {k: committed["dataset"][k] for k in ("revision", "fingerprint", "split")}
-    assert committed["dataset"]["revision"] == "v1.0"
+    assert committed["dataset"]["revision"] == get_task(task).dataset.revision
+    assert committed["task_version"] == get_task(task).version
     # Results travel: names and hashes, never this machine's paths.
     for value in (committed["dataset"].get("source"), committed["submission"].get("checkpoint")):
         assert value is None or not value.startswith(("/", "~")) and ":\\" not in value
@@ -210,14 +230,16 @@ def test_committed_results_score_again_from_their_predictions(task, name, predic
     assert committed["submission"]["predictions_sha256"] == submission_sha256(PREDICTIONS / predictions)
 
 
-def test_the_committed_board_is_verified_and_ranked(hc18_real_build, africa_real_build, tmp_path):
+def test_the_committed_board_is_verified_and_ranked(hc18_real_build, hc18_size_shift_real_build, africa_real_build,
+                                                    tmp_path):
     """The build's own rule, on the committed files: every committed result is scored again from
     its committed predictions on fresh v1.0 builds and ranked; an edited number is refused."""
     import shutil
 
     from fetal_bench.cli import cli
 
-    data = ["--data", f"hc18={hc18_real_build[0]}", "--data", f"fetal-planes-africa={africa_real_build[0]}"]
+    data = ["--data", f"hc18={hc18_real_build[0]}", "--data", f"hc18-size-shift={hc18_size_shift_real_build}",
+            "--data", f"fetal-planes-africa={africa_real_build[0]}"]
     result = CliRunner().invoke(cli, ["leaderboard", "build", "--results", str(RESULTS), "--out",
                                       str(tmp_path / "site"), "--no-timestamp", *data])
     assert result.exit_code == 0, result.output
@@ -227,6 +249,8 @@ def test_the_committed_board_is_verified_and_ranked(hc18_real_build, africa_real
     assert "paired cluster bootstrap" in zero_shot
     hc18 = (tmp_path / "site/tasks/hc18-head-seg.html").read_text()
     assert "Ranked by HC abs. diff. (mm), lower is better" in hc18
+    if any(RESULTS.glob("hc18-size-shift__*.json")):
+        assert "Ranked by HC abs. diff. (mm), lower is better" in (tmp_path / "site/tasks/hc18-size-shift.html").read_text()
 
     board = tmp_path / "board"
     shutil.copytree(RESULTS.parent, board, ignore=shutil.ignore_patterns("site"))

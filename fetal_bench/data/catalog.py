@@ -8,7 +8,7 @@ reads it from here; nothing about a dataset is hard-coded elsewhere.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from fetal_bench.errors import registry_entry
 
@@ -182,6 +182,40 @@ HC18 = DatasetInfo(
         "training_set_pixel_size_and_HC.csv (and optionally test_set.zip, test_set_pixel_size.csv) "
         "into DIR, unzip the archives there, then run `fetal-bench datasets build hc18 --raw DIR --out OUT`."
     ),
+)
+
+# The same 999 labelled images, split by head size instead of by hash: a protocol, not a release
+# (no Hub repository). Built from the official raw files by `fetal-bench datasets build
+# hc18-size-shift`; the pin makes any such build recognisable offline as revision v1.
+HC18_SIZE_SHIFT = replace(
+    HC18,
+    name="hc18-size-shift",
+    title="HC18, split by head size: train on heads up to 198.7 mm, test on larger ones",
+    description=HC18.description + " Re-split so that the test exams hold every head larger than any training head.",
+    hub_id=None,
+    revision="v1",
+    sources=tuple(s for s in HC18.sources if s.required),
+    splits={
+        "train": "the v1.0 train exams among exams 000-599 (485 images, reference HC 44.3-198.7 mm)",
+        "validation": "the other exams among 000-599 (v1.0 validation and test exams; 256 images)",
+        "test": "exams 600-805 (258 images, reference HC 159.9-346.4 mm; 49 at 300 mm or more)",
+    },
+    split_rule=(
+        "Size shift: exam NNN (the subject_id column) goes to test when NNN >= 600, else to train when the hc18 v1.0 "
+        "rule puts it in train (sha256('2018:<NNN>') below 0.7), else to validation. The official CSV lists the "
+        "exams roughly in order of head size, so the cut is a head-size cut that never splits an exam: exams 000-599 "
+        "hold reference HCs of 44.3-198.7 mm, exams 600-805 159.9-346.4 mm, and every head above 198.7 mm is a "
+        "test head. Exam-disjoint; HC18 identifies no woman."
+    ),
+    pins=(ContentPin(
+        revision="v1",
+        splits={"train": "ba7cde59621a49eb0351fe918d1355c2a9750208a9286080320a8c395c48bbcb",
+                "validation": "1aa4c901ab0f37fd1d5d1cb711a5e0a5d637751a86cec87dd2b7b5e80ff0b974",
+                "test": "c8eaaeaec8aab8265084b18527c0edb09fc02a0c8c910cf93509a62bd7b57c27"},
+        rows={"train": 485, "validation": 256, "test": 258},
+        dataset="a6c8cb7c48734544ed55dfc2135a6757a1fd89085fb8dc549033c857129846b7",
+    ),),
+    manual_download=HC18.manual_download.replace("datasets build hc18 ", "datasets build hc18-size-shift "),
 )
 
 FETAL_PLANES_ES = DatasetInfo(
@@ -445,7 +479,7 @@ FU_LORA_SYNTHETIC = DatasetInfo(
 )
 
 CATALOG: dict[str, DatasetInfo] = {
-    info.name: info for info in (HC18, FETAL_PLANES_ES, FETAL_PLANES_AFRICA, ACOUSLIC_IQA, PHANTOM, FU_LORA_SYNTHETIC)
+    info.name: info for info in (HC18, HC18_SIZE_SHIFT, FETAL_PLANES_ES, FETAL_PLANES_AFRICA, ACOUSLIC_IQA, PHANTOM, FU_LORA_SYNTHETIC)
 }
 
 

@@ -82,12 +82,13 @@ def recognise(task: Task, parts: dict[str, str]) -> tuple[str | None, list[str]]
 
 def _local_revision(directory: Path, task: Task, split: str, opened=None) -> tuple[str, str, list[str]]:
     """(revision, fingerprint, notes) of a local build: the pinned revision when its content
-    matches the catalog's pin (or, for the phantom set, always: it is generated in-process),
-    otherwise 'local'. ``opened``: the evaluation split, already opened."""
+    matches the catalog's pin (or, for an unpublished set without a pin, the phantom set, always:
+    it is generated in-process), otherwise 'local'. ``opened``: the evaluation split, already opened."""
     parts = content_fingerprints(directory, task, split, opened=opened)
     fingerprint = scored_fingerprint(parts)
     catalog = CATALOG.get(task.dataset.name)
-    if catalog is not None and catalog.hub_id is None and catalog.revision == task.dataset.revision:
+    if catalog is not None and catalog.hub_id is None and catalog.revision == task.dataset.revision \
+            and catalog.pin(task.dataset.revision) is None:
         return task.dataset.revision, fingerprint, []
     revision, notes = recognise(task, parts)
     return revision or "local", fingerprint, notes

@@ -93,7 +93,7 @@ def forest_plot(items: Sequence[Interval], metric: str, higher_is_better: bool, 
 
 def _forest_domain(items: Sequence[Interval], metric: str) -> tuple[float, float]:
     ends = [v for it in items for v in (it.value, it.lo, it.hi) if v is not None]
-    return _domain(ends, unit_interval_hint=not metric.endswith("_mm"))
+    return _domain(ends, unit_interval_hint=not metric.endswith(("_mm", "_pct")))
 
 
 def _interval_marks(item: Interval, y: float, x, *, cap: float) -> list[Markup]:
@@ -181,7 +181,7 @@ def group_bars(bars: Sequence[Bar], metric: str, *, title: str, heading: str) ->
     width, left, right, top, row_h = 360, 110, 62, 30, 24
     height = top + row_h * len(bars) + 10
     values = [v for b in bars for v in (b.value, b.lo, b.hi) if v is not None] or [0.0, 1.0]
-    if min(values) >= 0 and max(values) <= 1 and not metric.endswith("_mm"):
+    if min(values) >= 0 and max(values) <= 1 and not metric.endswith(("_mm", "_pct")):
         lo, hi = 0.0, 1.0  # bars must start at zero to be honest; unit scores use the full [0, 1]
     else:
         lo, hi = 0.0, max(nice_ticks(0.0, max(values) * 1.05)[-1], max(values) * 1.05, 1e-6)
@@ -232,7 +232,7 @@ def synthetic_scatter(points: Sequence[Point], metric: str, *, title: str) -> Ma
 def _scatter(points: Sequence[Point], metric: str, *, title: str, width: int, height: int, narrow: bool) -> Markup:
     left, right, top, bottom = 64, 20, 20, 46
     ends = [v for p in points for v in (p.value, p.lo, p.hi) if v is not None]
-    lo, hi = _domain(ends, unit_interval_hint=not metric.endswith("_mm"))
+    lo, hi = _domain(ends, unit_interval_hint=not metric.endswith(("_mm", "_pct")))
 
     def x(share: float) -> float:
         return left + share * (width - left - right)

@@ -23,6 +23,7 @@ METRIC_LABELS = {
     "hc_abs_diff_mm_median": "HC abs. diff., median (mm)",
     "hc_no_ellipse_rate": "No-ellipse rate",
     "hc_diff_mm": "HC signed diff. (mm)",
+    "hc_rel_diff_pct": "HC abs. diff. (% of HC)",
     "f1": "F1",
     "precision": "Precision",
     "recall": "Recall",
@@ -36,8 +37,8 @@ def metric_label(metric: str) -> str:
 
 
 def decimals(metric: str) -> int:
-    """Millimetre metrics read best with 2 decimals, unit-interval scores with 3."""
-    return 2 if metric.endswith("_mm") else 3
+    """Millimetre metrics and percentages read best with 2 decimals, unit-interval scores with 3."""
+    return 2 if metric.endswith(("_mm", "_pct")) else 3
 
 
 def _showable(value: Any) -> bool:
@@ -62,7 +63,7 @@ def fmt_ci(ci95: Any, metric: str) -> str:
     less certain), ``[2.38, 2.42]`` for millimetres (already at 2 decimals, fewer would hide it)."""
     if not isinstance(ci95, list) or len(ci95) != 2 or not all(_showable(v) for v in ci95):
         return ""
-    places = decimals(metric) if metric.endswith("_mm") else decimals(metric) - 1
+    places = decimals(metric) if metric.endswith(("_mm", "_pct")) else decimals(metric) - 1
     return f"[{ci95[0]:.{places}f}, {ci95[1]:.{places}f}]"
 
 

@@ -10,6 +10,7 @@ distribution of head-circumference errors (segmentation, when the predictions we
 
 from __future__ import annotations
 
+import re
 from typing import Any, Sequence
 
 import numpy as np
@@ -22,6 +23,7 @@ from fetal_bench.leaderboard.local_paths import redact_text
 from fetal_bench.leaderboard.page import Page, frame, section
 from fetal_bench.leaderboard.ranking import RankedRow
 from fetal_bench.leaderboard.scores import is_zero_shot, number
+from fetal_bench.metrics.segmentation import HC_BAND_GROUP
 
 # Head-size bands of the HC18 reports (mm of reference head circumference).
 HC_BANDS = ((0.0, 150.0, "HC < 150 mm"), (150.0, 250.0, "150–250 mm"), (250.0, float("inf"), "HC ≥ 250 mm"))
@@ -111,14 +113,40 @@ def _confusion(data: dict) -> Markup | None:
                         "count as errors).")
 
 
+def _band_order(label: str) -> tuple[int, float]:
+    """Smallest band first: "HC < 150 mm", "150-250 mm", "HC >= 250 mm"."""
+    number = re.search(r"\d+(?:\.\d+)?", label)
+    return (0 if label.startswith("HC <") else 2 if label.startswith("HC >") else 1,
+            float(number.group()) if number else 0.0)
+
+
+def _result_band_rows(data: dict) -> list[Markup]:
+    """The head-size bands the result file holds (task versions with ``hc_bands``), with their intervals."""
+    block = data.get("groups", {}).get(HC_BAND_GROUP)
+    if not isinstance(block, dict) or not block.get("values"):
+        return []
+    rows = []
+    for label in sorted(block["values"], key=_band_order):
+        entry = block["values"][label]
+        cells = [el("th", label, scope="row"), el("td", str(entry["n_samples"]), class_="num")]
+        for metric in ("hc_abs_diff_mm", "hc_rel_diff_pct", "hc_diff_mm"):
+            score = entry["scores"].get(metric) or {}
+            ci = fmt_ci(score.get("ci95"), metric)
+            cells.append(el("td", [fmt_value(score.get("value"), metric), el("span", " " + ci, class_="ci") if ci
+                                   else None], class_="num"))
+        rows.append(el("tr", cells))
+    return rows
+
+
 def _hc_errors(row: RankedRow) -> Markup | None:
     extras = row.verdict.extras if row.verdict is not None else {}
     signed, reference = extras.get("hc_diff_mm"), extras.get("hc_reference_mm")
     if signed is None or reference is None:
         return None
     title = "Signed head-circumference error per image (prediction minus reference, mm)"
-    band_rows = []
-    for low, high, label in HC_BANDS:
+    band_rows = _result_band_rows(row.entry.data)
+    from_result = bool(band_rows)
+    for low, high, label in () if from_result else HC_BANDS:
         chosen = (reference >= low) & (reference < high)
         if not chosen.any():
             continue
@@ -135,7 +163,9 @@ def _hc_errors(row: RankedRow) -> Markup | None:
     return section("Head-circumference errors", el("figure", charts.histogram(list(signed), title=title, unit="mm"),
                                                    el("figcaption", title + ", computed by this build from the "
                                                                             "predictions."), class_="chart-figure"),
-                   table, lead="By head size of the reference (the HC18 report bands); no intervals: these "
+                   table, lead="By head size of the reference (the HC18 report bands), as the result file states "
+                               "them, with 95% intervals resampling whole exams; not ranked." if from_result else
+                               "By head size of the reference (the HC18 report bands); no intervals: these "
                                "describe this submission's errors, they are not ranked.")
 
 

@@ -378,7 +378,7 @@ def _reference_section(page: Page, boards: TaskBoards, references: Sequence[Refe
         def cell(r: Reference) -> Markup:
             if metric not in r.scores:
                 return el("td", "—", class_="num muted", title="not reported")
-            places = 2 if metric.endswith("_mm") else 4
+            places = 2 if metric.endswith(("_mm", "_pct")) else 4
             return el("td", el("span", f"{r.scores[metric]:.{places}f}", class_="v"), class_="num")
         return cell
 

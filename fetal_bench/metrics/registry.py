@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal, get_args
 
-__all__ = ["LOWER_IS_BETTER", "MAX_MM", "METRICS", "SIGNED_METRICS", "TASK_TYPES", "MetricSpec", "TaskType",
+__all__ = ["LOWER_IS_BETTER", "MAX_MM", "MAX_PCT", "METRICS", "SIGNED_METRICS", "TASK_TYPES", "MetricSpec", "TaskType",
            "metrics_of"]
 
 #: The one vocabulary of task types: a task's ``type``, a model's ``task_type``, a metric's.
@@ -20,6 +20,8 @@ TASK_TYPES: tuple[str, ...] = get_args(TaskType)
 #: The largest distance in mm a score may hold (10 m: far beyond any fetal measurement, so only
 #: a broken file reaches it).
 MAX_MM = 10_000.0
+#: The largest percentage a score may hold (100 times the reference: only a broken file reaches it).
+MAX_PCT = 10_000.0
 
 #: What the ``evaluate`` module's ``compute`` takes for a metric (:mod:`fetal_bench.metrics._evaluate_support`):
 #: ``labels``: class indices; ``proba``: a probability row per sample; ``score``: one score per
@@ -73,9 +75,12 @@ class MetricSpec:
     @property
     def bounds(self) -> tuple[float, float]:
         """The values the metric can take: [0, 1] unitless, [0, MAX_MM] a distance in mm,
-        [-MAX_MM, MAX_MM] a signed difference in mm (an under-estimate is negative)."""
+        [-MAX_MM, MAX_MM] a signed difference in mm (an under-estimate is negative), [0, MAX_PCT]
+        a percentage."""
         if self.unit == "mm":
             return (-MAX_MM if self.signed else 0.0, MAX_MM)
+        if self.unit == "%":
+            return (0.0, MAX_PCT)
         return (0.0, 1.0)
 
 
@@ -147,6 +152,11 @@ _SPECS = (
                   "systematic over- (positive) or under-estimate that hc_abs_diff_mm hides; a prediction without a "
                   "usable ellipse measures 0 mm. Reported, never ranked.",
                   higher_is_better=False, unit="mm", signed=True),
+    _segmentation("hc_rel_diff_pct", "masks_hc",
+                  "Absolute head circumference difference as a percentage of the reference HC, mean over images: "
+                  "the error relative to head size, comparable between small and large heads; a prediction without "
+                  "a usable ellipse measures 0 mm, so it costs 100%.",
+                  higher_is_better=False, unit="%"),
 )
 
 METRICS: dict[str, MetricSpec] = {spec.name: spec for spec in _SPECS}

@@ -37,6 +37,7 @@ from fetal_bench.geometry import Ellipse
 from fetal_bench.metrics._validation import as_mask, as_positive, same_shape
 
 __all__ = [
+    "HC_BAND_GROUP",
     "HC_METRICS",
     "MAX_ELLIPSE_OUTSIDE_FRACTION",
     "SurfaceScores",
@@ -45,7 +46,10 @@ __all__ = [
     "ellipse_outside_fraction",
     "hc_abs_diff_mm",
     "hc_abs_diff_mm_median",
+    "hc_band_labels",
+    "hc_bands_of",
     "hc_diff_mm",
+    "hc_rel_diff_pct",
     "hc_no_ellipse_rate",
     "hc_scores",
     "hd95_and_assd_mm",
@@ -324,8 +328,30 @@ MAX_ELLIPSE_OUTSIDE_FRACTION = 0.05
 
 #: The per-image HC keys :func:`hc_scores` fills: the absolute difference (averaged), the same
 #: value (aggregated by the median), whether no usable ellipse was found (averaged: a rate) and
-#: the signed difference (averaged: the systematic over- or under-estimate).
-HC_METRICS = ("hc_abs_diff_mm", "hc_abs_diff_mm_median", "hc_no_ellipse_rate", "hc_diff_mm")
+#: the signed difference (averaged: the systematic over- or under-estimate) and the absolute
+#: difference as a percentage of the reference (averaged).
+HC_METRICS = ("hc_abs_diff_mm", "hc_abs_diff_mm_median", "hc_no_ellipse_rate", "hc_diff_mm", "hc_rel_diff_pct")
+
+
+#: The group a task's ``hc_bands`` fill in its results.
+HC_BAND_GROUP = "head_size"
+
+
+def hc_band_labels(edges: tuple[float, ...]) -> list[str]:
+    """The names of the bands that ``edges`` cut reference head circumferences into, smallest
+    first: ``(150, 250)`` -> ``["HC < 150 mm", "150-250 mm", "HC >= 250 mm"]``."""
+    shown = [f"{edge:g}" for edge in edges]
+    if not shown:
+        return []
+    return ([f"HC < {shown[0]} mm"] + [f"{low}-{high} mm" for low, high in zip(shown, shown[1:])]
+            + [f"HC >= {shown[-1]} mm"])
+
+
+def hc_bands_of(edges: tuple[float, ...], reference_hc_mm) -> list[str]:
+    """The band of each reference head circumference (a value on an edge goes to the band above it)."""
+    labels = hc_band_labels(edges)
+    return [labels[int(i)] for i in np.searchsorted(np.asarray(edges, dtype=np.float64),
+                                                      np.asarray(reference_hc_mm, dtype=np.float64), side="right")]
 
 
 def head_ellipse(mask: object) -> Ellipse | None:
@@ -427,12 +453,14 @@ def hc_scores(pred_mask: object, truth_hc_mm: float, pixel_size_mm: float) -> di
     0 mm, so the value is ``truth_hc_mm`` (finite: an empty mask and an absurd ellipse cost the
     same). ``hc_no_ellipse_rate``: 1.0 without a usable ellipse, else 0.0. ``hc_diff_mm``: the
     signed ``HC(pred) - truth_hc_mm`` (``-truth_hc_mm`` without a usable ellipse, the same 0 mm).
+    ``hc_rel_diff_pct``: ``100 |HC(pred) - truth_hc_mm| / truth_hc_mm`` (100 without a usable ellipse).
     """
     truth = as_positive(truth_hc_mm, "truth_hc_mm")
     predicted = head_circumference_mm(pred_mask, pixel_size_mm)
     signed = -truth if predicted is None else predicted - truth
     return {"hc_abs_diff_mm": abs(signed), "hc_abs_diff_mm_median": abs(signed),
-            "hc_no_ellipse_rate": 1.0 if predicted is None else 0.0, "hc_diff_mm": signed}
+            "hc_no_ellipse_rate": 1.0 if predicted is None else 0.0, "hc_diff_mm": signed,
+            "hc_rel_diff_pct": 100.0 * abs(signed) / truth}
 
 
 def hc_abs_diff_mm(pred_mask: object, truth_hc_mm: float, pixel_size_mm: float) -> float:
@@ -457,6 +485,12 @@ def hc_diff_mm(pred_mask: object, truth_hc_mm: float, pixel_size_mm: float) -> f
     method (positive: over-estimates), which the absolute difference hides; neither sign is
     better, so it is never a task's main score."""
     return hc_scores(pred_mask, truth_hc_mm, pixel_size_mm)["hc_diff_mm"]
+
+
+def hc_rel_diff_pct(pred_mask: object, truth_hc_mm: float, pixel_size_mm: float) -> float:
+    """``|HC(pred_mask) - truth_hc_mm|`` as a percentage of ``truth_hc_mm`` (100 without a usable
+    ellipse): the HC error relative to head size, which the HC18 report bands compare."""
+    return hc_scores(pred_mask, truth_hc_mm, pixel_size_mm)["hc_rel_diff_pct"]
 
 
 def hc_no_ellipse_rate(pred_mask: object) -> float:

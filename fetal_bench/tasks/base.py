@@ -16,12 +16,13 @@ from typing import TYPE_CHECKING, Mapping
 
 from fetal_bench.errors import FetalBenchError
 from fetal_bench.metrics.registry import LOWER_IS_BETTER, METRICS, SIGNED_METRICS, TASK_TYPES, TaskType, metrics_of
+from fetal_bench.metrics.segmentation import HC_BAND_GROUP, hc_band_labels, hc_bands_of
 
 if TYPE_CHECKING:  # typing only: the kinds are looked up when asked for (Task.kind)
     from fetal_bench.tasks.kind import TaskKind
 
-__all__ = ["BINARY_METRICS", "CLASSIFICATION_METRICS", "LOWER_IS_BETTER", "SEGMENTATION_METRICS", "SIGNED_METRICS",
-           "Task", "TaskDataset", "TaskType"]
+__all__ = ["BINARY_METRICS", "CLASSIFICATION_METRICS", "HC_BAND_GROUP", "LOWER_IS_BETTER", "SEGMENTATION_METRICS",
+           "SIGNED_METRICS", "Task", "TaskDataset", "TaskType", "hc_band_labels", "hc_bands_of"]
 
 CLASSIFICATION_METRICS = metrics_of("classification")
 # Scored for a task's `positive_label` against the rest (binary tasks).
@@ -63,6 +64,10 @@ class Task:
     description: str = ""
     reference: str = ""
     train_data: str = ""  # what a submission may train on (the protocol), shown on the leaderboard
+    # Head-size bands (segmentation with a reference head circumference): the band edges in mm of
+    # reference HC, e.g. (150, 250) for HC < 150, 150-250 and >= 250 mm. The result's groups then
+    # hold every metric per band, under HC_BAND_GROUP; () for none.
+    hc_bands: tuple[float, ...] = ()
     higher_is_better: bool = field(init=False)
 
     def __post_init__(self) -> None:
@@ -95,6 +100,11 @@ class Task:
         overlap = set(self.allowed_extra_labels) & set(self.labels)
         if overlap:
             problems.append(f"allowed_extra_labels {sorted(overlap)} are also task labels")
+        if self.hc_bands and (self.type != "segmentation" or list(self.hc_bands) != sorted(set(self.hc_bands))
+                              or self.hc_bands[0] <= 0):
+            problems.append(f"hc_bands {self.hc_bands} must be increasing positive edges (mm) of a segmentation task")
+        if self.hc_bands and HC_BAND_GROUP in self.group_by:
+            problems.append(f"group {HC_BAND_GROUP!r} is made from hc_bands; it is not a dataset column")
         if problems:
             raise FetalBenchError(f"Invalid task {self.name!r}: " + "; ".join(problems) + ".",
                                   "Fix the task definition in fetal_bench/tasks/registry.py.")

@@ -99,14 +99,19 @@ def segmentation_truth(task: Task, dataset) -> SegmentationTruth:
     for row_id, cell in zip(ids, cells):
         header = open_cell(cell, row_id, "mask")  # PIL reads the size from the header alone
         shapes[row_id] = (header.height, header.width)
+    from fetal_bench.metrics.segmentation import HC_BAND_GROUP, hc_bands_of
+
     hc = rows["head_circumference_mm"] if "head_circumference_mm" in rows.column_names else None
+    groups = {g: np.asarray(rows[g], dtype=object) for g in task.group_by if g in rows.column_names}
+    if task.hc_bands and hc is not None and all(v is not None for v in hc):
+        groups[HC_BAND_GROUP] = np.asarray(hc_bands_of(task.hc_bands, hc), dtype=object)
     return SegmentationTruth(
         ids=ids,
         shapes=shapes,
         pixel_size_mm=np.asarray(rows["pixel_size_mm"], dtype=np.float64),
         head_circumference_mm=None if hc is None else np.asarray(hc, dtype=np.float64),
         subjects=np.asarray(rows[task.subject_column], dtype=object),
-        groups={g: np.asarray(rows[g], dtype=object) for g in task.group_by if g in rows.column_names},
+        groups=groups,
         cells=cells,
     )
 

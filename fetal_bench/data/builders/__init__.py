@@ -22,6 +22,7 @@ from fetal_bench.errors import FetalBenchError
 
 BUILDERS: dict[str, str] = {
     "hc18": "fetal_bench.data.builders.hc18:build_hc18",
+    "hc18-size-shift": "fetal_bench.data.builders.hc18:build_hc18_size_shift",
     "fetal-planes-es": "fetal_bench.data.builders.planes:build_fetal_planes_es",
     "fetal-planes-africa": "fetal_bench.data.builders.planes:build_fetal_planes_africa",
     "phantom": "fetal_bench.data.builders.phantom:build_phantom",

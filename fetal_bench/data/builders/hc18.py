@@ -27,10 +27,10 @@ from fetal_bench.data.builders._common import (
     CIRCUMFERENCE_MM, PIXEL_SIZE_MM, Absent, SourceDigest, find_file, hashed_split, parse_positive_float,
     partial_record, read_csv, read_image_bytes, split_absent,
 )
-from fetal_bench.data.catalog import HC18
+from fetal_bench.data.catalog import HC18, HC18_SIZE_SHIFT
 from fetal_bench.data.schemas import head_biometry_features
 from fetal_bench.data.writer import BuildResult, ConfigSpec, encode_png, write_dataset
-from fetal_bench.errors import DataError
+from fetal_bench.errors import DataError, FetalBenchError
 from fetal_bench.geometry import ellipse_mask, fit_ellipse
 
 N_LABELLED = 999  # images in the official training set
@@ -48,10 +48,21 @@ _FILENAME = re.compile(r"^(?P<subject>\d{3})_(?P<k>\d?)HC\.png$")
 
 FEATURES = head_biometry_features()
 
+# The hc18-size-shift protocol (the catalog's split rule says why an exam-number cut is a head-size cut).
+SPLIT_RULES = ("subject", "size-shift")
+SIZE_SHIFT_FIRST_TEST_EXAM = 600
+
 
 def subject_split(subject_id: str, seed: int = HC18.split_seed) -> str:
     """The split a subject belongs to (see the catalog's split rule)."""
     return hashed_split(seed, subject_id, SPLIT_FRACTIONS)
+
+
+def size_shift_split(subject_id: str) -> str:
+    """The split of exam ``subject_id`` in ``hc18-size-shift`` (see the catalog's split rule)."""
+    if int(subject_id) >= SIZE_SHIFT_FIRST_TEST_EXAM:
+        return "test"
+    return "train" if subject_split(subject_id) == "train" else "validation"
 
 
 def outline_to_mask(outline: np.ndarray, *, source: Path | str = "annotation") -> tuple[np.ndarray, str]:
@@ -154,7 +165,16 @@ def _present(items: list[dict], keys: tuple[str, ...], warnings: list[str], *, w
     return present, record
 
 
-def build_hc18(raw_dir: Path, out_dir: Path, *, overwrite: bool = False, progress: bool = False) -> BuildResult:
+def build_hc18(raw_dir: Path, out_dir: Path, *, overwrite: bool = False, progress: bool = False,
+               split_rule: str = "subject") -> BuildResult:
+    """Build ``hc18`` from the official layout in ``raw_dir``.
+
+    ``split_rule``: ``"subject"`` (default: the v1.0 exam-disjoint hash split) or ``"size-shift"``
+    (the ``hc18-size-shift`` dataset: small heads to train/validation, large ones to test).
+    Images missing from ``raw_dir`` make a partial build (a local revision), as for every builder.
+    """
+    if split_rule not in SPLIT_RULES:
+        raise FetalBenchError(f"Unknown split rule {split_rule!r} for hc18.", f"Use one of: {', '.join(SPLIT_RULES)}.")
     train_csv, labelled, warnings, partial = _labelled_items(raw_dir)
     challenge, challenge_partial = _challenge_items(raw_dir, warnings)
     if not labelled:
@@ -162,10 +182,11 @@ def build_hc18(raw_dir: Path, out_dir: Path, *, overwrite: bool = False, progres
                         "Extract training_set.zip into --raw (training_set/ next to the CSV).")
     partials = {key: value for key, value in (("partial", partial), ("partial_challenge_test", challenge_partial))
                 if value}
+    assign = size_shift_split if split_rule == "size-shift" else subject_split
 
     by_split: dict[str, list[dict]] = {split: [] for split, _ in SPLIT_FRACTIONS}
     for item in sorted(labelled, key=lambda item: item["name"]):
-        by_split[subject_split(item["subject"])].append(item)
+        by_split[assign(item["subject"])].append(item)
 
     fitted: list[str] = []  # annotations cut by the frame border, filled from a fitted ellipse
     notes: list[str] = []
@@ -227,10 +248,11 @@ def build_hc18(raw_dir: Path, out_dir: Path, *, overwrite: bool = False, progres
     sources = [{"name": TRAIN_CSV, "files": 1, "sha256": sha256_file(train_csv)}, images_digest]
     if challenge:
         sources.append(challenge_digest)
+    info = HC18 if split_rule == "subject" else HC18_SIZE_SHIFT
     try:
         result = write_dataset(
             out_dir,
-            HC18,
+            info,
             [ConfigSpec("default", FEATURES, splits, subject_column="subject_id")],
             sources=sources,
             warnings=warnings,
@@ -266,3 +288,9 @@ def _challenge_items(raw_dir: Path, warnings: list[str]) -> tuple[list[dict], di
     if len(items) < N_CHALLENGE:
         warnings.append(f"Partial test set: {len(items)} of the {N_CHALLENGE} challenge test images.")
     return sorted(items, key=lambda item: item["name"]), partial
+
+
+def build_hc18_size_shift(raw_dir: Path, out_dir: Path, *, overwrite: bool = False,
+                          progress: bool = False) -> BuildResult:
+    """Build ``hc18-size-shift`` (the same raw files as ``hc18``, split by head size)."""
+    return build_hc18(raw_dir, out_dir, overwrite=overwrite, progress=progress, split_rule="size-shift")
