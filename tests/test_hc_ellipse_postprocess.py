@@ -115,6 +115,27 @@ def test_the_ellipse_postprocess_returns_the_head_without_its_leak():
     assert hc_scores(argmax, HEAD.perimeter, 1.0)["hc_diff_mm"] > 20.0
 
 
+def test_a_second_round_lobe_joined_by_a_neck_is_cut_off():
+    """A first-trimester trunk marked as head, touching it (HC18 023_2HC): the ellipse is the head's."""
+    from fetal_bench.models.seg_postprocess import head_ellipse_from_probability, main_lobe, mask_from_logits
+
+    head = Ellipse(cx=130.0, cy=150.0, a=70.0, b=60.0, angle=0.2)
+    trunk = Ellipse(cx=262.0, cy=160.0, a=62.0, b=50.0, angle=-0.3)
+    rows, cols = np.mgrid[0 : SHAPE[0], 0 : SHAPE[1]]
+    probability = np.maximum(*(1.0 / (1.0 + np.exp(ellipse_distances(e, cols, rows) / 1.5)) for e in (head, trunk)))
+    probability[140:170, 195:205] = 0.95  # the neck between them, narrower than either
+    region, ellipse = head_ellipse_from_probability(probability)
+    assert region.sum() < 1.1 * ellipse_mask(SHAPE, head).sum()
+    assert ellipse.perimeter == pytest.approx(head.perimeter, rel=0.01)
+    fitted = mask_from_logits(_logits(probability), SHAPE, {"method": "ellipse", "offset_px": 0.0})
+    assert dice(fitted, ellipse_mask(SHAPE, head)) > 0.99
+    # One convex region, however elongated, is never cut; nor is a small bump on a head.
+    elongated = ellipse_mask(SHAPE, Ellipse(200.0, 150.0, 180.0, 40.0, 0.1))
+    assert np.array_equal(main_lobe(elongated), elongated)
+    bumped = ellipse_mask(SHAPE, HEAD) | ellipse_mask(SHAPE, Ellipse(95.0, 100.0, 25.0, 20.0, 0.0))
+    assert np.array_equal(main_lobe(bumped), bumped)
+
+
 def test_an_offset_widens_both_semi_axes():
     from fetal_bench.models.seg_postprocess import mask_from_logits
 

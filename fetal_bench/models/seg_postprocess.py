@@ -9,7 +9,8 @@ applied the same way everywhere. What to do is part of the model's configuration
   argmax. Resizing scores rather than labels keeps boundaries smooth.
 * ``{"method": "ellipse", "offset_px": d}`` (head segmenters): the head's outline is an
   ellipse, so fit one to the sub-pixel 0.5-probability contour of the largest head component
-  (holes filled), trimmed of outlying contour points (a leak into a neighbouring structure),
+  (holes filled; where it is two round lobes joined by a neck, the larger lobe: see
+  :func:`main_lobe`), trimmed of outlying contour points (a leak into a neighbouring structure),
   widen both semi-axes by ``d`` native pixels, and return the filled ellipse. ``d`` is fitted
   on training images only by :func:`calibrate_ellipse_offset`.
 
@@ -33,7 +34,7 @@ if TYPE_CHECKING:
     import torch
 
 __all__ = ["POSTPROCESS_METHODS", "calibrate_ellipse_offset", "check_postprocess", "foreground_probability",
-           "head_ellipse_from_probability", "mask_from_logits"]
+           "head_ellipse_from_probability", "main_lobe", "mask_from_logits"]
 
 POSTPROCESS_METHODS = ("ellipse",)
 _KEYS = {"method", "offset_px", "flip_average", "calibration"}
@@ -98,10 +99,45 @@ def mask_from_logits(logits: torch.Tensor, size: tuple[int, int], postprocess: M
     return ellipse_mask(probability.shape, widened)
 
 
+#: A lobe is split off where the region's neck is narrower than this share of its widest inscribed
+#: circle's radius ...
+NECK_RATIO = 0.5
+#: ... and only when the smaller side holds at least this share of the region's area.
+MIN_LOBE_SHARE = 0.2
+
+
+def main_lobe(region: np.ndarray) -> np.ndarray:
+    """``region`` without a second round lobe joined to it by a narrow neck.
+
+    In the first trimester the fetal trunk is as round and as bright-rimmed as the head, and a
+    network may mark both, touching (HC18 023_2HC: one ellipse around head and trunk, +57% HC). The
+    lobes are found as the parts of the region deeper than ``NECK_RATIO`` times its greatest depth
+    (distance to the background); each pixel of the region goes to its nearest lobe, and when two
+    or more lobes each hold at least ``MIN_LOBE_SHARE`` of the area, the largest is kept (the rule
+    that already picks the largest component). The deep part of a convex region (an ellipse of any
+    shape) is convex, so one piece: such regions are returned unchanged.
+    """
+    from scipy import ndimage
+
+    depth = ndimage.distance_transform_edt(region)
+    lobes, count = ndimage.label(depth > NECK_RATIO * depth.max())
+    if count < 2:
+        return region
+    _, (rows, cols) = ndimage.distance_transform_edt(lobes == 0, return_indices=True)
+    owner = np.where(region, lobes[rows, cols], 0)
+    areas = np.bincount(owner.ravel(), minlength=count + 1)
+    areas[0] = 0
+    largest, second = np.argsort(areas)[::-1][:2]
+    if areas[second] < MIN_LOBE_SHARE * areas.sum():
+        return region
+    return owner == largest
+
+
 def head_ellipse_from_probability(probability: np.ndarray) -> tuple[np.ndarray, Ellipse | None]:
-    """The head region (largest 8-connected component of ``probability > 0.5``, holes filled)
-    and the trimmed ellipse through its sub-pixel 0.5 contour; the ellipse is None where none
-    fits or it is implausible (see :func:`fetal_bench.metrics.usable_head_ellipse`)."""
+    """The head region (largest 8-connected component of ``probability > 0.5``, holes filled, its
+    main lobe: :func:`main_lobe`) and the trimmed ellipse through its sub-pixel 0.5 contour; the
+    ellipse is None where none fits or it is implausible (see
+    :func:`fetal_bench.metrics.usable_head_ellipse`)."""
     from scipy import ndimage
 
     from fetal_bench.geometry import fit_ellipse_robust, subpixel_boundary_points
@@ -113,7 +149,7 @@ def head_ellipse_from_probability(probability: np.ndarray) -> tuple[np.ndarray, 
         return mask, None
     sizes = np.bincount(components.ravel())
     sizes[0] = 0
-    region = ndimage.binary_fill_holes(components == int(np.argmax(sizes)))
+    region = main_lobe(ndimage.binary_fill_holes(components == int(np.argmax(sizes))))
     x, y = subpixel_boundary_points(probability, region)
     try:
         ellipse = fit_ellipse_robust(x, y)
