@@ -207,6 +207,42 @@ def test_sam_official_checkpoint_is_verified_before_loading(tmp_path):
         create_model("sam", backend="transformers", checkpoint=fake)
 
 
+def test_depth_gain_scales_whole_rows_and_leaves_the_other_draws_alone():
+    """The depth-gain preset is "ultrasound" times one gain per row (the probe is at the top),
+    within the preset's range, and every other draw is the one "ultrasound" makes."""
+    import dataclasses
+
+    import numpy as np
+
+    from fetal_bench.training.augment import PRESETS
+
+    image = torch.full((1, 40, 60), 0.5)
+    mask = torch.zeros(40, 60, dtype=torch.int64)
+    plain, depth_gain = PRESETS["ultrasound"], PRESETS["ultrasound-depth-gain"]
+    assert dataclasses.replace(depth_gain, depth_gain=None) == plain
+    no_change = dataclasses.replace(plain, rotation_deg=0.0, scale=(1.0, 1.0), translate=0.0, flip_p=0.0, speckle=0.0,
+                                    gain=(1.0, 1.0), gamma=(1.0, 1.0))
+    changed = 0
+    for seed in range(20):
+        a_img, a_mask = plain(image, mask, np.random.default_rng(seed))
+        b_img, b_mask = depth_gain(image, mask, np.random.default_rng(seed))
+        assert torch.equal(a_mask, b_mask)
+        only_gain, _ = dataclasses.replace(no_change, depth_gain=(0.25, 1.5))(image, mask, np.random.default_rng(seed))
+        ratio = only_gain[0] / 0.5
+        assert torch.allclose(ratio, ratio[:, :1].expand_as(ratio))  # one gain per row
+        assert float(ratio.min()) >= 0.25 - 1e-6 and float(ratio.max()) <= 1.5 + 1e-6
+        changed += not torch.allclose(ratio, torch.ones_like(ratio))
+    assert changed >= 10  # applied with probability p_intensity = 0.8
+
+
+def test_the_train_cli_offers_every_augmentation_preset():
+    from fetal_bench.cli.train import train
+    from fetal_bench.training.augment import PRESETS
+
+    option = next(p for p in train.params if p.name == "augment")
+    assert set(option.type.choices) == set(PRESETS)
+
+
 def test_augmentation_is_seeded_and_keeps_mask_values():
     import numpy as np
 
@@ -215,7 +251,7 @@ def test_augmentation_is_seeded_and_keeps_mask_values():
     image = torch.rand(1, 40, 60)
     mask = torch.zeros(40, 60, dtype=torch.int64)
     mask[10:30, 15:45] = 1
-    for name in ("ultrasound", "fu-lora"):
+    for name in ("ultrasound", "ultrasound-depth-gain", "fu-lora"):
         augment = PRESETS[name]
         a_img, a_mask = augment(image, mask, np.random.default_rng(7))
         b_img, b_mask = augment(image, mask, np.random.default_rng(7))

@@ -55,7 +55,8 @@ def _model_options(pairs: tuple[str, ...]) -> dict:
 @click.option("--scheduler", type=click.Choice(["cosine", "none"]), default=None)
 @click.option("--grad-clip", type=click.FloatRange(0), default=None,
               help="Max gradient norm; 0: no clipping (default: the model's, 1.0 unless it says otherwise).")
-@click.option("--augment", type=click.Choice(["ultrasound", "fu-lora", "none"]), default="ultrasound", show_default=True)
+@click.option("--augment", type=click.Choice(["ultrasound", "ultrasound-depth-gain", "fu-lora", "none"]), default="ultrasound",
+              show_default=True, help="Augmentation preset (fetal_bench.training.augment.PRESETS).")
 @click.option("--patience", type=int, default=5, show_default=True, help="Early stopping after N validations without improvement (0: off).")
 @click.option("--val-every-steps", type=click.IntRange(1), default=None, help="Validate every N steps (default: each epoch).")
 @click.option("--checkpoint-every-steps", type=click.IntRange(1), default=100, show_default=True)
