@@ -85,7 +85,7 @@ def train_cv(args) -> None:
         run = Path(args.work) / f"fold{k}"
         train(model=args.model, task=TASK, data=str(fold_dir), train_split="train", val_split="validation",
               exclude_labels=EXCLUDED, epochs=args.epochs, keep="last", patience=None, seed=0,
-              output=str(run), overwrite=True, progress=False, log=print, **config)
+              output=str(run), overwrite=True, progress=False, log=print, **{"mixed_precision": "no", **config})
         log = [json.loads(line) for line in (run / "train_log.jsonl").read_text().splitlines()]
         accuracy = {entry["epoch"]: entry["accuracy"] for entry in log if entry.get("type") == "validation"}
         per_fold.append([accuracy[e] for e in range(1, args.epochs + 1)])

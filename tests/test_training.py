@@ -402,6 +402,9 @@ def test_bf16_on_a_cpu_without_bf16_units_warns_that_it_is_slower(monkeypatch):
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         assert training_config.mixed_precision("bf16") == "bf16"
+    # auto: bf16 where the CPU has the units, fp32 where it would be emulated.
+    assert training_config.mixed_precision("auto") == "bf16"
+    assert training_config.mixed_precision("no") == "no"
 
 
 def test_the_cpu_bf16_units_are_read_from_the_cpu_flags(monkeypatch, tmp_path):

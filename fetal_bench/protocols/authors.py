@@ -192,7 +192,7 @@ _IQA_COMMON: dict[str, Entry] = {
     "warmup_steps": Authors(0, f"{IQA} model.py:139-140"),
     "grad_clip": Authors(0.0, f"{IQA} main.py:230-241 (L.Trainer without gradient_clip_val: no clipping)"),
     "mixed_precision": Ours("auto", f"theirs: precision='bf16-mixed' on a GPU ({IQA} main.py:236); auto is bf16 on a "
-                                    "GPU that supports it, fp16 on an older one, fp32 on a CPU"),
+                                    "GPU that supports it, fp16 on an older one; on a CPU bf16 with bf16 units, else fp32"),
     "augment": Ours("ultrasound", f"theirs: two offline copies per frame ({IQA} preprocess.py: ColorJitter, CLAHE, "
                                   "Affine); fetal-bench augments online"),
     "patience": Ours(5, f"on validation F1; theirs EarlyStopping(patience=5) on val/loss ({IQA} main.py:216); neither "
