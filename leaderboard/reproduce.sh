@@ -18,9 +18,10 @@
 # Zenodo 1327317), african_planes/ (the extracted Zenodo 7540448 archive: <Center>/<Filename>.png
 # and African_planes_database.csv) and sononet16/SonoNet16.npz (github.com/baumgach/SonoNet-weights;
 # sha256-checked on load). Builds and training runs go to WORK (default runs/reproduce).
-# Wall times on two CPU cores: data 30 s (1 min with the size-shift build); hc18-unet about 31 min
-# (training 25.8 min on quiet cores); hc18-size-shift about 25 min on quiet cores (485 training
-# images); the others 5-25 min each. The script prints each step's wall time and the total when it ends.
+# Wall times, fp32 on two CPU cores: data 30 s (1 min with the size-shift build); hc18-unet training
+# 25.8 min on AMX-era cores, 64.6 min on AVX2-only ones (2026-12-06), then about 5 min to calibrate
+# and evaluate; hc18-size-shift training about 44 min on AVX2-only cores (485 images); the others
+# 5-25 min each. The script prints each step's wall time and the total when it ends.
 set -euo pipefail
 
 RAW=${RAW:-${FETAL_BENCH_SHARED_DATA:-../shared/data}}
@@ -155,7 +156,7 @@ step_hc18_unet() {
         --target reference_hc --flip-average
     fetal-bench evaluate --task hc18-head-seg --model unet --checkpoint "$WORK/hc18-unet-160x240-18ep" --data "$HC18" \
         --batch-size 8 --output "$RESULTS" --save-predictions "$PREDICTIONS/unet-hc18-cpu-160x240-18ep.parquet" \
-        --description "U-Net, 16 base channels, 160x240 input, 18 epochs (1512 steps of 8) on the HC18 v1.0 train split, CPU (25.8 min); best validation epoch; mask = ellipse fitted to the 0.5-probability contour (trimmed of leaks) of flip-averaged logits, offset calibrated to the reference HC on the train split" \
+        --description "U-Net, 16 base channels, 160x240 input, 18 epochs (1512 steps of 8) on the HC18 v1.0 train split, fp32 on 2 AVX2 CPU cores (64.6 min); best validation epoch; mask = ellipse fitted to the 0.5-probability contour (trimmed of leaks; of two lobes joined by a neck, the larger) of flip-averaged logits, offset calibrated to the reference HC on the train split" \
         --command "leaderboard/reproduce.sh hc18-unet"
 }
 
