@@ -167,7 +167,7 @@ def test_the_result_page_shows_the_result_bands_smallest_first_with_intervals():
     data = json.loads(committed.read_text(encoding="utf-8"))
     rows = [str(row) for row in _result_band_rows(data)]
     assert [r.split("</th>")[0].rsplit(">", 1)[1] for r in rows] == ["HC &lt; 150 mm", "150-250 mm", "HC &gt;= 250 mm"]
-    # HC < 150 mm: 37 images, 2.63 mm [1.33, 4.82], 3.45% [1.55, 6.71], +0.89 mm [-0.58, 2.99].
-    assert ">37<" in rows[0] and "2.63" in rows[0] and "[1.33, 4.82]" in rows[0] and "3.45" in rows[0]
-    assert "[1.55, 6.71]" in rows[0] and "0.89" in rows[0]
+    # HC < 150 mm: 37 images, 1.65 mm [1.24, 2.08], 2.02% [1.45, 2.67], -0.03 mm [-0.75, 0.78].
+    assert ">37<" in rows[0] and "1.65" in rows[0] and "[1.24, 2.08]" in rows[0] and "2.02" in rows[0]
+    assert "[1.45, 2.67]" in rows[0] and "0.03" in rows[0]
     assert _result_band_rows({"groups": {}}) == []
