@@ -18,7 +18,8 @@ What varies between real scans, and so what is simulated:
   per depth, and the near-field haze that hides the skull nearest the probe in late pregnancy: a
   smooth random gain profile down the image rows (the probe is at the top). A U-Net trained on
   heads up to 199 mm, scored on larger ones, traced only the bright far skull where the near skull
-  was faint (HC18 792_HC, 794_HC, 796_HC: -18% to -21% of HC); this shows it such images.
+  was faint (HC18 792_HC, 794_HC, 796_HC: -18% to -21% of HC); this preset was made to show it
+  such images. Measured: it did not fix that (docs/baselines.md, the size-shift section).
 
 The ``"fu-lora"`` preset is the FU-LoRA paper's "+DA" (RandomRotation ±15°,
 RandomResizedCrop with scale 0.08-1 and aspect 3/4-4/3, horizontal flip), built on the same

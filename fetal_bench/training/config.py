@@ -215,8 +215,8 @@ def cpu_bf16_units() -> bool:
 
 def mixed_precision(choice: str) -> str:
     """accelerate's precision for ``choice``. "auto": bf16 (or fp16) on a GPU; on a CPU, bf16 where it
-    has bf16 units (:func:`cpu_bf16_units`; measured on AMX cores: a U-Net training step 2.3x faster
-    than fp32 at equal Dice) and fp32 ("no") elsewhere. An explicit choice is kept, with a warning
+    has bf16 units (:func:`cpu_bf16_units`; issue 26 measured on AMX cores a U-Net training step 2.3x
+    faster than fp32, and one run at equal Dice) and fp32 ("no") elsewhere. An explicit choice is kept, with a warning
     when it is bf16 on a CPU without bf16 units, where PyTorch emulates it (measured on an AVX2-only
     AMD EPYC: a U-Net convolution 12x slower, a matrix product 30x slower than fp32). The committed
     leaderboard recipes pin "no", so they train alike on every CPU."""
