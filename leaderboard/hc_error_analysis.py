@@ -19,12 +19,20 @@ from __future__ import annotations
 
 import argparse
 import io
-import math
 from collections.abc import Callable
 
 import numpy as np
 
-BANDS = ((0.0, 150.0, "HC < 150 mm"), (150.0, 250.0, "150-250 mm"), (250.0, math.inf, "HC >= 250 mm"))
+
+def _bands(hc_mm: np.ndarray) -> list[tuple[str, np.ndarray]]:
+    """(label, selector) of each non-empty head-size band, smallest first: the bands the HC18
+    tasks report (``Task.hc_bands``), so these figures line up with the results' ``head_size``."""
+    from fetal_bench.tasks import get_task
+    from fetal_bench.tasks.base import hc_band_labels, hc_bands_of
+
+    edges = get_task("hc18-head-seg").hc_bands
+    of = np.asarray(hc_bands_of(edges, hc_mm))
+    return [(label, of == label) for label in hc_band_labels(edges) if (of == label).any()]
 
 
 def _rows(data: str, split: str):
@@ -39,21 +47,17 @@ def pixels(args) -> None:
         hc = np.asarray(rows["head_circumference_mm"], dtype=float)
         spacing = np.asarray(rows["pixel_size_mm"], dtype=float)
         print(f"{split}: {len(hc)} images, reference HC {hc.min():.1f}-{hc.max():.1f} mm")
-        for low, high, name in BANDS:
-            inside = (hc >= low) & (hc < high)
-            if inside.any():
-                print(f"  {name}: {inside.sum()} images, median HC {np.median(hc[inside] / spacing[inside]):.0f} px, "
-                      f"median pixel {np.median(spacing[inside]):.3f} mm")
+        for name, inside in _bands(hc):
+            print(f"  {name}: {inside.sum()} images, median HC {np.median(hc[inside] / spacing[inside]):.0f} px, "
+                  f"median pixel {np.median(spacing[inside]):.3f} mm")
 
 
 def _band_line(hc: np.ndarray, error_mm: np.ndarray) -> str:
     relative = np.abs(error_mm) / hc * 100
     parts = [f"all {len(hc)}: {relative.mean():.2f}% of HC, abs {np.abs(error_mm).mean():.2f} mm, "
              f"signed {error_mm.mean():+.2f} mm"]
-    for low, high, name in BANDS:
-        inside = (hc >= low) & (hc < high)
-        if inside.any():
-            parts.append(f"{name} {inside.sum()}: {relative[inside].mean():.2f}%, signed {error_mm[inside].mean():+.2f} mm")
+    for name, inside in _bands(hc):
+        parts.append(f"{name} {inside.sum()}: {relative[inside].mean():.2f}%, signed {error_mm[inside].mean():+.2f} mm")
     return "; ".join(parts)
 
 

@@ -218,6 +218,7 @@ def test_depth_gain_scales_whole_rows_and_leaves_the_other_draws_alone():
 
     image = torch.full((1, 40, 60), 0.5)
     mask = torch.zeros(40, 60, dtype=torch.int64)
+    mask[8:25, 10:35] = 1  # off-centre, so a different rotation, zoom, shift or flip would move it
     plain, depth_gain = PRESETS["ultrasound"], PRESETS["ultrasound-depth-gain"]
     assert dataclasses.replace(depth_gain, depth_gain=None) == plain
     no_change = dataclasses.replace(plain, rotation_deg=0.0, scale=(1.0, 1.0), translate=0.0, flip_p=0.0, speckle=0.0,
